@@ -1,0 +1,112 @@
+-- SQLite statements on the tasks table. Parameters are named (:name); times are epoch milliseconds.
+
+-- name: taskInsert
+-- Inserts one task; a duplicate active key inserts nothing (the partial unique index decides).
+INSERT INTO tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at)
+VALUES (:queue, :type, :data, :priority, :state, :max_attempts, :run_at, :key, :timeout_ms, :backoff_ms, :now)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
+-- name: taskGetActiveByKey
+SELECT * FROM tasks WHERE key = :key AND state IN ('scheduled', 'queued', 'running');
+
+-- name: taskGet
+SELECT * FROM tasks WHERE id = :id;
+
+-- name: taskClaim
+-- Claims up to :limit queued tasks of :queue whose type is in :types (a JSON array), best priority first, then
+-- FIFO. Nothing is claimed from a paused queue. The index tasks_claim serves the inner SELECT in order.
+UPDATE tasks
+SET state = 'running', attempt = attempt + 1, node = :node, started_at = :now, progress = NULL
+WHERE id IN (
+  SELECT id FROM tasks
+  WHERE state = 'queued' AND queue = :queue
+    AND type IN (SELECT value FROM json_each(:types))
+    AND NOT EXISTS (SELECT 1 FROM queues WHERE name = :queue AND paused = 1)
+  ORDER BY priority DESC, id
+  LIMIT :limit
+)
+RETURNING *;
+
+-- name: taskComplete
+-- Completes one running attempt; a stale attempt matches no row.
+UPDATE tasks SET state = 'completed', result = :result, finished_at = :now
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+RETURNING id, queue;
+
+-- name: taskGetRunningAttempt
+SELECT * FROM tasks WHERE id = :id AND attempt = :attempt AND state = 'running';
+
+-- name: taskFailFinal
+UPDATE tasks SET state = 'failed', error = :error, errors = :errors, finished_at = :now
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+RETURNING *;
+
+-- name: taskFailRetry
+UPDATE tasks SET state = 'scheduled', run_at = :run_at, error = :error, errors = :errors
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+RETURNING *;
+
+-- name: taskCancel
+UPDATE tasks SET state = 'cancelled', error = :error, errors = :errors, finished_at = :now
+WHERE id = :id AND state IN ('scheduled', 'queued', 'running')
+RETURNING *;
+
+-- name: taskRerun
+UPDATE tasks
+SET state = 'queued', attempt = 0, stalls = 0, run_at = :now, node = NULL, progress = NULL, result = NULL,
+    started_at = NULL, finished_at = NULL
+WHERE id = :id AND state IN ('failed', 'cancelled')
+RETURNING *;
+
+-- name: taskProgress
+UPDATE tasks SET progress = :progress
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+RETURNING id, queue;
+
+-- name: taskPromote
+-- Moves due scheduled tasks to queued, earliest first (tasks_scheduled index).
+UPDATE tasks SET state = 'queued'
+WHERE id IN (SELECT id FROM tasks WHERE state = 'scheduled' AND run_at <= :now ORDER BY run_at LIMIT :limit)
+RETURNING id, queue;
+
+-- name: taskNextRunAt
+SELECT min(run_at) AS run_at FROM tasks WHERE state = 'scheduled';
+
+-- name: taskStates
+SELECT id, state, attempt FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
+
+-- name: taskRunningOnDeadNodes
+-- Running tasks whose node has no heartbeat since :dead_before, or no row at all.
+SELECT * FROM tasks t
+WHERE t.state = 'running'
+  AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = t.node AND n.heartbeat_at >= :dead_before);
+
+-- name: taskRescueRetry
+UPDATE tasks SET state = 'queued', stalls = stalls + 1, run_at = :now, error = :error, errors = :errors
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+RETURNING *;
+
+-- name: taskRescueFail
+UPDATE tasks SET state = 'failed', stalls = stalls + 1, error = :error, errors = :errors, finished_at = :now
+WHERE id = :id AND attempt = :attempt AND state = 'running'
+RETURNING *;
+
+-- name: taskRelease
+-- Hands a node's running tasks (all, or those in :ids when it is not null) back to the queue.
+UPDATE tasks SET state = 'queued', run_at = :now, progress = NULL
+WHERE state = 'running' AND node = :node
+  AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
+RETURNING id, queue, attempt;
+
+-- name: taskPrune
+DELETE FROM tasks
+WHERE id IN (
+  SELECT id FROM tasks
+  WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < :before
+  ORDER BY finished_at
+  LIMIT :limit
+);
+
+-- name: taskCountsByQueue
+SELECT queue, state, count(*) AS count FROM tasks GROUP BY queue, state;

@@ -1,0 +1,453 @@
+/**
+ * The SQLite driver, on node:sqlite. One file, WAL journal, synchronous=NORMAL (a power cut may lose the
+ * last transactions but never corrupts; a process crash loses nothing). SQLite has a single writer, so
+ * every operation is one `BEGIN IMMEDIATE` transaction and claims need no row locks. Several processes
+ * on one host may share the file; they wait for each other through busy_timeout.
+ *
+ * node:sqlite is synchronous: each operation runs to completion before any other code in this process,
+ * which is also why two calls from one process never interleave inside a transaction.
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { dirname } from "node:path";
+import { ConflictError, type ErrorRecord } from "../../core/errors.ts";
+import { MAX_ERROR_HISTORY, type Task, type TaskEvent, type TaskEventType } from "../../core/task.ts";
+import { TASK_STATES, type TaskState } from "../../core/states.ts";
+import { readNamedStatements } from "../sql-file.ts";
+import type {
+  NodeRecord, QueueStats, RescueOutcome, Store, StoreCapabilities, TaskCancelOutcome, TaskCompletion,
+  TaskInsert, TaskInsertOutcome, TaskListParams,
+} from "../store.ts";
+import type { Json, TaskProgress } from "../../core/task.ts";
+
+type Row = Record<string, SQLInputValue>;
+
+const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
+const STATEMENTS = new Map([
+  ...readNamedStatements(new URL("./queries/task.sql", import.meta.url)),
+  ...readNamedStatements(new URL("./queries/other.sql", import.meta.url)),
+]);
+
+export type SqliteStoreOptions = {
+  /** Path of the database file (created with its folder), or ":memory:". */
+  path: string;
+  /** How long to wait for another process's write lock before failing, in ms. */
+  busyTimeoutMs?: number;
+};
+
+export class SqliteStore implements Store {
+  readonly capabilities: StoreCapabilities = { driver: "sqlite", multiHost: false, notifications: false };
+  readonly path: string;
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  constructor(options: SqliteStoreOptions) {
+    this.path = options.path;
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    this.#db = new DatabaseSync(options.path);
+    this.#db.exec(`PRAGMA busy_timeout = ${Math.floor(options.busyTimeoutMs ?? 5000)}`);
+    this.#db.exec("PRAGMA journal_mode = WAL");
+    this.#db.exec("PRAGMA synchronous = NORMAL");
+    this.#db.exec("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)");
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------------------
+
+  #sql(name: string): StatementSync {
+    let statement = this.#statements.get(name);
+    if (statement === undefined) {
+      const text = STATEMENTS.get(name);
+      if (text === undefined) throw new Error(`no SQL statement named ${name}`);
+      statement = this.#db.prepare(text);
+      this.#statements.set(name, statement);
+    }
+    return statement;
+  }
+
+  /** Runs `work` in one write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlock). */
+  #write<T>(work: () => T): T {
+    this.#db.exec("BEGIN IMMEDIATE");
+    try {
+      const result = work();
+      this.#db.exec("COMMIT");
+      return result;
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+      throw error;
+    }
+  }
+
+  #event(type: TaskEventType, taskId: number, queue: string, data: Json, at: Date): void {
+    this.#sql("eventInsert").run({ type, task_id: taskId, queue, data: JSON.stringify(data), at: at.getTime() });
+  }
+
+  // ---- migrations --------------------------------------------------------------------------------------
+
+  #migrationFiles(): string[] {
+    return readdirSync(MIGRATIONS_DIR).filter((file) => /^\d+_.+\.sql$/.test(file)).sort();
+  }
+
+  async migrate(): Promise<{ applied: string[] }> {
+    const applied: string[] = [];
+    for (const file of this.#migrationFiles()) {
+      const name = file.replace(/\.sql$/, "");
+      this.#write(() => {
+        const done = this.#db.prepare("SELECT 1 FROM migrations WHERE name = ?").get(name);
+        if (done !== undefined) return;
+        this.#db.exec(readFileSync(new URL(file, MIGRATIONS_DIR), "utf8"));
+        this.#db.prepare("INSERT INTO migrations (name, applied_at) VALUES (?, ?)").run(name, Date.now());
+        applied.push(name);
+      });
+    }
+    return { applied };
+  }
+
+  async migrationStatus(): Promise<{ name: string; applied: boolean }[]> {
+    const done = new Set(this.#db.prepare("SELECT name FROM migrations").all().map((row) => String(row.name)));
+    return this.#migrationFiles().map((file) => {
+      const name = file.replace(/\.sql$/, "");
+      return { name, applied: done.has(name) };
+    });
+  }
+
+  async ping(): Promise<void> {
+    this.#db.prepare("SELECT count(*) FROM migrations").get();
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+  }
+
+  // ---- tasks -------------------------------------------------------------------------------------------
+
+  async taskInsertMany({ tasks, now }: { tasks: TaskInsert[]; now: Date }): Promise<TaskInsertOutcome[]> {
+    return this.#write(() =>
+      tasks.map((input) => {
+        const state: TaskState = input.runAt.getTime() > now.getTime() ? "scheduled" : "queued";
+        const row = this.#sql("taskInsert").get({
+          queue: input.queue, type: input.type, data: JSON.stringify(input.data), priority: input.priority, state,
+          max_attempts: input.maxAttempts, run_at: input.runAt.getTime(), key: input.key,
+          timeout_ms: input.timeoutMs, backoff_ms: input.backoffMs, now: now.getTime(),
+        });
+        if (row !== undefined) {
+          const task = rowToTask(row);
+          this.#event("task.created", task.id, task.queue, { type: task.type, state, runAt: task.runAt.toISOString() }, now);
+          return { task, created: true };
+        }
+        const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
+        if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
+        return { task: rowToTask(existing), created: false };
+      }),
+    );
+  }
+
+  async taskGet({ id }: { id: number }): Promise<Task | null> {
+    const row = this.#sql("taskGet").get({ id });
+    return row === undefined ? null : rowToTask(row);
+  }
+
+  async taskList(params: TaskListParams): Promise<Task[]> {
+    // Built here rather than in a .sql file: the filters are optional, and only their presence varies.
+    const where: string[] = [];
+    const values: Row = { limit: params.limit };
+    if (params.queue !== undefined) (where.push("queue = :queue"), (values.queue = params.queue));
+    if (params.type !== undefined) (where.push("type = :type"), (values.type = params.type));
+    if (params.key !== undefined) (where.push("key = :key"), (values.key = params.key));
+    if (params.states !== undefined) {
+      where.push("state IN (SELECT value FROM json_each(:states))");
+      values.states = JSON.stringify(params.states);
+    }
+    if (params.after !== undefined) {
+      where.push(params.order === "asc" ? "id > :after" : "id < :after");
+      values.after = params.after;
+    }
+    const sql = `SELECT * FROM tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+      ORDER BY id ${params.order === "asc" ? "ASC" : "DESC"} LIMIT :limit`;
+    return this.#db.prepare(sql).all(values).map(rowToTask);
+  }
+
+  async taskClaim(params: { queue: string; types: string[]; node: string; limit: number; now: Date }): Promise<Task[]> {
+    if (params.limit <= 0 || params.types.length === 0) return [];
+    return this.#write(() => {
+      const rows = this.#sql("taskClaim").all({
+        queue: params.queue, types: JSON.stringify(params.types), node: params.node, limit: params.limit,
+        now: params.now.getTime(),
+      });
+      const tasks = rows.map(rowToTask).sort(byPriorityThenId);
+      for (const task of tasks) this.#event("task.started", task.id, task.queue, { attempt: task.attempt, node: params.node }, params.now);
+      return tasks;
+    });
+  }
+
+  async taskComplete({ completions, now }: { completions: TaskCompletion[]; now: Date }): Promise<number[]> {
+    if (completions.length === 0) return [];
+    return this.#write(() => {
+      const done: number[] = [];
+      for (const { id, attempt, result } of completions) {
+        const row = this.#sql("taskComplete").get({ id, attempt, result: JSON.stringify(result ?? null), now: now.getTime() });
+        if (row === undefined) continue;
+        done.push(id);
+        this.#event("task.completed", id, String(row.queue), { attempt }, now);
+      }
+      return done;
+    });
+  }
+
+  async taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null> {
+    return this.#write(() => {
+      const current = this.#sql("taskGetRunningAttempt").get({ id: params.id, attempt: params.attempt });
+      if (current === undefined) return null;
+      const history = appendError(current.errors, params.error);
+      const common = { id: params.id, attempt: params.attempt, error: JSON.stringify(params.error), errors: history };
+      const row = params.retryAt === null
+        ? this.#sql("taskFailFinal").get({ ...common, now: params.now.getTime() })
+        : this.#sql("taskFailRetry").get({ ...common, run_at: params.retryAt.getTime() });
+      if (row === undefined) return null;
+      const task = rowToTask(row);
+      const data = { attempt: params.attempt, error: params.error.message };
+      if (params.retryAt === null) this.#event("task.failed", task.id, task.queue, data, params.now);
+      else this.#event("task.retrying", task.id, task.queue, { ...data, runAt: params.retryAt.toISOString() }, params.now);
+      return task;
+    });
+  }
+
+  async taskCancel({ id, reason, now }: { id: number; reason: string; now: Date }): Promise<TaskCancelOutcome | null> {
+    return this.#write(() => {
+      const current = this.#sql("taskGet").get({ id });
+      if (current === undefined) return null;
+      const before = rowToTask(current);
+      if (!isActive(before.state)) return { task: before, previousState: before.state, cancelled: false };
+      const error: ErrorRecord = { name: "CancelledError", message: reason, attempt: before.attempt, at: now.toISOString() };
+      const row = this.#sql("taskCancel").get({
+        id, error: JSON.stringify(error), errors: appendError(current.errors, error), now: now.getTime(),
+      });
+      if (row === undefined) throw new Error(`task ${id} changed inside its own transaction`);
+      const task = rowToTask(row);
+      this.#event("task.cancelled", id, task.queue, { previousState: before.state, reason }, now);
+      return { task, previousState: before.state, cancelled: true };
+    });
+  }
+
+  async taskRerun({ id, now }: { id: number; now: Date }): Promise<Task | null> {
+    return this.#write(() => {
+      const current = this.#sql("taskGet").get({ id });
+      if (current === undefined) return null;
+      const state = String(current.state) as TaskState;
+      if (state !== "failed" && state !== "cancelled") {
+        throw new ConflictError("invalid_state", `task ${id} is ${state}; only failed or cancelled tasks can be retried`);
+      }
+      let row: Row | undefined;
+      try {
+        row = this.#sql("taskRerun").get({ id, now: now.getTime() });
+      } catch (error) {
+        if (isUniqueViolation(error)) {
+          throw new ConflictError("duplicate_key", `another active task holds key ${String(current.key)}`);
+        }
+        throw error;
+      }
+      if (row === undefined) return null;
+      const task = rowToTask(row);
+      this.#event("task.rerun", id, task.queue, { previousState: state }, now);
+      return task;
+    });
+  }
+
+  async taskProgress({ id, attempt, progress, now }: { id: number; attempt: number; progress: TaskProgress; now: Date }): Promise<boolean> {
+    return this.#write(() => {
+      const row = this.#sql("taskProgress").get({ id, attempt, progress: JSON.stringify(progress) });
+      if (row === undefined) return false;
+      this.#event("task.progress", id, String(row.queue), { attempt, ...progress }, now);
+      return true;
+    });
+  }
+
+  async taskPromote({ now, limit }: { now: Date; limit: number }): Promise<{ count: number; queues: string[] }> {
+    return this.#write(() => {
+      const rows = this.#sql("taskPromote").all({ now: now.getTime(), limit });
+      const queues = new Set<string>();
+      for (const row of rows) {
+        queues.add(String(row.queue));
+        this.#event("task.promoted", Number(row.id), String(row.queue), null, now);
+      }
+      return { count: rows.length, queues: [...queues] };
+    });
+  }
+
+  async taskNextRunAt(): Promise<Date | null> {
+    const row = this.#sql("taskNextRunAt").get({});
+    return row?.run_at == null ? null : new Date(Number(row.run_at));
+  }
+
+  async taskStates({ ids }: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number }[]> {
+    if (ids.length === 0) return [];
+    return this.#sql("taskStates").all({ ids: JSON.stringify(ids) }).map((row) => ({
+      id: Number(row.id), state: String(row.state) as TaskState, attempt: Number(row.attempt),
+    }));
+  }
+
+  async taskRescue({ deadBefore, maxStalls, now }: { deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]> {
+    return this.#write(() => {
+      const outcomes: RescueOutcome[] = [];
+      for (const current of this.#sql("taskRunningOnDeadNodes").all({ dead_before: deadBefore.getTime() })) {
+        const before = rowToTask(current);
+        const final = before.stalls + 1 > maxStalls || before.attempt >= before.maxAttempts;
+        const error: ErrorRecord = {
+          name: "StalledError",
+          message: `node ${before.node ?? "?"} stopped while running attempt ${before.attempt} (stall ${before.stalls + 1})`,
+          attempt: before.attempt,
+          at: now.toISOString(),
+        };
+        const params = {
+          id: before.id, attempt: before.attempt, error: JSON.stringify(error),
+          errors: appendError(current.errors, error), now: now.getTime(),
+        };
+        const row = this.#sql(final ? "taskRescueFail" : "taskRescueRetry").get(params);
+        if (row === undefined) continue;
+        const task = rowToTask(row);
+        this.#event(final ? "task.failed" : "task.rescued", task.id, task.queue,
+          { attempt: before.attempt, node: before.node, stalls: task.stalls, error: error.message }, now);
+        outcomes.push({ task, outcome: final ? "failed" : "retried" });
+      }
+      return outcomes;
+    });
+  }
+
+  async taskRelease({ node, ids, now }: { node: string; ids?: number[]; now: Date }): Promise<number[]> {
+    return this.#write(() => {
+      const rows = this.#sql("taskRelease").all({ node, ids: ids === undefined ? null : JSON.stringify(ids), now: now.getTime() });
+      for (const row of rows) this.#event("task.rescued", Number(row.id), String(row.queue), { attempt: Number(row.attempt), node, released: true }, now);
+      return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
+    });
+  }
+
+  async taskPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
+    return this.#write(() => Number(this.#sql("taskPrune").run({ before: before.getTime(), limit }).changes));
+  }
+
+  // ---- queues ------------------------------------------------------------------------------------------
+
+  async queueStats(): Promise<QueueStats[]> {
+    const stats = new Map<string, QueueStats>();
+    const entry = (queue: string) => {
+      let found = stats.get(queue);
+      if (found === undefined) {
+        found = { queue, paused: false, counts: Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number> };
+        stats.set(queue, found);
+      }
+      return found;
+    };
+    for (const row of this.#sql("taskCountsByQueue").all({})) entry(String(row.queue)).counts[String(row.state) as TaskState] = Number(row.count);
+    for (const row of this.#sql("queueList").all({})) entry(String(row.name)).paused = Number(row.paused) === 1;
+    return [...stats.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+  }
+
+  async queueSetPaused({ queue, paused, now }: { queue: string; paused: boolean; now: Date }): Promise<void> {
+    this.#write(() => this.#sql("queueSetPaused").run({ name: queue, paused: paused ? 1 : 0, now: now.getTime() }));
+  }
+
+  // ---- events ------------------------------------------------------------------------------------------
+
+  async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
+    const rows = taskId === undefined
+      ? this.#sql("eventList").all({ after, limit })
+      : this.#sql("eventListForTask").all({ task_id: taskId, after, limit });
+    return rows.map((row) => ({
+      offset: Number(row.offset), type: String(row.type) as TaskEventType, taskId: Number(row.task_id),
+      queue: String(row.queue), data: JSON.parse(String(row.data)) as Json, at: new Date(Number(row.at)),
+    }));
+  }
+
+  async eventLastOffset(): Promise<number> {
+    return Number(this.#sql("eventLastOffset").get({})?.offset ?? 0);
+  }
+
+  async eventPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
+    return this.#write(() => Number(this.#sql("eventPrune").run({ before: before.getTime(), limit }).changes));
+  }
+
+  // ---- nodes -------------------------------------------------------------------------------------------
+
+  async nodeHeartbeat({ node, now }: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void> {
+    this.#write(() => this.#sql("nodeHeartbeat").run({
+      id: node.id, name: node.name, host: node.host, pid: node.pid, version: node.version,
+      roles: JSON.stringify(node.roles), started_at: node.startedAt.getTime(), now: now.getTime(),
+      info: JSON.stringify(node.info),
+    }));
+  }
+
+  async nodeList(): Promise<NodeRecord[]> {
+    return this.#sql("nodeList").all({}).map((row) => ({
+      id: String(row.id), name: String(row.name), host: String(row.host), pid: Number(row.pid),
+      version: String(row.version), roles: JSON.parse(String(row.roles)) as string[],
+      startedAt: new Date(Number(row.started_at)), heartbeatAt: new Date(Number(row.heartbeat_at)),
+      info: JSON.parse(String(row.info)) as Json,
+    }));
+  }
+
+  async nodeRemove({ id }: { id: string }): Promise<void> {
+    this.#write(() => this.#sql("nodeRemove").run({ id }));
+  }
+
+  async nodePrune({ before }: { before: Date }): Promise<number> {
+    return this.#write(() => Number(this.#sql("nodePrune").run({ before: before.getTime() }).changes));
+  }
+}
+
+// ---- row mapping -----------------------------------------------------------------------------------------
+
+function parseJson<T>(value: SQLInputValue | undefined, fallback: T): T {
+  return value === null || value === undefined ? fallback : (JSON.parse(String(value)) as T);
+}
+
+function dateOrNull(value: SQLInputValue | undefined): Date | null {
+  return value === null || value === undefined ? null : new Date(Number(value));
+}
+
+function numberOrNull(value: SQLInputValue | undefined): number | null {
+  return value === null || value === undefined ? null : Number(value);
+}
+
+function rowToTask(row: Row): Task {
+  return {
+    id: Number(row.id),
+    queue: String(row.queue),
+    type: String(row.type),
+    data: parseJson<Json>(row.data, null),
+    priority: Number(row.priority),
+    state: String(row.state) as TaskState,
+    attempt: Number(row.attempt),
+    maxAttempts: Number(row.max_attempts),
+    stalls: Number(row.stalls),
+    runAt: new Date(Number(row.run_at)),
+    key: row.key === null || row.key === undefined ? null : String(row.key),
+    progress: parseJson<TaskProgress | null>(row.progress, null),
+    result: parseJson<Json>(row.result, null),
+    error: parseJson<ErrorRecord | null>(row.error, null),
+    errors: parseJson<ErrorRecord[]>(row.errors, []),
+    timeoutMs: numberOrNull(row.timeout_ms),
+    backoffMs: numberOrNull(row.backoff_ms),
+    node: row.node === null || row.node === undefined ? null : String(row.node),
+    createdAt: new Date(Number(row.created_at)),
+    startedAt: dateOrNull(row.started_at),
+    finishedAt: dateOrNull(row.finished_at),
+  };
+}
+
+/** The error history with `error` appended, keeping the newest MAX_ERROR_HISTORY entries (as JSON text). */
+function appendError(history: SQLInputValue | undefined, error: ErrorRecord): string {
+  const errors = parseJson<ErrorRecord[]>(history, []);
+  errors.push(error);
+  return JSON.stringify(errors.slice(-MAX_ERROR_HISTORY));
+}
+
+function isActive(state: TaskState): boolean {
+  return state === "scheduled" || state === "queued" || state === "running";
+}
+
+function isUniqueViolation(error: unknown): boolean {
+  return error instanceof Error && /UNIQUE constraint failed/.test(error.message);
+}
+
+function byPriorityThenId(a: Task, b: Task): number {
+  return b.priority - a.priority || a.id - b.id;
+}

@@ -1,0 +1,150 @@
+/**
+ * The Store: every operation Conveyor performs on its durable state, noun-first (River's driver style),
+ * each taking one params object. Core and runtime code talk only to this interface; the SQLite and
+ * PostgreSQL drivers implement it and both must pass the same conformance suite (conformance.ts).
+ *
+ * Rules every driver keeps:
+ * - each operation is one transaction; a task transition and its event-log entry commit together;
+ * - a transition out of `running` names the attempt it belongs to, and does nothing for a stale one;
+ * - event offsets are strictly increasing in commit order, with no gaps a reader could skip over;
+ * - `now` comes from the caller, so tests control time and nodes agree on one clock per operation.
+ */
+import type { ErrorRecord } from "../core/errors.ts";
+import type { TaskState } from "../core/states.ts";
+import type { Json, Task, TaskEvent, TaskProgress } from "../core/task.ts";
+
+export type StoreCapabilities = {
+  /** Driver name, for logs, metrics and /api/health. */
+  readonly driver: string;
+  /** Whether processes on different hosts may share this store (false: one host, one file). */
+  readonly multiHost: boolean;
+  /** Whether the store itself can wake other processes (LISTEN/NOTIFY); otherwise they poll. */
+  readonly notifications: boolean;
+};
+
+/** A task to insert, with every default already applied by the caller. */
+export type TaskInsert = {
+  queue: string;
+  type: string;
+  data: Json;
+  priority: number;
+  maxAttempts: number;
+  runAt: Date;
+  key: string | null;
+  timeoutMs: number | null;
+  backoffMs: number | null;
+};
+
+export type TaskInsertOutcome = {
+  task: Task;
+  /** False when an active task with the same key already existed; `task` is then that task. */
+  created: boolean;
+};
+
+export type TaskListParams = {
+  queue?: string;
+  states?: TaskState[];
+  type?: string;
+  key?: string;
+  /** Cursor: only tasks with an id after this one in the chosen order. */
+  after?: number;
+  limit: number;
+  order: "asc" | "desc";
+};
+
+export type TaskCompletion = { id: number; attempt: number; result: Json };
+
+export type TaskCancelOutcome = {
+  task: Task;
+  /** The state the task was in; when already final, nothing changed. */
+  previousState: TaskState;
+  cancelled: boolean;
+};
+
+export type QueueStats = {
+  queue: string;
+  paused: boolean;
+  counts: Record<TaskState, number>;
+};
+
+export type NodeRecord = {
+  id: string;
+  name: string;
+  host: string;
+  pid: number;
+  version: string;
+  roles: string[];
+  startedAt: Date;
+  heartbeatAt: Date;
+  /** The node's own report: supervision tree, concurrency, anything the dashboard shows. */
+  info: Json;
+};
+
+export type RescueOutcome = { task: Task; outcome: "retried" | "failed" };
+
+export interface Store {
+  readonly capabilities: StoreCapabilities;
+
+  /** Apply pending migrations in order; returns the names applied now. Safe to run concurrently. */
+  migrate(): Promise<{ applied: string[] }>;
+  /** Migrations known to the driver, and whether each is applied. */
+  migrationStatus(): Promise<{ name: string; applied: boolean }[]>;
+  /** Check the store answers a real query. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+
+  /** Insert tasks: `queued` when runAt <= now, else `scheduled`. A duplicate active key returns the existing task. */
+  taskInsertMany(params: { tasks: TaskInsert[]; now: Date }): Promise<TaskInsertOutcome[]>;
+  taskGet(params: { id: number }): Promise<Task | null>;
+  taskList(params: TaskListParams): Promise<Task[]>;
+  /**
+   * Move up to `limit` queued tasks of `queue` whose type is in `types` to `running` on `node`, ordered by
+   * priority (higher first) then id; increments each one's attempt. Claims nothing from a paused queue.
+   */
+  taskClaim(params: { queue: string; types: string[]; node: string; limit: number; now: Date }): Promise<Task[]>;
+  /** Complete running attempts; returns the ids actually completed (stale attempts are skipped). */
+  taskComplete(params: { completions: TaskCompletion[]; now: Date }): Promise<number[]>;
+  /**
+   * Fail a running attempt: back to `scheduled` at `retryAt`, or `failed` for good when `retryAt` is null.
+   * Returns the updated task, or null when the attempt is stale.
+   */
+  taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null>;
+  /** Cancel a task in any active state. Null when the id is unknown. */
+  taskCancel(params: { id: number; reason: string; now: Date }): Promise<TaskCancelOutcome | null>;
+  /** Run a failed or cancelled task again from attempt 0. Null when unknown; throws ConflictError when active. */
+  taskRerun(params: { id: number; now: Date }): Promise<Task | null>;
+  /** Record progress of a running attempt; false when the attempt is stale. */
+  taskProgress(params: { id: number; attempt: number; progress: TaskProgress; now: Date }): Promise<boolean>;
+  /** Move due scheduled tasks to queued; returns the queues that received tasks. */
+  taskPromote(params: { now: Date; limit: number }): Promise<{ count: number; queues: string[] }>;
+  /** The earliest runAt of any scheduled task, to time the next promotion. */
+  taskNextRunAt(): Promise<Date | null>;
+  /** Current state and attempt of the given tasks (to notice a cancel made by another process). */
+  taskStates(params: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number }[]>;
+  /**
+   * Put tasks running on nodes silent since `deadBefore` (or without a node row) back to `queued` at once,
+   * counting a stall; a task out of attempts or past `maxStalls` stalls fails instead. Returns each outcome.
+   */
+  taskRescue(params: { deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]>;
+  /** Hand a node's running tasks back to `queued` at once (graceful shutdown); the attempt is not counted. */
+  taskRelease(params: { node: string; ids?: number[]; now: Date }): Promise<number[]>;
+  /** Delete up to `limit` tasks that finished before `before`; returns how many. */
+  taskPrune(params: { before: Date; limit: number }): Promise<number>;
+
+  queueStats(): Promise<QueueStats[]>;
+  queueSetPaused(params: { queue: string; paused: boolean; now: Date }): Promise<void>;
+
+  /** Events after `after`, in offset order. */
+  eventList(params: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]>;
+  /** The highest committed offset (0 when the log is empty). */
+  eventLastOffset(): Promise<number>;
+  /** Delete up to `limit` events recorded before `before`; returns how many. */
+  eventPrune(params: { before: Date; limit: number }): Promise<number>;
+
+  /** Insert or refresh this node's row. */
+  nodeHeartbeat(params: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void>;
+  nodeList(): Promise<NodeRecord[]>;
+  nodeRemove(params: { id: string }): Promise<void>;
+  /** Delete rows of nodes silent since `before`; returns how many. */
+  nodePrune(params: { before: Date }): Promise<number>;
+}
