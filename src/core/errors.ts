@@ -13,6 +13,9 @@ export const ERROR_CODES = {
   queue_not_found: 404,
   duplicate_key: 409,
   invalid_state: 409,
+  task_failed: 409,
+  task_cancelled: 409,
+  wait_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
   internal_error: 500,
@@ -56,6 +59,15 @@ export class NotFoundError extends ConveyorError {
 export class ConflictError extends ConveyorError {
   constructor(code: "duplicate_key" | "invalid_state", message: string, details?: unknown) {
     super(code, message, { details });
+  }
+}
+
+/** `conveyor.result(id)` on a task that ended without a result (failed or cancelled), or waited too long. */
+export class TaskOutcomeError extends ConveyorError {
+  readonly taskId: number;
+  constructor(code: "task_failed" | "task_cancelled" | "wait_timeout", taskId: number, message: string, cause?: unknown) {
+    super(code, message, { cause });
+    this.taskId = taskId;
   }
 }
 

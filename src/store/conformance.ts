@@ -815,14 +815,15 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(await store.taskRelease({ node: "unknown", now: at(7) }), []);
       });
 
-      storeTest("a released attempt does not count: the next claim gets the same attempt number", async (store) => {
+      storeTest("a released task runs again under a new attempt number, so the old attempt is stale", async (store) => {
         const task = await running(store, { queue: "a", maxAttempts: 1 }, "n1");
         assert.equal(task.attempt, 1);
         assert.deepEqual(await store.taskRelease({ node: "n1", now: at(5) }), [task.id]);
         const [again] = await store.taskClaim({ queue: "a", types: ["t"], node: "n2", limit: 1, now: at(8) });
         assert.equal(again?.id, task.id);
-        assert.equal(again?.attempt, task.attempt, "the released attempt does not count");
+        assert.equal(again?.attempt, task.attempt + 1, "attempt numbers only grow: they fence off the released run");
         assert.equal(again?.stalls, 0, "a release is not a stall");
+        assert.deepEqual(await store.taskComplete({ now: at(9), completions: [{ id: task.id, attempt: task.attempt, result: null }] }), []);
       });
     });
 

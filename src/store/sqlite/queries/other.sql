@@ -25,7 +25,8 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded
 -- name: nodeHeartbeat
 INSERT INTO nodes (id, name, host, pid, version, roles, started_at, heartbeat_at, info)
 VALUES (:id, :name, :host, :pid, :version, :roles, :started_at, :now, :info)
-ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at, info = excluded.info, roles = excluded.roles;
+ON CONFLICT (id) DO UPDATE SET name = excluded.name, host = excluded.host, pid = excluded.pid, version = excluded.version,
+  roles = excluded.roles, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, info = excluded.info;
 
 -- name: nodeList
 SELECT * FROM nodes ORDER BY started_at, id;

@@ -1,0 +1,353 @@
+/**
+ * Conveyor: the public API of a node. Define task types, enqueue, stop, retry, look and wait; `start()`
+ * runs the node's services under supervision, `stop()` shuts down gracefully.
+ *
+ *   const conveyor = new Conveyor({ database: "./conveyor.db" });
+ *   conveyor.define("email.send", async (data, ctx) => { ... }, { maxAttempts: 5 });
+ *   await conveyor.start();
+ *   const task = await conveyor.enqueue("email.send", { to: "a@b.c" });
+ *   const result = await conveyor.result(task.id);
+ */
+import { hostname } from "node:os";
+import { randomUUID } from "node:crypto";
+import pino, { type Logger } from "pino";
+import { NotFoundError, TaskOutcomeError } from "../core/errors.ts";
+import { isFinalState, type TaskState } from "../core/states.ts";
+import { normalizeTaskInput } from "../core/task-input.ts";
+import type { Json, Task, TaskEvent, TaskInput } from "../core/task.ts";
+import type { Bus } from "../bus/bus.ts";
+import { LocalBus } from "../bus/local-bus.ts";
+import type { NodeRecord, QueueStats, Store, TaskInsertOutcome } from "../store/store.ts";
+import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
+import { CompletionBuffer } from "./completion-buffer.ts";
+import { Definitions } from "./definitions.ts";
+import { EventFeed } from "./event-feed.ts";
+import type { TaskHandler, TaskLogger, TaskTypeOptions, ThreadHandlerRef } from "./handler.ts";
+import { Heartbeat } from "./heartbeat.ts";
+import { resolveOptions, type ConveyorOptions, type ResolvedOptions } from "./options.ts";
+import { ProgressWriter } from "./progress-writer.ts";
+import { Pruner } from "./pruner.ts";
+import { QueueWorker } from "./queue-worker.ts";
+import { Rescuer } from "./rescuer.ts";
+import { Scheduler } from "./scheduler.ts";
+import { Supervisor, type SupervisorTree } from "./supervisor.ts";
+
+export type TaskListQuery = {
+  queue?: string;
+  states?: TaskState[];
+  type?: string;
+  key?: string;
+  /** Cursor from a previous page. */
+  after?: number;
+  limit?: number;
+  order?: "asc" | "desc";
+};
+
+export type TaskPage = { tasks: Task[]; nextCursor: number | null };
+
+export type NodeTree = { name: string; state: string; children: SupervisorTree[] };
+
+const FINAL_EVENTS = new Set(["task.completed", "task.failed", "task.cancelled"]);
+
+export class Conveyor {
+  readonly store: Store;
+  readonly bus: Bus;
+  readonly logger: Logger;
+  readonly nodeId: string;
+  readonly nodeName: string;
+  readonly options: ResolvedOptions;
+  readonly #ownsStore: boolean;
+  readonly #definitions = new Definitions();
+  readonly #completions: CompletionBuffer;
+  readonly #progress: ProgressWriter;
+  readonly #events: EventFeed;
+  readonly #startedAt = new Date();
+  #workers: QueueWorker[] = [];
+  #services: Supervisor | null = null;
+  #queueSupervisor: Supervisor | null = null;
+  #heartbeat: Heartbeat | null = null;
+  #migrated: Promise<unknown> | null = null;
+  #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
+
+  constructor(options: ConveyorOptions = {}) {
+    this.options = resolveOptions(options);
+    this.logger = options.logger ?? pino({ level: process.env.CONVEYOR_LOG_LEVEL ?? "warn" });
+    this.#ownsStore = options.store === undefined;
+    this.store = options.store ?? new SqliteStore({ path: this.options.database });
+    this.bus = options.bus ?? new LocalBus();
+    this.nodeId = `node-${randomUUID().slice(0, 8)}`;
+    this.nodeName = this.options.nodeName ?? `${hostname()}:${process.pid}`;
+    const log = taskLoggerOf(this.logger);
+    this.#completions = new CompletionBuffer(this.store, log, () => this.bus.publish("events", {}));
+    this.#progress = new ProgressWriter(this.store, log, this.options.progressIntervalMs, () => this.bus.publish("events", {}));
+    this.#events = new EventFeed(this.store, this.bus, this.options.pollIntervalMs);
+  }
+
+  // ---- definitions -------------------------------------------------------------------------------------
+
+  /**
+   * Declare how tasks of `type` run. An inline handler is a function; a thread-isolated one is a module URL
+   * (or `{ module, export }`) whose export is the handler. Define types before `start()`.
+   */
+  define<TData = any>(type: string, handler: TaskHandler<TData> | ThreadHandlerRef | URL, options: TaskTypeOptions = {}): this {
+    if (this.#state !== "idle") throw new Error("define task types before start()");
+    this.#definitions.define(type, handler as TaskHandler, options);
+    return this;
+  }
+
+  // ---- tasks -------------------------------------------------------------------------------------------
+
+  /** Add one task. With a `key` held by an active task, returns that task instead of adding another. */
+  async enqueue(type: string, data?: Json, options: Omit<TaskInput, "type" | "data"> = {}): Promise<Task> {
+    const [outcome] = await this.enqueueMany([{ ...options, type, data: data ?? null }]);
+    return outcome!.task;
+  }
+
+  /** Add tasks in one transaction: all or none. Each outcome says whether it was created or already there. */
+  async enqueueMany(inputs: TaskInput[]): Promise<TaskInsertOutcome[]> {
+    const now = new Date();
+    const tasks = inputs.map((input) => normalizeTaskInput(input, (type) => this.#definitions.defaultsFor(type), now));
+    await this.#ready();
+    const outcomes = await this.store.taskInsertMany({ tasks, now });
+    this.#announce(outcomes.filter((o) => o.created).map((o) => o.task));
+    return outcomes;
+  }
+
+  async get(id: number): Promise<Task | null> {
+    await this.#ready();
+    return this.store.taskGet({ id });
+  }
+
+  async list(query: TaskListQuery = {}): Promise<TaskPage> {
+    await this.#ready();
+    const limit = query.limit ?? 50;
+    const tasks = await this.store.taskList({ ...query, limit, order: query.order ?? "desc" });
+    return { tasks, nextCursor: tasks.length === limit ? tasks[tasks.length - 1]!.id : null };
+  }
+
+  /**
+   * Stop a task wherever it is: a scheduled or queued task is cancelled at once; a running one is
+   * cancelled in the store and its handler is signalled (and ended after its grace period). A task that
+   * already finished is returned unchanged.
+   */
+  async cancel(id: number, reason = "cancelled by request"): Promise<Task> {
+    await this.#ready();
+    const outcome = await this.store.taskCancel({ id, reason, now: new Date() });
+    if (outcome === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
+    if (outcome.cancelled) {
+      if (outcome.previousState === "running") {
+        for (const worker of this.#workers) worker.stopTask(id, "cancelled");
+        this.bus.publish("cancel", { id });
+      }
+      this.bus.publish("events", {});
+    }
+    return outcome.task;
+  }
+
+  /** Run a failed or cancelled task again, from attempt 1. */
+  async retry(id: number): Promise<Task> {
+    await this.#ready();
+    const task = await this.store.taskRerun({ id, now: new Date() });
+    if (task === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
+    this.#announce([task]);
+    return task;
+  }
+
+  /** The task once it has finished, or as it is when `timeoutMs` runs out. Null for an unknown id. */
+  async waitForFinish(id: number, timeoutMs: number): Promise<Task | null> {
+    await this.#ready();
+    let finished!: () => void;
+    const signalled = new Promise<void>((resolve) => (finished = resolve));
+    const unsubscribe = await this.#events.subscribe((event: TaskEvent) => {
+      if (event.taskId === id && FINAL_EVENTS.has(event.type)) finished();
+    });
+    const timer = setTimeout(finished, timeoutMs);
+    try {
+      const task = await this.store.taskGet({ id });
+      if (task === null || isFinalState(task.state)) return task;
+      await signalled;
+      return await this.store.taskGet({ id });
+    } finally {
+      clearTimeout(timer);
+      unsubscribe();
+    }
+  }
+
+  /**
+   * The result of a task, once it completes. Rejects with a TaskOutcomeError when it fails or is cancelled
+   * (code task_failed / task_cancelled), or when `timeoutMs` passes first (wait_timeout).
+   */
+  async result<T = Json>(id: number, options: { timeoutMs?: number } = {}): Promise<T> {
+    const timeoutMs = options.timeoutMs ?? 2 ** 31 - 1;
+    const task = await this.waitForFinish(id, timeoutMs);
+    if (task === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
+    if (task.state === "completed") return task.result as T;
+    if (task.state === "failed") throw new TaskOutcomeError("task_failed", id, `task ${id} failed: ${task.error?.message ?? "unknown error"}`, task.error);
+    if (task.state === "cancelled") throw new TaskOutcomeError("task_cancelled", id, `task ${id} was cancelled: ${task.error?.message ?? ""}`);
+    throw new TaskOutcomeError("wait_timeout", id, `task ${id} is still ${task.state} after ${timeoutMs} ms`);
+  }
+
+  /** Events of one task, oldest first. */
+  async taskEvents(id: number, options: { after?: number; limit?: number } = {}): Promise<TaskEvent[]> {
+    await this.#ready();
+    return this.store.eventList({ after: options.after ?? 0, limit: options.limit ?? 100, taskId: id });
+  }
+
+  // ---- queues and nodes --------------------------------------------------------------------------------
+
+  async queues(): Promise<QueueStats[]> {
+    await this.#ready();
+    return this.store.queueStats();
+  }
+
+  async pauseQueue(queue: string): Promise<void> {
+    await this.#ready();
+    await this.store.queueSetPaused({ queue, paused: true, now: new Date() });
+  }
+
+  async resumeQueue(queue: string): Promise<void> {
+    await this.#ready();
+    await this.store.queueSetPaused({ queue, paused: false, now: new Date() });
+    this.bus.publish("wake", { queue });
+  }
+
+  async nodes(): Promise<NodeRecord[]> {
+    await this.#ready();
+    return this.store.nodeList();
+  }
+
+  /** This node's services and their state: the supervision tree. */
+  supervisionTree(): NodeTree {
+    const children = [this.#services, this.#queueSupervisor].filter((s) => s !== null).map((s) => s.tree());
+    return { name: this.nodeName, state: this.#state, children };
+  }
+
+  /** Whether this node is healthy: running, its store answering, no service given up on. */
+  async health(): Promise<{ ok: boolean; state: string; store: { ok: boolean; error?: string } }> {
+    let store: { ok: boolean; error?: string } = { ok: true };
+    try {
+      await this.store.ping();
+    } catch (error) {
+      store = { ok: false, error: error instanceof Error ? error.message : String(error) };
+    }
+    const failed = this.supervisionTree().children.some((tree) => tree.state === "failed");
+    return { ok: store.ok && !failed && this.#state === "running", state: this.#state, store };
+  }
+
+  get state(): string {
+    return this.#state;
+  }
+
+  // ---- lifecycle ---------------------------------------------------------------------------------------
+
+  async start(): Promise<void> {
+    if (this.#state !== "idle") throw new Error(`cannot start a node that is ${this.#state}`);
+    this.#state = "starting";
+    await this.#ready();
+    const log = taskLoggerOf(this.logger);
+    const opts = this.options;
+    const node = {
+      id: this.nodeId, name: this.nodeName, host: hostname(), pid: process.pid, version: opts.version,
+      roles: ["worker"], startedAt: this.#startedAt,
+    };
+    this.#heartbeat = new Heartbeat(this.store, node, opts.heartbeatIntervalMs, () => this.#nodeInfo());
+    // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
+    await this.#heartbeat.beat();
+    this.#workers = [...this.#definitions.byQueue()].map(([queue, types]) => new QueueWorker(
+      {
+        store: this.store, bus: this.bus, nodeId: this.nodeId, definitions: this.#definitions,
+        completions: this.#completions, progress: this.#progress, logger: log,
+        taskLogger: (task) => taskLoggerOf(this.logger.child({ taskId: task.id, type: task.type, attempt: task.attempt })),
+      },
+      { queue, types, concurrency: opts.queues[queue]?.concurrency ?? opts.concurrency, batchSize: opts.batchSize, pollIntervalMs: opts.pollIntervalMs },
+    ));
+    const onEvent = supervisorLogger(this.logger);
+    this.#services = new Supervisor({ name: "services", onEvent }, [
+      this.#heartbeat,
+      new Rescuer(this.store, this.bus, { intervalMs: opts.heartbeatIntervalMs, deadAfterMs: opts.heartbeatIntervalMs * opts.deadAfterBeats, maxStalls: opts.maxStalls }, log),
+      new Scheduler(this.store, this.bus, opts.pollIntervalMs),
+      new Pruner(this.store, { intervalMs: opts.pruneIntervalMs, taskRetentionMs: opts.taskRetentionMs, eventRetentionMs: opts.eventRetentionMs }),
+      this.#events,
+    ]);
+    this.#queueSupervisor = new Supervisor({ name: "queues", onEvent }, this.#workers);
+    this.#services.start();
+    this.#queueSupervisor.start();
+    this.#state = "running";
+    this.logger.info({ node: this.nodeId, queues: this.#workers.map((w) => w.options.queue) }, "conveyor node started");
+  }
+
+  /**
+   * Graceful shutdown: stop claiming; let running tasks finish for up to `shutdownGraceMs`; hand the rest
+   * back to the queue at once (another node, or the next start, runs them) and signal their handlers;
+   * write what is buffered; leave the cluster; close what this node opened.
+   */
+  async stop(): Promise<void> {
+    if (this.#state === "stopped" || this.#state === "stopping") return;
+    const wasRunning = this.#state === "running";
+    this.#state = "stopping";
+    if (wasRunning) {
+      await this.#queueSupervisor?.stop();
+      const deadline = Date.now() + this.options.shutdownGraceMs;
+      const unfinished = (await Promise.all(this.#workers.map((w) => w.settle(Math.max(0, deadline - Date.now()))))).flat();
+      if (unfinished.length > 0) {
+        const ids = unfinished.map((execution) => execution.task.id);
+        await this.store.taskRelease({ node: this.nodeId, ids, now: new Date() });
+        for (const execution of unfinished) execution.stop("shutdown");
+        this.logger.info({ ids }, "handed unfinished tasks back to the queue");
+        await Promise.all(unfinished.map((execution) => execution.outcome));
+      }
+      await this.#completions.drain();
+      await this.#services?.stop();
+      await this.store.nodeRemove({ id: this.nodeId });
+    }
+    await this.bus.close();
+    if (this.#ownsStore) await this.store.close();
+    this.#state = "stopped";
+  }
+
+  // ---- internals ---------------------------------------------------------------------------------------
+
+  #ready(): Promise<unknown> {
+    this.#migrated ??= this.store.migrate();
+    return this.#migrated;
+  }
+
+  /** Tell the node's parts about new tasks: ready queues to wake, future ones to schedule. */
+  #announce(tasks: Task[]): void {
+    if (tasks.length === 0) return;
+    const queues = new Set<string>();
+    let earliest = Infinity;
+    for (const task of tasks) {
+      if (task.state === "queued") queues.add(task.queue);
+      else if (task.state === "scheduled") earliest = Math.min(earliest, task.runAt.getTime());
+    }
+    for (const queue of queues) this.bus.publish("wake", { queue });
+    if (earliest !== Infinity) this.bus.publish("scheduled", { at: earliest });
+    this.bus.publish("events", {});
+  }
+
+  #nodeInfo(): Json {
+    return {
+      tree: this.supervisionTree() as unknown as Json,
+      queues: this.#workers.map((w) => ({ queue: w.options.queue, concurrency: w.options.concurrency, running: w.runningCount })),
+    };
+  }
+}
+
+/** Adapts pino's (fields, msg) order to the (msg, fields) order handlers use. */
+export function taskLoggerOf(logger: Logger): TaskLogger {
+  return {
+    debug: (msg, fields) => logger.debug(fields ?? {}, msg),
+    info: (msg, fields) => logger.info(fields ?? {}, msg),
+    warn: (msg, fields) => logger.warn(fields ?? {}, msg),
+    error: (msg, fields) => logger.error(fields ?? {}, msg),
+  };
+}
+
+function supervisorLogger(logger: Logger) {
+  return (event: { type: string; supervisor: string; service?: string; error?: unknown }) => {
+    const fields = { supervisor: event.supervisor, service: event.service, err: event.error };
+    if (event.type === "crashed" || event.type === "giveup") logger.error(fields, `service ${event.type}`);
+    else logger.debug(fields, `service ${event.type}`);
+  };
+}

@@ -1,0 +1,69 @@
+/**
+ * Tails the store's event log and hands new events to local listeners: `conveyor.result()` waiting for a
+ * task, and later the live stream. It reads only while someone listens, when the bus rings (this node or,
+ * in a cluster, another one wrote events) or on the slow backstop poll, so tasks finished by any process
+ * on the same store are seen.
+ */
+import type { TaskEvent } from "../core/task.ts";
+import type { Bus } from "../bus/bus.ts";
+import type { Store } from "../store/store.ts";
+import type { Service } from "./service.ts";
+import { Wakeup } from "./wakeup.ts";
+
+export type EventListener = (event: TaskEvent) => void;
+
+const READ_BATCH = 1000;
+
+export class EventFeed implements Service {
+  readonly name = "event-feed";
+  readonly #store: Store;
+  readonly #bus: Bus;
+  readonly #pollIntervalMs: number;
+  readonly #listeners = new Set<EventListener>();
+  readonly #wakeup = new Wakeup();
+  /** Offset of the last event handed out; null while nobody listens (the feed then reads nothing). */
+  #cursor: number | null = null;
+
+  constructor(store: Store, bus: Bus, pollIntervalMs: number) {
+    this.#store = store;
+    this.#bus = bus;
+    this.#pollIntervalMs = pollIntervalMs;
+  }
+
+  /**
+   * Start receiving every event committed after this call resolves. Whatever committed before is the
+   * caller's to read from the store, which is what makes "read state, then wait for changes" race-free.
+   */
+  async subscribe(listener: EventListener): Promise<() => void> {
+    if (this.#cursor === null) this.#cursor = await this.#store.eventLastOffset();
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) this.#cursor = null;
+    };
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const unsubscribe = this.#bus.subscribe("events", () => this.#wakeup.ring());
+    try {
+      while (!signal.aborted) {
+        await this.#readNew();
+        await this.#wakeup.wait(this.#pollIntervalMs, signal);
+      }
+    } finally {
+      unsubscribe();
+    }
+  }
+
+  async #readNew(): Promise<void> {
+    while (this.#cursor !== null && this.#listeners.size > 0) {
+      const events = await this.#store.eventList({ after: this.#cursor, limit: READ_BATCH });
+      if (this.#cursor === null) return;
+      for (const event of events) {
+        this.#cursor = event.offset;
+        for (const listener of this.#listeners) listener(event);
+      }
+      if (events.length < READ_BATCH) return;
+    }
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * The options of a Conveyor node, their defaults, and their checks. A bad value stops the node at
+ * construction with a ConfigError naming the option, rather than misbehaving later.
+ */
+import { ConfigError } from "../core/errors.ts";
+import { NAME_PATTERN } from "../core/task-input.ts";
+import type { Bus } from "../bus/bus.ts";
+import type { Store } from "../store/store.ts";
+import type { Logger } from "pino";
+
+export type ConveyorOptions = {
+  /** The store; by default a SQLite file at `database`. */
+  store?: Store;
+  /** Path of the SQLite file when no store is given. Default `./.conveyor/conveyor.db`. */
+  database?: string;
+  /** Cross-node signals; by default in-process only. */
+  bus?: Bus;
+  /** A readable name for this node (default host:pid). */
+  nodeName?: string;
+  /** Tasks run at once per queue, unless `queues` says otherwise. Default 10. */
+  concurrency?: number;
+  queues?: Record<string, { concurrency?: number }>;
+  /** Most tasks claimed per statement. Default 50. */
+  batchSize?: number;
+  /** Backstop poll for work, stops and events. Default 1000 ms. */
+  pollIntervalMs?: number;
+  heartbeatIntervalMs?: number;
+  /** A node silent for this many heartbeats is dead and its tasks are rescued. Default 3. */
+  deadAfterBeats?: number;
+  /** Times a task may be found on a dead node before it fails. Default 3. */
+  maxStalls?: number;
+  /** On stop, how long running tasks may finish before they are handed back. Default 10 s. */
+  shutdownGraceMs?: number;
+  /** Least time between two progress writes of one task. Default 250 ms. */
+  progressIntervalMs?: number;
+  /** Finished tasks are deleted this long after they finish. Default 7 days. */
+  taskRetentionMs?: number;
+  /** Events are deleted this long after they happen. Default 1 day. */
+  eventRetentionMs?: number;
+  pruneIntervalMs?: number;
+  logger?: Logger;
+  /** Reported in the node's row; default the package version. */
+  version?: string;
+};
+
+export type ResolvedOptions = Required<Omit<ConveyorOptions, "store" | "bus" | "logger" | "nodeName" | "queues">> & {
+  nodeName: string | undefined;
+  queues: Record<string, { concurrency?: number }>;
+};
+
+const DAY = 24 * 3600 * 1000;
+
+export const DEFAULT_OPTIONS = {
+  database: "./.conveyor/conveyor.db",
+  concurrency: 10,
+  batchSize: 50,
+  pollIntervalMs: 1000,
+  heartbeatIntervalMs: 1000,
+  deadAfterBeats: 3,
+  maxStalls: 3,
+  shutdownGraceMs: 10_000,
+  progressIntervalMs: 250,
+  taskRetentionMs: 7 * DAY,
+  eventRetentionMs: DAY,
+  pruneIntervalMs: 60_000,
+  version: "0.1.0",
+} as const;
+
+const POSITIVE_INTEGERS = [
+  "batchSize", "pollIntervalMs", "heartbeatIntervalMs", "deadAfterBeats", "maxStalls",
+  "progressIntervalMs", "taskRetentionMs", "eventRetentionMs", "pruneIntervalMs",
+] as const;
+
+export function resolveOptions(options: ConveyorOptions): ResolvedOptions {
+  const resolved: ResolvedOptions = { ...DEFAULT_OPTIONS, queues: {}, nodeName: undefined };
+  for (const [name, value] of Object.entries(options)) {
+    if (value !== undefined) (resolved as Record<string, unknown>)[name] = value;
+  }
+  for (const name of POSITIVE_INTEGERS) {
+    const value = resolved[name];
+    if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name} must be a positive integer, got ${String(value)}`);
+  }
+  for (const name of ["concurrency", "shutdownGraceMs"] as const) {
+    const value = resolved[name];
+    if (!Number.isSafeInteger(value) || value < 0) throw new ConfigError(`${name} must be an integer >= 0, got ${String(value)}`);
+  }
+  for (const [queue, settings] of Object.entries(resolved.queues)) {
+    if (!NAME_PATTERN.test(queue)) throw new ConfigError(`queue name "${queue}" must match ${NAME_PATTERN.source}`);
+    const concurrency = settings.concurrency;
+    if (concurrency !== undefined && (!Number.isSafeInteger(concurrency) || concurrency < 0)) {
+      throw new ConfigError(`queues.${queue}.concurrency must be an integer >= 0, got ${String(concurrency)}`);
+    }
+  }
+  return resolved;
+}

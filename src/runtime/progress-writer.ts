@@ -1,0 +1,61 @@
+/**
+ * Progress is coalesced per task: handlers may report as often as they like, the store sees at most one
+ * write per task every `intervalMs`, always carrying the latest value.
+ */
+import type { Task, TaskProgress } from "../core/task.ts";
+import type { Store } from "../store/store.ts";
+import type { TaskLogger } from "./handler.ts";
+
+type Slot = { attempt: number; latest: TaskProgress | null; lastWriteAt: number; timer: NodeJS.Timeout | null };
+
+export class ProgressWriter {
+  readonly #store: Store;
+  readonly #logger: TaskLogger;
+  readonly #intervalMs: number;
+  readonly #onWritten: () => void;
+  readonly #slots = new Map<number, Slot>();
+
+  constructor(store: Store, logger: TaskLogger, intervalMs: number, onWritten: () => void) {
+    this.#store = store;
+    this.#logger = logger;
+    this.#intervalMs = intervalMs;
+    this.#onWritten = onWritten;
+  }
+
+  report(task: Task, progress: TaskProgress): void {
+    let slot = this.#slots.get(task.id);
+    if (slot === undefined) {
+      slot = { attempt: task.attempt, latest: null, lastWriteAt: 0, timer: null };
+      this.#slots.set(task.id, slot);
+    }
+    slot.latest = progress;
+    if (slot.timer !== null) return;
+    const wait = Math.max(0, slot.lastWriteAt + this.#intervalMs - Date.now());
+    slot.timer = setTimeout(() => void this.#write(task.id), wait);
+  }
+
+  /** Drop pending progress of a task that finished: its final state says more. */
+  forget(taskId: number): void {
+    const slot = this.#slots.get(taskId);
+    if (slot?.timer != null) clearTimeout(slot.timer);
+    this.#slots.delete(taskId);
+  }
+
+  async #write(taskId: number): Promise<void> {
+    const slot = this.#slots.get(taskId);
+    if (slot === undefined || slot.latest === null) return;
+    const progress = slot.latest;
+    slot.latest = null;
+    slot.lastWriteAt = Date.now();
+    try {
+      await this.#store.taskProgress({ id: taskId, attempt: slot.attempt, progress, now: new Date() });
+      this.#onWritten();
+    } catch (error) {
+      // Progress is advisory: a lost update is replaced by the next one.
+      this.#logger.warn("progress write failed", { err: error, taskId });
+    } finally {
+      slot.timer = null;
+      if (slot.latest !== null && this.#slots.get(taskId) === slot) this.report({ id: taskId, attempt: slot.attempt } as Task, slot.latest);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Deletes finished tasks and old events past their retention, in batches so that no single transaction
+ * holds the store for long.
+ */
+import type { Store } from "../store/store.ts";
+import type { Service } from "./service.ts";
+
+const PRUNE_BATCH = 1000;
+
+export type PrunerOptions = { intervalMs: number; taskRetentionMs: number; eventRetentionMs: number };
+
+export class Pruner implements Service {
+  readonly name = "pruner";
+  readonly #store: Store;
+  readonly #options: PrunerOptions;
+
+  constructor(store: Store, options: PrunerOptions) {
+    this.#store = store;
+    this.#options = options;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.pruneOnce();
+      await sleep(this.#options.intervalMs, signal);
+    }
+  }
+
+  /** One full pass; returns how many tasks and events it deleted. */
+  async pruneOnce(now = new Date()): Promise<{ tasks: number; events: number }> {
+    const tasksBefore = new Date(now.getTime() - this.#options.taskRetentionMs);
+    const eventsBefore = new Date(now.getTime() - this.#options.eventRetentionMs);
+    let tasks = 0;
+    let events = 0;
+    for (let n = PRUNE_BATCH; n === PRUNE_BATCH; tasks += n) n = await this.#store.taskPrune({ before: tasksBefore, limit: PRUNE_BATCH });
+    for (let n = PRUNE_BATCH; n === PRUNE_BATCH; events += n) n = await this.#store.eventPrune({ before: eventsBefore, limit: PRUNE_BATCH });
+    return { tasks, events };
+  }
+}
+
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
+}

@@ -1,0 +1,218 @@
+/**
+ * The worker of one queue on this node: claims tasks in batches up to its free slots, runs each as an
+ * Execution, and records how each ended. Claims happen when the bus says work arrived, when a slot
+ * frees up, and otherwise on a slow backstop poll; never in a tight loop.
+ *
+ * The claim loop is a supervised service, but running executions belong to this object, not to the loop:
+ * if the loop crashes and restarts, tasks in flight carry on.
+ */
+import { backoffDelay } from "../core/backoff.ts";
+import { isUnrecoverable, toErrorRecord } from "../core/errors.ts";
+import { isJson } from "../core/task-input.ts";
+import type { Json, Task } from "../core/task.ts";
+import type { Bus } from "../bus/bus.ts";
+import type { Store } from "../store/store.ts";
+import type { CompletionBuffer } from "./completion-buffer.ts";
+import type { Definitions } from "./definitions.ts";
+import { Execution, type ExecutionOutcome } from "./execution.ts";
+import type { TaskLogger } from "./handler.ts";
+import { persist } from "./persist.ts";
+import type { ProgressWriter } from "./progress-writer.ts";
+import type { Service } from "./service.ts";
+import { Wakeup } from "./wakeup.ts";
+
+export type QueueWorkerDeps = {
+  store: Store;
+  bus: Bus;
+  nodeId: string;
+  definitions: Definitions;
+  completions: CompletionBuffer;
+  progress: ProgressWriter;
+  logger: TaskLogger;
+  /** Builds the logger a handler gets. */
+  taskLogger: (task: Task) => TaskLogger;
+};
+
+export type QueueWorkerOptions = {
+  queue: string;
+  types: string[];
+  concurrency: number;
+  /** Most tasks claimed in one statement. */
+  batchSize: number;
+  /** Backstop: how often to look for work (and for tasks stopped elsewhere) without a wake-up. */
+  pollIntervalMs: number;
+};
+
+export class QueueWorker implements Service {
+  readonly name: string;
+  readonly options: QueueWorkerOptions;
+  readonly #deps: QueueWorkerDeps;
+  readonly #running = new Map<number, { execution: Execution; timeout: NodeJS.Timeout | null }>();
+  readonly #wakeup = new Wakeup();
+  #idle: (() => void) | null = null;
+
+  constructor(deps: QueueWorkerDeps, options: QueueWorkerOptions) {
+    this.name = `queue:${options.queue}`;
+    this.#deps = deps;
+    this.options = options;
+  }
+
+  get runningCount(): number {
+    return this.#running.size;
+  }
+
+  runningIds(): number[] {
+    return [...this.#running.keys()];
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    const { bus } = this.#deps;
+    const unsubscribeWake = bus.subscribe("wake", ({ queue }) => queue === this.options.queue && this.#wakeup.ring());
+    const unsubscribeCancel = bus.subscribe("cancel", ({ id }) => this.stopTask(id, "cancelled"));
+    let lastCheck = Date.now();
+    try {
+      while (!signal.aborted) {
+        const limit = Math.min(this.options.concurrency - this.#running.size, this.options.batchSize);
+        const claimed = limit > 0 ? await this.#claim(limit) : 0;
+        if (signal.aborted) break;
+        if (limit > 0 && claimed === limit) continue; // a full batch: there may be more
+        if (Date.now() - lastCheck >= this.options.pollIntervalMs) {
+          lastCheck = Date.now();
+          await this.#stopTasksEndedElsewhere();
+        }
+        await this.#wakeup.wait(this.options.pollIntervalMs, signal);
+      }
+    } finally {
+      unsubscribeWake();
+      unsubscribeCancel();
+    }
+  }
+
+  /** Stop a task if this worker runs it; returns whether it did. */
+  stopTask(id: number, reason: "cancelled" | "timeout" | "shutdown"): boolean {
+    const entry = this.#running.get(id);
+    if (entry === undefined) return false;
+    entry.execution.stop(reason);
+    return true;
+  }
+
+  /** Resolves when nothing runs, or after `ms`; returns the executions still running then. */
+  async settle(ms: number): Promise<Execution[]> {
+    if (this.#running.size > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms);
+        this.#idle = () => (clearTimeout(timer), resolve());
+      });
+      this.#idle = null;
+    }
+    return [...this.#running.values()].map((entry) => entry.execution);
+  }
+
+  async #claim(limit: number): Promise<number> {
+    const { store, nodeId } = this.#deps;
+    const tasks = await store.taskClaim({ queue: this.options.queue, types: this.options.types, node: nodeId, limit, now: new Date() });
+    for (const task of tasks) this.#start(task);
+    if (tasks.length > 0) this.#deps.bus.publish("events", {});
+    return tasks.length;
+  }
+
+  #start(task: Task): void {
+    const { definitions, progress, taskLogger } = this.#deps;
+    const definition = definitions.get(task.type);
+    if (definition === undefined) throw new Error(`claimed a task of unknown type ${task.type}`);
+    const execution = new Execution(task, definition, {
+      onProgress: (t, value) => progress.report(t, value),
+      logger: taskLogger(task),
+    });
+    const timeout = task.timeoutMs === null ? null : setTimeout(() => execution.stop("timeout"), task.timeoutMs);
+    this.#running.set(task.id, { execution, timeout });
+    void execution.outcome.then((outcome) => this.#finish(execution, outcome));
+  }
+
+  async #finish(execution: Execution, outcome: ExecutionOutcome): Promise<void> {
+    const { task } = execution;
+    const entry = this.#running.get(task.id);
+    if (entry?.timeout != null) clearTimeout(entry.timeout);
+    this.#running.delete(task.id);
+    this.#deps.progress.forget(task.id);
+    this.#wakeup.ring();
+    if (this.#running.size === 0) this.#idle?.();
+    try {
+      await this.#record(execution, outcome);
+    } catch (error) {
+      this.#deps.logger.error("recording a task's outcome failed", { err: error, taskId: task.id });
+    }
+  }
+
+  async #record(execution: Execution, outcome: ExecutionOutcome): Promise<void> {
+    const { task, stopReason } = execution;
+    const { logger } = this.#deps;
+    if (stopReason === "cancelled" || stopReason === "shutdown") {
+      // The store already says so (cancelled, or released by the shutdown); whatever the handler did is discarded.
+      logger.info(`task ${task.id} stopped (${stopReason}): ${outcome.kind === "ended" ? outcome.how : "handler returned"}`);
+      return;
+    }
+    if (stopReason === "timeout") {
+      const how = outcome.kind === "ended" ? `; handler ${outcome.how}` : "";
+      await this.#fail(task, timeoutError(task, how));
+      return;
+    }
+    if (outcome.kind === "threw") {
+      await this.#fail(task, outcome.error);
+      return;
+    }
+    if (outcome.kind === "returned") {
+      const result = toJsonResult(outcome.value);
+      if (result === undefined) {
+        await this.#fail(task, new TypeError(`the handler of ${task.type} returned a value that is not JSON`));
+        return;
+      }
+      await this.#deps.completions.complete(task.id, task.attempt, result);
+    }
+  }
+
+  async #fail(task: Task, error: unknown): Promise<void> {
+    const { store, bus, definitions, logger } = this.#deps;
+    const now = new Date();
+    const definition = definitions.get(task.type);
+    const final = isUnrecoverable(error) || task.attempt >= task.maxAttempts || definition === undefined;
+    const retryAt = final
+      ? null
+      : new Date(now.getTime() + backoffDelay(task.attempt, { ...definition.backoff, baseMs: task.backoffMs ?? definition.backoff.baseMs }));
+    const record = toErrorRecord(error, task.attempt, now);
+    const updated = await persist("failing a task", () => store.taskFail({ id: task.id, attempt: task.attempt, error: record, retryAt, now }), logger);
+    if (updated === null) return; // stale: cancelled or rescued meanwhile
+    bus.publish("events", {});
+    if (retryAt !== null) bus.publish("scheduled", { at: retryAt.getTime() });
+  }
+
+  /** Backstop for a cancel made by another process (or a rescue that judged this node dead). */
+  async #stopTasksEndedElsewhere(): Promise<void> {
+    if (this.#running.size === 0) return;
+    const states = await this.#deps.store.taskStates({ ids: [...this.#running.keys()] });
+    for (const { id, state, attempt } of states) {
+      const entry = this.#running.get(id);
+      if (entry !== undefined && (state !== "running" || attempt !== entry.execution.task.attempt)) {
+        entry.execution.stop("cancelled");
+      }
+    }
+  }
+}
+
+function timeoutError(task: Task, how: string): Error {
+  const error = new Error(`attempt ${task.attempt} timed out after ${task.timeoutMs} ms${how}`);
+  error.name = "TimeoutError";
+  return error;
+}
+
+/** The handler's return value as JSON (undefined → null, toJSON honoured), or undefined if it has no JSON form. */
+function toJsonResult(value: unknown): Json | undefined {
+  if (value === undefined) return null;
+  if (isJson(value)) return value;
+  try {
+    const text = JSON.stringify(value);
+    return text === undefined ? null : (JSON.parse(text) as Json);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Finds tasks left `running` by a node that stopped heartbeating (killed, frozen, cut off) and puts them
+ * back in their queue, counting a stall; a task that keeps killing its node fails instead. The store does
+ * it in one transaction guarded by attempt, so two rescuers racing cannot rescue a task twice.
+ */
+import type { Bus } from "../bus/bus.ts";
+import type { Store } from "../store/store.ts";
+import type { TaskLogger } from "./handler.ts";
+import { sleep } from "./pruner.ts";
+import type { Service } from "./service.ts";
+
+export type RescuerOptions = {
+  intervalMs: number;
+  /** A node silent for this long is dead. */
+  deadAfterMs: number;
+  maxStalls: number;
+};
+
+export class Rescuer implements Service {
+  readonly name = "rescuer";
+  readonly #store: Store;
+  readonly #bus: Bus;
+  readonly #options: RescuerOptions;
+  readonly #logger: TaskLogger;
+
+  constructor(store: Store, bus: Bus, options: RescuerOptions, logger: TaskLogger) {
+    this.#store = store;
+    this.#bus = bus;
+    this.#options = options;
+    this.#logger = logger;
+  }
+
+  async run(signal: AbortSignal): Promise<void> {
+    while (!signal.aborted) {
+      await this.rescueOnce();
+      await sleep(this.#options.intervalMs, signal);
+    }
+  }
+
+  async rescueOnce(now = new Date()): Promise<number> {
+    const outcomes = await this.#store.taskRescue({
+      deadBefore: new Date(now.getTime() - this.#options.deadAfterMs),
+      maxStalls: this.#options.maxStalls,
+      now,
+    });
+    if (outcomes.length === 0) return 0;
+    const queues = new Set(outcomes.filter((o) => o.outcome === "retried").map((o) => o.task.queue));
+    for (const queue of queues) this.#bus.publish("wake", { queue });
+    this.#bus.publish("events", {});
+    for (const { task, outcome } of outcomes) {
+      this.#logger.warn(`task ${task.id} rescued from a dead node: ${outcome}`, { taskId: task.id, stalls: task.stalls });
+    }
+    await this.#store.nodePrune({ before: new Date(now.getTime() - this.#options.deadAfterMs * 10) });
+    return outcomes.length;
+  }
+}
