@@ -67,6 +67,8 @@ export class Conveyor {
   #queueSupervisor: Supervisor | null = null;
   #heartbeat: Heartbeat | null = null;
   #migrated: Promise<unknown> | null = null;
+  /** The event feed's loop when this node is not started (a producer that only enqueues and waits). */
+  #privateFeed: { controller: AbortController; users: number } | null = null;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
 
   constructor(options: ConveyorOptions = {}) {
@@ -161,6 +163,7 @@ export class Conveyor {
     const unsubscribe = await this.#events.subscribe((event: TaskEvent) => {
       if (event.taskId === id && FINAL_EVENTS.has(event.type)) finished();
     });
+    const release = this.#useEventFeed();
     const timer = setTimeout(finished, timeoutMs);
     try {
       const task = await this.store.taskGet({ id });
@@ -170,6 +173,7 @@ export class Conveyor {
     } finally {
       clearTimeout(timer);
       unsubscribe();
+      release();
     }
   }
 
@@ -310,6 +314,26 @@ export class Conveyor {
   #ready(): Promise<unknown> {
     this.#migrated ??= this.store.migrate();
     return this.#migrated;
+  }
+
+  /**
+   * A started node runs the event feed under its supervisor. A node that was never started (it only
+   * enqueues and waits) runs the feed's loop itself for as long as someone waits.
+   */
+  #useEventFeed(): () => void {
+    if (this.#state === "running") return () => {};
+    if (this.#privateFeed === null) {
+      const feed = { controller: new AbortController(), users: 0 };
+      this.#privateFeed = feed;
+      this.#events.run(feed.controller.signal).catch((error: unknown) => this.logger.error({ err: error }, "event feed failed"));
+    }
+    const feed = this.#privateFeed;
+    feed.users++;
+    return () => {
+      if (--feed.users > 0) return;
+      feed.controller.abort();
+      if (this.#privateFeed === feed) this.#privateFeed = null;
+    };
   }
 
   /** Tell the node's parts about new tasks: ready queues to wake, future ones to schedule. */
