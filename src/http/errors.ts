@@ -1,0 +1,93 @@
+/**
+ * One shape for every error the API returns: `{ error: { code, message, details? } }` with a code from
+ * ERROR_CODES (docs/errors.md). ConveyorErrors carry their own code and status; Fastify's errors (bad JSON,
+ * schema validation, body limits, content types, bad URLs) are translated; anything else is a 500 that
+ * says nothing about the server's insides, and is logged.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ConveyorError, ERROR_CODES, type ErrorCode } from "../core/errors.ts";
+
+export type ErrorBody = { error: { code: ErrorCode; message: string; details?: unknown } };
+
+export type HttpError = { status: number; body: ErrorBody };
+
+/** Fastify's error codes that are the client's doing, and what we call them. */
+const FASTIFY_CODES: Record<string, { code: ErrorCode; message?: string }> = {
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: "invalid_json", message: "the body is not valid JSON" },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: "invalid_json", message: "the body is empty" },
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: "payload_too_large" },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: "unsupported_media_type", message: "the body must be application/json" },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: "validation_failed", message: "Content-Length does not match the body" },
+  FST_ERR_BAD_URL: { code: "validation_failed", message: "the URL is malformed" },
+  FST_ERR_MAX_PARAM_LENGTH: { code: "validation_failed", message: "a path parameter is too long" },
+  FST_ERR_ASYNC_CONSTRAINT: { code: "validation_failed" },
+};
+
+type ValidationProblem = { in: string; field: string; message: string };
+
+type AjvIssue = { instancePath: string; keyword: string; params: Record<string, unknown>; message?: string };
+
+/** Translate any thrown value into a status and our error body. */
+export function toHttpError(error: unknown): HttpError {
+  if (error instanceof ConveyorError) {
+    return reply(error.status, error.code, error.message, error.details);
+  }
+  const fastify = error as Partial<FastifyError> & { validation?: AjvIssue[]; validationContext?: string };
+  if (Array.isArray(fastify.validation)) {
+    const problems = fastify.validation.map((issue) => describeIssue(fastify.validationContext ?? "request", issue));
+    const message = problems.map((p) => `${p.in}${p.field === "" ? "" : `.${p.field}`} ${p.message}`).join("; ");
+    return reply(400, "validation_failed", message, problems);
+  }
+  const known = typeof fastify.code === "string" ? FASTIFY_CODES[fastify.code] : undefined;
+  if (known !== undefined) {
+    return reply(ERROR_CODES[known.code], known.code, known.message ?? fastify.message ?? known.code);
+  }
+  // A 4xx from a plugin or parser we did not list is still the client's doing: keep it out of the 500s.
+  if (typeof fastify.statusCode === "number" && fastify.statusCode >= 400 && fastify.statusCode < 500) {
+    const code: ErrorCode = fastify.statusCode === 413 ? "payload_too_large" : fastify.statusCode === 415 ? "unsupported_media_type" : "validation_failed";
+    return reply(ERROR_CODES[code], code, fastify.message ?? "bad request");
+  }
+  return reply(500, "internal_error", "internal server error");
+}
+
+function reply(status: number, code: ErrorCode, message: string, details?: unknown): HttpError {
+  const body: ErrorBody = { error: { code, message } };
+  if (details !== undefined) body.error.details = details;
+  return { status, body };
+}
+
+/** An Ajv issue as a field path (`tasks.3.priority`) and a sentence, naming the property when Ajv knows it. */
+function describeIssue(part: string, issue: AjvIssue): ValidationProblem {
+  let field = issue.instancePath.split("/").slice(1).map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~")).join(".");
+  let message = issue.message ?? "is invalid";
+  const join = (name: unknown) => (field === "" ? String(name) : `${field}.${String(name)}`);
+  if (issue.keyword === "additionalProperties") {
+    field = join(issue.params.additionalProperty);
+    message = "is not allowed";
+  } else if (issue.keyword === "required") {
+    field = join(issue.params.missingProperty);
+    message = "is required";
+  } else if (issue.keyword === "enum" && Array.isArray(issue.params.allowedValues)) {
+    message = `must be one of ${issue.params.allowedValues.join(", ")}`;
+  }
+  return { in: part, field, message };
+}
+
+/** Install the error and not-found handlers on `app`. */
+export function installErrorHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((error: unknown, request: FastifyRequest, response: FastifyReply) => {
+    const { status, body } = toHttpError(error);
+    if (status >= 500) request.log.error({ err: error }, "request failed");
+    return response.code(status).send(body);
+  });
+  app.setNotFoundHandler((request: FastifyRequest, response: FastifyReply) => {
+    const { status, body } = reply(404, "not_found", `no route for ${request.method} ${request.url.split("?")[0]}`);
+    return response.code(status).send(body);
+  });
+}
+
+/** For Fastify's `frameworkErrors` option: errors raised before routing (bad URL encoding, over-long params). */
+export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, response: FastifyReply): void {
+  const { status, body } = toHttpError(error);
+  void response.code(status).header("content-type", "application/json; charset=utf-8").send(JSON.stringify(body));
+}

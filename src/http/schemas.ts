@@ -1,0 +1,283 @@
+/**
+ * JSON Schemas of the HTTP API: request bodies, query strings and path params (validated by Fastify's
+ * Ajv) and responses (serialised by fast-json-stringify, which also turns the Task's Dates into ISO
+ * strings). The limits come from core/task-input.ts so the API and the library never disagree; the
+ * library's own check (normalizeTaskInput) still runs after these. @fastify/swagger builds
+ * /api/openapi.json from the same objects, and the shared ones below become its `components.schemas`.
+ */
+import { ERROR_CODES } from "../core/errors.ts";
+import { TASK_EVENT_TYPES } from "../core/task.ts";
+import { TASK_STATES } from "../core/states.ts";
+import { MAX_ATTEMPTS, MAX_DURATION_MS, MAX_KEY_LENGTH, MAX_PRIORITY, NAME_PATTERN } from "../core/task-input.ts";
+
+export const MAX_BULK_TASKS = 1000;
+export const MAX_LIST_LIMIT = 500;
+export const MAX_EVENT_LIMIT = 1000;
+export const MAX_WAIT_SECONDS = 60;
+
+const name = { type: "string", pattern: NAME_PATTERN.source } as const;
+const dateTime = { type: "string", format: "date-time" } as const;
+const nullableDateTime = { type: ["string", "null"], format: "date-time" } as const;
+const duration = (minimum: number) => ({ type: ["integer", "null"], minimum, maximum: MAX_DURATION_MS }) as const;
+const ref = (id: string) => ({ $ref: `${id}#` }) as const;
+
+// ---- shared schemas, registered once with app.addSchema --------------------------------------------------
+
+const taskInput = {
+  $id: "TaskInput",
+  type: "object",
+  description: "A task to add. Give at most one of runAt and delay; omitted fields take the type's defaults.",
+  required: ["type"],
+  additionalProperties: false,
+  properties: {
+    type: { ...name, description: "The handler's name." },
+    data: { description: "Any JSON, handed to the handler." },
+    queue: name,
+    priority: { type: "integer", minimum: -MAX_PRIORITY, maximum: MAX_PRIORITY, description: "Higher runs first." },
+    maxAttempts: { type: "integer", minimum: 1, maximum: MAX_ATTEMPTS },
+    runAt: { ...dateTime, description: "When to run, with a time zone (RFC 3339)." },
+    delay: { type: "integer", minimum: 0, maximum: MAX_DURATION_MS, description: "Milliseconds from now." },
+    key: { type: ["string", "null"], minLength: 1, maxLength: MAX_KEY_LENGTH, description: "Uniqueness key among active tasks." },
+    timeoutMs: duration(1),
+    backoffMs: duration(0),
+  },
+} as const;
+
+const errorRecord = {
+  type: "object",
+  additionalProperties: true,
+  properties: { name: { type: "string" }, message: { type: "string" }, stack: { type: "string" }, attempt: { type: "integer" }, at: { type: "string" } },
+} as const;
+
+const task = {
+  $id: "Task",
+  type: "object",
+  required: [
+    "id", "queue", "type", "data", "priority", "state", "attempt", "maxAttempts", "stalls", "runAt", "key", "progress",
+    "result", "error", "errors", "timeoutMs", "backoffMs", "node", "createdAt", "startedAt", "finishedAt",
+  ],
+  properties: {
+    id: { type: "integer", minimum: 1 },
+    queue: { type: "string" },
+    type: { type: "string" },
+    data: {},
+    priority: { type: "integer" },
+    state: { type: "string", enum: TASK_STATES },
+    attempt: { type: "integer" },
+    maxAttempts: { type: "integer" },
+    stalls: { type: "integer" },
+    runAt: dateTime,
+    key: { type: ["string", "null"] },
+    progress: { type: ["object", "null"], properties: { percent: { type: "number" }, info: {} } },
+    result: {},
+    error: { anyOf: [errorRecord, { type: "null" }] },
+    errors: { type: "array", items: errorRecord },
+    timeoutMs: { type: ["integer", "null"] },
+    backoffMs: { type: ["integer", "null"] },
+    node: { type: ["string", "null"] },
+    createdAt: dateTime,
+    startedAt: nullableDateTime,
+    finishedAt: nullableDateTime,
+  },
+} as const;
+
+const taskEvent = {
+  $id: "TaskEvent",
+  type: "object",
+  required: ["offset", "type", "taskId", "queue", "data", "at"],
+  properties: {
+    offset: { type: "integer" },
+    type: { type: "string", enum: TASK_EVENT_TYPES },
+    taskId: { type: "integer" },
+    queue: { type: "string" },
+    data: {},
+    at: dateTime,
+  },
+} as const;
+
+const stateCounts = {
+  type: "object",
+  required: TASK_STATES,
+  properties: Object.fromEntries(TASK_STATES.map((state) => [state, { type: "integer" }])),
+} as const;
+
+const queueStats = {
+  $id: "QueueStats",
+  type: "object",
+  required: ["queue", "paused", "counts"],
+  properties: { queue: { type: "string" }, paused: { type: "boolean" }, counts: stateCounts },
+} as const;
+
+const nodeRecord = {
+  $id: "NodeRecord",
+  type: "object",
+  required: ["id", "name", "host", "pid", "version", "roles", "startedAt", "heartbeatAt", "info"],
+  properties: {
+    id: { type: "string" },
+    name: { type: "string" },
+    host: { type: "string" },
+    pid: { type: "integer" },
+    version: { type: "string" },
+    roles: { type: "array", items: { type: "string" } },
+    startedAt: dateTime,
+    heartbeatAt: dateTime,
+    info: { description: "The node's own report: supervision tree, queues and concurrency." },
+  },
+} as const;
+
+const errorResponse = {
+  $id: "ErrorResponse",
+  type: "object",
+  required: ["error"],
+  properties: {
+    error: {
+      type: "object",
+      required: ["code", "message"],
+      properties: {
+        code: { type: "string", enum: Object.keys(ERROR_CODES), description: "Stable; listed in docs/errors.md." },
+        message: { type: "string" },
+        details: { description: "Offending fields (validation), or the task concerned (conflicts, outcomes)." },
+      },
+    },
+  },
+} as const;
+
+export const SHARED_SCHEMAS = [taskInput, task, taskEvent, queueStats, nodeRecord, errorResponse];
+
+// ---- request parts -----------------------------------------------------------------------------------
+
+/** Ids are positive safe integers: anything else in the path is a malformed request (400), not a miss. */
+export const taskIdParams = {
+  type: "object",
+  required: ["id"],
+  additionalProperties: false,
+  properties: { id: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "Task id." } },
+} as const;
+
+export const queueNameParams = {
+  type: "object",
+  required: ["name"],
+  additionalProperties: false,
+  properties: { name: { ...name, description: "Queue name; an unknown one is created (paused or not)." } },
+} as const;
+
+const wait = {
+  type: "integer",
+  minimum: 0,
+  maximum: MAX_WAIT_SECONDS,
+  default: 0,
+  description: "Seconds to wait for the task to finish.",
+} as const;
+
+export const waitQuery = { type: "object", additionalProperties: false, properties: { wait } } as const;
+
+export const listQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    queue: name,
+    state: {
+      type: "array",
+      items: { type: "string", enum: TASK_STATES },
+      description: "States to include: comma-separated, or the parameter repeated.",
+    },
+    type: name,
+    key: { type: "string", minLength: 1, maxLength: MAX_KEY_LENGTH },
+    after: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "nextCursor of the previous page." },
+    limit: { type: "integer", minimum: 1, maximum: MAX_LIST_LIMIT, default: 50 },
+    order: { type: "string", enum: ["asc", "desc"], default: "desc", description: "By id." },
+  },
+} as const;
+
+export const eventsQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    after: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: "Offset already seen." },
+    limit: { type: "integer", minimum: 1, maximum: MAX_EVENT_LIMIT, default: 100 },
+  },
+} as const;
+
+export const bulkBody = {
+  type: "object",
+  required: ["tasks"],
+  additionalProperties: false,
+  properties: { tasks: { type: "array", minItems: 1, maxItems: MAX_BULK_TASKS, items: ref("TaskInput") } },
+} as const;
+
+export const taskInputBody = ref("TaskInput");
+
+// ---- responses ---------------------------------------------------------------------------------------
+
+export const errorReplies = { "4xx": ref("ErrorResponse"), "5xx": ref("ErrorResponse") } as const;
+
+export const taskReply = { type: "object", required: ["task"], properties: { task: ref("Task") } } as const;
+
+export const taskListReply = {
+  type: "object",
+  required: ["tasks", "nextCursor"],
+  properties: { tasks: { type: "array", items: ref("Task") }, nextCursor: { type: ["integer", "null"] } },
+} as const;
+
+export const bulkReply = {
+  type: "object",
+  required: ["tasks", "created"],
+  properties: {
+    tasks: { type: "array", items: ref("Task") },
+    created: { type: "array", items: { type: "boolean" }, description: "Per item: false when its key was already held." },
+  },
+} as const;
+
+export const resultReply = {
+  type: "object",
+  required: ["state", "result"],
+  properties: { state: { type: "string", enum: ["completed"] }, result: {} },
+} as const;
+
+export const eventsReply = {
+  type: "object",
+  required: ["events"],
+  properties: { events: { type: "array", items: ref("TaskEvent") } },
+} as const;
+
+export const queuesReply = {
+  type: "object",
+  required: ["queues"],
+  properties: { queues: { type: "array", items: ref("QueueStats") } },
+} as const;
+
+export const queueReply = { type: "object", required: ["queue"], properties: { queue: ref("QueueStats") } } as const;
+
+export const nodesReply = {
+  type: "object",
+  required: ["nodes"],
+  properties: { nodes: { type: "array", items: ref("NodeRecord") } },
+} as const;
+
+export const nodeReply = {
+  type: "object",
+  required: ["id", "name", "version", "state", "driver", "tree"],
+  properties: {
+    id: { type: "string" },
+    name: { type: "string" },
+    version: { type: "string" },
+    state: { type: "string" },
+    driver: { type: "string" },
+    tree: { description: "This node's supervision tree." },
+  },
+} as const;
+
+export const healthReply = {
+  type: "object",
+  required: ["status", "state", "store"],
+  properties: {
+    status: { type: "string", enum: ["ok", "unavailable"] },
+    node: { type: "string" },
+    state: { type: "string", description: "The node's lifecycle state; healthy only when running." },
+    store: {
+      type: "object",
+      required: ["ok", "driver"],
+      properties: { ok: { type: "boolean" }, driver: { type: "string" }, error: { type: "string" } },
+    },
+  },
+} as const;
