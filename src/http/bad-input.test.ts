@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { ErrorCode } from "../core/errors.ts";
-import { startFixture, type CallInit, type Fixture } from "./test-fixture.ts";
+import { startFixture, type CallInit, type Fixture } from "./server-fixture.ts";
 
 type Row = { name: string; method: string; path: string; init?: CallInit; status: number; code: ErrorCode; detail?: RegExp };
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { TASK_STATES } from "../core/states.ts";
 import { buildServer } from "./server.ts";
-import { startFixture, type Fixture } from "./test-fixture.ts";
+import { startFixture, type Fixture } from "./server-fixture.ts";
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
