@@ -55,7 +55,7 @@ export function normalizeTaskInput(input: TaskInput, defaults: (type: string) =>
   check(key === null || (typeof key === "string" && key.length >= 1 && key.length <= MAX_KEY_LENGTH), "key", `must be null or a string of 1 to ${MAX_KEY_LENGTH} characters`);
   const runAt = resolveRunAt(input, now, problems);
   const data = input.data === undefined ? null : input.data;
-  check(isJson(data), "data", "must be JSON: objects, arrays, strings, finite numbers, booleans and null");
+  check(isJson(data), "data", "must be JSON (objects, arrays, strings, finite numbers, booleans and null) nested at most 64 levels deep");
   if (problems.length > 0) {
     throw new ValidationError(problems.map((p) => `${p.field} ${p.message}`).join("; "), problems);
   }

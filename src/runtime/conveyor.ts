@@ -70,6 +70,8 @@ export class Conveyor {
   /** The event feed's loop when this node is not started (a producer that only enqueues and waits). */
   #privateFeed: { controller: AbortController; users: number } | null = null;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
+  /** Aborted when stop() begins, to end every wait at once. */
+  readonly #stopping = new AbortController();
 
   constructor(options: ConveyorOptions = {}) {
     this.options = resolveOptions(options);
@@ -155,23 +157,30 @@ export class Conveyor {
     return task;
   }
 
-  /** The task once it has finished, or as it is when `timeoutMs` runs out. Null for an unknown id. */
-  async waitForFinish(id: number, timeoutMs: number): Promise<Task | null> {
+  /**
+   * The task once it has finished, or as it is when `timeoutMs` runs out, `signal` aborts or this node
+   * stops. Null for an unknown id. Waits on the event feed, never by polling the task.
+   */
+  async waitForFinish(id: number, timeoutMs: number, signal?: AbortSignal): Promise<Task | null> {
     await this.#ready();
-    let finished!: () => void;
-    const signalled = new Promise<void>((resolve) => (finished = resolve));
+    const wake = new AbortController();
+    const stops = [signal, this.#stopping.signal].filter((s) => s !== undefined);
     const unsubscribe = await this.#events.subscribe((event: TaskEvent) => {
-      if (event.taskId === id && FINAL_EVENTS.has(event.type)) finished();
+      if (event.taskId === id && FINAL_EVENTS.has(event.type)) wake.abort("finished");
     });
     const release = this.#useEventFeed();
-    const timer = setTimeout(finished, timeoutMs);
+    const timer = setTimeout(() => wake.abort("timeout"), timeoutMs);
+    const stopped = () => wake.abort("stopped");
+    for (const stop of stops) stop.addEventListener("abort", stopped, { once: true });
     try {
       const task = await this.store.taskGet({ id });
-      if (task === null || isFinalState(task.state)) return task;
-      await signalled;
-      return await this.store.taskGet({ id });
+      if (task === null || isFinalState(task.state) || stops.some((stop) => stop.aborted)) return task;
+      await new Promise((resolve) => wake.signal.addEventListener("abort", resolve, { once: true }));
+      // A stopping node may be closing its store: answer with what was read rather than read again.
+      return wake.signal.reason === "stopped" ? task : await this.store.taskGet({ id });
     } finally {
       clearTimeout(timer);
+      for (const stop of stops) stop.removeEventListener("abort", stopped);
       unsubscribe();
       release();
     }
@@ -181,14 +190,14 @@ export class Conveyor {
    * The result of a task, once it completes. Rejects with a TaskOutcomeError when it fails or is cancelled
    * (code task_failed / task_cancelled), or when `timeoutMs` passes first (wait_timeout).
    */
-  async result<T = Json>(id: number, options: { timeoutMs?: number } = {}): Promise<T> {
+  async result<T = Json>(id: number, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
     const timeoutMs = options.timeoutMs ?? 2 ** 31 - 1;
-    const task = await this.waitForFinish(id, timeoutMs);
+    const task = await this.waitForFinish(id, timeoutMs, options.signal);
     if (task === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
     if (task.state === "completed") return task.result as T;
     if (task.state === "failed") throw new TaskOutcomeError("task_failed", id, `task ${id} failed: ${task.error?.message ?? "unknown error"}`, task.error);
     if (task.state === "cancelled") throw new TaskOutcomeError("task_cancelled", id, `task ${id} was cancelled: ${task.error?.message ?? ""}`);
-    throw new TaskOutcomeError("wait_timeout", id, `task ${id} is still ${task.state} after ${timeoutMs} ms`);
+    throw new TaskOutcomeError("wait_timeout", id, `task ${id} is still ${task.state}: the wait ended before it finished`);
   }
 
   /** Events of one task, oldest first. */
@@ -289,6 +298,7 @@ export class Conveyor {
     if (this.#state === "stopped" || this.#state === "stopping") return;
     const wasRunning = this.#state === "running";
     this.#state = "stopping";
+    this.#stopping.abort("stopped");
     if (wasRunning) {
       await this.#queueSupervisor?.stop();
       const deadline = Date.now() + this.options.shutdownGraceMs;

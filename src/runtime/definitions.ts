@@ -3,7 +3,7 @@
  */
 import { DEFAULT_BACKOFF, type BackoffOptions } from "../core/backoff.ts";
 import { ConfigError } from "../core/errors.ts";
-import { NAME_PATTERN, type TaskDefaults } from "../core/task-input.ts";
+import { MAX_ATTEMPTS, MAX_DURATION_MS, MAX_PRIORITY, NAME_PATTERN, type TaskDefaults } from "../core/task-input.ts";
 import type { Isolation, TaskHandler, TaskTypeOptions, ThreadHandlerRef } from "./handler.ts";
 
 export type Definition = {
@@ -50,6 +50,7 @@ export class Definitions {
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
       graceMs: options.graceMs ?? DEFAULT_TYPE_OPTIONS.graceMs,
     };
+    checkDefinition(definition);
     this.#byType.set(type, definition);
     return definition;
   }
@@ -78,4 +79,18 @@ export class Definitions {
   all(): Definition[] {
     return [...this.#byType.values()];
   }
+}
+
+/** Bad options fail at define(), naming the option, rather than misbehaving at the first task. */
+function checkDefinition(d: Definition): void {
+  const integerIn = (value: unknown, min: number, max: number) => Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max;
+  const problems: string[] = [];
+  if (!integerIn(d.priority, -MAX_PRIORITY, MAX_PRIORITY)) problems.push(`priority must be an integer within ±${MAX_PRIORITY}`);
+  if (!integerIn(d.maxAttempts, 1, MAX_ATTEMPTS)) problems.push(`maxAttempts must be an integer from 1 to ${MAX_ATTEMPTS}`);
+  if (d.timeoutMs !== null && !integerIn(d.timeoutMs, 1, MAX_DURATION_MS)) problems.push("timeoutMs must be null or a positive integer (ms, up to a year)");
+  if (!integerIn(d.graceMs, 0, MAX_DURATION_MS)) problems.push("graceMs must be an integer >= 0 (ms)");
+  if (!integerIn(d.backoff.baseMs, 0, MAX_DURATION_MS)) problems.push("backoff.baseMs must be an integer >= 0 (ms)");
+  if (!integerIn(d.backoff.maxMs, d.backoff.baseMs, MAX_DURATION_MS)) problems.push("backoff.maxMs must be an integer >= backoff.baseMs (ms)");
+  if (typeof d.backoff.jitter !== "number" || !(d.backoff.jitter >= 0 && d.backoff.jitter <= 1)) problems.push("backoff.jitter must be a number from 0 to 1");
+  if (problems.length > 0) throw new ConfigError(`task type ${d.type}: ${problems.join("; ")}`);
 }

@@ -23,6 +23,7 @@ export class EventFeed implements Service {
   readonly #wakeup = new Wakeup();
   /** Offset of the last event handed out; null while nobody listens (the feed then reads nothing). */
   #cursor: number | null = null;
+  #starting: Promise<number> | null = null;
 
   constructor(store: Store, bus: Bus, pollIntervalMs: number) {
     this.#store = store;
@@ -35,8 +36,14 @@ export class EventFeed implements Service {
    * caller's to read from the store, which is what makes "read state, then wait for changes" race-free.
    */
   async subscribe(listener: EventListener): Promise<() => void> {
-    if (this.#cursor === null) this.#cursor = await this.#store.eventLastOffset();
+    // Listeners join at once, and share one read of the starting offset: two subscribers arriving together
+    // must not move the cursor past events the first was promised.
     this.#listeners.add(listener);
+    if (this.#cursor === null) {
+      this.#starting ??= this.#store.eventLastOffset().finally(() => (this.#starting = null));
+      const offset = await this.#starting;
+      this.#cursor ??= offset;
+    }
     return () => {
       this.#listeners.delete(listener);
       if (this.#listeners.size === 0) this.#cursor = null;
@@ -56,7 +63,7 @@ export class EventFeed implements Service {
   }
 
   async #readNew(): Promise<void> {
-    while (this.#cursor !== null && this.#listeners.size > 0) {
+    while (this.#cursor !== null && this.#listeners.size > 0 && this.#starting === null) {
       const events = await this.#store.eventList({ after: this.#cursor, limit: READ_BATCH });
       if (this.#cursor === null) return;
       for (const event of events) {

@@ -34,6 +34,20 @@ export class ProgressWriter {
     slot.timer = setTimeout(() => void this.#write(task.id), wait);
   }
 
+  /** Write a finished task's last unwritten report now (so the stored progress is its latest), then forget it. */
+  async flush(taskId: number): Promise<void> {
+    const slot = this.#slots.get(taskId);
+    if (slot === undefined) return;
+    if (slot.timer !== null) clearTimeout(slot.timer);
+    this.#slots.delete(taskId);
+    if (slot.latest === null) return;
+    try {
+      await this.#store.taskProgress({ id: taskId, attempt: slot.attempt, progress: slot.latest, now: new Date() });
+    } catch (error) {
+      this.#logger.warn("progress write failed", { err: error, taskId });
+    }
+  }
+
   /** Drop pending progress of a task that finished: its final state says more. */
   forget(taskId: number): void {
     const slot = this.#slots.get(taskId);

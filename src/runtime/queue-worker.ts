@@ -134,7 +134,6 @@ export class QueueWorker implements Service {
     const entry = this.#running.get(task.id);
     if (entry?.timeout != null) clearTimeout(entry.timeout);
     this.#running.delete(task.id);
-    this.#deps.progress.forget(task.id);
     this.#wakeup.ring();
     if (this.#running.size === 0) this.#idle?.();
     try {
@@ -146,7 +145,9 @@ export class QueueWorker implements Service {
 
   async #record(execution: Execution, outcome: ExecutionOutcome): Promise<void> {
     const { task, stopReason } = execution;
-    const { logger } = this.#deps;
+    const { logger, progress } = this.#deps;
+    if (stopReason !== null) progress.forget(task.id);
+    else await progress.flush(task.id);
     if (stopReason === "cancelled" || stopReason === "shutdown") {
       // The store already says so (cancelled, or released by the shutdown); whatever the handler did is discarded.
       logger.info(`task ${task.id} stopped (${stopReason}): ${outcome.kind === "ended" ? outcome.how : "handler returned"}`);

@@ -822,6 +822,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const [again] = await store.taskClaim({ queue: "a", types: ["t"], node: "n2", limit: 1, now: at(8) });
         assert.equal(again?.id, task.id);
         assert.equal(again?.attempt, task.attempt + 1, "attempt numbers only grow: they fence off the released run");
+        assert.equal(again?.maxAttempts, task.maxAttempts + 1, "the interrupted run is not held against the task's budget");
         assert.equal(again?.stalls, 0, "a release is not a stall");
         assert.deepEqual(await store.taskComplete({ now: at(9), completions: [{ id: task.id, attempt: task.attempt, result: null }] }), []);
       });

@@ -93,8 +93,10 @@ WHERE id = :id AND attempt = :attempt AND state = 'running'
 RETURNING *;
 
 -- name: taskRelease
--- Hands a node's running tasks (all, or those in :ids when it is not null) back to the queue.
-UPDATE tasks SET state = 'queued', run_at = :now, progress = NULL
+-- Hands a node's running tasks (all, or those in :ids when it is not null) back to the queue. The attempt
+-- number stays (it fences off the interrupted run) and the budget grows by one, so the run is not held
+-- against the task.
+UPDATE tasks SET state = 'queued', run_at = :now, progress = NULL, max_attempts = max_attempts + 1
 WHERE state = 'running' AND node = :node
   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
 RETURNING id, queue, attempt;
