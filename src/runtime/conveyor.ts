@@ -263,7 +263,9 @@ export class Conveyor {
       id: this.nodeId, name: this.nodeName, host: hostname(), pid: process.pid, version: opts.version,
       roles: ["worker"], startedAt: this.#startedAt,
     };
-    this.#heartbeat = new Heartbeat(this.store, node, opts.heartbeatIntervalMs, () => this.#nodeInfo());
+    const deadAfterMs = opts.heartbeatIntervalMs * opts.deadAfterBeats;
+    const heartbeat = new Heartbeat(this.store, node, { intervalMs: opts.heartbeatIntervalMs, deadAfterMs }, () => this.#nodeInfo());
+    this.#heartbeat = heartbeat;
     // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
     await this.#heartbeat.beat();
     this.#workers = [...this.#definitions.byQueue()].map(([queue, types]) => new QueueWorker(
@@ -277,7 +279,9 @@ export class Conveyor {
     const onEvent = supervisorLogger(this.logger);
     this.#services = new Supervisor({ name: "services", onEvent }, [
       this.#heartbeat,
-      new Rescuer(this.store, this.bus, { intervalMs: opts.heartbeatIntervalMs, deadAfterMs: opts.heartbeatIntervalMs * opts.deadAfterBeats, maxStalls: opts.maxStalls }, log),
+      new Rescuer(this.store, this.bus, {
+        node: this.nodeId, canJudge: () => heartbeat.trustworthy, intervalMs: opts.heartbeatIntervalMs, deadAfterMs, maxStalls: opts.maxStalls,
+      }, log),
       new Scheduler(this.store, this.bus, opts.pollIntervalMs),
       new Pruner(this.store, { intervalMs: opts.pruneIntervalMs, taskRetentionMs: opts.taskRetentionMs, eventRetentionMs: opts.eventRetentionMs }),
       this.#events,

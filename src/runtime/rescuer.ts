@@ -10,6 +10,10 @@ import { sleep } from "./pruner.ts";
 import type { Service } from "./service.ts";
 
 export type RescuerOptions = {
+  /** This node: its own tasks are never rescued. */
+  node: string;
+  /** False while this node's own heartbeats are late; then it does not judge others (see Heartbeat). */
+  canJudge: () => boolean;
   intervalMs: number;
   /** A node silent for this long is dead. */
   deadAfterMs: number;
@@ -38,7 +42,9 @@ export class Rescuer implements Service {
   }
 
   async rescueOnce(now = new Date()): Promise<number> {
+    if (!this.#options.canJudge()) return 0;
     const outcomes = await this.#store.taskRescue({
+      rescuer: this.#options.node,
       deadBefore: new Date(now.getTime() - this.#options.deadAfterMs),
       maxStalls: this.#options.maxStalls,
       now,

@@ -743,7 +743,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const onDead = await running(store, { queue: "d" }, "dead");
         const onGhost = await running(store, { queue: "g" }, "ghost"); // no node row at all
 
-        const outcomes = await store.taskRescue({ deadBefore: at(50), maxStalls: 3, now: at(110) });
+        const outcomes = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 3, now: at(110) });
         assert.deepEqual(sortedIds(outcomes.map((o) => o.task)), sortedIds([onDead, onGhost]));
         for (const outcome of outcomes) {
           assert.equal(outcome.outcome, "retried");
@@ -752,7 +752,13 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           assert.deepEqual(await mustGet(store, outcome.task.id), outcome.task);
         }
         assert.deepEqual(await mustGet(store, onLive.id), onLive, "the live node's task is untouched");
-        assert.deepEqual(await store.taskRescue({ deadBefore: at(50), maxStalls: 3, now: at(111) }), [], "nothing left to rescue");
+        assert.deepEqual(await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 3, now: at(111) }), [], "nothing left to rescue");
+
+        // A rescuer never rescues its own tasks, however stale its row: it is alive, it is running this.
+        await node("self", at(10));
+        const onSelf = await running(store, { queue: "s" }, "self");
+        assert.deepEqual(await store.taskRescue({ rescuer: "self", deadBefore: at(50), maxStalls: 3, now: at(111) }), []);
+        assert.equal((await mustGet(store, onSelf.id)).state, "running");
 
         // The rescued attempt is stale: only the next claim's attempt may complete.
         const [again] = await store.taskClaim({ queue: "d", types: ["t"], node: "live", limit: 1, now: at(112) });
@@ -767,10 +773,10 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("fails a task past maxStalls", async (store) => {
         const task = await running(store, { queue: "s", maxAttempts: 10 }, "ghost");
-        const first = await store.taskRescue({ deadBefore: at(50), maxStalls: 1, now: at(100) });
+        const first = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 1, now: at(100) });
         assert.deepEqual(first.map((o) => o.outcome), ["retried"], "one stall is within maxStalls 1");
         await store.taskClaim({ queue: "s", types: ["t"], node: "ghost", limit: 1, now: at(101) });
-        const second = await store.taskRescue({ deadBefore: at(50), maxStalls: 1, now: at(102) });
+        const second = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 1, now: at(102) });
         assert.equal(second.length, 1);
         assert.equal(second[0]!.outcome, "failed");
         assert.equal(second[0]!.task.id, task.id);
@@ -781,14 +787,14 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("with maxStalls 0 the first stall fails the task", async (store) => {
         const task = await running(store, { queue: "b", maxAttempts: 5 }, "ghost");
-        const outcomes = await store.taskRescue({ deadBefore: at(50), maxStalls: 0, now: at(100) });
+        const outcomes = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 0, now: at(100) });
         assert.deepEqual(outcomes.map((o) => [o.task.id, o.outcome, o.task.state]), [[task.id, "failed", "failed"]]);
         assert.equal((await mustGet(store, task.id)).state, "failed");
       });
 
       storeTest("a task out of attempts fails even with stalls to spare", async (store) => {
         const task = await running(store, { queue: "a", maxAttempts: 1 }, "ghost");
-        const outcomes = await store.taskRescue({ deadBefore: at(50), maxStalls: 10, now: at(100) });
+        const outcomes = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 10, now: at(100) });
         assert.deepEqual(outcomes.map((o) => [o.task.id, o.outcome]), [[task.id, "failed"]]);
         assert.equal((await mustGet(store, task.id)).state, "failed");
       });
@@ -967,7 +973,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const c = await running(store, { queue: "qc" }, "ghost", at(18));
         expect.push({ type: "task.created", taskId: c.id, queue: "qc", at: T0 });
         expect.push({ type: "task.started", taskId: c.id, queue: "qc", at: at(18) });
-        await store.taskRescue({ deadBefore: at(19), maxStalls: 5, now: at(20) });
+        await store.taskRescue({ rescuer: "rescuer", deadBefore: at(19), maxStalls: 5, now: at(20) });
         expect.push({ type: "task.rescued", taskId: c.id, queue: "qc", at: at(20) });
         await check("rescue");
 

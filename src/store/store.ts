@@ -124,8 +124,9 @@ export interface Store {
   /**
    * Put tasks running on nodes silent since `deadBefore` (or without a node row) back to `queued` at once,
    * counting a stall; a task out of attempts or past `maxStalls` stalls fails instead. Returns each outcome.
+   * The `rescuer` node's own tasks are never touched: it is alive, whatever its row says.
    */
-  taskRescue(params: { deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]>;
+  taskRescue(params: { rescuer: string; deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]>;
   /** Hand a node's running tasks back to `queued` at once (graceful shutdown); the attempt is not counted. */
   taskRelease(params: { node: string; ids?: number[]; now: Date }): Promise<number[]>;
   /** Delete up to `limit` tasks that finished before `before`; returns how many. */

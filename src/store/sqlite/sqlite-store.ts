@@ -285,10 +285,10 @@ export class SqliteStore implements Store {
     }));
   }
 
-  async taskRescue({ deadBefore, maxStalls, now }: { deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]> {
+  async taskRescue({ rescuer, deadBefore, maxStalls, now }: { rescuer: string; deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]> {
     return this.#write(() => {
       const outcomes: RescueOutcome[] = [];
-      for (const current of this.#sql("taskRunningOnDeadNodes").all({ dead_before: deadBefore.getTime() })) {
+      for (const current of this.#sql("taskRunningOnDeadNodes").all({ rescuer, dead_before: deadBefore.getTime() })) {
         const before = rowToTask(current);
         const final = before.stalls + 1 > maxStalls || before.attempt >= before.maxAttempts;
         const error: ErrorRecord = {

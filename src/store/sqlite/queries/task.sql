@@ -77,9 +77,9 @@ SELECT min(run_at) AS run_at FROM tasks WHERE state = 'scheduled';
 SELECT id, state, attempt FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: taskRunningOnDeadNodes
--- Running tasks whose node has no heartbeat since :dead_before, or no row at all.
+-- Running tasks whose node has no heartbeat since :dead_before, or no row at all; never the rescuer's own.
 SELECT * FROM tasks t
-WHERE t.state = 'running'
+WHERE t.state = 'running' AND t.node <> :rescuer
   AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = t.node AND n.heartbeat_at >= :dead_before);
 
 -- name: taskRescueRetry
