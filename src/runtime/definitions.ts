@@ -92,5 +92,6 @@ function checkDefinition(d: Definition): void {
   if (!integerIn(d.backoff.baseMs, 0, MAX_DURATION_MS)) problems.push("backoff.baseMs must be an integer >= 0 (ms)");
   if (!integerIn(d.backoff.maxMs, d.backoff.baseMs, MAX_DURATION_MS)) problems.push("backoff.maxMs must be an integer >= backoff.baseMs (ms)");
   if (typeof d.backoff.jitter !== "number" || !(d.backoff.jitter >= 0 && d.backoff.jitter <= 1)) problems.push("backoff.jitter must be a number from 0 to 1");
+  if (d.isolation !== "inline" && d.isolation !== "thread") problems.push(`isolation must be "inline" or "thread"`);
   if (problems.length > 0) throw new ConfigError(`task type ${d.type}: ${problems.join("; ")}`);
 }
