@@ -33,6 +33,7 @@ export class Execution {
   #endByGrace: ((outcome: ExecutionOutcome) => void) | null = null;
   #graceTimer: NodeJS.Timeout | null = null;
   #settled = false;
+  #terminating = false;
 
   constructor(task: Task, definition: Definition, hooks: ExecutionHooks) {
     this.task = task;
@@ -40,7 +41,10 @@ export class Execution {
     const ended = new Promise<ExecutionOutcome>((resolve) => (this.#endByGrace = resolve));
     const ran = this.#start(hooks).then(
       (value): ExecutionOutcome => ({ kind: "returned", value }),
-      (error: unknown): ExecutionOutcome => ({ kind: "threw", error }),
+      (error: unknown): ExecutionOutcome =>
+        this.#terminating && error instanceof Error && error.name === "ThreadTerminatedError"
+          ? { kind: "ended", how: "terminated" }
+          : { kind: "threw", error },
     );
     this.outcome = Promise.race([ran, ended]).then((outcome) => {
       this.#settled = true;
@@ -64,6 +68,7 @@ export class Execution {
 
   async #end(): Promise<void> {
     if (this.#thread !== null) {
+      this.#terminating = true;
       await this.#thread.terminate();
       this.#endByGrace?.({ kind: "ended", how: "terminated" });
     } else {

@@ -150,7 +150,7 @@ export class QueueWorker implements Service {
     else await progress.flush(task.id);
     if (stopReason === "cancelled" || stopReason === "shutdown") {
       // The store already says so (cancelled, or released by the shutdown); whatever the handler did is discarded.
-      logger.info(`task ${task.id} stopped (${stopReason}): ${outcome.kind === "ended" ? outcome.how : "handler returned"}`);
+      logger.info(`task ${task.id} stopped (${stopReason}): ${describe(outcome)}`);
       return;
     }
     if (stopReason === "timeout") {
@@ -198,6 +198,11 @@ export class QueueWorker implements Service {
       }
     }
   }
+}
+
+function describe(outcome: ExecutionOutcome): string {
+  if (outcome.kind === "ended") return outcome.how === "terminated" ? "its thread was terminated" : "its handler was abandoned";
+  return outcome.kind === "returned" ? "its handler returned" : "its handler threw";
 }
 
 function timeoutError(task: Task, how: string): Error {
