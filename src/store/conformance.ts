@@ -12,7 +12,8 @@ import { describe, test } from "node:test";
 import { ConflictError, type ErrorRecord } from "../core/errors.ts";
 import { TASK_STATES, type TaskState } from "../core/states.ts";
 import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEventType } from "../core/task.ts";
-import type { NodeRecord, QueueStats, Store, TaskInsert } from "./store.ts";
+import type {
+  ScheduleInput, NodeRecord, QueueStats, Store, TaskInsert } from "./store.ts";
 
 /** A fixed base time, far from the real clock, so a driver that reads the clock instead of `now` shows it. */
 const T0 = new Date("2030-01-01T00:00:00.000Z");
@@ -1053,6 +1054,84 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(await store.nodePrune({ before: at(10) }), 2);
         assert.deepEqual((await store.nodeList()).map((n) => n.id), ["fresh"]);
         assert.equal(await store.nodePrune({ before: at(10) }), 0);
+      });
+    });
+
+    describe("leases", () => {
+      storeTest("a free lease is taken; the holder renews it; others wait until it expires", async (store) => {
+        assert.equal(await store.leaseGet({ name: "leader" }), null);
+        assert.equal(await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 5000, now: at(0) }), true);
+        assert.equal(await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(1) }), false, "held by a");
+        assert.equal(await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 5000, now: at(4) }), true, "a renews");
+        assert.deepEqual(await store.leaseGet({ name: "leader" }), { name: "leader", node: "a", expiresAt: at(9) });
+        assert.equal(await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(8) }), false, "renewed: not expired yet");
+        assert.equal(await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(9) }), true, "expired: b takes it");
+        assert.equal(await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 5000, now: at(10) }), false, "a lost it");
+        assert.equal(await store.leaseAcquire({ name: "other", node: "a", ttlMs: 5000, now: at(10) }), true, "leases are independent");
+      });
+
+      storeTest("release frees the lease only for its holder", async (store) => {
+        await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 60_000, now: at(0) });
+        await store.leaseRelease({ name: "leader", node: "b" });
+        assert.equal((await store.leaseGet({ name: "leader" }))?.node, "a");
+        await store.leaseRelease({ name: "leader", node: "a" });
+        assert.equal(await store.leaseGet({ name: "leader" }), null);
+        assert.equal(await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 60_000, now: at(1) }), true);
+      });
+
+      storeTest("concurrent attempts: exactly one node wins", async (store) => {
+        const nodes = Array.from({ length: 10 }, (_, i) => `n${i}`);
+        const won = await Promise.all(nodes.map((node) => store.leaseAcquire({ name: "leader", node, ttlMs: 5000, now: at(0) })));
+        assert.equal(won.filter(Boolean).length, 1);
+        assert.equal((await store.leaseGet({ name: "leader" }))?.node, nodes[won.indexOf(true)]);
+      });
+    });
+
+    describe("schedules", () => {
+      const schedule = (name: string, extra: Partial<ScheduleInput> = {}): ScheduleInput => ({
+        name, cron: "*/5 * * * * *", timezone: null, type: "t", data: { from: name }, options: { queue: "cron" }, enabled: true, ...extra,
+      });
+
+      storeTest("upsert creates, replaces by name and keeps lastTick; list, get, delete", async (store) => {
+        const created = await store.scheduleUpsert({ schedule: schedule("b"), now: at(1) });
+        assert.deepEqual(created, { ...schedule("b"), lastTick: null, createdAt: at(1), updatedAt: at(1) });
+        await store.scheduleUpsert({ schedule: schedule("a"), now: at(1) });
+        await store.scheduleFire({ name: "b", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) });
+        const replaced = await store.scheduleUpsert({ schedule: schedule("b", { cron: "0 * * * *", data: [1, 2], enabled: false }), now: at(6) });
+        assert.deepEqual(replaced, { ...schedule("b", { cron: "0 * * * *", data: [1, 2], enabled: false }), lastTick: at(5), createdAt: at(1), updatedAt: at(6) });
+        assert.deepEqual((await store.scheduleList()).map((s) => s.name), ["a", "b"]);
+        assert.deepEqual(await store.scheduleGet({ name: "b" }), replaced);
+        assert.equal(await store.scheduleGet({ name: "zzz" }), null);
+        assert.equal(await store.scheduleDelete({ name: "a" }), true);
+        assert.equal(await store.scheduleDelete({ name: "a" }), false);
+        assert.deepEqual((await store.scheduleList()).map((s) => s.name), ["b"]);
+      });
+
+      storeTest("each tick fires once: the same or an earlier tick inserts nothing", async (store) => {
+        await store.scheduleUpsert({ schedule: schedule("s"), now: at(0) });
+        const first = await store.scheduleFire({ name: "s", tick: at(5), task: taskInput({ queue: "cron", data: 5 }), now: at(5) });
+        assert.equal(first?.created, true);
+        assert.equal(first?.task.data, 5);
+        assert.equal(await store.scheduleFire({ name: "s", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }), null);
+        assert.equal(await store.scheduleFire({ name: "s", tick: at(0), task: taskInput({ queue: "cron" }), now: at(6) }), null);
+        assert.equal((await store.scheduleFire({ name: "s", tick: at(10), task: taskInput({ queue: "cron" }), now: at(10) }))?.created, true);
+        assert.equal((await store.taskList({ queue: "cron", limit: 10, order: "asc" })).length, 2);
+        assert.deepEqual((await store.scheduleGet({ name: "s" }))?.lastTick, at(10));
+      });
+
+      storeTest("a disabled or unknown schedule fires nothing", async (store) => {
+        await store.scheduleUpsert({ schedule: schedule("off", { enabled: false }), now: at(0) });
+        assert.equal(await store.scheduleFire({ name: "off", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }), null);
+        assert.equal(await store.scheduleFire({ name: "nope", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }), null);
+        assert.deepEqual(await store.taskList({ queue: "cron", limit: 10, order: "asc" }), []);
+      });
+
+      storeTest("concurrent fires of one tick insert exactly one task", async (store) => {
+        await store.scheduleUpsert({ schedule: schedule("s"), now: at(0) });
+        const outcomes = await Promise.all(Array.from({ length: 10 }, () =>
+          store.scheduleFire({ name: "s", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) })));
+        assert.equal(outcomes.filter((o) => o !== null).length, 1);
+        assert.equal((await store.taskList({ queue: "cron", limit: 20, order: "asc" })).length, 1);
       });
     });
   });

@@ -82,6 +82,24 @@ export type NodeRecord = {
 
 export type RescueOutcome = { task: Task; outcome: "retried" | "failed" };
 
+export type Lease = { name: string; node: string; expiresAt: Date };
+
+/** What a schedule enqueues on each tick, besides its type and data. */
+export type ScheduleTaskOptions = { queue?: string; priority?: number; maxAttempts?: number; timeoutMs?: number | null };
+
+export type ScheduleInput = {
+  name: string;
+  /** A cron expression (5 or 6 fields, as croner reads it). */
+  cron: string;
+  timezone: string | null;
+  type: string;
+  data: Json;
+  options: ScheduleTaskOptions;
+  enabled: boolean;
+};
+
+export type Schedule = ScheduleInput & { lastTick: Date | null; createdAt: Date; updatedAt: Date };
+
 export interface Store {
   readonly capabilities: StoreCapabilities;
 
@@ -141,6 +159,28 @@ export interface Store {
   eventLastOffset(): Promise<number>;
   /** Delete up to `limit` events recorded before `before`; returns how many. */
   eventPrune(params: { before: Date; limit: number }): Promise<number>;
+
+  /**
+   * Take or renew the lease `name` for `node` until now + ttlMs. Succeeds when the lease is free, expired, or
+   * already this node's; returns whether `node` holds it after the call.
+   */
+  leaseAcquire(params: { name: string; node: string; ttlMs: number; now: Date }): Promise<boolean>;
+  /** Give the lease up, if `node` holds it. */
+  leaseRelease(params: { name: string; node: string }): Promise<void>;
+  leaseGet(params: { name: string }): Promise<Lease | null>;
+
+  /** Create or replace a schedule by name; its lastTick is kept when it exists. */
+  scheduleUpsert(params: { schedule: ScheduleInput; now: Date }): Promise<Schedule>;
+  scheduleList(): Promise<Schedule[]>;
+  scheduleGet(params: { name: string }): Promise<Schedule | null>;
+  /** Returns whether a schedule was deleted. */
+  scheduleDelete(params: { name: string }): Promise<boolean>;
+  /**
+   * Fire tick `tick` of schedule `name`: in one transaction, move its lastTick forward to `tick` and insert
+   * `task`. Returns null, inserting nothing, when that tick (or a later one) has already fired or the
+   * schedule is gone or disabled — this is what makes each tick fire once however many nodes try.
+   */
+  scheduleFire(params: { name: string; tick: Date; task: TaskInsert; now: Date }): Promise<TaskInsertOutcome | null>;
 
   /** Insert or refresh this node's row. */
   nodeHeartbeat(params: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void>;

@@ -15,8 +15,8 @@ import { MAX_ERROR_HISTORY, type Task, type TaskEvent, type TaskEventType } from
 import { TASK_STATES, type TaskState } from "../../core/states.ts";
 import { readNamedStatements } from "../sql-file.ts";
 import type {
-  NodeRecord, QueueStats, RescueOutcome, Store, StoreCapabilities, TaskCancelOutcome, TaskCompletion,
-  TaskInsert, TaskInsertOutcome, TaskListParams,
+  Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, ScheduleTaskOptions, Store, StoreCapabilities,
+  TaskCancelOutcome, TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams,
 } from "../store.ts";
 import type { Json, TaskProgress } from "../../core/task.ts";
 
@@ -121,24 +121,24 @@ export class SqliteStore implements Store {
   // ---- tasks -------------------------------------------------------------------------------------------
 
   async taskInsertMany({ tasks, now }: { tasks: TaskInsert[]; now: Date }): Promise<TaskInsertOutcome[]> {
-    return this.#write(() =>
-      tasks.map((input) => {
-        const state: TaskState = input.runAt.getTime() > now.getTime() ? "scheduled" : "queued";
-        const row = this.#sql("taskInsert").get({
-          queue: input.queue, type: input.type, data: JSON.stringify(input.data), priority: input.priority, state,
-          max_attempts: input.maxAttempts, run_at: input.runAt.getTime(), key: input.key,
-          timeout_ms: input.timeoutMs, backoff_ms: input.backoffMs, now: now.getTime(),
-        });
-        if (row !== undefined) {
-          const task = rowToTask(row);
-          this.#event("task.created", task.id, task.queue, { type: task.type, state, runAt: task.runAt.toISOString() }, now);
-          return { task, created: true };
-        }
-        const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
-        if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
-        return { task: rowToTask(existing), created: false };
-      }),
-    );
+    return this.#write(() => tasks.map((input) => this.#insert(input, now)));
+  }
+
+  #insert(input: TaskInsert, now: Date): TaskInsertOutcome {
+    const state: TaskState = input.runAt.getTime() > now.getTime() ? "scheduled" : "queued";
+    const row = this.#sql("taskInsert").get({
+      queue: input.queue, type: input.type, data: JSON.stringify(input.data), priority: input.priority, state,
+      max_attempts: input.maxAttempts, run_at: input.runAt.getTime(), key: input.key,
+      timeout_ms: input.timeoutMs, backoff_ms: input.backoffMs, now: now.getTime(),
+    });
+    if (row !== undefined) {
+      const task = rowToTask(row);
+      this.#event("task.created", task.id, task.queue, { type: task.type, state, runAt: task.runAt.toISOString() }, now);
+      return { task, created: true };
+    }
+    const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
+    if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
+    return { task: rowToTask(existing), created: false };
   }
 
   async taskGet({ id }: { id: number }): Promise<Task | null> {
@@ -365,6 +365,49 @@ export class SqliteStore implements Store {
     return this.#write(() => Number(this.#sql("eventPrune").run({ before: before.getTime(), limit }).changes));
   }
 
+  // ---- leases and schedules ---------------------------------------------------------------------------
+
+  async leaseAcquire({ name, node, ttlMs, now }: { name: string; node: string; ttlMs: number; now: Date }): Promise<boolean> {
+    return this.#write(() => this.#sql("leaseAcquire").get({ name, node, expires_at: now.getTime() + ttlMs, now: now.getTime() }) !== undefined);
+  }
+
+  async leaseRelease({ name, node }: { name: string; node: string }): Promise<void> {
+    this.#write(() => this.#sql("leaseRelease").run({ name, node }));
+  }
+
+  async leaseGet({ name }: { name: string }): Promise<Lease | null> {
+    const row = this.#sql("leaseGet").get({ name });
+    return row === undefined ? null : { name: String(row.name), node: String(row.node), expiresAt: new Date(Number(row.expires_at)) };
+  }
+
+  async scheduleUpsert({ schedule, now }: { schedule: ScheduleInput; now: Date }): Promise<Schedule> {
+    return this.#write(() => rowToSchedule(this.#sql("scheduleUpsert").get({
+      name: schedule.name, cron: schedule.cron, timezone: schedule.timezone, type: schedule.type,
+      data: JSON.stringify(schedule.data), options: JSON.stringify(schedule.options), enabled: schedule.enabled ? 1 : 0,
+      now: now.getTime(),
+    })!));
+  }
+
+  async scheduleList(): Promise<Schedule[]> {
+    return this.#sql("scheduleList").all({}).map(rowToSchedule);
+  }
+
+  async scheduleGet({ name }: { name: string }): Promise<Schedule | null> {
+    const row = this.#sql("scheduleGet").get({ name });
+    return row === undefined ? null : rowToSchedule(row);
+  }
+
+  async scheduleDelete({ name }: { name: string }): Promise<boolean> {
+    return this.#write(() => Number(this.#sql("scheduleDelete").run({ name }).changes) > 0);
+  }
+
+  async scheduleFire({ name, tick, task, now }: { name: string; tick: Date; task: TaskInsert; now: Date }): Promise<TaskInsertOutcome | null> {
+    return this.#write(() => {
+      const advanced = this.#sql("scheduleAdvance").get({ name, tick: tick.getTime(), now: now.getTime() });
+      return advanced === undefined ? null : this.#insert(task, now);
+    });
+  }
+
   // ---- nodes -------------------------------------------------------------------------------------------
 
   async nodeHeartbeat({ node, now }: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void> {
@@ -430,6 +473,21 @@ function rowToTask(row: Row): Task {
     createdAt: new Date(Number(row.created_at)),
     startedAt: dateOrNull(row.started_at),
     finishedAt: dateOrNull(row.finished_at),
+  };
+}
+
+function rowToSchedule(row: Row): Schedule {
+  return {
+    name: String(row.name),
+    cron: String(row.cron),
+    timezone: row.timezone === null || row.timezone === undefined ? null : String(row.timezone),
+    type: String(row.type),
+    data: parseJson<Json>(row.data, null),
+    options: parseJson<ScheduleTaskOptions>(row.options, {}),
+    enabled: Number(row.enabled) === 1,
+    lastTick: dateOrNull(row.last_tick),
+    createdAt: new Date(Number(row.created_at)),
+    updatedAt: new Date(Number(row.updated_at)),
   };
 }
 

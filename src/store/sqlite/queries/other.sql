@@ -36,3 +36,38 @@ DELETE FROM nodes WHERE id = :id;
 
 -- name: nodePrune
 DELETE FROM nodes WHERE heartbeat_at < :before;
+
+-- name: leaseAcquire
+-- Takes the lease when free or expired, renews it when held by :node; holds nothing otherwise.
+INSERT INTO leases (name, node, expires_at) VALUES (:name, :node, :expires_at)
+ON CONFLICT (name) DO UPDATE SET node = excluded.node, expires_at = excluded.expires_at
+WHERE leases.node = excluded.node OR leases.expires_at <= :now
+RETURNING node;
+
+-- name: leaseRelease
+DELETE FROM leases WHERE name = :name AND node = :node;
+
+-- name: leaseGet
+SELECT * FROM leases WHERE name = :name;
+
+-- name: scheduleUpsert
+INSERT INTO schedules (name, cron, timezone, type, data, options, enabled, created_at, updated_at)
+VALUES (:name, :cron, :timezone, :type, :data, :options, :enabled, :now, :now)
+ON CONFLICT (name) DO UPDATE SET cron = excluded.cron, timezone = excluded.timezone, type = excluded.type,
+  data = excluded.data, options = excluded.options, enabled = excluded.enabled, updated_at = excluded.updated_at
+RETURNING *;
+
+-- name: scheduleList
+SELECT * FROM schedules ORDER BY name;
+
+-- name: scheduleGet
+SELECT * FROM schedules WHERE name = :name;
+
+-- name: scheduleDelete
+DELETE FROM schedules WHERE name = :name;
+
+-- name: scheduleAdvance
+-- Claims tick :tick of a schedule: succeeds only if no tick at or after it has fired.
+UPDATE schedules SET last_tick = :tick, updated_at = :now
+WHERE name = :name AND enabled = 1 AND (last_tick IS NULL OR last_tick < :tick)
+RETURNING name;
