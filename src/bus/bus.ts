@@ -17,6 +17,8 @@ export type BusMessages = {
 export type BusChannel = keyof BusMessages;
 
 export interface Bus {
+  /** Connect (a no-op for the in-process bus). The node calls it in start(). */
+  start(): Promise<void>;
   publish<C extends BusChannel>(channel: C, message: BusMessages[C]): void;
   subscribe<C extends BusChannel>(channel: C, listener: (message: BusMessages[C]) => void): () => void;
   close(): Promise<void>;

@@ -7,6 +7,8 @@ import type { Bus, BusChannel, BusMessages } from "./bus.ts";
 export class LocalBus implements Bus {
   readonly #listeners = new Map<BusChannel, Set<(message: never) => void>>();
 
+  async start(): Promise<void> {}
+
   publish<C extends BusChannel>(channel: C, message: BusMessages[C]): void {
     const listeners = this.#listeners.get(channel);
     if (listeners === undefined || listeners.size === 0) return;

@@ -121,6 +121,9 @@ const nodeRecord = {
     roles: { type: "array", items: { type: "string" } },
     startedAt: dateTime,
     heartbeatAt: dateTime,
+    heartbeatAgeMs: { type: "integer", description: "Milliseconds since the node's last heartbeat." },
+    alive: { type: "boolean", description: "Whether the node heartbeated within deadAfterBeats heartbeats." },
+    leader: { type: "boolean", description: "Whether the node holds the leader lease." },
     info: { description: "The node's own report: supervision tree, queues and concurrency." },
   },
 } as const;
@@ -250,8 +253,11 @@ export const queueReply = { type: "object", required: ["queue"], properties: { q
 
 export const nodesReply = {
   type: "object",
-  required: ["nodes"],
-  properties: { nodes: { type: "array", items: ref("NodeRecord") } },
+  required: ["leader", "nodes"],
+  properties: {
+    leader: { type: ["string", "null"], description: "Id of the node holding the leader lease, if any." },
+    nodes: { type: "array", items: ref("NodeRecord") },
+  },
 } as const;
 
 export const nodeReply = {

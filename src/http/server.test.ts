@@ -198,11 +198,15 @@ describe("HTTP API", () => {
     assert.equal(node.body.id, f.conveyor.nodeId);
     assert.equal(node.body.driver, "sqlite");
     assert.equal(node.body.state, "running");
-    assert.deepEqual(node.body.tree.children.map((c: { name: string }) => c.name), ["services", "queues"]);
+    const names = node.body.tree.children.map((c: { name: string }) => c.name);
+    assert.deepEqual(names.filter((name: string) => name !== "leader"), ["services", "queues"]);
     const nodes = await f.call("GET", "/api/nodes");
     const me = nodes.body.nodes.find((n: { id: string }) => n.id === f.conveyor.nodeId);
     assert.ok(me);
     assert.match(me.heartbeatAt, ISO);
+    assert.equal(me.alive, true);
+    assert.equal(typeof me.heartbeatAgeMs, "number");
+    assert.equal(nodes.body.leader === null || nodes.body.leader === f.conveyor.nodeId, true, "a lone node is the leader once elected");
   });
 
   it("reports health by asking the store", async () => {

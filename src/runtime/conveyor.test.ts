@@ -146,13 +146,19 @@ test("supervisionTree lists every service and one worker per queue, all running;
   const idle = await conveyor.health();
   assert.equal(idle.ok, false, "not running yet");
   await conveyor.start();
+  // A lone node wins the leader lease on its elector's first attempt, right after start.
+  for (let i = 0; i < 100 && !conveyor.supervisionTree().leader; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   const tree = conveyor.supervisionTree();
   assert.equal(tree.state, "running");
+  assert.equal(tree.leader, true);
+  assert.deepEqual(tree.children.map((supervisor) => supervisor.name), ["services", "leader", "queues"]);
   const services = tree.children.flatMap((supervisor) => supervisor.children.map((child) => [child.name, child.state]));
   assert.deepEqual(
     services.map(([name]) => name).sort(),
-    ["event-feed", "heartbeat", "pruner", "queue:default", "queue:slow", "rescuer", "scheduler"],
+    ["cron", "event-feed", "heartbeat", "leader-elector", "pruner", "queue:default", "queue:slow", "rescuer", "scheduler", "singletons"],
   );
+  const cluster = await conveyor.cluster();
+  assert.equal(cluster.leader, conveyor.nodeId);
   for (const [name, state] of services) assert.equal(state, "running", `${name} is ${state}`);
   for (const supervisor of tree.children) assert.equal(supervisor.state, "running");
   const health = await conveyor.health();

@@ -17,20 +17,19 @@ import { normalizeTaskInput } from "../core/task-input.ts";
 import type { Json, Task, TaskEvent, TaskInput } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
 import { LocalBus } from "../bus/local-bus.ts";
-import type { NodeRecord, QueueStats, Store, TaskInsertOutcome } from "../store/store.ts";
+import type { NodeRecord, QueueStats, Schedule, Store, TaskInsertOutcome } from "../store/store.ts";
+import { normalizeSchedule, type ScheduleSpec } from "../core/schedule-input.ts";
+import { cronOf } from "./cron-scheduler.ts";
+import { LEADER_LEASE } from "./leader.ts";
 import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
 import { CompletionBuffer } from "./completion-buffer.ts";
 import { Definitions } from "./definitions.ts";
 import { EventFeed } from "./event-feed.ts";
 import type { TaskHandler, TaskLogger, TaskTypeOptions, ThreadHandlerRef } from "./handler.ts";
-import { Heartbeat } from "./heartbeat.ts";
 import { resolveOptions, type ConveyorOptions, type ResolvedOptions } from "./options.ts";
 import { ProgressWriter } from "./progress-writer.ts";
-import { Pruner } from "./pruner.ts";
-import { QueueWorker } from "./queue-worker.ts";
-import { Rescuer } from "./rescuer.ts";
-import { Scheduler } from "./scheduler.ts";
-import { Supervisor, type SupervisorTree } from "./supervisor.ts";
+import type { SupervisorTree } from "./supervisor.ts";
+import { buildNodeServices, type NodeServices } from "./node-services.ts";
 
 export type TaskListQuery = {
   queue?: string;
@@ -45,7 +44,18 @@ export type TaskListQuery = {
 
 export type TaskPage = { tasks: Task[]; nextCursor: number | null };
 
-export type NodeTree = { name: string; state: string; children: SupervisorTree[] };
+export type ClusterView = {
+  leader: string | null;
+  nodes: (NodeRecord & { heartbeatAgeMs: number; alive: boolean; leader: boolean })[];
+};
+
+export type ScheduleView = Schedule & { nextRun: Date | null };
+
+function withNextRun(schedule: Schedule): ScheduleView {
+  return { ...schedule, nextRun: schedule.enabled ? cronOf(schedule).nextRun() : null };
+}
+
+export type NodeTree = { name: string; state: string; leader: boolean; children: SupervisorTree[] };
 
 const FINAL_EVENTS = new Set(["task.completed", "task.failed", "task.cancelled"]);
 
@@ -62,10 +72,7 @@ export class Conveyor {
   readonly #progress: ProgressWriter;
   readonly #events: EventFeed;
   readonly #startedAt = new Date();
-  #workers: QueueWorker[] = [];
-  #services: Supervisor | null = null;
-  #queueSupervisor: Supervisor | null = null;
-  #heartbeat: Heartbeat | null = null;
+  #parts: NodeServices | null = null;
   #migrated: Promise<unknown> | null = null;
   /** The event feed's loop when this node is not started (a producer that only enqueues and waits). */
   #privateFeed: { controller: AbortController; users: number } | null = null;
@@ -140,7 +147,7 @@ export class Conveyor {
     if (outcome === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
     if (outcome.cancelled) {
       if (outcome.previousState === "running") {
-        for (const worker of this.#workers) worker.stopTask(id, "cancelled");
+        for (const worker of this.#parts?.workers ?? []) worker.stopTask(id, "cancelled");
         this.bus.publish("cancel", { id });
       }
       this.bus.publish("events", {});
@@ -229,10 +236,53 @@ export class Conveyor {
     return this.store.nodeList();
   }
 
+  /** The cluster as the store sees it: the leader, and every node with its heartbeat age and liveness. */
+  async cluster(): Promise<ClusterView> {
+    await this.#ready();
+    const [lease, nodes] = await Promise.all([this.store.leaseGet({ name: LEADER_LEASE }), this.store.nodeList()]);
+    const now = Date.now();
+    const deadAfterMs = this.options.heartbeatIntervalMs * this.options.deadAfterBeats;
+    const leader = lease !== null && lease.expiresAt.getTime() > now ? lease.node : null;
+    return {
+      leader,
+      nodes: nodes.map((node) => {
+        const heartbeatAgeMs = Math.max(0, now - node.heartbeatAt.getTime());
+        return { ...node, heartbeatAgeMs, alive: heartbeatAgeMs < deadAfterMs, leader: node.id === leader };
+      }),
+    };
+  }
+
+  // ---- schedules ---------------------------------------------------------------------------------------
+
+  /**
+   * Create or replace the schedule `name`: on every tick of `spec.cron`, the leader enqueues one task of
+   * `spec.type` with `spec.data`, once cluster-wide.
+   */
+  async schedule(name: string, spec: ScheduleSpec): Promise<ScheduleView> {
+    const schedule = normalizeSchedule(name, spec);
+    await this.#ready();
+    return withNextRun(await this.store.scheduleUpsert({ schedule, now: new Date() }));
+  }
+
+  /** Delete a schedule; false when there was none. */
+  async unschedule(name: string): Promise<boolean> {
+    await this.#ready();
+    return this.store.scheduleDelete({ name });
+  }
+
+  async schedules(): Promise<ScheduleView[]> {
+    await this.#ready();
+    return (await this.store.scheduleList()).map(withNextRun);
+  }
+
   /** This node's services and their state: the supervision tree. */
   supervisionTree(): NodeTree {
-    const children = [this.#services, this.#queueSupervisor].filter((s) => s !== null).map((s) => s.tree());
-    return { name: this.nodeName, state: this.#state, children };
+    const parts = this.#parts;
+    if (parts === null) return { name: this.nodeName, state: this.#state, leader: false, children: [] };
+    const children = [parts.services.tree(), parts.queues.tree()];
+    const leaderTree = parts.leader.tree();
+    if (leaderTree !== null) children.splice(1, 0, leaderTree);
+    return { name: this.nodeName, state: this.#state, leader: parts.leader.isLeader, children };
   }
 
   /** Whether this node is healthy: running, its store answering, no service given up on. */
@@ -257,40 +307,22 @@ export class Conveyor {
     if (this.#state !== "idle") throw new Error(`cannot start a node that is ${this.#state}`);
     this.#state = "starting";
     await this.#ready();
-    const log = taskLoggerOf(this.logger);
-    const opts = this.options;
-    const node = {
-      id: this.nodeId, name: this.nodeName, host: hostname(), pid: process.pid, version: opts.version,
-      roles: ["worker"], startedAt: this.#startedAt,
-    };
-    const deadAfterMs = opts.heartbeatIntervalMs * opts.deadAfterBeats;
-    const heartbeat = new Heartbeat(this.store, node, { intervalMs: opts.heartbeatIntervalMs, deadAfterMs }, () => this.#nodeInfo());
-    this.#heartbeat = heartbeat;
-    // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
-    await this.#heartbeat.beat();
-    this.#workers = [...this.#definitions.byQueue()].map(([queue, types]) => new QueueWorker(
-      {
-        store: this.store, bus: this.bus, nodeId: this.nodeId, definitions: this.#definitions,
-        completions: this.#completions, progress: this.#progress, logger: log,
-        taskLogger: (task) => taskLoggerOf(this.logger.child({ taskId: task.id, type: task.type, attempt: task.attempt })),
+    await this.bus.start();
+    this.#parts = buildNodeServices({
+      store: this.store, bus: this.bus, options: this.options, definitions: this.#definitions,
+      completions: this.#completions, progress: this.#progress, events: this.#events, logger: this.logger, taskLogger: taskLoggerOf,
+      node: {
+        id: this.nodeId, name: this.nodeName, host: hostname(), pid: process.pid, version: this.options.version,
+        roles: ["worker"], startedAt: this.#startedAt,
       },
-      { queue, types, concurrency: opts.queues[queue]?.concurrency ?? opts.concurrency, batchSize: opts.batchSize, pollIntervalMs: opts.pollIntervalMs },
-    ));
-    const onEvent = supervisorLogger(this.logger);
-    this.#services = new Supervisor({ name: "services", onEvent }, [
-      this.#heartbeat,
-      new Rescuer(this.store, this.bus, {
-        node: this.nodeId, canJudge: () => heartbeat.trustworthy, intervalMs: opts.heartbeatIntervalMs, deadAfterMs, maxStalls: opts.maxStalls,
-      }, log),
-      new Scheduler(this.store, this.bus, opts.pollIntervalMs),
-      new Pruner(this.store, { intervalMs: opts.pruneIntervalMs, taskRetentionMs: opts.taskRetentionMs, eventRetentionMs: opts.eventRetentionMs }),
-      this.#events,
-    ]);
-    this.#queueSupervisor = new Supervisor({ name: "queues", onEvent }, this.#workers);
-    this.#services.start();
-    this.#queueSupervisor.start();
+      info: () => this.#nodeInfo(),
+    });
+    // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
+    await this.#parts.heartbeat.beat();
+    this.#parts.services.start();
+    this.#parts.queues.start();
     this.#state = "running";
-    this.logger.info({ node: this.nodeId, queues: this.#workers.map((w) => w.options.queue) }, "conveyor node started");
+    this.logger.info({ node: this.nodeId, queues: this.#parts.workers.map((w) => w.options.queue) }, "conveyor node started");
   }
 
   /**
@@ -303,10 +335,11 @@ export class Conveyor {
     const wasRunning = this.#state === "running";
     this.#state = "stopping";
     this.#stopping.abort("stopped");
-    if (wasRunning) {
-      await this.#queueSupervisor?.stop();
+    const parts = this.#parts;
+    if (wasRunning && parts !== null) {
+      await parts.queues.stop();
       const deadline = Date.now() + this.options.shutdownGraceMs;
-      const unfinished = (await Promise.all(this.#workers.map((w) => w.settle(Math.max(0, deadline - Date.now()))))).flat();
+      const unfinished = (await Promise.all(parts.workers.map((w) => w.settle(Math.max(0, deadline - Date.now()))))).flat();
       if (unfinished.length > 0) {
         const ids = unfinished.map((execution) => execution.task.id);
         await this.store.taskRelease({ node: this.nodeId, ids, now: new Date() });
@@ -315,7 +348,7 @@ export class Conveyor {
         await Promise.all(unfinished.map((execution) => execution.outcome));
       }
       await this.#completions.drain();
-      await this.#services?.stop();
+      await parts.services.stop();
       await this.store.nodeRemove({ id: this.nodeId });
     }
     await this.bus.close();
@@ -367,7 +400,7 @@ export class Conveyor {
   #nodeInfo(): Json {
     return {
       tree: this.supervisionTree() as unknown as Json,
-      queues: this.#workers.map((w) => ({ queue: w.options.queue, concurrency: w.options.concurrency, running: w.runningCount })),
+      queues: (this.#parts?.workers ?? []).map((w) => ({ queue: w.options.queue, concurrency: w.options.concurrency, running: w.runningCount })),
     };
   }
 }
@@ -379,13 +412,5 @@ export function taskLoggerOf(logger: Logger): TaskLogger {
     info: (msg, fields) => logger.info(fields ?? {}, msg),
     warn: (msg, fields) => logger.warn(fields ?? {}, msg),
     error: (msg, fields) => logger.error(fields ?? {}, msg),
-  };
-}
-
-function supervisorLogger(logger: Logger) {
-  return (event: { type: string; supervisor: string; service?: string; error?: unknown }) => {
-    const fields = { supervisor: event.supervisor, service: event.service, err: event.error };
-    if (event.type === "crashed" || event.type === "giveup") logger.error(fields, `service ${event.type}`);
-    else logger.debug(fields, `service ${event.type}`);
   };
 }

@@ -19,6 +19,7 @@ export type Definition = {
   timeoutMs: number | null;
   backoff: BackoffOptions;
   graceMs: number;
+  singleton: boolean;
 };
 
 export const DEFAULT_TYPE_OPTIONS = { queue: "default", priority: 0, maxAttempts: 3, timeoutMs: null, graceMs: 5000 } as const;
@@ -49,6 +50,7 @@ export class Definitions {
       timeoutMs: options.timeoutMs ?? DEFAULT_TYPE_OPTIONS.timeoutMs,
       backoff: { ...DEFAULT_BACKOFF, ...options.backoff },
       graceMs: options.graceMs ?? DEFAULT_TYPE_OPTIONS.graceMs,
+      singleton: options.singleton ?? false,
     };
     checkDefinition(definition);
     this.#byType.set(type, definition);

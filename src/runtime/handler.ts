@@ -45,6 +45,11 @@ export type TaskTypeOptions = {
   isolation?: Isolation;
   /** How long a stopped handler may take to return before it is terminated or abandoned. */
   graceMs?: number;
+  /**
+   * Keep exactly one task of this type alive cluster-wide (key `singleton:<type>`): the leader adds it when
+   * none is active, and when its node dies it is rescued and runs on a surviving node.
+   */
+  singleton?: boolean;
 };
 
 /**

@@ -1,6 +1,6 @@
 /**
  * The node and its cluster: /api/health (queries the store for real), /api/node (identity and supervision
- * tree), /api/nodes (membership from the store's node rows) and /metrics (Prometheus text).
+ * tree), /api/nodes (membership from the store's node rows, and the leader) and /metrics (Prometheus text).
  */
 import type { FastifyInstance } from "fastify";
 import type { Conveyor } from "../../runtime/conveyor.ts";
@@ -34,8 +34,8 @@ export function registerNodeRoutes(app: FastifyInstance, { conveyor, metrics }: 
   }));
 
   app.get("/api/nodes", {
-    schema: { summary: "The nodes of the cluster, as their heartbeats recorded them", tags, response: { 200: nodesReply, ...errorReplies } },
-  }, async () => ({ nodes: await conveyor.nodes() }));
+    schema: { summary: "The cluster: its leader and every node with heartbeat age, version and supervision tree", tags, response: { 200: nodesReply, ...errorReplies } },
+  }, async () => conveyor.cluster());
 
   app.get("/metrics", {
     schema: {
