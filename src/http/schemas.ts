@@ -145,7 +145,45 @@ const errorResponse = {
   },
 } as const;
 
-export const SHARED_SCHEMAS = [taskInput, task, taskEvent, queueStats, nodeRecord, errorResponse];
+const scheduleInput = {
+  $id: "ScheduleInput",
+  type: "object",
+  description: "On every tick of `cron`, the leader enqueues one task of `type` with `data`, once cluster-wide.",
+  required: ["cron", "type"],
+  additionalProperties: false,
+  properties: {
+    cron: { type: "string", minLength: 1, maxLength: 200, description: "5 fields (minute precision) or 6 (seconds first)." },
+    timezone: { type: ["string", "null"], maxLength: 100, description: "IANA time zone; UTC when null." },
+    type: name,
+    data: { description: "Any JSON, handed to each task." },
+    queue: name,
+    priority: { type: "integer", minimum: -MAX_PRIORITY, maximum: MAX_PRIORITY },
+    maxAttempts: { type: "integer", minimum: 1, maximum: MAX_ATTEMPTS },
+    timeoutMs: duration(1),
+    enabled: { type: "boolean" },
+  },
+} as const;
+
+const schedule = {
+  $id: "Schedule",
+  type: "object",
+  required: ["name", "cron", "timezone", "type", "data", "options", "enabled", "lastTick", "nextRun", "createdAt", "updatedAt"],
+  properties: {
+    name: { type: "string" },
+    cron: { type: "string" },
+    timezone: { type: ["string", "null"] },
+    type: { type: "string" },
+    data: {},
+    options: { type: "object", additionalProperties: true },
+    enabled: { type: "boolean" },
+    lastTick: nullableDateTime,
+    nextRun: nullableDateTime,
+    createdAt: dateTime,
+    updatedAt: dateTime,
+  },
+} as const;
+
+export const SHARED_SCHEMAS = [taskInput, task, taskEvent, queueStats, nodeRecord, errorResponse, scheduleInput, schedule];
 
 // ---- request parts -----------------------------------------------------------------------------------
 
@@ -162,6 +200,21 @@ export const queueNameParams = {
   required: ["name"],
   additionalProperties: false,
   properties: { name: { ...name, description: "Queue name; an unknown one is created (paused or not)." } },
+} as const;
+
+export const scheduleNameParams = {
+  type: "object",
+  required: ["name"],
+  additionalProperties: false,
+  properties: { name: { ...name, description: "Schedule name." } },
+} as const;
+
+export const scheduleBody = ref("ScheduleInput");
+export const scheduleReply = { type: "object", required: ["schedule"], properties: { schedule: ref("Schedule") } } as const;
+export const schedulesReply = {
+  type: "object",
+  required: ["schedules"],
+  properties: { schedules: { type: "array", items: ref("Schedule") } },
 } as const;
 
 const wait = {

@@ -15,6 +15,7 @@ import { frameworkErrorHandler, installErrorHandlers } from "./errors.ts";
 import { createMetrics, installRequestMetrics } from "./metrics.ts";
 import { registerNodeRoutes } from "./routes/node.ts";
 import { registerQueueRoutes } from "./routes/queues.ts";
+import { registerScheduleRoutes } from "./routes/schedules.ts";
 import { registerTaskRoutes } from "./routes/tasks.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
 
@@ -59,6 +60,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
       tags: [
         { name: "tasks", description: "Tasks and their results" },
         { name: "queues", description: "Queues: counts, pause and resume" },
+        { name: "schedules", description: "Cron schedules" },
         { name: "node", description: "This node, the cluster, health and metrics" },
         { name: "meta", description: "This API's description" },
       ],
@@ -69,6 +71,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
 
   registerTaskRoutes(app, { conveyor, closing: closing.signal });
   registerQueueRoutes(app, { conveyor });
+  registerScheduleRoutes(app, { conveyor });
   registerNodeRoutes(app, { conveyor, metrics });
   app.get("/api/openapi.json", {
     schema: { summary: "This API as an OpenAPI 3.1 document", tags: ["meta"] },
