@@ -243,6 +243,7 @@ describe("HTTP API", () => {
       "delete /api/tasks/{id}", "post /api/tasks/{id}/retry", "get /api/tasks/{id}/events", "get /api/queues",
       "post /api/queues/{name}/pause", "post /api/queues/{name}/resume", "get /api/node", "get /api/nodes",
       "get /api/health", "get /metrics", "get /api/openapi.json",
+      "get /api/schedules", "get /api/schedules/{name}", "put /api/schedules/{name}", "delete /api/schedules/{name}",
     ];
     const operations = Object.entries(body.paths as Record<string, Record<string, { summary?: string; tags?: string[] }>>)
       .flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ name: `${method} ${path}`, op })));
