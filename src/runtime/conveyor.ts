@@ -67,6 +67,7 @@ export class Conveyor {
   readonly nodeName: string;
   readonly options: ResolvedOptions;
   readonly #ownsStore: boolean;
+  readonly #ownsBus: boolean;
   readonly #definitions = new Definitions();
   readonly #completions: CompletionBuffer;
   readonly #progress: ProgressWriter;
@@ -83,7 +84,9 @@ export class Conveyor {
   constructor(options: ConveyorOptions = {}) {
     this.options = resolveOptions(options);
     this.logger = options.logger ?? pino({ level: process.env.CONVEYOR_LOG_LEVEL ?? "warn" });
+    // A node closes what it opened; a store or bus handed in is the caller's to close.
     this.#ownsStore = options.store === undefined;
+    this.#ownsBus = options.bus === undefined;
     this.store = options.store ?? new SqliteStore({ path: this.options.database });
     this.bus = options.bus ?? new LocalBus();
     this.nodeId = `node-${randomUUID().slice(0, 8)}`;
@@ -351,7 +354,7 @@ export class Conveyor {
       await parts.services.stop();
       await this.store.nodeRemove({ id: this.nodeId });
     }
-    await this.bus.close();
+    if (this.#ownsBus) await this.bus.close();
     if (this.#ownsStore) await this.store.close();
     this.#state = "stopped";
   }
