@@ -1,0 +1,77 @@
+/** The bench's command line. */
+import { WORKLOADS, type Workload } from "./types.ts";
+
+export type BenchArgs = {
+  n: number;
+  batch: number;
+  concurrency: number;
+  latencyCount: number;
+  latencyIntervalMs: number;
+  /** null: every system. */
+  only: string[] | null;
+  workloads: Workload[];
+  smoke: boolean;
+  /** Systems whose workloads run under the CPU profiler (profiles in bench/results/profiles/). */
+  cpuProf: string[];
+  help: boolean;
+};
+
+export const USAGE = `usage: npm run bench -- [options]
+
+  --n <count>            tasks for enqueue and drain (default 20000; 300 with --smoke)
+  --latency <count>      single tasks for add→start latency (default 300; 30 with --smoke)
+  --interval <ms>        time between latency tasks (default 10)
+  --batch <size>         enqueue batch size (default 500)
+  --concurrency <count>  worker concurrency (default 50)
+  --only <a,b,...>       systems to run: sqlite-raw, conveyor-sqlite, postgres-raw, conveyor-postgres,
+                         bullmq, pg-boss, graphile-worker (default all)
+  --workloads <a,b>      enqueue, drain, latency (default all; drain always enqueues first)
+  --smoke                tiny N, for CI: checks that every system runs, in well under a minute
+  --cpu-prof <a,b,...>   profile these systems' workloads (bench/results/profiles/<system>-<workload>.cpuprofile)
+                         and print the heaviest functions; summarise again with node bench/profile.ts <file>
+`;
+
+export function parseArgs(argv: string[]): BenchArgs {
+  const flags = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith("--")) throw usageError(`unexpected argument ${arg}`);
+    const [name, inline] = arg.slice(2).split("=", 2) as [string, string | undefined];
+    if (name === "smoke" || name === "help") flags.set(name, "true");
+    else {
+      const value = inline ?? argv[++i];
+      if (value === undefined) throw usageError(`--${name} needs a value`);
+      flags.set(name, value);
+    }
+  }
+  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "only", "workloads", "smoke", "cpu-prof", "help"]);
+  for (const name of flags.keys()) if (!known.has(name)) throw usageError(`unknown option --${name}`);
+  const smoke = flags.has("smoke");
+  const int = (name: string, fallback: number) => {
+    const raw = flags.get(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw.replaceAll("_", "").replaceAll(",", ""));
+    if (!Number.isSafeInteger(value) || value < 1) throw usageError(`--${name} must be a positive integer, got ${raw}`);
+    return value;
+  };
+  const list = (name: string) => flags.get(name)?.split(",").map((s) => s.trim()).filter((s) => s !== "") ?? null;
+  const workloads = (list("workloads") ?? [...WORKLOADS]) as Workload[];
+  for (const w of workloads) if (!WORKLOADS.includes(w)) throw usageError(`unknown workload ${w}`);
+  return {
+    n: int("n", smoke ? 300 : 20_000),
+    batch: int("batch", 500),
+    concurrency: int("concurrency", 50),
+    latencyCount: int("latency", smoke ? 30 : 300),
+    latencyIntervalMs: int("interval", 10),
+    only: list("only"),
+    workloads,
+    smoke,
+    cpuProf: list("cpu-prof") ?? [],
+    help: flags.has("help"),
+  };
+}
+
+function usageError(message: string): Error {
+  process.stderr.write(`${message}\n\n${USAGE}`);
+  process.exit(2);
+}

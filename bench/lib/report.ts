@@ -1,0 +1,153 @@
+/**
+ * Turns the systems' results into the comparison: a table of figures, Conveyor's ratio to the best peer
+ * per workload, its share of its store's raw loop, and the targets met or missed. Markdown, so the same
+ * text goes to the terminal and to RESULTS.md.
+ */
+import { fmtRate } from "./harness.ts";
+import type { MachineInfo } from "./machine.ts";
+import type { StoreName, SystemResult } from "./types.ts";
+
+export type RunSettings = { n: number; batch: number; concurrency: number; latencyCount: number; latencyIntervalMs: number; smoke: boolean };
+
+export type Comparison = {
+  system: string;
+  store: StoreName;
+  enqueue?: { ratio: number; bestPeer: string };
+  drain?: { ratio: number; bestPeer: string };
+  latency?: { p50: number; bestPeer: string; bestPeerP50: number; bullmqP50?: number };
+  /** Conveyor's rate as a share of the raw loop on the same store. */
+  shareOfLimit?: { drain?: number; enqueue?: number };
+};
+
+export type Target = { system: string; what: string; goal: string; actual: string; met: boolean | null };
+
+export type Report = { comparisons: Comparison[]; targets: Target[]; markdown: string };
+
+/** Other processes' CPU during one system's run above which its figures are flagged (the CEO's "quiet run" bound). */
+const QUIET_CPU_SECONDS = 1;
+
+const RAW_OF: Record<StoreName, string | undefined> = { sqlite: "sqlite-raw", postgres: "postgres-raw", redis: undefined };
+
+export function buildReport(results: SystemResult[], machine: MachineInfo, settings: RunSettings, startedAt: Date): Report {
+  const ok = (r: SystemResult) => r.status === "ok";
+  const peers = results.filter((r) => r.info.kind === "peer" && ok(r));
+  const best = (pick: (r: SystemResult) => number | undefined, higher: boolean) => {
+    let winner: SystemResult | undefined;
+    for (const r of peers) {
+      const value = pick(r);
+      if (value === undefined) continue;
+      const current = winner === undefined ? undefined : pick(winner);
+      if (current === undefined || (higher ? value > current : value < current)) winner = r;
+    }
+    return winner;
+  };
+  const bestEnqueue = best((r) => r.enqueue?.perSecond, true);
+  const bestDrain = best((r) => r.drain?.perSecond, true);
+  const bestLatency = best((r) => r.latency?.p50, false);
+  const bullmq = results.find((r) => r.info.name === "bullmq" && ok(r));
+
+  const comparisons: Comparison[] = [];
+  for (const r of results.filter((x) => x.info.kind === "conveyor" && ok(x))) {
+    const c: Comparison = { system: r.info.name, store: r.info.store };
+    if (r.enqueue && bestEnqueue?.enqueue) c.enqueue = { ratio: r.enqueue.perSecond / bestEnqueue.enqueue.perSecond, bestPeer: bestEnqueue.info.name };
+    if (r.drain && bestDrain?.drain) c.drain = { ratio: r.drain.perSecond / bestDrain.drain.perSecond, bestPeer: bestDrain.info.name };
+    if (r.latency && bestLatency?.latency) {
+      c.latency = { p50: r.latency.p50, bestPeer: bestLatency.info.name, bestPeerP50: bestLatency.latency.p50 };
+      if (bullmq?.latency) c.latency.bullmqP50 = bullmq.latency.p50;
+    }
+    const raw = results.find((x) => x.info.name === RAW_OF[r.info.store] && ok(x));
+    if (raw) {
+      c.shareOfLimit = {};
+      if (r.drain && raw.drain) c.shareOfLimit.drain = r.drain.perSecond / raw.drain.perSecond;
+      if (r.enqueue && raw.enqueue) c.shareOfLimit.enqueue = r.enqueue.perSecond / raw.enqueue.perSecond;
+    }
+    comparisons.push(c);
+  }
+  const targets = checkTargets(results, comparisons);
+  return { comparisons, targets, markdown: markdown(results, comparisons, targets, machine, settings, startedAt) };
+}
+
+function checkTargets(results: SystemResult[], comparisons: Comparison[]): Target[] {
+  const targets: Target[] = [];
+  const ratio = (x: number | undefined) => (x === undefined ? "n/a" : `${x.toFixed(2)}×`);
+  const pct = (x: number | undefined) => (x === undefined ? "n/a" : `${Math.round(x * 100)} %`);
+  const add = (system: string, what: string, goal: string, actual: string, met: boolean | null) => targets.push({ system, what, goal, actual, met });
+  for (const system of ["conveyor-postgres", "conveyor-sqlite"]) {
+    const c = comparisons.find((x) => x.system === system);
+    const r = results.find((x) => x.info.name === system);
+    if (c === undefined) {
+      add(system, "all targets", "—", r ? `${r.status}${r.reason ? `: ${r.reason}` : ""}` : "not run", null);
+      continue;
+    }
+    const has = <T>(x: T | undefined, test: (v: T) => boolean) => (x === undefined ? null : test(x));
+    if (system === "conveyor-postgres") {
+      add(system, "enqueue vs best peer", "≥ 1.5×", ratio(c.enqueue?.ratio), has(c.enqueue?.ratio, (v) => v >= 1.5));
+      add(system, "drain vs best peer", "≥ 1.25×", ratio(c.drain?.ratio), has(c.drain?.ratio, (v) => v >= 1.25));
+      const bull = c.latency?.bullmqP50;
+      add(system, "add→start p50", `≤ BullMQ's${bull === undefined ? "" : ` (${bull} ms)`}`, c.latency ? `${c.latency.p50} ms` : "n/a",
+        c.latency && bull !== undefined ? c.latency.p50 <= bull : null);
+    } else {
+      add(system, "enqueue vs best peer", "≥ 5×", ratio(c.enqueue?.ratio), has(c.enqueue?.ratio, (v) => v >= 5));
+      add(system, "drain vs best peer", "≥ 2.5×", ratio(c.drain?.ratio), has(c.drain?.ratio, (v) => v >= 2.5));
+      add(system, "add→start p50", "≤ 1 ms", c.latency ? `${c.latency.p50} ms` : "n/a", has(c.latency?.p50, (v) => v <= 1));
+      add(system, "drain vs raw claim loop (same batch)", "≥ 60 %", pct(c.shareOfLimit?.drain), has(c.shareOfLimit?.drain, (v) => v >= 0.6));
+    }
+  }
+  return targets;
+}
+
+function markdown(results: SystemResult[], comparisons: Comparison[], targets: Target[], machine: MachineInfo, s: RunSettings, startedAt: Date): string {
+  const lines: string[] = [];
+  const pg = machine.postgresSettings;
+  lines.push(`Run ${startedAt.toISOString()}${s.smoke ? " (smoke)" : ""}: N = ${s.n.toLocaleString("en")}, enqueue batches of ${s.batch}, drain concurrency ${s.concurrency}, latency ${s.latencyCount} tasks ${s.latencyIntervalMs} ms apart.`);
+  lines.push("");
+  lines.push(`Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB; load average ${machine.loadAverage} at start. ` +
+    `Node ${machine.node}; SQLite ${machine.sqlite}; PostgreSQL ${machine.postgres}` +
+    (Object.keys(pg).length > 0 ? ` (${Object.entries(pg).map(([k, v]) => `${k} ${v}`).join(", ")})` : "") + `; Redis ${machine.redis}.`);
+  lines.push("");
+  lines.push("| system | store | enqueue /s | drain /s | add→start p50 ms | p99 ms | status |");
+  lines.push("|---|---|---:|---:|---:|---:|---|");
+  for (const r of results) {
+    const name = r.info.kind === "raw" ? `${r.info.name} (physical limit)` : r.info.name;
+    const notes: string[] = [];
+    if (r.drain && r.drain.duplicates > 0) notes.push(`${r.drain.duplicates} ran twice`);
+    if (r.otherCpuSeconds != null && r.otherCpuSeconds >= QUIET_CPU_SECONDS) notes.push(`noisy: other processes used ${r.otherCpuSeconds} CPU-s`);
+    const status = r.status === "ok" ? ["ok", ...notes].join(", ") : `${r.status}: ${r.reason ?? ""}`;
+    const rate = (x: { perSecond: number } | undefined) => (x ? fmtRate(x.perSecond) : "–");
+    lines.push(`| ${name} | ${r.info.store} | ${rate(r.enqueue)} | ${rate(r.drain)} | ${r.latency?.p50 ?? "–"} | ${r.latency?.p99 ?? "–"} | ${status.replaceAll("|", "\\|")} |`);
+  }
+  lines.push("");
+  lines.push(`Raw rows: enqueue = batched insert, drain = claim-and-complete loop (no runtime; see bench/README.md). A row is flagged noisy when other processes used ≥ ${QUIET_CPU_SECONDS} CPU-s during its run.`);
+  if (comparisons.length > 0) {
+    lines.push("");
+    lines.push("| Conveyor | enqueue × best peer | drain × best peer | add→start p50 vs best peer | drain, share of store's raw loop | enqueue, share of raw insert |");
+    lines.push("|---|---:|---:|---:|---:|---:|");
+    const pct = (x: number | undefined) => (x === undefined ? "–" : `${Math.round(x * 100)} %`);
+    for (const c of comparisons) {
+      const e = c.enqueue ? `${c.enqueue.ratio.toFixed(2)}× (${c.enqueue.bestPeer})` : "–";
+      const d = c.drain ? `${c.drain.ratio.toFixed(2)}× (${c.drain.bestPeer})` : "–";
+      const l = c.latency ? `${c.latency.p50} vs ${c.latency.bestPeerP50} ms (${c.latency.bestPeer})` : "–";
+      lines.push(`| ${c.system} | ${e} | ${d} | ${l} | ${pct(c.shareOfLimit?.drain)} | ${pct(c.shareOfLimit?.enqueue)} |`);
+    }
+  }
+  if (targets.length > 0) {
+    lines.push("");
+    lines.push("| target | goal | this run | |");
+    lines.push("|---|---|---|---|");
+    for (const t of targets) {
+      const mark = t.met === null ? "n/a" : t.met ? "met" : "missed";
+      lines.push(`| ${t.system}: ${t.what} | ${t.goal} | ${t.actual.replaceAll("|", "\\|")} | ${mark} |`);
+    }
+  }
+  const settings = results.filter((r) => r.info.settings !== "");
+  if (settings.length > 0) {
+    lines.push("");
+    lines.push("Settings:");
+    lines.push("");
+    for (const r of settings) {
+      const versions = r.info.versions ? ` [${Object.entries(r.info.versions).map(([k, v]) => `${k} ${v}`).join(", ")}]` : "";
+      lines.push(`- ${r.info.name}${versions}: ${r.info.settings}`);
+    }
+  }
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,146 @@
+/**
+ * `npm run bench`: Conveyor (SQLite, PostgreSQL) and its peers (BullMQ, pg-boss, Graphile Worker), plus
+ * each store's raw claim loop, through the same workloads in one run, one system after another, each in
+ * a process of its own on a fresh store. Prints the table, writes JSON to bench/results/ and, for a full
+ * run, the table to bench/RESULTS.md.
+ *
+ *   npm run bench                               all systems, N = 20,000
+ *   npm run bench -- --n 50000 --only conveyor-sqlite,bullmq
+ *   npm run bench -- --smoke                    N = 300, 30 latency tasks: a quick check that all of it runs
+ *   npm run bench -- --only conveyor-sqlite --workloads enqueue,drain --cpu-prof conveyor-sqlite
+ *
+ * Exit status 1 when a system that could be set up failed mid-run (wrong count, timeout, crash); a system
+ * that is unavailable (not installed, server unreachable, driver not written yet) is reported, not fatal.
+ */
+import { fork } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import pg from "pg";
+import { parseArgs, USAGE } from "./lib/args.ts";
+import { formatSummary } from "./profile.ts";
+import { PG_URL } from "./lib/env.ts";
+import { machineInfo } from "./lib/machine.ts";
+import { otherCpuSeconds, sampleCpu } from "./lib/quiet.ts";
+import { buildReport } from "./lib/report.ts";
+import { SYSTEMS } from "./lib/systems.ts";
+import type { ChildJob, ChildMessage, SystemResult } from "./lib/types.ts";
+
+const BENCH_DIR = new URL("./", import.meta.url);
+const RESULTS_DIR = new URL("./results/", BENCH_DIR);
+
+const args = parseArgs(process.argv.slice(2));
+if (args.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+const startedAt = new Date();
+const runId = startedAt.getTime().toString(36);
+const selected = SYSTEMS.filter((s) => args.only === null || args.only.includes(s.name));
+const unknown = (args.only ?? []).filter((name) => !SYSTEMS.some((s) => s.name === name));
+if (unknown.length > 0) {
+  process.stderr.write(`unknown system(s): ${unknown.join(", ")}; known: ${SYSTEMS.map((s) => s.name).join(", ")}\n`);
+  process.exit(2);
+}
+if (!existsSync(new URL("./node_modules/", BENCH_DIR))) {
+  process.stderr.write("bench/node_modules is missing: the peers will be unavailable. Install them with `npm install --prefix bench --no-audit --no-fund`.\n");
+}
+
+const machine = await machineInfo();
+process.stderr.write(`bench: N=${args.n}, ${selected.length} systems, run ${runId}; ${machine.nproc} CPUs, load ${machine.loadAverage}\n`);
+
+const results: SystemResult[] = [];
+for (const entry of selected) {
+  const job: ChildJob = {
+    system: entry.name, n: args.n, batch: args.batch, latencyCount: args.latencyCount, latencyIntervalMs: args.latencyIntervalMs,
+    concurrency: args.concurrency, workloads: args.workloads, runId,
+    ...(args.cpuProf.includes(entry.name) ? { profileDir: fileURLToPath(new URL("./profiles/", RESULTS_DIR)) } : {}),
+  };
+  process.stderr.write(`▶ ${entry.name}\n`);
+  const t0 = Date.now();
+  const before = sampleCpu();
+  const result = await runChild(job);
+  result.wallSeconds = Math.round((Date.now() - t0) / 100) / 10;
+  result.otherCpuSeconds = otherCpuSeconds(before, sampleCpu(), result.cpuSeconds ?? 0);
+  results.push(result);
+  const note = result.status === "ok" ? "" : `: ${result.reason ?? ""}`;
+  const noise = result.otherCpuSeconds == null ? "" : `, other processes ${result.otherCpuSeconds} CPU-s`;
+  process.stderr.write(`  ${entry.name} ${result.status}${note} (${result.wallSeconds} s${noise})\n`);
+}
+await dropLeftoverSchemas(runId);
+
+const settings = {
+  n: args.n, batch: args.batch, concurrency: args.concurrency, latencyCount: args.latencyCount,
+  latencyIntervalMs: args.latencyIntervalMs, smoke: args.smoke,
+};
+const report = buildReport(results, machine, settings, startedAt);
+process.stdout.write(`\n${report.markdown}\n`);
+
+mkdirSync(RESULTS_DIR, { recursive: true });
+const stamp = startedAt.toISOString().slice(0, 19).replaceAll(":", "-");
+const jsonFile = new URL(args.smoke ? "smoke-latest.json" : `${stamp}.json`, RESULTS_DIR);
+const json = { startedAt: startedAt.toISOString(), runId, settings, workloads: args.workloads, machine, results, comparisons: report.comparisons, targets: report.targets };
+writeFileSync(jsonFile, JSON.stringify(json, null, 2) + "\n");
+process.stderr.write(`\nwrote ${fileURLToPath(jsonFile)}\n`);
+for (const file of results.flatMap((r) => r.profiles ?? [])) process.stderr.write(`\n${formatSummary(file, 20)}`);
+const complete = !args.smoke && args.only === null && args.workloads.length === 3 && args.cpuProf.length === 0;
+if (complete) {
+  writeResultsMarkdown(report.markdown, `results/${stamp}.json`);
+  process.stderr.write(`wrote ${fileURLToPath(new URL("./RESULTS.md", BENCH_DIR))}\n`);
+}
+process.exit(results.some((r) => r.status === "failed") ? 1 : 0);
+
+// ---- helpers --------------------------------------------------------------------------------------------
+
+/** Runs one system in a child process; a crash, a hang or a silent exit becomes a failed result. */
+function runChild(job: ChildJob): Promise<SystemResult> {
+  const child = fork(fileURLToPath(new URL("./child.ts", BENCH_DIR)), [JSON.stringify(job)], {
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const fallback = SYSTEMS.find((s) => s.name === job.system)!;
+  const failed = (reason: string): SystemResult => ({ info: { ...fallback, settings: "" }, status: "failed", reason, n: job.n });
+  const timeoutMs = args.smoke ? 45_000 : 90_000 + job.n * 20;
+  return new Promise((resolve) => {
+    let result: SystemResult | null = null;
+    const timer = setTimeout(() => {
+      result ??= failed(`no result after ${timeoutMs / 1000} s; killed`);
+      child.kill("SIGKILL");
+    }, timeoutMs);
+    child.on("message", (message: ChildMessage) => {
+      if (message.type === "result") result ??= message.result;
+    });
+    child.on("exit", (code, signal) => {
+      clearTimeout(timer);
+      resolve(result ?? failed(`process exited (${signal ?? `code ${code}`}) without a result`));
+    });
+  });
+}
+
+/** Drops this run's schemas that a crashed or killed system left behind. */
+async function dropLeftoverSchemas(id: string): Promise<void> {
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 3000 });
+  try {
+    await client.connect();
+    const { rows } = await client.query<{ name: string }>(
+      `SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'bench\\_%' AND nspname LIKE '%\\_' || $1`, [id],
+    );
+    for (const { name } of rows) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
+  } catch {
+    // No PostgreSQL: nothing was created there either.
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
+
+/** Replaces the generated part of RESULTS.md, keeping whatever was written around it by hand. */
+function writeResultsMarkdown(table: string, jsonPath: string): void {
+  const file = new URL("./RESULTS.md", BENCH_DIR);
+  const begin = "<!-- bench:begin (generated by `npm run bench`; edit outside these markers) -->";
+  const end = "<!-- bench:end -->";
+  const generated = `${begin}\n${table}\n\nJSON: [${jsonPath}](${jsonPath})\n${end}`;
+  const current = existsSync(file) ? readFileSync(file, "utf8") : `# Benchmark results\n\nThe latest full run of \`npm run bench\`.\n\n${begin}\n${end}\n`;
+  const from = current.indexOf(begin);
+  const to = current.indexOf(end);
+  const next = from === -1 || to === -1 ? `${current.trimEnd()}\n\n${generated}\n` : current.slice(0, from) + generated + current.slice(to + end.length);
+  writeFileSync(file, next);
+}

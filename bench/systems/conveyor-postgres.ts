@@ -1,0 +1,63 @@
+/**
+ * Conveyor on PostgreSQL: PostgresStore in a fresh schema, PostgresBus (LISTEN/NOTIFY) on a channel of its
+ * own (started by the node's start()). Both modules are imported by computed path: until they exist (or when they fail to load or
+ * connect), this system is reported as unavailable and the run carries on.
+ */
+import pg from "pg";
+import { PG_URL, schemaName } from "../lib/env.ts";
+import type { ChildJob } from "../lib/types.ts";
+import { conveyorSystem } from "./conveyor.ts";
+
+type Closable = { close?: () => Promise<void>; start?: () => Promise<void> };
+
+/** Works whether the module exports a class or a factory function. */
+function construct(exported: unknown, what: string, options: object): Closable {
+  if (typeof exported !== "function") throw new Error(`${what} is not exported`);
+  try {
+    return new (exported as new (o: object) => Closable)(options);
+  } catch (error) {
+    if (error instanceof TypeError && /not a constructor/.test(error.message)) return (exported as (o: object) => Closable)(options);
+    throw error;
+  }
+}
+
+async function importSource(relative: string): Promise<Record<string, unknown>> {
+  return (await import(new URL(relative, import.meta.url).href)) as Record<string, unknown>;
+}
+
+export function create(job: ChildJob) {
+  const schema = schemaName("conveyor_postgres", job.runId);
+  return conveyorSystem(
+    {
+      name: "conveyor-postgres", kind: "conveyor", store: "postgres",
+      settings: `new Conveyor({ store: PostgresStore({ schema: <fresh> }), bus: PostgresBus(LISTEN/NOTIFY), concurrency: ${job.concurrency} }); defaults otherwise (claim batch 50)`,
+    },
+    job,
+    async () => {
+      const { PostgresStore } = await importSource("../../src/store/postgres/postgres-store.ts");
+      const { PostgresBus } = await importSource("../../src/bus/postgres-bus.ts");
+      const admin = new pg.Client({ connectionString: PG_URL });
+      await admin.connect();
+      try {
+        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        await admin.query(`CREATE SCHEMA ${schema}`);
+      } finally {
+        await admin.end();
+      }
+      const store = construct(PostgresStore, "PostgresStore", { connectionString: PG_URL, schema });
+      const bus = construct(PostgresBus, "PostgresBus", { connectionString: PG_URL, channel: `${schema}_bus` });
+      // Conveyor.start() starts the bus it is given; before that, its signals still reach this node's own parts.
+      return {
+        options: { store: store as never, bus: bus as never },
+        cleanup: async () => {
+          // The node closes only what it opened: the bus and the store are ours to close.
+          await bus.close?.();
+          await store.close?.();
+          const client = new pg.Client({ connectionString: PG_URL });
+          await client.connect();
+          await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());
+        },
+      };
+    },
+  );
+}
