@@ -64,7 +64,21 @@ CREATE TABLE {{schema}}.events (
   at timestamptz NOT NULL
 );
 CREATE INDEX events_task ON {{schema}}.events (task_id, "offset");
-CREATE INDEX events_at ON {{schema}}.events (at);
+-- Events arrive roughly in `at` order, so a BRIN index finds the old ones for pruning at a fraction of a btree's
+-- cost on every insert.
+CREATE INDEX events_at ON {{schema}}.events USING brin (at);
+
+-- The error history with `error` appended, keeping the newest `keep` entries, oldest first (the statements that
+-- fail, cancel or rescue a task share it; `keep` is MAX_ERROR_HISTORY, passed by the driver).
+CREATE FUNCTION {{schema}}.append_error(history jsonb, error jsonb, keep integer) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+  SELECT coalesce(jsonb_agg(entry ORDER BY n), '[]'::jsonb)
+  FROM (
+    SELECT entry, n FROM jsonb_array_elements(coalesce(history, '[]'::jsonb) || jsonb_build_array(error)) WITH ORDINALITY AS h(entry, n)
+    ORDER BY n DESC
+    LIMIT keep
+  ) recent
+$$;
 
 CREATE TABLE {{schema}}.queues (
   name text PRIMARY KEY,

@@ -1,0 +1,191 @@
+/**
+ * The PostgreSQL event log is gap-free in commit order, beyond what the conformance suite can show with one
+ * writer at a time.
+ *
+ * The trap: with a sequence (bigserial), offsets are handed out when a transaction asks, not when it commits. A
+ * reader tailing `offset > cursor` sees offset 2 committed while offset 1 is still in flight, moves its cursor to
+ * 2, and never sees 1. The driver takes offsets from one counter row as the last statement before COMMIT, so a
+ * later writer cannot even get its offset until the earlier one has committed.
+ *
+ * Some writes here run the driver's own statements inside hand-made transactions, with random delays before
+ * and after the statement (the delay after it stands for a slow commit, the dangerous case), and some of those
+ * transactions roll back.
+ */
+import assert from "node:assert/strict";
+import { setTimeout as sleep } from "node:timers/promises";
+import { after, describe, test } from "node:test";
+import pg from "pg";
+import type { TaskEvent } from "../../core/task.ts";
+import type { TaskInsert } from "../store.ts";
+import { PostgresStore } from "./postgres-store.ts";
+import { loadStatements } from "./statements.ts";
+import { dropSchema, freshSchema, postgresSuite, postgresUrl } from "../../../test/support/postgres.ts";
+
+const T0 = new Date("2030-01-01T00:00:00.000Z");
+const WRITERS = 8;
+const TRANSITIONS_PER_WRITER = 200;
+
+function taskInput(queue: string): TaskInsert {
+  return { queue, type: "t", data: null, priority: 0, maxAttempts: 3, runAt: T0, key: null, timeoutMs: null, backoffMs: null };
+}
+
+async function connect(): Promise<pg.Client> {
+  const client = new pg.Client({ connectionString: postgresUrl() });
+  await client.connect();
+  return client;
+}
+
+/** Whether `promise` is still pending after `ms`. */
+async function stillPending(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  const pending = Symbol("pending");
+  return (await Promise.race([promise, sleep(ms, pending)])) === pending;
+}
+
+if (await postgresSuite("postgres event log")) {
+  const schemas: string[] = [];
+  after(async () => {
+    for (const schema of schemas) await dropSchema(schema);
+  });
+
+  async function openStore(prefix: string, poolSize = 4): Promise<PostgresStore> {
+    const schema = freshSchema(prefix);
+    schemas.push(schema);
+    const store = new PostgresStore({ connectionString: postgresUrl(), schema, poolSize });
+    await store.migrate();
+    return store;
+  }
+
+  describe("postgres event log", () => {
+    test("a bigserial reader can skip a row that commits late (the trap this log avoids)", async () => {
+      const schema = freshSchema("bigserial");
+      schemas.push(schema);
+      const [a, b, reader] = await Promise.all([connect(), connect(), connect()]);
+      try {
+        await reader.query(`CREATE SCHEMA "${schema}"; CREATE TABLE "${schema}".log (id bigserial PRIMARY KEY)`);
+        await a.query("BEGIN");
+        await a.query(`INSERT INTO "${schema}".log DEFAULT VALUES`); // takes id 1, commits late
+        await b.query("BEGIN");
+        await b.query(`INSERT INTO "${schema}".log DEFAULT VALUES`); // takes id 2, commits first
+        await b.query("COMMIT");
+        const first = await reader.query(`SELECT id::int FROM "${schema}".log WHERE id > 0 ORDER BY id`);
+        assert.deepEqual(first.rows.map((r) => r.id), [2]);
+        await a.query("COMMIT");
+        const next = await reader.query(`SELECT id::int FROM "${schema}".log WHERE id > 2 ORDER BY id`);
+        assert.deepEqual(next.rows, [], "with its cursor at 2, the reader never sees id 1");
+      } finally {
+        await Promise.all([a.end(), b.end(), reader.end()]);
+      }
+    });
+
+    test("the counter makes a later writer wait for the earlier one's commit, so offsets follow commit order", async () => {
+      const store = await openStore("eventlog_order");
+      const progress = loadStatements(store.schema).get("taskProgress")!;
+      const [a, b] = await Promise.all([connect(), connect()]);
+      try {
+        await store.taskInsertMany({ now: T0, tasks: [taskInput("q"), taskInput("q")] });
+        const [one, two] = await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 2, now: T0 });
+        const cursor = await store.eventLastOffset();
+
+        await a.query("BEGIN");
+        await a.query(progress, [one!.id, 1, JSON.stringify({ percent: 1 }), T0]); // holds the counter until COMMIT
+        await b.query("BEGIN");
+        const second = b.query(progress, [two!.id, 1, JSON.stringify({ percent: 2 }), T0]);
+        assert.equal(await stillPending(second, 200), true, "the second writer waits for the counter");
+        assert.deepEqual(await store.eventList({ after: cursor, limit: 10 }), [], "nothing is visible before a commit");
+        await a.query("COMMIT");
+        await second;
+        assert.deepEqual((await store.eventList({ after: cursor, limit: 10 })).map((e) => [e.offset, e.taskId]), [[cursor + 1, one!.id]]);
+        await b.query("COMMIT");
+        assert.deepEqual(
+          (await store.eventList({ after: cursor, limit: 10 })).map((e) => [e.offset, e.taskId]),
+          [[cursor + 1, one!.id], [cursor + 2, two!.id]],
+        );
+      } finally {
+        await Promise.all([a.end(), b.end()]);
+        await store.close();
+      }
+    });
+
+    test(`${WRITERS} concurrent writers, ${TRANSITIONS_PER_WRITER} transitions each: a tailing reader sees every offset once, in order`, async () => {
+      const store = await openStore("eventlog_tail", WRITERS + 2);
+      const progress = loadStatements(store.schema).get("taskProgress")!;
+      const clients = await Promise.all(Array.from({ length: WRITERS }, connect));
+      const total = WRITERS * TRANSITIONS_PER_WRITER;
+      let writersDone = false;
+      let stopped = false;
+      let rolledBack = 0;
+
+      /** created + started + progress... + completed = TRANSITIONS_PER_WRITER committed events for one task. */
+      async function writer(index: number): Promise<number> {
+        const client = clients[index]!;
+        const queue = `w${index}`;
+        await store.taskInsertMany({ now: T0, tasks: [taskInput(queue)] });
+        const [task] = await store.taskClaim({ queue, types: ["t"], node: `n${index}`, limit: 1, now: T0 });
+        assert.ok(task);
+        for (let step = 1; step <= TRANSITIONS_PER_WRITER - 3; ) {
+          const values = [task.id, 1, JSON.stringify({ percent: step % 100 }), T0];
+          if (Math.random() < 0.5) {
+            assert.equal(await store.taskProgress({ id: task.id, attempt: 1, progress: { percent: step % 100 }, now: T0 }), true);
+            step++;
+            continue;
+          }
+          await client.query("BEGIN");
+          await sleep(Math.random() * 2);
+          await client.query(progress, values);
+          await sleep(Math.random() * 2); // a slow commit: the counter stays locked meanwhile
+          if (Math.random() < 0.1) {
+            await client.query("ROLLBACK"); // its offset is given back with it
+            rolledBack++;
+          } else {
+            await client.query("COMMIT");
+            step++;
+          }
+        }
+        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, attempt: 1, result: null }] }), [task.id]);
+        return task.id;
+      }
+
+      const seen: TaskEvent[] = [];
+      async function reader(): Promise<void> {
+        let cursor = 0;
+        while (!stopped && !(writersDone && cursor === total)) {
+          const last = await store.eventLastOffset();
+          const events = await store.eventList({ after: cursor, limit: 5000 });
+          for (const event of events) {
+            assert.equal(event.offset, cursor + 1, `after offset ${cursor} the reader got ${event.offset}`);
+            cursor = event.offset;
+            seen.push(event);
+          }
+          assert.ok(cursor >= last, `every offset up to the committed counter (${last}) is visible (cursor ${cursor})`);
+          assert.ok(cursor <= total, "no more events than transitions");
+          if (events.length === 0) await sleep(1);
+        }
+      }
+
+      const tail = reader();
+      tail.catch(() => {}); // reported when awaited below; no unhandled rejection meanwhile
+      try {
+        const ids = await Promise.all(Array.from({ length: WRITERS }, (_, i) => writer(i)));
+        writersDone = true;
+        await tail;
+
+        assert.equal(seen.length, total);
+        assert.deepEqual(seen.map((e) => e.offset), Array.from({ length: total }, (_, i) => i + 1));
+        assert.equal(await store.eventLastOffset(), total);
+        assert.equal((await store.eventList({ after: 0, limit: total + 10 })).length, total);
+        for (const id of ids) {
+          const types = seen.filter((e) => e.taskId === id).map((e) => e.type);
+          assert.deepEqual(types, [
+            "task.created", "task.started", ...Array<string>(TRANSITIONS_PER_WRITER - 3).fill("task.progress"), "task.completed",
+          ], `events of task ${id} in the order they happened`);
+        }
+        assert.ok(rolledBack > 0, "some transactions rolled back (and left no gap)");
+      } finally {
+        stopped = true;
+        await tail.catch(() => {});
+        await Promise.all(clients.map((client) => client.end()));
+        await store.close();
+      }
+    });
+  });
+}

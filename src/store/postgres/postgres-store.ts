@@ -1,0 +1,437 @@
+/**
+ * The PostgreSQL driver, on `pg`, for a cluster of nodes on many hosts sharing one database. Everything lives in
+ * one schema (default "conveyor"), so two installs can share a database.
+ *
+ * Each operation is one SQL statement from queries/*.sql, run as a named prepared statement: one round trip and
+ * one implicit transaction. A statement that changes tasks appends their events in the same statement, and takes
+ * their offsets last, from the single event_counter row, so the event log is gap-free in commit order (the
+ * reasoning is in migrations/001_init.sql and queries/task.sql). Batches go through unnest() of parallel arrays:
+ * an insert of 500 tasks or a completion of 50 attempts is still one statement. Claims lock with
+ * FOR UPDATE SKIP LOCKED, so claimers on any number of hosts never wait for each other.
+ *
+ * Times always come from the caller's `now`, never from the server's clock.
+ */
+import pg from "pg";
+import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";
+import { TASK_STATES, type TaskState } from "../../core/states.ts";
+import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEvent, type TaskProgress } from "../../core/task.ts";
+import type {
+  Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, Store, StoreCapabilities, TaskCancelOutcome,
+  TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams,
+} from "../store.ts";
+import { migrate, migrationStatus } from "./migrate.ts";
+import {
+  int8AsNumber, jsonParam, rowToEvent, rowToLease, rowToNode, rowToSchedule, rowToTask, type Row,
+} from "./row-mapping.ts";
+import { loadStatements, quoteSchema, statementPrefix } from "./statements.ts";
+
+export type PostgresStoreOptions = {
+  /** A libpq-style URL: postgres://user:password@host:port/database. */
+  connectionString: string;
+  /** The schema holding this install's tables (created by migrate). Default "conveyor". */
+  schema?: string;
+  /** Connections in the pool. Default 10. */
+  poolSize?: number;
+};
+
+/** A pool, or one client inside a transaction. */
+type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
+
+const CONNECT_TIMEOUT_MS = 10_000;
+
+/** How often an insert retries a key whose holder finished between its conflict and the look-up. */
+const MAX_INSERT_ROUNDS = 5;
+
+export class PostgresStore implements Store {
+  readonly capabilities: StoreCapabilities = { driver: "postgres", multiHost: true, notifications: true };
+  readonly schema: string;
+  readonly #pool: pg.Pool;
+  readonly #statements: Map<string, string>;
+  readonly #prefix: string;
+  #closed: Promise<void> | null = null;
+
+  constructor(options: PostgresStoreOptions) {
+    if (typeof options.connectionString !== "string" || options.connectionString === "") {
+      throw new ConfigError("PostgresStore: connectionString is required");
+    }
+    const poolSize = options.poolSize ?? 10;
+    if (!Number.isInteger(poolSize) || poolSize < 1) throw new ConfigError(`PostgresStore: poolSize must be a positive integer, got ${poolSize}`);
+    this.schema = options.schema ?? "conveyor";
+    quoteSchema(this.schema);
+    this.#statements = loadStatements(this.schema);
+    this.#prefix = statementPrefix(this.schema);
+    this.#pool = new pg.Pool({
+      connectionString: options.connectionString,
+      max: poolSize,
+      types: int8AsNumber(),
+      // Fail an operation (and the health check) when the server cannot be reached, rather than hang on it.
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      keepAlive: true,
+      application_name: `conveyor-store-${this.schema}`.slice(0, 63),
+    });
+    // An idle connection that dies (server restart, terminated backend) is dropped by the pool; the next query
+    // opens a new one. Without a listener the pool's 'error' event would crash the process.
+    this.#pool.on("error", () => {});
+  }
+
+  // ---- plumbing ----------------------------------------------------------------------------------------
+
+  /** Runs named statement `name` as a prepared statement (prepared once per connection). */
+  async #run(name: string, values: unknown[], client: Queryable = this.#pool): Promise<pg.QueryResult<Row>> {
+    const text = this.#statements.get(name);
+    if (text === undefined) throw new Error(`no SQL statement named ${name}`);
+    return client.query<Row>({ name: `${this.#prefix}.${name}`, text, values });
+  }
+
+  async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    let broken: Error | undefined;
+    try {
+      await client.query("BEGIN");
+      const result = await work(client);
+      await client.query("COMMIT");
+      return result;
+    } catch (error) {
+      await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
+      throw error;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  // ---- migrations --------------------------------------------------------------------------------------
+
+  async migrate(): Promise<{ applied: string[] }> {
+    return { applied: await migrate(this.#pool, this.schema) };
+  }
+
+  async migrationStatus(): Promise<{ name: string; applied: boolean }[]> {
+    return migrationStatus(this.#pool, this.schema);
+  }
+
+  async ping(): Promise<void> {
+    await this.#pool.query("SELECT 1");
+  }
+
+  async close(): Promise<void> {
+    this.#closed ??= this.#pool.end();
+    return this.#closed;
+  }
+
+  // ---- tasks -------------------------------------------------------------------------------------------
+
+  async taskInsertMany({ tasks, now }: { tasks: TaskInsert[]; now: Date }): Promise<TaskInsertOutcome[]> {
+    return tasks.length === 0 ? [] : this.#insert(tasks, now, this.#pool);
+  }
+
+  /**
+   * Inserts in one statement, in input order (ids increase with it). A key appears once per statement: a later
+   * input with a key seen earlier in the batch gets the first one's task, not created. An input whose key an
+   * active task holds gets that task, looked up after the insert (the insert may have waited for it to commit);
+   * if it has already finished by then, the input is inserted again.
+   */
+  async #insert(tasks: TaskInsert[], now: Date, client: Queryable): Promise<TaskInsertOutcome[]> {
+    const outcomes: (TaskInsertOutcome | undefined)[] = new Array(tasks.length);
+    const firstWithKey = new Map<string, number>();
+    let pending: number[] = [];
+    for (const [index, task] of tasks.entries()) {
+      if (task.key !== null && firstWithKey.has(task.key)) continue;
+      if (task.key !== null) firstWithKey.set(task.key, index);
+      pending.push(index);
+    }
+    for (let round = 0; pending.length > 0; round++) {
+      if (round === MAX_INSERT_ROUNDS) throw new Error(`taskInsertMany: keys kept changing hands after ${round} attempts`);
+      pending = await this.#insertRound(tasks, pending, now, client, outcomes);
+    }
+    return tasks.map((task, index) => {
+      const own = outcomes[index];
+      if (own !== undefined) return own;
+      const first = task.key === null ? undefined : outcomes[firstWithKey.get(task.key)!];
+      if (first === undefined) throw new Error(`taskInsertMany: no outcome for input ${index}`);
+      return { task: first.task, created: false };
+    });
+  }
+
+  /** One insert statement for the inputs at `indexes`; fills their outcomes and returns those left to retry. */
+  async #insertRound(
+    tasks: TaskInsert[], indexes: number[], now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
+  ): Promise<number[]> {
+    const batch = indexes.map((index) => tasks[index]!);
+    const { rows } = await this.#run("taskInsert", [
+      batch.map((t) => t.queue), batch.map((t) => t.type), batch.map((t) => jsonParam(t.data)),
+      batch.map((t) => t.priority), batch.map((t) => t.maxAttempts), batch.map((t) => t.runAt), batch.map((t) => t.key),
+      batch.map((t) => t.timeoutMs), batch.map((t) => t.backoffMs), now,
+    ], client);
+    // Ids are drawn in input order (the INSERT takes its rows ORDER BY ordinality, and a data-modifying statement
+    // never runs in parallel), so the new rows, sorted by id, line up with the inputs that were inserted: every
+    // input without a key, and those whose key came back.
+    const insertedKeys = new Set(rows.flatMap((row) => (row.key === null ? [] : [String(row.key)])));
+    const conflicting: number[] = [];
+    let next = 0;
+    for (const index of indexes) {
+      const input = tasks[index]!;
+      if (input.key !== null && !insertedKeys.has(input.key)) {
+        conflicting.push(index);
+        continue;
+      }
+      const row = rows[next++];
+      if (row === undefined || (row.key ?? null) !== input.key) throw new Error("taskInsertMany: inserted rows do not line up with the input");
+      outcomes[index] = { task: insertedTask(input, Number(row.id), String(row.state) as TaskState, now), created: true };
+    }
+    if (conflicting.length === 0) return [];
+    const found = await this.#run("taskGetActiveByKeys", [conflicting.map((index) => tasks[index]!.key)], client);
+    const holders = new Map(found.rows.map((row) => [String(row.key), row]));
+    return conflicting.filter((index) => {
+      const holder = holders.get(tasks[index]!.key!);
+      if (holder !== undefined) outcomes[index] = { task: rowToTask(holder), created: false };
+      return holder === undefined;
+    });
+  }
+
+  async taskGet({ id }: { id: number }): Promise<Task | null> {
+    const { rows } = await this.#run("taskGet", [id]);
+    return rows[0] === undefined ? null : rowToTask(rows[0]);
+  }
+
+  async taskList(params: TaskListParams): Promise<Task[]> {
+    // Built here rather than in a .sql file: the filters are optional, and only their presence varies. Each
+    // combination is its own prepared statement (at most 64), so every one gets a plan that fits it.
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const shape: string[] = [];
+    const add = (code: string, condition: string, value: unknown) => {
+      values.push(value);
+      where.push(condition.replace("?", `$${values.length}`));
+      shape.push(code);
+    };
+    if (params.queue !== undefined) add("q", "queue = ?::text", params.queue);
+    if (params.type !== undefined) add("t", "type = ?::text", params.type);
+    if (params.key !== undefined) add("k", "key = ?::text", params.key);
+    if (params.states !== undefined) add("s", "state = ANY(?::text[])", params.states);
+    if (params.after !== undefined) add("a", params.order === "asc" ? "id > ?::bigint" : "id < ?::bigint", params.after);
+    values.push(params.limit);
+    const order = params.order === "asc" ? "ASC" : "DESC";
+    const text = `SELECT * FROM ${quoteSchema(this.schema)}.tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+      ORDER BY id ${order} LIMIT $${values.length}::integer`;
+    const name = `${this.#prefix}.taskList.${shape.join("")}.${params.order}`;
+    const { rows } = await this.#pool.query<Row>({ name, text, values });
+    return rows.map(rowToTask);
+  }
+
+  async taskClaim(params: { queue: string; types: string[]; node: string; limit: number; now: Date }): Promise<Task[]> {
+    if (params.limit <= 0 || params.types.length === 0) return [];
+    const { rows } = await this.#run("taskClaim", [params.queue, params.types, params.node, params.limit, params.now]);
+    return rows.map(rowToTask);
+  }
+
+  async taskComplete({ completions, now }: { completions: TaskCompletion[]; now: Date }): Promise<number[]> {
+    // An attempt completes once: a repeat in the batch is dropped here, so the first result stands.
+    const seen = new Set<string>();
+    const unique = completions.filter(({ id, attempt }) => !seen.has(`${id}:${attempt}`) && seen.add(`${id}:${attempt}`));
+    if (unique.length === 0) return [];
+    const { rows } = await this.#run("taskComplete", [
+      unique.map((c) => c.id), unique.map((c) => c.attempt), unique.map((c) => jsonParam(c.result)), now,
+    ]);
+    return rows.map((row) => Number(row.id));
+  }
+
+  async taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null> {
+    const error = JSON.stringify(params.error);
+    const { rows } = params.retryAt === null
+      ? await this.#run("taskFailFinal", [params.id, params.attempt, error, MAX_ERROR_HISTORY, params.now])
+      : await this.#run("taskFailRetry", [
+        params.id, params.attempt, error, MAX_ERROR_HISTORY, params.retryAt, params.now, params.retryAt.toISOString(),
+      ]);
+    return rows[0] === undefined ? null : rowToTask(rows[0]);
+  }
+
+  async taskCancel({ id, reason, now }: { id: number; reason: string; now: Date }): Promise<TaskCancelOutcome | null> {
+    const { rows } = await this.#run("taskCancel", [id, reason, now, now.toISOString(), MAX_ERROR_HISTORY]);
+    const before = rows.find((row) => row.version === "before");
+    if (before === undefined) return null;
+    const after = rows.find((row) => row.version === "after");
+    const previousState = String(before.state) as TaskState;
+    return { task: rowToTask(after ?? before), previousState, cancelled: after !== undefined };
+  }
+
+  async taskRerun({ id, now }: { id: number; now: Date }): Promise<Task | null> {
+    let rows: Row[];
+    try {
+      ({ rows } = await this.#run("taskRerun", [id, now]));
+    } catch (error) {
+      if ((error as { code?: unknown }).code === "23505") {
+        throw new ConflictError("duplicate_key", `another active task holds the key of task ${id}`);
+      }
+      throw error;
+    }
+    const before = rows.find((row) => row.version === "before");
+    if (before === undefined) return null;
+    const after = rows.find((row) => row.version === "after");
+    if (after === undefined) {
+      throw new ConflictError("invalid_state", `task ${id} is ${String(before.state)}; only failed or cancelled tasks can be retried`);
+    }
+    return rowToTask(after);
+  }
+
+  async taskProgress({ id, attempt, progress, now }: { id: number; attempt: number; progress: TaskProgress; now: Date }): Promise<boolean> {
+    const { rows } = await this.#run("taskProgress", [id, attempt, JSON.stringify(progress), now]);
+    return rows.length > 0;
+  }
+
+  async taskPromote({ now, limit }: { now: Date; limit: number }): Promise<{ count: number; queues: string[] }> {
+    if (limit <= 0) return { count: 0, queues: [] };
+    const { rows } = await this.#run("taskPromote", [now, limit]);
+    return { count: rows.length, queues: [...new Set(rows.map((row) => String(row.queue)))] };
+  }
+
+  async taskNextRunAt(): Promise<Date | null> {
+    const { rows } = await this.#run("taskNextRunAt", []);
+    return (rows[0]?.run_at as Date | null | undefined) ?? null;
+  }
+
+  async taskStates({ ids }: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number }[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.#run("taskStates", [ids]);
+    return rows.map((row) => ({ id: Number(row.id), state: String(row.state) as TaskState, attempt: Number(row.attempt) }));
+  }
+
+  async taskRescue({ rescuer, deadBefore, maxStalls, now }: { rescuer: string; deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]> {
+    const { rows } = await this.#run("taskRescue", [rescuer, deadBefore, maxStalls, now, now.toISOString(), MAX_ERROR_HISTORY]);
+    return rows.map((row) => {
+      const task = rowToTask(row);
+      return { task, outcome: task.state === "failed" ? "failed" : "retried" };
+    });
+  }
+
+  async taskRelease({ node, ids, now }: { node: string; ids?: number[]; now: Date }): Promise<number[]> {
+    if (ids !== undefined && ids.length === 0) return [];
+    const { rows } = await this.#run("taskRelease", [node, ids ?? null, now]);
+    return rows.map((row) => Number(row.id));
+  }
+
+  async taskPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
+    if (limit <= 0) return 0;
+    return (await this.#run("taskPrune", [before, limit])).rowCount ?? 0;
+  }
+
+  // ---- queues ------------------------------------------------------------------------------------------
+
+  async queueStats(): Promise<QueueStats[]> {
+    const [counts, queues] = await Promise.all([this.#run("taskCountsByQueue", []), this.#run("queueList", [])]);
+    const stats = new Map<string, QueueStats>();
+    const entry = (queue: string) => {
+      let found = stats.get(queue);
+      if (found === undefined) {
+        found = { queue, paused: false, counts: Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number> };
+        stats.set(queue, found);
+      }
+      return found;
+    };
+    for (const row of counts.rows) entry(String(row.queue)).counts[String(row.state) as TaskState] = Number(row.count);
+    for (const row of queues.rows) entry(String(row.name)).paused = row.paused === true;
+    return [...stats.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+  }
+
+  async queueSetPaused({ queue, paused, now }: { queue: string; paused: boolean; now: Date }): Promise<void> {
+    await this.#run("queueSetPaused", [queue, paused, now]);
+  }
+
+  // ---- events ------------------------------------------------------------------------------------------
+
+  async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
+    const { rows } = taskId === undefined
+      ? await this.#run("eventList", [after, limit])
+      : await this.#run("eventListForTask", [taskId, after, limit]);
+    return rows.map(rowToEvent);
+  }
+
+  async eventLastOffset(): Promise<number> {
+    const { rows } = await this.#run("eventLastOffset", []);
+    return Number(rows[0]?.offset ?? 0);
+  }
+
+  async eventPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
+    if (limit <= 0) return 0;
+    return (await this.#run("eventPrune", [before, limit])).rowCount ?? 0;
+  }
+
+  // ---- leases and schedules ---------------------------------------------------------------------------
+
+  async leaseAcquire({ name, node, ttlMs, now }: { name: string; node: string; ttlMs: number; now: Date }): Promise<boolean> {
+    const { rows } = await this.#run("leaseAcquire", [name, node, new Date(now.getTime() + ttlMs), now]);
+    return rows.length > 0;
+  }
+
+  async leaseRelease({ name, node }: { name: string; node: string }): Promise<void> {
+    await this.#run("leaseRelease", [name, node]);
+  }
+
+  async leaseGet({ name }: { name: string }): Promise<Lease | null> {
+    const { rows } = await this.#run("leaseGet", [name]);
+    return rows[0] === undefined ? null : rowToLease(rows[0]);
+  }
+
+  async scheduleUpsert({ schedule, now }: { schedule: ScheduleInput; now: Date }): Promise<Schedule> {
+    const { rows } = await this.#run("scheduleUpsert", [
+      schedule.name, schedule.cron, schedule.timezone, schedule.type, jsonParam(schedule.data),
+      JSON.stringify(schedule.options ?? {}), schedule.enabled, now,
+    ]);
+    return rowToSchedule(rows[0]!);
+  }
+
+  async scheduleList(): Promise<Schedule[]> {
+    return (await this.#run("scheduleList", [])).rows.map(rowToSchedule);
+  }
+
+  async scheduleGet({ name }: { name: string }): Promise<Schedule | null> {
+    const { rows } = await this.#run("scheduleGet", [name]);
+    return rows[0] === undefined ? null : rowToSchedule(rows[0]);
+  }
+
+  async scheduleDelete({ name }: { name: string }): Promise<boolean> {
+    return ((await this.#run("scheduleDelete", [name])).rowCount ?? 0) > 0;
+  }
+
+  async scheduleFire({ name, tick, task, now }: { name: string; tick: Date; task: TaskInsert; now: Date }): Promise<TaskInsertOutcome | null> {
+    // The tick and its task commit together; the insert is the last statement, so it takes the event offsets last.
+    return this.#transaction(async (client) => {
+      const advanced = await this.#run("scheduleAdvance", [name, tick, now], client);
+      if (advanced.rows.length === 0) return null;
+      const [outcome] = await this.#insert([task], now, client);
+      return outcome ?? null;
+    });
+  }
+
+  // ---- nodes -------------------------------------------------------------------------------------------
+
+  async nodeHeartbeat({ node, now }: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void> {
+    await this.#run("nodeHeartbeat", [
+      node.id, node.name, node.host, node.pid, node.version, node.roles, node.startedAt, now, jsonParam(node.info),
+    ]);
+  }
+
+  async nodeList(): Promise<NodeRecord[]> {
+    return (await this.#run("nodeList", [])).rows.map(rowToNode);
+  }
+
+  async nodeRemove({ id }: { id: string }): Promise<void> {
+    await this.#run("nodeRemove", [id]);
+  }
+
+  async nodePrune({ before }: { before: Date }): Promise<number> {
+    return (await this.#run("nodePrune", [before])).rowCount ?? 0;
+  }
+}
+
+/**
+ * A task just inserted from `input`, as its row now reads: every column but id and state is the input's or a
+ * default (data as its JSON round trip, like a read would give it).
+ */
+function insertedTask(input: TaskInsert, id: number, state: TaskState, now: Date): Task {
+  return {
+    id, queue: input.queue, type: input.type, data: JSON.parse(jsonParam(input.data)) as Json, priority: input.priority,
+    state, attempt: 0, maxAttempts: input.maxAttempts, stalls: 0, runAt: new Date(input.runAt.getTime()), key: input.key,
+    progress: null, result: null, error: null, errors: [], timeoutMs: input.timeoutMs, backoffMs: input.backoffMs,
+    node: null, createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null,
+  };
+}
