@@ -4,6 +4,7 @@
  */
 import { Conveyor } from "../runtime/conveyor.ts";
 import type { Json } from "../core/task.ts";
+import { connect } from "./connect.ts";
 import { HELP_FLAG, integerFlag, parse, UsageError } from "./args.ts";
 
 export const ENQUEUE_HELP = `Usage: conveyor enqueue <type> [data-json] [options]
@@ -11,7 +12,8 @@ export const ENQUEUE_HELP = `Usage: conveyor enqueue <type> [data-json] [options
 Add a task. Prints the task as JSON.
 
 Options:
-  --database <path>      SQLite file (default ./.conveyor/conveyor.db, or $CONVEYOR_DATABASE)
+  --database <path|url>  SQLite file (default ./.conveyor/conveyor.db) or postgres:// URL ($CONVEYOR_DATABASE)
+  --schema <name>        PostgreSQL schema (default conveyor, or $CONVEYOR_SCHEMA)
   --queue <name>         queue (default: the type's, else "default")
   --priority <n>         higher runs first (default 0)
   --delay <ms>           run no sooner than this many ms from now
@@ -25,6 +27,7 @@ export async function enqueue(args: string[]): Promise<void> {
   const { values, positionals } = parse(args, {
     help: HELP_FLAG,
     database: { type: "string" },
+    schema: { type: "string" },
     queue: { type: "string" },
     priority: { type: "string" },
     delay: { type: "string" },
@@ -45,7 +48,9 @@ export async function enqueue(args: string[]): Promise<void> {
     }
   }
   const waitSeconds = integerFlag("wait", values.wait, 0, 24 * 3600);
-  const conveyor = new Conveyor({ database: values.database ?? process.env.CONVEYOR_DATABASE, pollIntervalMs: 250 });
+  const { store, bus } = connect({ database: values.database ?? process.env.CONVEYOR_DATABASE, schema: values.schema ?? process.env.CONVEYOR_SCHEMA });
+  await bus.start();
+  const conveyor = new Conveyor({ store, bus, pollIntervalMs: 250 });
   try {
     const task = await conveyor.enqueue(type, data, {
       queue: values.queue,
@@ -64,6 +69,8 @@ export async function enqueue(args: string[]): Promise<void> {
     }
   } finally {
     await conveyor.stop();
+    await bus.close();
+    await store.close();
   }
 }
 

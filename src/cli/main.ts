@@ -43,6 +43,7 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (error instanceof ConveyorError) {
+      // A ConfigError names the variable or flag at fault; no stack trace for a user's typo.
       process.stderr.write(`conveyor ${name}: ${error.code}: ${error.message}\n`);
       return 1;
     }

@@ -1,7 +1,7 @@
 /**
  * `conveyor migrate`: apply the store's pending migrations, or list them with --status.
  */
-import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
+import { connect } from "./connect.ts";
 import { HELP_FLAG, parse } from "./args.ts";
 
 export const MIGRATE_HELP = `Usage: conveyor migrate [options]
@@ -9,15 +9,16 @@ export const MIGRATE_HELP = `Usage: conveyor migrate [options]
 Apply pending migrations to the store (nodes also do this when they start).
 
 Options:
-  --database <path>   SQLite file (default ./.conveyor/conveyor.db, or $CONVEYOR_DATABASE)
+  --database <path|url>  SQLite file (default ./.conveyor/conveyor.db) or postgres:// URL ($CONVEYOR_DATABASE)
+  --schema <name>       PostgreSQL schema (default conveyor, or $CONVEYOR_SCHEMA)
   --status            list migrations and whether each is applied; change nothing
   -h, --help          show this help
 `;
 
 export async function migrate(args: string[]): Promise<void> {
-  const { values } = parse(args, { help: HELP_FLAG, database: { type: "string" }, status: { type: "boolean" } });
+  const { values } = parse(args, { help: HELP_FLAG, database: { type: "string" }, schema: { type: "string" }, status: { type: "boolean" } });
   if (values.help) return void process.stdout.write(MIGRATE_HELP);
-  const store = new SqliteStore({ path: values.database ?? process.env.CONVEYOR_DATABASE ?? "./.conveyor/conveyor.db" });
+  const { store } = connect({ database: values.database ?? process.env.CONVEYOR_DATABASE, schema: values.schema ?? process.env.CONVEYOR_SCHEMA });
   try {
     if (values.status) {
       for (const { name, applied } of await store.migrationStatus()) console.log(`${applied ? "applied" : "pending"}  ${name}`);

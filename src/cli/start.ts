@@ -4,25 +4,39 @@
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import pino from "pino";
+import { ENVIRONMENT, parseEnvConfig, parseValue, type NodeConfig } from "../core/config.ts";
 import { Conveyor } from "../runtime/conveyor.ts";
 import { buildServer } from "../http/server.ts";
-import { HELP_FLAG, integerFlag, parse, UsageError } from "./args.ts";
+import { HELP_FLAG, parse, UsageError } from "./args.ts";
+import { connect } from "./connect.ts";
 
 export const START_HELP = `Usage: conveyor start [options]
 
-Run a Conveyor node: its workers, services and HTTP API (dashboard, /api, /metrics).
+Run a Conveyor node: its workers, services and HTTP API (/api, /metrics).
 
-Options:
-  --database <path>     SQLite file (default ./.conveyor/conveyor.db, or $CONVEYOR_DATABASE)
-  --port <n>            HTTP port (default 4000, or $PORT)
-  --host <addr>         HTTP address to bind (default 0.0.0.0, or $HOST)
-  --handlers <module>   a module whose default export registers task types: (conveyor) => void;
-                        repeat the flag for several modules
-  --concurrency <n>     tasks run at once per queue (default 10, or $CONVEYOR_CONCURRENCY)
-  --token <secret>      require "Authorization: Bearer <secret>" on write endpoints ($CONVEYOR_TOKEN)
-  --name <name>         this node's name (default host:pid)
-  -h, --help            show this help
+Options (each also read from the environment variable in brackets):
+  --database <path|url>   SQLite file (default ./.conveyor/conveyor.db), or postgres://... to join a
+                          cluster [CONVEYOR_DATABASE]
+  --schema <name>         PostgreSQL schema (default conveyor) [CONVEYOR_SCHEMA]
+  --amqp <url>            carry the cluster's signals over RabbitMQ, not LISTEN/NOTIFY [CONVEYOR_AMQP_URL]
+  --port <n>              HTTP port (default 4000) [PORT]
+  --host <addr>           HTTP address to bind (default 0.0.0.0) [HOST]
+  --handlers <module>     a module whose default export registers task types: (conveyor) => void;
+                          repeat the flag for several modules
+  --concurrency <n>       tasks run at once per queue (default 10) [CONVEYOR_CONCURRENCY]
+  --token <secret>        require "Authorization: Bearer <secret>" on writes [CONVEYOR_TOKEN]
+  --name <name>           this node's name (default host:pid) [CONVEYOR_NODE_NAME]
+  --heartbeat-ms <n>      heartbeat interval (default 1000) [CONVEYOR_HEARTBEAT_INTERVAL_MS]
+  --dead-after <n>        heartbeats missed before a node is dead (default 3) [CONVEYOR_DEAD_AFTER_BEATS]
+  --grace-ms <n>          on SIGTERM, how long running tasks may finish (default 10000) [CONVEYOR_SHUTDOWN_GRACE_MS]
+  -h, --help              show this help
 `;
+
+/** Flag → setting; each flag is checked like its environment variable. */
+const FLAGS: Record<string, keyof NodeConfig> = {
+  database: "database", schema: "schema", amqp: "amqp", port: "port", host: "host", concurrency: "concurrency",
+  token: "token", name: "nodeName", "heartbeat-ms": "heartbeatIntervalMs", "dead-after": "deadAfterBeats", "grace-ms": "shutdownGraceMs",
+};
 
 export type HandlerModule = { default?: unknown; register?: unknown };
 
@@ -38,33 +52,41 @@ export async function loadHandlerModules(conveyor: Conveyor, specifiers: string[
   }
 }
 
+/** The environment's settings, overridden by the flags given. */
+export function startConfig(values: Record<string, unknown>, env: Record<string, string | undefined>): NodeConfig {
+  const config: Record<string, unknown> = { ...parseEnvConfig(env) };
+  for (const [flag, key] of Object.entries(FLAGS)) {
+    const raw = values[flag];
+    if (typeof raw !== "string") continue;
+    const spec = Object.values(ENVIRONMENT).find((entry) => entry.key === key)!;
+    config[key] = parseValue(`--${flag}`, raw, spec.kind);
+  }
+  return config as NodeConfig;
+}
+
 export async function start(args: string[]): Promise<void> {
   const { values } = parse(args, {
     help: HELP_FLAG,
-    database: { type: "string" },
-    port: { type: "string" },
-    host: { type: "string" },
     handlers: { type: "string", multiple: true },
-    concurrency: { type: "string" },
-    token: { type: "string" },
-    name: { type: "string" },
-  });
+    ...Object.fromEntries(Object.keys(FLAGS).map((flag) => [flag, { type: "string" }])),
+  } as const);
   if (values.help) return void process.stdout.write(START_HELP);
-  const env = process.env;
-  const port = integerFlag("port", values.port ?? env.PORT, 0, 65535) ?? 4000;
-  const concurrency = integerFlag("concurrency", values.concurrency ?? env.CONVEYOR_CONCURRENCY, 0, 10_000);
-  const logger = pino({ level: env.CONVEYOR_LOG_LEVEL ?? "info" });
+  const config = startConfig(values, process.env);
+  const logger = pino({ level: config.logLevel ?? "info" });
+  const { store, bus, description } = connect({ database: config.database, schema: config.schema, amqp: config.amqp, logger });
   const conveyor = new Conveyor({
-    database: values.database ?? env.CONVEYOR_DATABASE,
-    concurrency,
-    nodeName: values.name,
-    logger,
+    store, bus, logger,
+    concurrency: config.concurrency,
+    nodeName: config.nodeName,
+    heartbeatIntervalMs: config.heartbeatIntervalMs,
+    deadAfterBeats: config.deadAfterBeats,
+    shutdownGraceMs: config.shutdownGraceMs,
   });
-  await loadHandlerModules(conveyor, values.handlers ?? []);
+  await loadHandlerModules(conveyor, (values.handlers as string[] | undefined) ?? []);
   await conveyor.start();
-  const app = await buildServer({ conveyor, token: values.token ?? env.CONVEYOR_TOKEN ?? null, logger: false });
-  const address = await app.listen({ port, host: values.host ?? env.HOST ?? "0.0.0.0" });
-  logger.info(`conveyor node ${conveyor.nodeName} listening on ${address}`);
+  const app = await buildServer({ conveyor, token: config.token ?? null, logger: false });
+  const address = await app.listen({ port: config.port ?? 4000, host: config.host ?? "0.0.0.0" });
+  logger.info(`conveyor node ${conveyor.nodeName} (${conveyor.nodeId}) on ${description}, listening on ${address}`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -73,6 +95,8 @@ export async function start(args: string[]): Promise<void> {
     logger.info(`${signal}: stopping (running tasks get up to ${conveyor.options.shutdownGraceMs} ms)`);
     await app.close();
     await conveyor.stop();
+    await bus.close();
+    await store.close();
     logger.info("stopped");
     process.exit(0);
   };

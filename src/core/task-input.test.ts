@@ -146,3 +146,10 @@ test("isJson: plain objects and arrays only (not null-prototype objects or class
   assert.equal(isJson(Object.create(null)), false);
   assert.equal(isJson([[[]]]), true);
 });
+
+test("data with a NUL character is refused: PostgreSQL's jsonb cannot store it", () => {
+  assert.equal(isJson({ text: "a\u0000b" }), false);
+  assert.equal(isJson({ ["k\u0000"]: 1 }), false);
+  assert.equal(isJson(["ok", "\u0000"]), false);
+  assert.equal(isJson({ text: "a\\u0000b is only text" }), true);
+});

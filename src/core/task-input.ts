@@ -55,7 +55,7 @@ export function normalizeTaskInput(input: TaskInput, defaults: (type: string) =>
   check(key === null || (typeof key === "string" && key.length >= 1 && key.length <= MAX_KEY_LENGTH), "key", `must be null or a string of 1 to ${MAX_KEY_LENGTH} characters`);
   const runAt = resolveRunAt(input, now, problems);
   const data = input.data === undefined ? null : input.data;
-  check(isJson(data), "data", "must be JSON (objects, arrays, strings, finite numbers, booleans and null) nested at most 64 levels deep");
+  check(isJson(data), "data", "must be JSON (objects, arrays, strings without NUL characters, finite numbers, booleans and null) nested at most 64 levels deep");
   if (problems.length > 0) {
     throw new ValidationError(problems.map((p) => `${p.field} ${p.message}`).join("; "), problems);
   }
@@ -85,14 +85,18 @@ function isDuration(value: unknown, min: number): value is number {
   return typeof value === "number" && Number.isInteger(value) && value >= min && value <= MAX_DURATION_MS;
 }
 
-/** Whether `value` survives JSON.stringify/parse unchanged (no undefined, functions, NaN, Dates, cycles). */
+/**
+ * Whether `value` survives JSON.stringify/parse unchanged (no undefined, functions, NaN, Dates, cycles) and
+ * can be stored by every store: no NUL character in a string or key, which PostgreSQL's jsonb refuses.
+ */
 export function isJson(value: unknown, depth = 0): value is Json {
   if (depth > 64) return false;
-  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
+  if (typeof value === "string") return !value.includes("\u0000");
+  if (value === null || typeof value === "boolean") return true;
   if (typeof value === "number") return Number.isFinite(value);
   if (Array.isArray(value)) return value.every((item) => isJson(item, depth + 1));
   if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.values(value).every((item) => isJson(item, depth + 1));
+    return Object.entries(value).every(([key, item]) => !key.includes("\u0000") && isJson(item, depth + 1));
   }
   return false;
 }
