@@ -20,7 +20,7 @@ import { parseArgs, USAGE } from "./lib/args.ts";
 import { formatSummary } from "./profile.ts";
 import { PG_URL } from "./lib/env.ts";
 import { machineInfo } from "./lib/machine.ts";
-import { otherCpuSeconds, sampleCpu } from "./lib/quiet.ts";
+import { otherCpuSeconds, sampleCpu, serverCpuSeconds } from "./lib/quiet.ts";
 import { buildReport } from "./lib/report.ts";
 import { SYSTEMS } from "./lib/systems.ts";
 import type { ChildJob, ChildMessage, SystemResult } from "./lib/types.ts";
@@ -61,10 +61,12 @@ for (const entry of selected) {
   const before = sampleCpu();
   const result = await runChild(job);
   result.wallSeconds = Math.round((Date.now() - t0) / 100) / 10;
-  result.otherCpuSeconds = otherCpuSeconds(before, sampleCpu(), result.cpuSeconds ?? 0);
+  const after = sampleCpu();
+  result.otherCpuSeconds = otherCpuSeconds(before, after, result.cpuSeconds ?? 0);
+  result.serverCpuSeconds = serverCpuSeconds(before, after);
   results.push(result);
   const note = result.status === "ok" ? "" : `: ${result.reason ?? ""}`;
-  const noise = result.otherCpuSeconds == null ? "" : `, other processes ${result.otherCpuSeconds} CPU-s`;
+  const noise = result.otherCpuSeconds == null ? "" : `; CPU-s: own ${result.cpuSeconds}, servers ${result.serverCpuSeconds}, other processes ${result.otherCpuSeconds}`;
   process.stderr.write(`  ${entry.name} ${result.status}${note} (${result.wallSeconds} s${noise})\n`);
 }
 await dropLeftoverSchemas(runId);

@@ -8,7 +8,7 @@
  * - latency: `latencyCount` single tasks, one every `latencyIntervalMs`, to the now idle worker; the time
  *   from just before the add call to the first line of the handler.
  */
-import { performance } from "node:perf_hooks";
+import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startProfiling } from "./profiler.ts";
 import type { BenchSystem, ChildJob, LatencyFigures, SystemResult, Workload } from "./types.ts";
@@ -112,6 +112,8 @@ export async function runSystem(system: BenchSystem, job: ChildJob): Promise<Sys
     };
 
     if (job.workloads.includes("drain")) {
+      const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      loopDelay.enable();
       const t0 = performance.now();
       if (system.drainLoop !== undefined) {
         let done = 0;
@@ -124,12 +126,17 @@ export async function runSystem(system: BenchSystem, job: ChildJob): Promise<Sys
           await system.startWorkers!(started);
           await withTimeout(allStartedPromise, timeoutMs, () => `${seen.size}/${job.n} tasks started`);
           let inStore = 0;
-          await until(async () => (inStore = await system.completedInStore!()) >= job.n, 5, timeoutMs, () => `the store says ${inStore}/${job.n} completed`);
+          const completed = async () => (inStore = await system.completedInStore!()) >= job.n;
+          const drained = system.drainedInStore === undefined ? completed : async () => (await system.drainedInStore!()) && (await completed());
+          await until(drained, 5, timeoutMs, () => `the store says ${inStore}/${job.n} completed`);
         }));
       }
       const seconds = (performance.now() - t0) / 1000;
-      result.drain = { seconds, perSecond: job.n / seconds, duplicates: calls - seen.size, distinct: seen.size };
-      progressLine(`${name} drain ${job.n}/${job.n} in ${seconds.toFixed(2)} s → ${fmtRate(result.drain.perSecond)}/s`);
+      await sleep(25); // the monitor records a delay when its timer finally runs: give it the chance
+      loopDelay.disable();
+      const maxTimerDelayMs = Math.round(loopDelay.max / 1e6);
+      result.drain = { seconds, perSecond: job.n / seconds, duplicates: calls - seen.size, distinct: seen.size, maxTimerDelayMs };
+      progressLine(`${name} drain ${job.n}/${job.n} in ${seconds.toFixed(2)} s → ${fmtRate(result.drain.perSecond)}/s (longest timer delay ${maxTimerDelayMs} ms)`);
       if (seen.size !== job.n) throw new Error(`drain ran ${seen.size} distinct tasks, expected ${job.n}`);
     } else if (system.startWorkers !== undefined && job.workloads.includes("latency")) {
       await system.startWorkers(started);

@@ -47,3 +47,9 @@ export function otherCpuSeconds(before: CpuSample, after: CpuSample, ownSeconds:
   const other = after.busy - before.busy - (after.servers - before.servers) - ownSeconds;
   return Math.max(0, Math.round(other * 100) / 100);
 }
+
+/** CPU seconds PostgreSQL and Redis used between two samples (whoever asked them). */
+export function serverCpuSeconds(before: CpuSample, after: CpuSample): number | null {
+  if (before === null || after === null) return null;
+  return Math.round((after.servers - before.servers) * 100) / 100;
+}

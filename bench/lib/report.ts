@@ -105,8 +105,8 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
     `Node ${machine.node}; SQLite ${machine.sqlite}; PostgreSQL ${machine.postgres}` +
     (Object.keys(pg).length > 0 ? ` (${Object.entries(pg).map(([k, v]) => `${k} ${v}`).join(", ")})` : "") + `; Redis ${machine.redis}.`);
   lines.push("");
-  lines.push("| system | store | enqueue /s | drain /s | add→start p50 ms | p99 ms | status |");
-  lines.push("|---|---|---:|---:|---:|---:|---|");
+  lines.push("| system | store | enqueue /s | drain /s | add→start p50 ms | p99 ms | longest timer delay in drain, ms | status |");
+  lines.push("|---|---|---:|---:|---:|---:|---:|---|");
   for (const r of results) {
     const name = r.info.kind === "raw" ? `${r.info.name} (physical limit)` : r.info.name;
     const notes: string[] = [];
@@ -114,10 +114,11 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
     if (r.otherCpuSeconds != null && r.otherCpuSeconds >= QUIET_CPU_SECONDS) notes.push(`noisy: other processes used ${r.otherCpuSeconds} CPU-s`);
     const status = r.status === "ok" ? ["ok", ...notes].join(", ") : `${r.status}: ${r.reason ?? ""}`;
     const rate = (x: { perSecond: number } | undefined) => (x ? fmtRate(x.perSecond) : "–");
-    lines.push(`| ${name} | ${r.info.store} | ${rate(r.enqueue)} | ${rate(r.drain)} | ${r.latency?.p50 ?? "–"} | ${r.latency?.p99 ?? "–"} | ${status.replaceAll("|", "\\|")} |`);
+    const stall = r.info.kind === "raw" ? "–" : (r.drain?.maxTimerDelayMs ?? "–");
+    lines.push(`| ${name} | ${r.info.store} | ${rate(r.enqueue)} | ${rate(r.drain)} | ${r.latency?.p50 ?? "–"} | ${r.latency?.p99 ?? "–"} | ${stall} | ${status.replaceAll("|", "\\|")} |`);
   }
   lines.push("");
-  lines.push(`Raw rows: enqueue = batched insert, drain = claim-and-complete loop (no runtime; see bench/README.md). A row is flagged noisy when other processes used ≥ ${QUIET_CPU_SECONDS} CPU-s during its run.`);
+  lines.push(`Raw rows: enqueue = batched insert, drain = claim-and-complete loop (no runtime; see bench/README.md). A row is flagged noisy when other processes used ≥ ${QUIET_CPU_SECONDS} CPU-s during its run. The timer delay is how long the runtime's event loop went without running timers (its heartbeats among them) while draining.`);
   if (comparisons.length > 0) {
     lines.push("");
     lines.push("| Conveyor | enqueue × best peer | drain × best peer | add→start p50 vs best peer | drain, share of store's raw loop | enqueue, share of raw insert |");

@@ -32,6 +32,12 @@ export interface BenchSystem {
   startWorkers?(started: TaskStarted): Promise<void>;
   /** Runtimes: how many benchmark tasks the store records as completed (the drain ends when it says N). */
   completedInStore?(): Promise<number>;
+  /**
+   * Runtimes, optional: a cheap "nothing left queued or running" check, polled instead of the count when the
+   * count is costly and would slow the system it measures (an in-process store answers on the same thread);
+   * the count is still asked once at the end to confirm.
+   */
+  drainedInStore?(): Promise<boolean>;
   /** Raw loops: claim and complete everything that is queued; report progress; return rows completed. */
   drainLoop?(progress: (done: number) => void): Promise<number>;
   /** Runtimes: add one task carrying its add time `t0` (epoch ms, sub-ms precision) to an idle worker. */
@@ -49,12 +55,18 @@ export type SystemResult = {
   reason?: string;
   n: number;
   enqueue?: { seconds: number; perSecond: number };
-  drain?: { seconds: number; perSecond: number; duplicates: number; distinct: number };
+  drain?: {
+    seconds: number; perSecond: number; duplicates: number; distinct: number;
+    /** The longest the event loop went without running timers during the drain (heartbeats are timers). */
+    maxTimerDelayMs: number;
+  };
   latency?: LatencyFigures;
   /** CPU seconds of the system's own process (all threads), setup to teardown. */
   cpuSeconds?: number;
   /** CPU seconds the rest of the machine used meanwhile (not this process, PostgreSQL or Redis); null off Linux. */
   otherCpuSeconds?: number | null;
+  /** CPU seconds PostgreSQL and Redis used meanwhile (for this system, unless others used them too). */
+  serverCpuSeconds?: number | null;
   /** Wall seconds of the whole child process. */
   wallSeconds?: number;
   /** .cpuprofile files written, one per workload, when profiling was asked for. */
