@@ -20,7 +20,7 @@ import { parseArgs, USAGE } from "./lib/args.ts";
 import { formatSummary } from "./profile.ts";
 import { PG_URL } from "./lib/env.ts";
 import { machineInfo } from "./lib/machine.ts";
-import { otherCpuSeconds, sampleCpu, serverCpuSeconds } from "./lib/quiet.ts";
+import { otherCpuSeconds, sampleCpu, serverCpuSeconds, waitForQuiet } from "./lib/quiet.ts";
 import { buildReport } from "./lib/report.ts";
 import { SYSTEMS } from "./lib/systems.ts";
 import type { ChildJob, ChildMessage, SystemResult } from "./lib/types.ts";
@@ -56,6 +56,11 @@ for (const entry of selected) {
     concurrency: args.concurrency, workloads: args.workloads, runId,
     ...(args.cpuProf.includes(entry.name) ? { profileDir: fileURLToPath(new URL("./profiles/", RESULTS_DIR)) } : {}),
   };
+  if (args.waitQuiet > 0) {
+    const waited = await waitForQuiet(args.waitQuiet);
+    if (waited === null) process.stderr.write(`  the machine stayed busy for ${args.waitQuiet} s; running anyway\n`);
+    else if (waited > 1) process.stderr.write(`  waited ${waited} s for the machine to go quiet\n`);
+  }
   process.stderr.write(`▶ ${entry.name}\n`);
   const t0 = Date.now();
   const before = sampleCpu();

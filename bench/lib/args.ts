@@ -11,6 +11,8 @@ export type BenchArgs = {
   only: string[] | null;
   workloads: Workload[];
   smoke: boolean;
+  /** Before each system, wait up to this many seconds for the machine to go quiet (0: do not wait). */
+  waitQuiet: number;
   /** Systems whose workloads run under the CPU profiler (profiles in bench/results/profiles/). */
   cpuProf: string[];
   help: boolean;
@@ -27,6 +29,8 @@ export const USAGE = `usage: npm run bench -- [options]
                          bullmq, pg-boss, graphile-worker (default all)
   --workloads <a,b>      enqueue, drain, latency (default all; drain always enqueues first)
   --smoke                tiny N, for CI: checks that every system runs, in well under a minute
+  --wait-quiet <s>       before each system, wait up to s seconds until other processes use < 0.15 CPU
+                         (for a shared machine; default 0: do not wait)
   --cpu-prof <a,b,...>   profile these systems' workloads (bench/results/profiles/<system>-<workload>.cpuprofile)
                          and print the heaviest functions; summarise again with node bench/profile.ts <file>
 `;
@@ -44,7 +48,7 @@ export function parseArgs(argv: string[]): BenchArgs {
       flags.set(name, value);
     }
   }
-  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "only", "workloads", "smoke", "cpu-prof", "help"]);
+  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "only", "workloads", "smoke", "cpu-prof", "wait-quiet", "help"]);
   for (const name of flags.keys()) if (!known.has(name)) throw usageError(`unknown option --${name}`);
   const smoke = flags.has("smoke");
   const int = (name: string, fallback: number) => {
@@ -67,6 +71,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     workloads,
     smoke,
     cpuProf: list("cpu-prof") ?? [],
+    waitQuiet: flags.has("wait-quiet") ? int("wait-quiet", 0) : 0,
     help: flags.has("help"),
   };
 }

@@ -16,6 +16,8 @@ export type MachineInfo = {
   redis: string;
   /** 1-minute load average when the run began: a busy machine makes every figure lower. */
   loadAverage: number;
+  /** The commit measured, and the files under src/ that differed from it (uncommitted work measured too). */
+  git: { commit: string; uncommittedSrc: string[] };
 };
 
 export async function machineInfo(): Promise<MachineInfo> {
@@ -34,7 +36,18 @@ export async function machineInfo(): Promise<MachineInfo> {
     postgresSettings: postgres.settings,
     redis,
     loadAverage: Math.round((loadavg()[0] ?? 0) * 100) / 100,
+    git: gitState(),
   };
+}
+
+function gitState(): { commit: string; uncommittedSrc: string[] } {
+  const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8", cwd: new URL("../../", import.meta.url) }).trim();
+  try {
+    const changed = git("status", "--porcelain", "--", "src").split("\n").filter((line) => line !== "").map((line) => line.slice(3));
+    return { commit: git("rev-parse", "--short", "HEAD"), uncommittedSrc: changed };
+  } catch {
+    return { commit: "unknown", uncommittedSrc: [] };
+  }
 }
 
 async function postgresInfo(): Promise<{ version: string; settings: Record<string, string> }> {

@@ -53,3 +53,20 @@ export function serverCpuSeconds(before: CpuSample, after: CpuSample): number | 
   if (before === null || after === null) return null;
   return Math.round((after.servers - before.servers) * 100) / 100;
 }
+
+/**
+ * Waits (up to `maxSeconds`) until the machine is quiet: less than `busyLimit` CPUs busy over one second,
+ * PostgreSQL and Redis included (between two systems nothing of the bench runs). Returns the seconds waited,
+ * or null when it gave up.
+ */
+export async function waitForQuiet(maxSeconds: number, busyLimit = 0.15): Promise<number | null> {
+  const started = Date.now();
+  while (Date.now() - started < maxSeconds * 1000) {
+    const before = sampleCpu();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const after = sampleCpu();
+    if (before === null || after === null) return 0;
+    if (after.busy - before.busy < busyLimit) return Math.round((Date.now() - started) / 1000);
+  }
+  return null;
+}
