@@ -22,11 +22,11 @@ const CONNECT_TIMEOUT_MS = 5000;
 
 export class AmqpBus extends RemoteBus {
   readonly exchange: string;
-  /** The server-named queue of the current connection (a new one after every reconnect). */
-  queue: string | null = null;
   readonly #url: string;
+  #queue: string | null = null;
   #connection: ChannelModel | null = null;
   #channel: Channel | null = null;
+  #connectionClosed: Promise<void> = Promise.resolve();
 
   constructor(options: AmqpBusOptions) {
     super({ logger: options.logger, maxPayloadBytes: MAX_PAYLOAD_BYTES, transport: "amqp" });
@@ -39,12 +39,18 @@ export class AmqpBus extends RemoteBus {
     this.#url = options.url;
   }
 
+  /** The server-named queue of the current connection (a new one after every reconnect); null while down. */
+  get queue(): string | null {
+    return this.#queue;
+  }
+
   protected async open(): Promise<void> {
     const connection = await amqp.connect(this.#url, {
       timeout: CONNECT_TIMEOUT_MS,
       clientProperties: { connection_name: `conveyor-bus-${this.origin}` },
     });
     this.#connection = connection;
+    this.#connectionClosed = new Promise((resolve) => connection.once("close", () => resolve()));
     const lost = (error: unknown) => {
       if (this.#connection === connection) this.connectionLost(error);
     };
@@ -63,17 +69,18 @@ export class AmqpBus extends RemoteBus {
       if (message === null) lost(new Error("AMQP consumer cancelled by the broker"));
       else this.receive(message.content.toString("utf8"));
     }, { noAck: true });
-    this.queue = queue;
+    this.#queue = queue;
   }
 
   protected async shut(): Promise<void> {
     const connection = this.#connection;
     this.#connection = null;
     this.#channel = null;
-    this.queue = null;
+    this.#queue = null;
     if (connection === null) return;
-    // Closing the connection closes its channel, and the broker deletes the exclusive queue.
-    await connection.close().catch(() => {});
+    // Closing the connection closes its channel, and the broker deletes the exclusive queue. A connection the
+    // broker is already closing never answers close(), so its 'close' event ends the wait too.
+    await Promise.race([connection.close().catch(() => {}), this.#connectionClosed]);
     connection.removeAllListeners().on("error", () => {});
   }
 

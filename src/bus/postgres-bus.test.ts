@@ -16,6 +16,7 @@ remoteBusCases({
   name: "PostgresBus",
   available: async (t) => requireService(t, "PostgreSQL", await postgresAvailable()),
   create: (channel) => new PostgresBus({ connectionString: postgresUrl(), channel }),
+  standalone: (channel) => ({ module: new URL("./postgres-bus.ts", import.meta.url).href, exportName: "PostgresBus", options: { connectionString: postgresUrl(), channel } }),
   maxPayloadBytes: 7999,
   async raw(channel) {
     const client = await admin();
@@ -23,7 +24,7 @@ remoteBusCases({
     client.on("notification", (n) => {
       if (n.channel === channel) payloads.push(n.payload ?? "");
     });
-    await client.query(`LISTEN ${channel}`);
+    await client.query(`LISTEN "${channel}"`);
     return { payloads, close: () => client.end() };
   },
 });

@@ -3,7 +3,7 @@
  * `pg_notify` per tick carries the coalesced signals (well under the 8000-byte payload limit, split if need be).
  * One dedicated client LISTENs (application_name `conveyor-bus-<origin>`) and is re-opened with backoff when the
  * server restarts or its backend is terminated; NOTIFYs go through a separate one-connection pool, which keeps
- * them in order and replaces a dead connection by itself.
+ * them in order, replaces a dead connection by itself, and lives from start() to close().
  */
 import pg from "pg";
 import { RemoteBus, type BusLogger } from "./remote-bus.ts";
@@ -61,33 +61,40 @@ export class PostgresBus extends RemoteBus {
       }
     });
     await client.connect();
-    await client.query(`LISTEN ${this.channel}`);
+    await client.query(`LISTEN "${this.channel}"`);
 
-    const notifier = new pg.Pool({
-      connectionString: this.#connectionString,
-      application_name: `conveyor-bus-notify-${this.origin}`,
-      max: 1,
-      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
-      query_timeout: CONNECT_TIMEOUT_MS,
-      keepAlive: true,
-    });
-    // An idle pooled connection that dies is dropped by the pool; the next NOTIFY opens a fresh one.
-    notifier.on("error", (error) => this.logger.debug({ err: error }, "postgres bus: idle NOTIFY connection lost"));
-    this.#notifier = notifier;
+    // The NOTIFY pool outlives LISTEN reconnects: it replaces a dead connection by itself, and waiting for its
+    // in-flight NOTIFYs is no reason to delay re-LISTENing.
+    if (this.#notifier === null) {
+      const notifier = new pg.Pool({
+        connectionString: this.#connectionString,
+        application_name: `conveyor-bus-notify-${this.origin}`,
+        max: 1,
+        connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+        query_timeout: CONNECT_TIMEOUT_MS,
+        keepAlive: true,
+      });
+      // An idle pooled connection that dies is dropped by the pool; the next NOTIFY opens a fresh one.
+      notifier.on("error", (error) => this.logger.debug({ err: error }, "postgres bus: idle NOTIFY connection lost"));
+      this.#notifier = notifier;
+    }
   }
 
   protected async shut(): Promise<void> {
     const client = this.#listener;
-    const notifier = this.#notifier;
     this.#listener = null;
-    this.#notifier = null;
-    await Promise.all([
-      client?.end().catch(() => {}),
-      notifier?.end().catch(() => {}),
-    ]);
+    if (client === null) return;
+    await client.end().catch(() => {});
     // Late errors from a socket already torn down must not become unhandled 'error' events.
-    client?.removeAllListeners().on("error", () => {});
-    notifier?.removeAllListeners().on("error", () => {});
+    client.removeAllListeners().on("error", () => {});
+  }
+
+  protected override async dispose(): Promise<void> {
+    const notifier = this.#notifier;
+    this.#notifier = null;
+    if (notifier === null) return;
+    await notifier.end().catch(() => {});
+    notifier.removeAllListeners().on("error", () => {});
   }
 
   protected async transmit(payload: string): Promise<void> {

@@ -64,6 +64,8 @@ export abstract class RemoteBus implements Bus {
   protected abstract open(): Promise<void>;
   /** Closes whatever open() opened, never throwing; events from the closed connections must be ignored. */
   protected abstract shut(): Promise<void>;
+  /** Releases what lives across reconnects (called once by close(), and when start() fails); never throws. */
+  protected async dispose(): Promise<void> {}
   /** Sends one payload to every node; may throw or reject when the transport is down. */
   protected abstract transmit(payload: string): Promise<void> | void;
 
@@ -74,17 +76,34 @@ export abstract class RemoteBus implements Bus {
   async start(): Promise<void> {
     if (this.#state !== "idle") throw new Error(`${this.#transport} bus: start() called twice or after close()`);
     this.#state = "connecting";
-    this.#lostWhileConnecting = false;
+    const attempt = this.#openOnce();
+    this.#connecting = attempt.catch(() => {});
     try {
-      await this.open();
-      if (this.#lostWhileConnecting) throw new Error("connection lost while starting");
+      await attempt;
     } catch (error) {
+      // After close() the transport is close()'s to shut, once this attempt has settled.
+      if (this.#stateNow() === "closed") throw error;
       await this.shut();
-      this.#state = "idle";
+      await this.dispose();
+      if (this.#state === "connecting") this.#state = "idle";
       throw error;
+    } finally {
+      this.#connecting = null;
     }
+    if (this.#state !== "connecting") throw new Error(`${this.#transport} bus closed while starting`);
     this.#state = "connected";
     this.logger.debug({ origin: this.origin }, `${this.#transport} bus connected`);
+  }
+
+  /** The state as it is now, after an await (TypeScript keeps the narrowing from before it). */
+  #stateNow(): State {
+    return this.#state;
+  }
+
+  async #openOnce(): Promise<void> {
+    this.#lostWhileConnecting = false;
+    await this.open();
+    if (this.#lostWhileConnecting) throw new Error("connection lost while connecting");
   }
 
   publish<C extends BusChannel>(channel: C, message: BusMessages[C]): void {
@@ -119,6 +138,7 @@ export abstract class RemoteBus implements Bus {
     await this.#connecting?.catch(() => {});
     await this.#shutting;
     await this.shut();
+    await this.dispose();
     await this.#local.close();
     this.#reconnectListeners.clear();
   }
@@ -160,11 +180,10 @@ export abstract class RemoteBus implements Bus {
   async #reconnect(): Promise<void> {
     if (this.#state !== "waiting") return;
     this.#state = "connecting";
-    this.#lostWhileConnecting = false;
     try {
-      await this.open();
-      if (this.#lostWhileConnecting) throw new Error("connection lost while reconnecting");
+      await this.#openOnce();
     } catch (error) {
+      if (this.#state !== "connecting") return;
       await this.shut();
       if (this.#state !== "connecting") return;
       this.#state = "waiting";
@@ -172,10 +191,7 @@ export abstract class RemoteBus implements Bus {
       this.#schedule();
       return;
     }
-    if (this.#state !== "connecting") {
-      await this.shut();
-      return;
-    }
+    if (this.#state !== "connecting") return; // closed meanwhile: close() shuts the transport
     this.#state = "connected";
     const info: ReconnectInfo = { attempts: this.#attempt, downMs: Date.now() - this.#downSince };
     this.logger.info({ ...info, origin: this.origin }, `${this.#transport} bus reconnected`);
