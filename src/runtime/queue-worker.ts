@@ -72,6 +72,8 @@ export class QueueWorker implements Service {
     let lastCheck = Date.now();
     try {
       while (!signal.aborted) {
+        // Let every handler that settles in this turn free its slot first: one claim of many, not many of one.
+        await new Promise((resolve) => setImmediate(resolve));
         const limit = Math.min(this.options.concurrency - this.#running.size, this.options.batchSize);
         const claimed = limit > 0 ? await this.#claim(limit) : 0;
         if (signal.aborted) break;

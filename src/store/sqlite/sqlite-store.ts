@@ -64,21 +64,36 @@ export class SqliteStore implements Store {
     return statement;
   }
 
-  /** Runs `work` in one write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlock). */
+  /**
+   * Runs `work` in one write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade
+   * deadlock). The events `work` records are appended by one statement just before COMMIT.
+   */
   #write<T>(work: () => T): T {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const result = work();
+      this.#flushEvents();
       this.#db.exec("COMMIT");
       return result;
     } catch (error) {
+      this.#pendingEvents = [];
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw error;
     }
   }
 
+  /** Events of the current transaction, as [type, taskId, queue, data, at] rows for eventInsertBatch. */
+  #pendingEvents: [TaskEventType, number, string, Json, number][] = [];
+
   #event(type: TaskEventType, taskId: number, queue: string, data: Json, at: Date): void {
-    this.#sql("eventInsert").run({ type, task_id: taskId, queue, data: JSON.stringify(data), at: at.getTime() });
+    this.#pendingEvents.push([type, taskId, queue, data, at.getTime()]);
+  }
+
+  #flushEvents(): void {
+    if (this.#pendingEvents.length === 0) return;
+    const events = JSON.stringify(this.#pendingEvents);
+    this.#pendingEvents = [];
+    this.#sql("eventInsertBatch").run({ events });
   }
 
   // ---- migrations --------------------------------------------------------------------------------------
@@ -121,24 +136,45 @@ export class SqliteStore implements Store {
   // ---- tasks -------------------------------------------------------------------------------------------
 
   async taskInsertMany({ tasks, now }: { tasks: TaskInsert[]; now: Date }): Promise<TaskInsertOutcome[]> {
-    return this.#write(() => tasks.map((input) => this.#insert(input, now)));
+    if (tasks.length === 0) return [];
+    return this.#write(() => this.#insert(tasks, now));
   }
 
-  #insert(input: TaskInsert, now: Date): TaskInsertOutcome {
-    const state: TaskState = input.runAt.getTime() > now.getTime() ? "scheduled" : "queued";
-    const row = this.#sql("taskInsert").get({
-      queue: input.queue, type: input.type, data: JSON.stringify(input.data), priority: input.priority, state,
-      max_attempts: input.maxAttempts, run_at: input.runAt.getTime(), key: input.key,
-      timeout_ms: input.timeoutMs, backoff_ms: input.backoffMs, now: now.getTime(),
-    });
-    if (row !== undefined) {
-      const task = rowToTask(row);
-      this.#event("task.created", task.id, task.queue, { type: task.type, state, runAt: task.runAt.toISOString() }, now);
+  /**
+   * One statement inserts the batch; the outcomes are rebuilt from the inputs, walking them in order
+   * alongside the new ids (which grow in input order). An input whose key was taken, by an active task or
+   * an earlier input, gets the task holding it.
+   */
+  #insert(inputs: TaskInsert[], now: Date): TaskInsertOutcome[] {
+    const rows = inputs.map((input) => [
+      input.queue, input.type, input.data, input.priority, input.runAt.getTime() > now.getTime() ? "scheduled" : "queued",
+      input.maxAttempts, input.runAt.getTime(), input.key, input.timeoutMs, input.backoffMs,
+    ]);
+    const inserted = this.#sql("taskInsertBatch").all({ tasks: JSON.stringify(rows), now: now.getTime() })
+      .map((row) => ({ id: Number(row.id), key: row.key === null ? null : String(row.key) }))
+      .sort((a, b) => a.id - b.id);
+    const keysInserted = new Set(inserted.filter((row) => row.key !== null).map((row) => row.key));
+    const keysSeen = new Set<string>();
+    let next = 0;
+    return inputs.map((input, i) => {
+      const fresh = input.key === null || (keysInserted.has(input.key) && !keysSeen.has(input.key));
+      if (input.key !== null) keysSeen.add(input.key);
+      if (!fresh) {
+        const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
+        if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
+        return { task: rowToTask(existing), created: false };
+      }
+      const { id } = inserted[next++]!;
+      const state = rows[i]![4] as TaskState;
+      const task: Task = {
+        id, queue: input.queue, type: input.type, data: input.data, priority: input.priority, state, attempt: 0,
+        maxAttempts: input.maxAttempts, stalls: 0, runAt: input.runAt, key: input.key, progress: null, result: null,
+        error: null, errors: [], timeoutMs: input.timeoutMs, backoffMs: input.backoffMs, node: null, createdAt: now,
+        startedAt: null, finishedAt: null,
+      };
+      this.#event("task.created", id, task.queue, { type: task.type, state, runAt: task.runAt.toISOString() }, now);
       return { task, created: true };
-    }
-    const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
-    if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
-    return { task: rowToTask(existing), created: false };
+    });
   }
 
   async taskGet({ id }: { id: number }): Promise<Task | null> {
@@ -182,14 +218,22 @@ export class SqliteStore implements Store {
   async taskComplete({ completions, now }: { completions: TaskCompletion[]; now: Date }): Promise<number[]> {
     if (completions.length === 0) return [];
     return this.#write(() => {
-      const done: number[] = [];
-      for (const { id, attempt, result } of completions) {
-        const row = this.#sql("taskComplete").get({ id, attempt, result: JSON.stringify(result ?? null), now: now.getTime() });
-        if (row === undefined) continue;
-        done.push(id);
-        this.#event("task.completed", id, String(row.queue), { attempt }, now);
+      // One row per task: a second completion of the same task in a batch is stale, the first one stands.
+      const first: Record<string, [number, Json]> = {};
+      for (const { id, attempt, result } of completions) first[id] ??= [attempt, result ?? null];
+      const batch = JSON.stringify(first);
+      const rows = this.#sql("taskCompleteBatch").all({ completions: batch, now: now.getTime() });
+      const done = new Set(rows.map((row) => Number(row.id)));
+      // Events and the returned ids follow the input order, whatever order RETURNING used.
+      const byId = new Map(rows.map((row) => [Number(row.id), row]));
+      const ids: number[] = [];
+      for (const { id } of completions) {
+        const row = byId.get(id);
+        if (row === undefined || !done.delete(id)) continue;
+        ids.push(id);
+        this.#event("task.completed", id, String(row.queue), { attempt: Number(row.attempt) }, now);
       }
-      return done;
+      return ids;
     });
   }
 
@@ -404,7 +448,7 @@ export class SqliteStore implements Store {
   async scheduleFire({ name, tick, task, now }: { name: string; tick: Date; task: TaskInsert; now: Date }): Promise<TaskInsertOutcome | null> {
     return this.#write(() => {
       const advanced = this.#sql("scheduleAdvance").get({ name, tick: tick.getTime(), now: now.getTime() });
-      return advanced === undefined ? null : this.#insert(task, now);
+      return advanced === undefined ? null : this.#insert([task], now)[0]!;
     });
   }
 

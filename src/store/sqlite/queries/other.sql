@@ -1,7 +1,10 @@
 -- SQLite statements on the events, queues, nodes and migrations tables.
 
--- name: eventInsert
-INSERT INTO events (type, task_id, queue, data, at) VALUES (:type, :task_id, :queue, :data, :at);
+-- name: eventInsertBatch
+-- Appends a transaction's events in one statement; :events is a JSON array of [type, task_id, queue, data, at],
+-- inserted in array order (json_each walks it in order, and rowids follow insertion order).
+INSERT INTO events (type, task_id, queue, data, at)
+SELECT value ->> 0, value ->> 1, value ->> 2, value -> 3, value ->> 4 FROM json_each(:events) ORDER BY key;
 
 -- name: eventList
 SELECT * FROM events WHERE offset > :after ORDER BY offset LIMIT :limit;

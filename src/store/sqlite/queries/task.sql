@@ -7,6 +7,17 @@ VALUES (:queue, :type, :data, :priority, :state, :max_attempts, :run_at, :key, :
 ON CONFLICT DO NOTHING
 RETURNING *;
 
+-- name: taskInsertBatch
+-- Inserts a batch in one statement; :tasks is a JSON array of
+-- [queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms]. Rows whose key an
+-- active task holds (or an earlier row of the batch) insert nothing. Ids grow in array order.
+INSERT INTO tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at)
+SELECT value ->> 0, value ->> 1, value -> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7,
+       value ->> 8, value ->> 9, :now
+FROM json_each(:tasks) WHERE true ORDER BY key
+ON CONFLICT DO NOTHING
+RETURNING id, key;
+
 -- name: taskGetActiveByKey
 SELECT * FROM tasks WHERE key = :key AND state IN ('scheduled', 'queued', 'running');
 
@@ -28,11 +39,14 @@ WHERE id IN (
 )
 RETURNING *;
 
--- name: taskComplete
--- Completes one running attempt; a stale attempt matches no row.
-UPDATE tasks SET state = 'completed', result = :result, finished_at = :now
-WHERE id = :id AND attempt = :attempt AND state = 'running'
-RETURNING id, queue;
+-- name: taskCompleteBatch
+-- Completes running attempts in one statement; :completions is a JSON object {"<id>": [attempt, result]}. The
+-- rows are found by primary key (IN over the object's keys); a stale attempt matches no row. (An UPDATE FROM
+-- json_each would let the planner scan tasks once per element.)
+UPDATE tasks SET state = 'completed', result = :completions -> ('$."' || id || '"[1]'), finished_at = :now
+WHERE id IN (SELECT CAST(key AS INTEGER) FROM json_each(:completions))
+  AND state = 'running' AND attempt = :completions ->> ('$."' || id || '"[0]')
+RETURNING id, queue, attempt;
 
 -- name: taskGetRunningAttempt
 SELECT * FROM tasks WHERE id = :id AND attempt = :attempt AND state = 'running';
