@@ -21,5 +21,7 @@ export interface Bus {
   start(): Promise<void>;
   publish<C extends BusChannel>(channel: C, message: BusMessages[C]): void;
   subscribe<C extends BusChannel>(channel: C, listener: (message: BusMessages[C]) => void): () => void;
+  /** Buses that connect to a server call `listener` after each reconnection: signals may have been lost. */
+  onReconnect?(listener: () => void): () => void;
   close(): Promise<void>;
 }

@@ -322,6 +322,11 @@ export class Conveyor {
     });
     // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
     await this.#parts.heartbeat.beat();
+    // Wake-ups sent while the bus was down are lost: after a reconnection every queue looks for work at once.
+    const workers = this.#parts.workers;
+    this.bus.onReconnect?.(() => {
+      for (const worker of workers) this.bus.publish("wake", { queue: worker.options.queue });
+    });
     this.#parts.services.start();
     this.#parts.queues.start();
     this.#state = "running";
