@@ -1,0 +1,469 @@
+/**
+ * The multi-process cluster harness: real `conveyor start` processes (src/cli/main.ts) on one PostgreSQL schema
+ * (and optionally one RabbitMQ exchange), with the task types of test/fixtures/cluster-handlers.ts.
+ *
+ * Every wait is on a child's output line or an HTTP answer, bounded, and fails with what the child said. Every
+ * child still alive when a test ends (passed or not) is killed; the schema, the exchange and the scratch folder are
+ * removed. Nothing here sleeps for correctness: the few pauses are the pace of a poll on an HTTP answer.
+ */
+import assert from "node:assert/strict";
+import { spawn, execFile, type ChildProcess } from "node:child_process";
+import { EventEmitter } from "node:events";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { TestContext } from "node:test";
+import { promisify } from "node:util";
+import amqp from "amqplib";
+import pg from "pg";
+import { PostgresStore } from "../../src/store/postgres/postgres-store.ts";
+import type { Task, TaskEvent } from "../../src/index.ts";
+import { amqpAvailable, amqpUrl, postgresAvailable, postgresUrl, requireService } from "../support/services.ts";
+import { dropSchema, freshSchema } from "../support/postgres.ts";
+
+const REPO = new URL("../../", import.meta.url).pathname;
+const MAIN = join(REPO, "src/cli/main.ts");
+export const HANDLERS = join(REPO, "test/fixtures/cluster-handlers.ts");
+
+/** The cluster's timing: a node silent for 3 × 200 ms is dead; the leader lease lasts as long. */
+export const HEARTBEAT_MS = 200;
+export const DEAD_AFTER_BEATS = 3;
+export const LEASE_MS = HEARTBEAT_MS * DEAD_AFTER_BEATS;
+export const GRACE_MS = 1000;
+
+const execFileAsync = promisify(execFile);
+
+// ---- small things --------------------------------------------------------------------------------------
+
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer!: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The pace of a poll on an HTTP answer or a store read (never a wait for correctness). */
+export function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Polls `probe` until it returns something other than undefined, at most `timeoutMs`; the last failure (a thrown
+ * error or the description `probe` returned as a string via `miss`) is in the timeout's message.
+ */
+export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, everyMs = 50): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last = "";
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${last}` : ""}`);
+    await pause(everyMs);
+  }
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** "min 1 / p50 2 / p90 3 / max 4 ms (n=5)" */
+export function distribution(values: number[]): string {
+  if (values.length === 0) return "none";
+  const f = (p: number) => Math.round(percentile(values, p));
+  return `min ${Math.round(Math.min(...values))} / p50 ${f(50)} / p90 ${f(90)} / max ${Math.round(Math.max(...values))} ms (n=${values.length})`;
+}
+
+export function countBy<T, K>(items: Iterable<T>, key: (item: T) => K): Map<K, number> {
+  const counts = new Map<K, number>();
+  for (const item of items) counts.set(key(item), (counts.get(key(item)) ?? 0) + 1);
+  return counts;
+}
+
+// ---- one node process ----------------------------------------------------------------------------------
+
+export type Line = { text: string; at: number; json: Record<string, unknown> | null };
+type Exit = { code: number | null; signal: NodeJS.Signals | null };
+
+export type NodeSpec = {
+  name: string;
+  concurrency: number;
+  /** Carry the bus over RabbitMQ. */
+  amqp?: boolean;
+  env?: Record<string, string>;
+};
+
+export class NodeProcess {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly process: ChildProcess;
+  readonly exited: Promise<Exit>;
+  readonly lines: Line[] = [];
+  stderr = "";
+  /** The node's id, from its "listening" line. */
+  nodeId = "";
+  exit: Exit | null = null;
+  killedAt: number | null = null;
+  readonly spawnedAt = Date.now();
+  /** When its "listening" line came. */
+  readyAt = 0;
+  readonly #events = new EventEmitter();
+
+  constructor(args: string[], env: Record<string, string>, name: string, port: number) {
+    this.name = name;
+    this.port = port;
+    this.url = `http://127.0.0.1:${port}`;
+    this.#events.setMaxListeners(100);
+    this.process = spawn(process.execPath, [MAIN, "start", ...args], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
+    this.exited = new Promise((resolve) => {
+      this.process.once("exit", (code, signal) => {
+        this.exit = { code, signal };
+        this.#events.emit("change");
+        resolve(this.exit);
+      });
+    });
+    let pending = "";
+    this.process.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
+      pending += chunk;
+      const parts = pending.split("\n");
+      pending = parts.pop()!;
+      const at = Date.now();
+      for (const text of parts) {
+        let json: Record<string, unknown> | null = null;
+        if (text.startsWith("{")) {
+          try {
+            json = JSON.parse(text) as Record<string, unknown>;
+          } catch {
+            json = null;
+          }
+        }
+        const line = { text, at, json };
+        this.lines.push(line);
+        if (json !== null && typeof json.msg === "string") {
+          const listening = /^conveyor node .* \((node-[0-9a-f]+)\) on .* listening on /.exec(json.msg);
+          if (listening !== null) {
+            this.nodeId = listening[1]!;
+            this.readyAt = at;
+          }
+        }
+      }
+      this.#events.emit("change");
+    });
+    this.process.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
+      this.stderr = (this.stderr + chunk).slice(-8000);
+    });
+  }
+
+  get alive(): boolean {
+    return this.exit === null;
+  }
+
+  /** Pino log lines (parsed), optionally only those whose msg matches. */
+  logs(match?: RegExp): (Line & { json: Record<string, unknown> })[] {
+    return this.lines.filter((l): l is Line & { json: Record<string, unknown> } =>
+      l.json !== null && (match === undefined || (typeof l.json.msg === "string" && match.test(l.json.msg))));
+  }
+
+  /** Plain (non-JSON) lines whose first word is `word`, split in words. */
+  words(word: string, from = 0): { words: string[]; at: number; index: number }[] {
+    const out: { words: string[]; at: number; index: number }[] = [];
+    for (let i = from; i < this.lines.length; i++) {
+      const line = this.lines[i]!;
+      if (line.json === null && line.text.startsWith(word + " ")) out.push({ words: line.text.split(" "), at: line.at, index: i });
+    }
+    return out;
+  }
+
+  /** Resolves once `ok()` returns a value (checked on each output line); fails on timeout, or when the child exits first. */
+  until<T>(what: string, ok: () => T | undefined | false, timeoutMs: number): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const value = ok();
+        if (value !== undefined && value !== false) return finish(undefined, value);
+        if (this.exit !== null) finish(new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before: ${what}${this.tail()}`));
+      };
+      const timer = setTimeout(() => finish(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for: ${what}${this.tail()}`)), timeoutMs);
+      const finish = (error?: Error, value?: T) => {
+        clearTimeout(timer);
+        this.#events.off("change", check);
+        if (error === undefined) resolve(value as T);
+        else reject(error);
+      };
+      this.#events.on("change", check);
+      check();
+    });
+  }
+
+  /** The first plain line from index `from` on whose words satisfy `match`. */
+  waitWords(what: string, word: string, match: (words: string[]) => boolean, timeoutMs: number, from = 0) {
+    return this.until(what, () => this.words(word, from).find((l) => match(l.words)), timeoutMs);
+  }
+
+  /** The first log line (from index `from` on) whose msg matches. */
+  waitLog(re: RegExp, timeoutMs: number, from = 0) {
+    return this.until(`a log line matching ${re}`, () => this.logs(re).find((l) => this.lines.indexOf(l) >= from), timeoutMs);
+  }
+
+  ready(timeoutMs = 30_000): Promise<void> {
+    return this.until("the HTTP server to listen", () => this.nodeId !== "", timeoutMs).then(() => {});
+  }
+
+  async api<T = any>(method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: T }> {
+    const response = await fetch(this.url + path, {
+      method,
+      headers: body === undefined ? {} : { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    const text = await response.text();
+    return { status: response.status, body: (text === "" ? null : JSON.parse(text)) as T };
+  }
+
+  /** SIGKILL, then wait for the exit, so nothing of it runs on. Returns the time of the kill. */
+  async kill9(): Promise<number> {
+    const at = Date.now();
+    this.killedAt = at;
+    this.process.kill("SIGKILL");
+    const exit = await withTimeout(this.exited, 5000, `${this.name} to die after SIGKILL`);
+    assert.equal(exit.signal, "SIGKILL", `${this.name} should die of SIGKILL`);
+    return at;
+  }
+
+  tail(): string {
+    return `\n  ${this.name} last stdout: ${this.lines.slice(-6).map((l) => l.text.slice(0, 300)).join("\n    ")}\n  stderr: ${this.stderr.slice(-1500)}`;
+  }
+}
+
+// ---- a cluster -----------------------------------------------------------------------------------------
+
+export type ClusterOptions = { amqp?: boolean };
+
+export class Cluster {
+  readonly schema: string;
+  readonly dir: string;
+  /** cluster.work appends `<id> <attempt> <node> <nodeId>` here. */
+  readonly sideEffects: string;
+  readonly nodes: NodeProcess[] = [];
+  readonly #amqp: boolean;
+  #store: PostgresStore | null = null;
+
+  private constructor(t: TestContext, prefix: string, options: ClusterOptions) {
+    this.schema = freshSchema(`cl_${prefix}`);
+    this.dir = mkdtempSync(join(tmpdir(), `conveyor-cluster-${prefix}-`));
+    this.sideEffects = join(this.dir, "side-effects.log");
+    this.#amqp = options.amqp ?? false;
+    t.after(() => this.close());
+  }
+
+  /**
+   * A cluster for the test `t`, or null when PostgreSQL (or RabbitMQ, with amqp) is missing: then the test is
+   * skipped loudly, or fails under CI=true.
+   */
+  static async open(t: TestContext, prefix: string, options: ClusterOptions = {}): Promise<Cluster | null> {
+    if (!requireService(t, "PostgreSQL", await postgresAvailable())) return null;
+    if (options.amqp && !requireService(t, "RabbitMQ", await amqpAvailable())) return null;
+    return new Cluster(t, prefix, options);
+  }
+
+  get exchange(): string {
+    return `conveyor.${this.schema}`;
+  }
+
+  /** Spawns a node (not waiting for it). */
+  async spawn(spec: NodeSpec): Promise<NodeProcess> {
+    const port = await freePort();
+    const args = [
+      "--database", postgresUrl(), "--schema", this.schema, "--port", String(port), "--host", "127.0.0.1",
+      "--handlers", HANDLERS, "--heartbeat-ms", String(HEARTBEAT_MS), "--dead-after", String(DEAD_AFTER_BEATS),
+      "--grace-ms", String(GRACE_MS), "--concurrency", String(spec.concurrency), "--name", spec.name,
+    ];
+    if (spec.amqp ?? this.#amqp) args.push("--amqp", amqpUrl());
+    const env: Record<string, string> = {};
+    // The node reads CONVEYOR_* settings: only ours count.
+    for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !key.startsWith("CONVEYOR_")) env[key] = value;
+    Object.assign(env, {
+      CONVEYOR_LOG_LEVEL: "info",
+      CLUSTER_NODE_NAME: spec.name,
+      CLUSTER_SIDE_EFFECTS: this.sideEffects,
+      ...spec.env,
+    });
+    const node = new NodeProcess(args, env, spec.name, port);
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** Spawns a node and waits until it serves HTTP. */
+  async start(spec: NodeSpec): Promise<NodeProcess> {
+    const node = await this.spawn(spec);
+    await node.ready();
+    return node;
+  }
+
+  /** Spawns several nodes at once and waits until all serve HTTP. */
+  async startAll(specs: NodeSpec[]): Promise<NodeProcess[]> {
+    const nodes = await Promise.all(specs.map((spec) => this.spawn(spec)));
+    await Promise.all(nodes.map((node) => node.ready()));
+    return nodes;
+  }
+
+  alive(): NodeProcess[] {
+    return this.nodes.filter((node) => node.alive);
+  }
+
+  byId(id: string): NodeProcess | undefined {
+    return this.nodes.find((node) => node.nodeId === id);
+  }
+
+  /** The store of this cluster, read from the test process (migrated by the nodes). */
+  store(): PostgresStore {
+    this.#store ??= new PostgresStore({ connectionString: postgresUrl(), schema: this.schema, poolSize: 3 });
+    return this.#store;
+  }
+
+  /** Closes the test's own store connections (before a server restart, say); store() opens new ones. */
+  async closeStore(): Promise<void> {
+    const store = this.#store;
+    this.#store = null;
+    await store?.close().catch(() => {});
+  }
+
+  /** Waits until every live node's /api/nodes agrees on one live leader and lists the live nodes alive. */
+  async settled(timeoutMs = 10_000): Promise<{ leader: NodeProcess; views: ClusterView[] }> {
+    return eventually("every node to agree on one leader and see every live node alive", timeoutMs, async () => {
+      const alive = this.alive();
+      const views = await Promise.all(alive.map(async (node) => (await node.api<ClusterView>("GET", "/api/nodes")).body));
+      const leaders = new Set(views.map((view) => view.leader));
+      if (leaders.size !== 1 || views[0]!.leader === null) return undefined;
+      const leader = this.byId(views[0]!.leader);
+      if (leader === undefined || !leader.alive) return undefined;
+      for (const view of views) {
+        for (const node of alive) {
+          const row = view.nodes.find((n) => n.id === node.nodeId);
+          if (row === undefined || !row.alive) return undefined;
+        }
+        if (view.nodes.filter((n) => n.leader).length !== 1) return undefined;
+      }
+      return { leader, views };
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const node of this.nodes) {
+      if (node.alive) {
+        node.process.kill("SIGKILL");
+        await withTimeout(node.exited, 5000, `${node.name} to die`).catch(() => {});
+      }
+    }
+    await this.closeStore();
+    await dropSchema(this.schema).catch((error: unknown) => console.warn(`could not drop schema ${this.schema}: ${String(error)}`));
+    if (this.#amqp) await deleteExchange(this.exchange).catch(() => {});
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export type ClusterView = {
+  leader: string | null;
+  nodes: { id: string; name: string; alive: boolean; heartbeatAgeMs: number; leader: boolean; version: string; info: { tree?: unknown } }[];
+};
+
+async function deleteExchange(exchange: string): Promise<void> {
+  const connection = await amqp.connect(amqpUrl(), { timeout: 3000 });
+  connection.on("error", () => {});
+  try {
+    const channel = await connection.createChannel();
+    channel.on("error", () => {});
+    await channel.deleteExchange(exchange);
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
+// ---- reading the store ---------------------------------------------------------------------------------
+
+export async function allTasks(store: PostgresStore, filter: { states?: Task["state"][]; type?: string } = {}): Promise<Task[]> {
+  const tasks: Task[] = [];
+  for (;;) {
+    const page = await store.taskList({ ...filter, limit: 1000, order: "asc", ...(tasks.length ? { after: tasks.at(-1)!.id } : {}) });
+    tasks.push(...page);
+    if (page.length < 1000) return tasks;
+  }
+}
+
+export async function allEvents(store: PostgresStore): Promise<TaskEvent[]> {
+  const events: TaskEvent[] = [];
+  for (;;) {
+    const page = await store.eventList({ after: events.at(-1)?.offset ?? 0, limit: 5000 });
+    events.push(...page);
+    if (page.length < 5000) return events;
+  }
+}
+
+/** Counts per state of one queue. */
+export async function queueCounts(store: PostgresStore, queue: string): Promise<Record<Task["state"], number>> {
+  const stats = await store.queueStats();
+  const found = stats.find((s) => s.queue === queue);
+  return found?.counts ?? { scheduled: 0, queued: 0, running: 0, completed: 0, failed: 0, cancelled: 0 };
+}
+
+export type SideEffect = { id: number; attempt: number; node: string; nodeId: string };
+
+export function sideEffects(path: string): SideEffect[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8").split("\n").filter(Boolean).map((line) => {
+    const [id, attempt, node, nodeId] = line.split(" ");
+    return { id: Number(id), attempt: Number(attempt), node: node!, nodeId: nodeId! };
+  });
+}
+
+// ---- the servers ---------------------------------------------------------------------------------------
+
+export async function run(command: string, args: string[], timeoutMs = 60_000): Promise<string> {
+  const { stdout, stderr } = await execFileAsync(command, args, { timeout: timeoutMs });
+  return stdout + stderr;
+}
+
+/** The PostgreSQL cluster version to restart (the one folder in /etc/postgresql, else 15). */
+export function postgresVersion(): string {
+  const versions = existsSync("/etc/postgresql") ? readdirSync("/etc/postgresql").filter((v) => /^\d+$/.test(v)) : [];
+  return versions.sort((a, b) => Number(b) - Number(a))[0] ?? "15";
+}
+
+/**
+ * Sessions on the PostgreSQL server that are not this cluster's (not its store, not a bus): other test files
+ * running at the same time. A server restart would break them, so the restart waits (bounded) until there are none.
+ */
+export async function foreignSessions(schema: string): Promise<number> {
+  const client = new pg.Client({ connectionString: postgresUrl(), connectionTimeoutMillis: 3000 });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT count(*) AS n FROM pg_stat_activity
+        WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+          AND application_name <> $1 AND application_name NOT LIKE 'conveyor-bus-%'`,
+      [`conveyor-store-${schema}`.slice(0, 63)],
+    );
+    return Number(rows[0]!.n);
+  } finally {
+    await client.end().catch(() => {});
+  }
+}
