@@ -8,6 +8,7 @@
  *   npm run bench -- --n 50000 --only conveyor-sqlite,bullmq
  *   npm run bench -- --smoke                    N = 300, 30 latency tasks: a quick check that all of it runs
  *   npm run bench -- --only conveyor-sqlite --workloads enqueue,drain --cpu-prof conveyor-sqlite
+ *   npm run bench -- --report bench/results/<file>.json   re-render a saved run (and RESULTS.md, for a full one)
  *
  * Exit status 1 when a system that could be set up failed mid-run (wrong count, timeout, crash); a system
  * that is unavailable (not installed, server unreachable, driver not written yet) is reported, not fatal.
@@ -23,7 +24,11 @@ import { machineInfo } from "./lib/machine.ts";
 import { otherCpuSeconds, sampleCpu, serverCpuSeconds, waitForQuiet } from "./lib/quiet.ts";
 import { buildReport } from "./lib/report.ts";
 import { SYSTEMS } from "./lib/systems.ts";
-import type { ChildJob, ChildMessage, SystemResult } from "./lib/types.ts";
+import type { MachineInfo } from "./lib/machine.ts";
+import type { RunSettings } from "./lib/report.ts";
+import type { ChildJob, ChildMessage, SystemResult, Workload } from "./lib/types.ts";
+
+type SavedRun = { startedAt: string; settings: RunSettings; workloads: Workload[]; machine: MachineInfo; results: SystemResult[] };
 
 const BENCH_DIR = new URL("./", import.meta.url);
 const RESULTS_DIR = new URL("./results/", BENCH_DIR);
@@ -31,6 +36,16 @@ const RESULTS_DIR = new URL("./results/", BENCH_DIR);
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
   process.stdout.write(USAGE);
+  process.exit(0);
+}
+
+if (args.report !== null) {
+  // Re-render a run that was saved: its table again, and RESULTS.md when it was a full run.
+  const saved = JSON.parse(readFileSync(args.report, "utf8")) as SavedRun;
+  const report = buildReport(saved.results, saved.machine, saved.settings, new Date(saved.startedAt));
+  process.stdout.write(`${report.markdown}\n`);
+  const stamp = saved.startedAt.slice(0, 19).replaceAll(":", "-");
+  if (!saved.settings.smoke && saved.results.length === SYSTEMS.length && saved.workloads.length === 3) writeResultsMarkdown(report.markdown, `results/${stamp}.json`);
   process.exit(0);
 }
 

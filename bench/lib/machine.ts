@@ -17,7 +17,7 @@ export type MachineInfo = {
   /** 1-minute load average when the run began: a busy machine makes every figure lower. */
   loadAverage: number;
   /** The commit measured, and the files under src/ that differed from it (uncommitted work measured too). */
-  git: { commit: string; uncommittedSrc: string[] };
+  git?: { commit: string; uncommittedSrc: string[] };
 };
 
 export async function machineInfo(): Promise<MachineInfo> {

@@ -104,8 +104,8 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
   lines.push(`Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB; load average ${machine.loadAverage} at start. ` +
     `Node ${machine.node}; SQLite ${machine.sqlite}; PostgreSQL ${machine.postgres}` +
     (Object.keys(pg).length > 0 ? ` (${Object.entries(pg).map(([k, v]) => `${k} ${v}`).join(", ")})` : "") + `; Redis ${machine.redis}. ` +
-    `Conveyor at commit ${machine.git.commit}` +
-    (machine.git.uncommittedSrc.length > 0 ? ` plus uncommitted changes to ${machine.git.uncommittedSrc.length} file(s) under src/ (listed in the JSON).` : "."));
+    (machine.git === undefined ? "" : `Conveyor at commit ${machine.git.commit}` +
+      (machine.git.uncommittedSrc.length > 0 ? ` plus uncommitted changes to ${machine.git.uncommittedSrc.length} file(s) under src/ (listed in the JSON).` : ".")));
   lines.push("");
   lines.push("| system | store | enqueue /s | drain /s | add→start p50 ms | p99 ms | longest timer delay in drain, ms | status |");
   lines.push("|---|---|---:|---:|---:|---:|---:|---|");
