@@ -78,13 +78,18 @@ export async function start(args: string[]): Promise<void> {
     store, bus, logger,
     concurrency: config.concurrency,
     nodeName: config.nodeName,
+    pollIntervalMs: config.pollIntervalMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     deadAfterBeats: config.deadAfterBeats,
+    maxStalls: config.maxStalls,
     shutdownGraceMs: config.shutdownGraceMs,
   });
   await loadHandlerModules(conveyor, (values.handlers as string[] | undefined) ?? []);
-  await conveyor.start();
+  // The server is built (its schemas compiled: hundreds of ms of CPU) before the node starts heartbeating, so
+  // that a starting node never goes silent long enough to look dead and have its first tasks rescued.
   const app = await buildServer({ conveyor, token: config.token ?? null, logger: false });
+  await app.ready();
+  await conveyor.start();
   const address = await app.listen({ port: config.port ?? 4000, host: config.host ?? "0.0.0.0" });
   logger.info(`conveyor node ${conveyor.nodeName} (${conveyor.nodeId}) on ${description}, listening on ${address}`);
 
