@@ -19,6 +19,8 @@ const TOTAL = 10_000;
 const BULK = 1000;
 /** Tasks kept waiting while the 10,000 are fed in. */
 const BACKLOG = 2500;
+/** Feeding takes at least 10 × this, so at least three kills land mid-run however fast the cluster is. */
+const MIN_POST_SPACING_MS = 800;
 const CONCURRENCY = 20;
 const RESCUE_LIMIT_MS = 5000;
 /** Stop killing when fewer tasks than this are left, so the last kill still lands mid-run. */
@@ -36,25 +38,28 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   await cluster.settled();
   const store = cluster.store();
 
-  // One loop paces both: bulk POSTs of 1000 tasks whenever fewer than BACKLOG wait (so every node stays busy
-  // until all 10,000 are in), and every 2-2.5 s a kill -9 of one node (rotating), restarted at once under the same
-  // name (not waited for: the next kill hits another node). A POST never goes to the node killed next, so no POST is cut short (its outcome would be unknown).
+  // One loop paces both: bulk POSTs of 1000 tasks whenever fewer than BACKLOG wait (so every node stays busy until
+  // all 10,000 are in; at most one POST per MIN_POST_SPACING_MS), and every 2-2.5 s a kill -9 of one node (rotating),
+  // restarted at once under the same name (not waited for: the next kill hits another node). A POST never goes to
+  // the node killed next, so no POST is cut short (its outcome would be unknown).
   const startedAt = Date.now();
   const kills: Kill[] = [];
   let posted = 0;
   let enqueuedMs = 0;
+  let nextPostAt = startedAt;
   let nextKillAt = startedAt + 2000 + Math.floor(Math.random() * 500);
   for (let turn = 0; ;) {
     const counts = await queueCounts(store, "work");
     const waiting = counts.queued + counts.scheduled;
     // Any node that is up, but not the one killed next.
     const via = [...current.values()].find((node) => node.nodeId !== "" && node !== current.get(names[turn % names.length]!));
-    if (posted < TOTAL && waiting < BACKLOG && via !== undefined) {
+    if (posted < TOTAL && waiting < BACKLOG && via !== undefined && Date.now() >= nextPostAt) {
       const tasks = Array.from({ length: BULK }, () => ({ type: "cluster.work", data: { ms: 1 + Math.floor(Math.random() * 50) }, maxAttempts: 20 }));
       const { status, body } = await via.api<{ created: boolean[] }>("POST", "/api/tasks/bulk", { tasks }, 30_000);
       assert.equal(status, 201);
       assert.equal(body.created.filter(Boolean).length, BULK);
       posted += BULK;
+      nextPostAt = Date.now() + MIN_POST_SPACING_MS;
       if (posted === TOTAL) enqueuedMs = Date.now() - startedAt;
       continue;
     }
@@ -114,9 +119,10 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
     if (kill === undefined || event.at.getTime() < kill.at) wrongful.push(event);
     else rescueDelays.push(event.at.getTime() - kill.at);
   }
-  // A task rescued from a node that was never killed (or before its kill) means a live node was judged dead. Known cause: a node that
-  // has just started stops heartbeating while it builds its HTTP server (membership.test.ts has the failing test);
-  // reported here rather than failed twice for one bug. Those tasks must still complete exactly once (checked above).
+  // A task rescued from a node that was never killed (or before its kill) means a live node was judged dead: a
+  // starting node that stopped heartbeating while it built its HTTP server did (fixed in 2dd97b5; membership.test.ts
+  // tests it), and a node starved of CPU for the dead time (600 ms here) would. Reported, not failed: the invariants
+  // above (each task completed exactly once) hold either way.
   const wrongNodes = [...countBy(wrongful, (e) => (e.data as { node: string }).node)].map(([nodeId, n]) => {
     const node = cluster.byId(nodeId);
     const at = wrongful.filter((e) => (e.data as { node: string }).node === nodeId).map((e) => e.at.getTime());
@@ -160,5 +166,5 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   t.diagnostic(`chaos: lost 0, duplicated completions ${duplicatedCompletions.length}, failed ${notCompleted.length} (for stalls ${failedForStalls.length}); rescued ${rescued.length} attempts of ${rescuedIds.size} tasks; tasks by stall count ${JSON.stringify(Object.fromEntries(stalls))}`);
   t.diagnostic(`chaos: side effects ${effects.length} for ${TOTAL} tasks: ${duplicates} duplicate runs (all of rescued attempts)`);
   t.diagnostic(`chaos rescue time after kill: ${distribution(rescueDelays)}`);
-  t.diagnostic(`chaos: rescues from live nodes (judged dead while starting): ${wrongful.length}${wrongNodes.length ? `: ${wrongNodes.join("; ")}` : ""}`);
+  t.diagnostic(`chaos: rescues from live nodes (judged dead): ${wrongful.length}${wrongNodes.length ? `: ${wrongNodes.join("; ")}` : ""}`);
 });

@@ -5,11 +5,14 @@
  * Every wait is on a child's output line or an HTTP answer, bounded, and fails with what the child said. Every
  * child still alive when a test ends (passed or not) is killed; the schema, the exchange and the scratch folder are
  * removed. Nothing here sleeps for correctness: the few pauses are the pace of a poll on an HTTP answer.
+ *
+ * Each node's whole output (stdout, then stderr) of the latest run of each test is kept for a post-mortem in
+ * $TMPDIR/conveyor-cluster-logs/<prefix>/<node>-<n>.log (the folder is emptied when that test starts again).
  */
 import assert from "node:assert/strict";
 import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -228,13 +231,19 @@ export class NodeProcess {
   }
 
   async api<T = any>(method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: T }> {
-    const response = await fetch(this.url + path, {
-      method,
-      headers: body === undefined ? {} : { "content-type": "application/json" },
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    const text = await response.text();
+    let response: Response;
+    let text: string;
+    try {
+      response = await fetch(this.url + path, {
+        method,
+        headers: body === undefined ? {} : { "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      text = await response.text();
+    } catch (error) {
+      throw new Error(`${method} ${path} on ${this.name} failed (${this.alive ? "alive" : `exited ${JSON.stringify(this.exit)}`}): ${String(error)}${this.tail()}`, { cause: error });
+    }
     return { status: response.status, body: (text === "" ? null : JSON.parse(text)) as T };
   }
 
@@ -264,10 +273,13 @@ export class Cluster {
   readonly sideEffects: string;
   readonly nodes: NodeProcess[] = [];
   readonly #amqp: boolean;
+  readonly #logs: string;
   #store: PostgresStore | null = null;
 
   private constructor(t: TestContext, prefix: string, options: ClusterOptions) {
     this.schema = freshSchema(`cl_${prefix}`);
+    this.#logs = join(tmpdir(), "conveyor-cluster-logs", prefix);
+    rmSync(this.#logs, { recursive: true, force: true });
     this.dir = mkdtempSync(join(tmpdir(), `conveyor-cluster-${prefix}-`));
     this.sideEffects = join(this.dir, "side-effects.log");
     this.#amqp = options.amqp ?? false;
@@ -373,6 +385,13 @@ export class Cluster {
         await withTimeout(node.exited, 5000, `${node.name} to die`).catch(() => {});
       }
     }
+    try {
+      mkdirSync(this.#logs, { recursive: true });
+      this.nodes.forEach((node, i) => writeFileSync(join(this.#logs, `${node.name}-${i}.log`),
+        `${node.lines.map((l) => `${l.at} ${l.text}`).join("\n")}\n--- exit ${JSON.stringify(node.exit)}; stderr:\n${node.stderr}`));
+    } catch {
+      // the post-mortem copy is a convenience
+    }
     await this.closeStore();
     await dropSchema(this.schema).catch((error: unknown) => console.warn(`could not drop schema ${this.schema}: ${String(error)}`));
     if (this.#amqp) await deleteExchange(this.exchange).catch(() => {});
@@ -466,4 +485,10 @@ export async function foreignSessions(schema: string): Promise<number> {
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** AMQP connections on the broker: a broker restart would break other test files using it at the same time. */
+export async function amqpConnections(): Promise<number> {
+  const out = await run("rabbitmqctl", ["list_connections", "-q", "name"], 30_000);
+  return out.split("\n").filter((line) => line.includes("->")).length; // "<client> -> <server>"; not the header
 }

@@ -16,24 +16,24 @@ test("CONVEYOR_MAX_STALLS is applied by conveyor start: with 1, a task whose nod
   const cluster = await Cluster.open(t, "maxstalls");
   if (cluster === null) return;
   const env = { CONVEYOR_MAX_STALLS: "1" };
-  const leader = await cluster.start({ name: "leader", concurrency: 0, env });
+  const [leader, first] = await cluster.startAll([{ name: "leader", concurrency: 0, env }, { name: "w1", concurrency: 1, env }]);
   await cluster.settled();
-  const { body } = await leader.api<{ task: Task }>("POST", "/api/tasks", { type: "cluster.work", data: { ms: 120_000 }, maxAttempts: 20 });
+  const { body } = await leader!.api<{ task: Task }>("POST", "/api/tasks", { type: "cluster.work", data: { ms: 120_000 }, maxAttempts: 20 });
   const id = body.task.id;
 
   const runningOn = (node: NodeProcess, attempt: number) => eventually(`task ${id} attempt ${attempt} to run on ${node.name}`, 15_000, async () => {
-    const { body: got } = await leader.api<{ task: Task }>("GET", `/api/tasks/${id}`);
+    const { body: got } = await leader!.api<{ task: Task }>("GET", `/api/tasks/${id}`);
     return got.task.state === "running" && got.task.node === node.nodeId && got.task.attempt === attempt ? got.task : undefined;
   });
 
-  let worker = await cluster.start({ name: "w1", concurrency: 1, env });
+  let worker = first!;
   await runningOn(worker, 1);
   for (let stall = 1; stall <= 2; stall++) {
     const next = await cluster.start({ name: `w${stall + 1}`, concurrency: 1, env });
     await cluster.settled();
     await worker.kill9();
     const task = await eventually(`task ${id} to be rescued (stall ${stall})`, 15_000, async () => {
-      const { body: got } = await leader.api<{ task: Task }>("GET", `/api/tasks/${id}`);
+      const { body: got } = await leader!.api<{ task: Task }>("GET", `/api/tasks/${id}`);
       return got.task.stalls >= stall ? got.task : undefined;
     });
     t.diagnostic(`after stall ${stall}: task ${id} is ${task.state} (attempt ${task.attempt}, stalls ${task.stalls})`);
