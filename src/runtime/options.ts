@@ -67,7 +67,7 @@ export const DEFAULT_OPTIONS = {
 } as const;
 
 const POSITIVE_INTEGERS = [
-  "batchSize", "pollIntervalMs", "heartbeatIntervalMs", "deadAfterBeats", "maxStalls",
+  "batchSize", "pollIntervalMs", "heartbeatIntervalMs", "deadAfterBeats",
   "progressIntervalMs", "taskRetentionMs", "eventRetentionMs", "pruneIntervalMs",
 ] as const;
 
@@ -80,7 +80,8 @@ export function resolveOptions(options: ConveyorOptions): ResolvedOptions {
     const value = resolved[name];
     if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name} must be a positive integer, got ${String(value)}`);
   }
-  for (const name of ["concurrency", "shutdownGraceMs"] as const) {
+  // maxStalls 0: a task fails the first time its node dies under it.
+  for (const name of ["concurrency", "shutdownGraceMs", "maxStalls"] as const) {
     const value = resolved[name];
     if (!Number.isSafeInteger(value) || value < 0) throw new ConfigError(`${name} must be an integer >= 0, got ${String(value)}`);
   }
