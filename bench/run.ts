@@ -22,7 +22,7 @@ import { formatSummary } from "./profile.ts";
 import { PG_URL } from "./lib/env.ts";
 import { machineInfo } from "./lib/machine.ts";
 import { otherCpuSeconds, sampleCpu, serverCpuSeconds, waitForQuiet } from "./lib/quiet.ts";
-import { buildReport } from "./lib/report.ts";
+import { buildReport, QUIET_CPU_SECONDS } from "./lib/report.ts";
 import { SYSTEMS } from "./lib/systems.ts";
 import type { MachineInfo } from "./lib/machine.ts";
 import type { RunSettings } from "./lib/report.ts";
@@ -66,28 +66,30 @@ process.stderr.write(`bench: N=${args.n}, ${selected.length} systems, run ${runI
 
 const results: SystemResult[] = [];
 for (const entry of selected) {
-  const job: ChildJob = {
-    system: entry.name, n: args.n, batch: args.batch, latencyCount: args.latencyCount, latencyIntervalMs: args.latencyIntervalMs,
-    concurrency: args.concurrency, workloads: args.workloads, runId,
-    ...(args.cpuProf.includes(entry.name) ? { profileDir: fileURLToPath(new URL("./profiles/", RESULTS_DIR)) } : {}),
-  };
-  if (args.waitQuiet > 0) {
-    const waited = await waitForQuiet(args.waitQuiet);
-    if (waited === null) process.stderr.write(`  the machine stayed busy for ${args.waitQuiet} s; running anyway\n`);
-    else if (waited > 1) process.stderr.write(`  waited ${waited} s for the machine to go quiet\n`);
+  let kept: SystemResult | null = null;
+  for (let attempt = 0; attempt <= args.retryNoisy; attempt++) {
+    const job: ChildJob = {
+      system: entry.name, n: args.n, batch: args.batch, latencyCount: args.latencyCount, latencyIntervalMs: args.latencyIntervalMs,
+      concurrency: args.concurrency, workloads: args.workloads, runId: attempt === 0 ? runId : `${runId}r${attempt}`,
+      ...(args.cpuProf.includes(entry.name) ? { profileDir: fileURLToPath(new URL("./profiles/", RESULTS_DIR)) } : {}),
+    };
+    if (args.waitQuiet > 0) {
+      const waited = await waitForQuiet(args.waitQuiet);
+      if (waited === null) process.stderr.write(`  the machine stayed busy for ${args.waitQuiet} s; running anyway\n`);
+      else if (waited > 1) process.stderr.write(`  waited ${waited} s for the machine to go quiet\n`);
+    }
+    process.stderr.write(`▶ ${entry.name}${attempt > 0 ? ` (again: the last attempt was noisy)` : ""}\n`);
+    const result = await measured(job);
+    result.attempts = attempt + 1;
+    const note = result.status === "ok" ? "" : `: ${result.reason ?? ""}`;
+    const noise = result.otherCpuSeconds == null ? "" : `; CPU-s: own ${result.cpuSeconds}, servers ${result.serverCpuSeconds}, other processes ${result.otherCpuSeconds}`;
+    process.stderr.write(`  ${entry.name} ${result.status}${note} (${result.wallSeconds} s${noise})\n`);
+    // Keep the quietest attempt; stop as soon as one is quiet (or the system is not ok: noise is not its problem).
+    if (kept === null || (result.otherCpuSeconds ?? 0) < (kept.otherCpuSeconds ?? 0)) kept = { ...result };
+    kept.attempts = attempt + 1;
+    if (result.status !== "ok" || (result.otherCpuSeconds ?? 0) < QUIET_CPU_SECONDS) break;
   }
-  process.stderr.write(`▶ ${entry.name}\n`);
-  const t0 = Date.now();
-  const before = sampleCpu();
-  const result = await runChild(job);
-  result.wallSeconds = Math.round((Date.now() - t0) / 100) / 10;
-  const after = sampleCpu();
-  result.otherCpuSeconds = otherCpuSeconds(before, after, result.cpuSeconds ?? 0);
-  result.serverCpuSeconds = serverCpuSeconds(before, after);
-  results.push(result);
-  const note = result.status === "ok" ? "" : `: ${result.reason ?? ""}`;
-  const noise = result.otherCpuSeconds == null ? "" : `; CPU-s: own ${result.cpuSeconds}, servers ${result.serverCpuSeconds}, other processes ${result.otherCpuSeconds}`;
-  process.stderr.write(`  ${entry.name} ${result.status}${note} (${result.wallSeconds} s${noise})\n`);
+  results.push(kept!);
 }
 await dropLeftoverSchemas(runId);
 
@@ -113,6 +115,18 @@ if (complete) {
 process.exit(results.some((r) => r.status === "failed") ? 1 : 0);
 
 // ---- helpers --------------------------------------------------------------------------------------------
+
+/** Runs one system's child process and records the CPU it, the servers and everything else used meanwhile. */
+async function measured(job: ChildJob): Promise<SystemResult> {
+  const t0 = Date.now();
+  const before = sampleCpu();
+  const result = await runChild(job);
+  result.wallSeconds = Math.round((Date.now() - t0) / 100) / 10;
+  const after = sampleCpu();
+  result.otherCpuSeconds = otherCpuSeconds(before, after, result.cpuSeconds ?? 0);
+  result.serverCpuSeconds = serverCpuSeconds(before, after);
+  return result;
+}
 
 /** Runs one system in a child process; a crash, a hang or a silent exit becomes a failed result. */
 function runChild(job: ChildJob): Promise<SystemResult> {
@@ -144,7 +158,7 @@ async function dropLeftoverSchemas(id: string): Promise<void> {
   try {
     await client.connect();
     const { rows } = await client.query<{ name: string }>(
-      `SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'bench\\_%' AND nspname LIKE '%\\_' || $1`, [id],
+      `SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'bench\\_%' AND nspname LIKE '%\\_' || $1 || '%'`, [id],
     );
     for (const { name } of rows) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
   } catch {

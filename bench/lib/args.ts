@@ -11,6 +11,8 @@ export type BenchArgs = {
   only: string[] | null;
   workloads: Workload[];
   smoke: boolean;
+  /** Run a system again, up to this many times, while other processes used ≥ 1 CPU-s during its run. */
+  retryNoisy: number;
   /** A saved run's JSON to render again instead of running anything. */
   report: string | null;
   /** Before each system, wait up to this many seconds for the machine to go quiet (0: do not wait). */
@@ -33,6 +35,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --smoke                tiny N, for CI: checks that every system runs, in well under a minute
   --wait-quiet <s>       before each system, wait up to s seconds until other processes use < 0.15 CPU
                          (for a shared machine; default 0: do not wait)
+  --retry-noisy <k>      run a system again (up to k more times) when other processes used ≥ 1 CPU-s during
+                         its run, keeping the quietest attempt (default 0)
   --report <file.json>   print a saved run's table again (and rewrite RESULTS.md from it, for a full run)
   --cpu-prof <a,b,...>   profile these systems' workloads (bench/results/profiles/<system>-<workload>.cpuprofile)
                          and print the heaviest functions; summarise again with node bench/profile.ts <file>
@@ -51,7 +55,7 @@ export function parseArgs(argv: string[]): BenchArgs {
       flags.set(name, value);
     }
   }
-  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "only", "workloads", "smoke", "cpu-prof", "wait-quiet", "report", "help"]);
+  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "only", "workloads", "smoke", "cpu-prof", "wait-quiet", "retry-noisy", "report", "help"]);
   for (const name of flags.keys()) if (!known.has(name)) throw usageError(`unknown option --${name}`);
   const smoke = flags.has("smoke");
   const int = (name: string, fallback: number) => {
@@ -76,6 +80,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     cpuProf: list("cpu-prof") ?? [],
     waitQuiet: flags.has("wait-quiet") ? int("wait-quiet", 0) : 0,
     report: flags.get("report") ?? null,
+    retryNoisy: flags.has("retry-noisy") ? int("retry-noisy", 0) : 0,
     help: flags.has("help"),
   };
 }

@@ -69,6 +69,8 @@ export type SystemResult = {
   serverCpuSeconds?: number | null;
   /** Wall seconds of the whole child process. */
   wallSeconds?: number;
+  /** How many times the system was run (a noisy attempt is run again with --retry-noisy; the quietest is kept). */
+  attempts?: number;
   /** .cpuprofile files written, one per workload, when profiling was asked for. */
   profiles?: string[];
 };
