@@ -102,12 +102,13 @@ process.stdout.write(`\n${report.markdown}\n`);
 
 mkdirSync(RESULTS_DIR, { recursive: true });
 const stamp = startedAt.toISOString().slice(0, 19).replaceAll(":", "-");
-const jsonFile = new URL(args.smoke ? "smoke-latest.json" : `${stamp}.json`, RESULTS_DIR);
+const complete = !args.smoke && args.only === null && args.workloads.length === 3 && args.cpuProf.length === 0;
+// Only full runs are kept (and committed); a smoke or partial run leaves its JSON under a git-ignored name.
+const jsonFile = new URL(args.smoke ? "smoke-latest.json" : complete ? `${stamp}.json` : `partial-${stamp}.json`, RESULTS_DIR);
 const json = { startedAt: startedAt.toISOString(), runId, settings, workloads: args.workloads, machine, results, comparisons: report.comparisons, targets: report.targets };
 writeFileSync(jsonFile, JSON.stringify(json, null, 2) + "\n");
 process.stderr.write(`\nwrote ${fileURLToPath(jsonFile)}\n`);
 for (const file of results.flatMap((r) => r.profiles ?? [])) process.stderr.write(`\n${formatSummary(file, 20)}`);
-const complete = !args.smoke && args.only === null && args.workloads.length === 3 && args.cpuProf.length === 0;
 if (complete) {
   writeResultsMarkdown(report.markdown, `results/${stamp}.json`);
   process.stderr.write(`wrote ${fileURLToPath(new URL("./RESULTS.md", BENCH_DIR))}\n`);
