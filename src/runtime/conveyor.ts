@@ -351,6 +351,8 @@ export class Conveyor {
       if (unfinished.length > 0) {
         const ids = unfinished.map((execution) => execution.task.id);
         await this.store.taskRelease({ node: this.nodeId, ids, now: new Date() });
+        // Other nodes take them at once, not at their next poll.
+        for (const queue of new Set(unfinished.map((execution) => execution.task.queue))) this.bus.publish("wake", { queue });
         for (const execution of unfinished) execution.stop("shutdown");
         this.logger.info({ ids }, "handed unfinished tasks back to the queue");
         await Promise.all(unfinished.map((execution) => execution.outcome));

@@ -50,6 +50,11 @@ export class QueueWorker implements Service {
   readonly #running = new Map<number, { execution: Execution; timeout: NodeJS.Timeout | null }>();
   readonly #wakeup = new Wakeup();
   #idle: (() => void) | null = null;
+  /**
+   * Whether the queue may hold more work than was claimed: the last claim came back full, or a wake-up said
+   * tasks arrived. A freed slot starts a claim only then; otherwise it would cost an empty write transaction.
+   */
+  #backlog = true;
 
   constructor(deps: QueueWorkerDeps, options: QueueWorkerOptions) {
     this.name = `queue:${options.queue}`;
@@ -67,7 +72,11 @@ export class QueueWorker implements Service {
 
   async run(signal: AbortSignal): Promise<void> {
     const { bus } = this.#deps;
-    const unsubscribeWake = bus.subscribe("wake", ({ queue }) => queue === this.options.queue && this.#wakeup.ring());
+    const unsubscribeWake = bus.subscribe("wake", ({ queue }) => {
+      if (queue !== this.options.queue) return;
+      this.#backlog = true;
+      this.#wakeup.ring();
+    });
     const unsubscribeCancel = bus.subscribe("cancel", ({ id }) => this.stopTask(id, "cancelled"));
     let lastCheck = Date.now();
     try {
@@ -75,7 +84,9 @@ export class QueueWorker implements Service {
         // Let every handler that settles in this turn free its slot first: one claim of many, not many of one.
         await new Promise((resolve) => setImmediate(resolve));
         const limit = Math.min(this.options.concurrency - this.#running.size, this.options.batchSize);
+        if (limit > 0) this.#backlog = false;
         const claimed = limit > 0 ? await this.#claim(limit) : 0;
+        if (limit > 0 && claimed === limit) this.#backlog = true;
         if (signal.aborted) break;
         if (limit > 0 && claimed === limit) continue; // a full batch: there may be more
         if (Date.now() - lastCheck >= this.options.pollIntervalMs) {
@@ -136,7 +147,7 @@ export class QueueWorker implements Service {
     const entry = this.#running.get(task.id);
     if (entry?.timeout != null) clearTimeout(entry.timeout);
     this.#running.delete(task.id);
-    this.#wakeup.ring();
+    if (this.#backlog) this.#wakeup.ring();
     if (this.#running.size === 0) this.#idle?.();
     try {
       await this.#record(execution, outcome);
