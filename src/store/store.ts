@@ -10,6 +10,7 @@
  * - `now` comes from the caller, so tests control time and nodes agree on one clock per operation.
  */
 import type { ErrorRecord } from "../core/errors.ts";
+import type { NormalizedTaskInput } from "../core/task-input.ts";
 import type { TaskState } from "../core/states.ts";
 import type { Json, Task, TaskEvent, TaskProgress } from "../core/task.ts";
 
@@ -22,18 +23,8 @@ export type StoreCapabilities = {
   readonly notifications: boolean;
 };
 
-/** A task to insert, with every default already applied by the caller. */
-export type TaskInsert = {
-  queue: string;
-  type: string;
-  data: Json;
-  priority: number;
-  maxAttempts: number;
-  runAt: Date;
-  key: string | null;
-  timeoutMs: number | null;
-  backoffMs: number | null;
-};
+/** A task to insert, checked and with every default applied (core/task-input.ts makes them). */
+export type TaskInsert = NormalizedTaskInput;
 
 export type TaskInsertOutcome = {
   task: Task;
