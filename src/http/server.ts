@@ -14,6 +14,7 @@ import { installAuth } from "./auth.ts";
 import { frameworkErrorHandler, installErrorHandlers } from "./errors.ts";
 import { createMetrics, installRequestMetrics } from "./metrics.ts";
 import { registerNodeRoutes } from "./routes/node.ts";
+import { registerHomeRoute } from "./routes/home.ts";
 import { registerQueueRoutes } from "./routes/queues.ts";
 import { registerScheduleRoutes } from "./routes/schedules.ts";
 import { registerTaskRoutes } from "./routes/tasks.ts";
@@ -70,6 +71,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
   registerTaskRoutes(app, { conveyor, closing: closing.signal });
+  registerHomeRoute(app, { conveyor });
   registerQueueRoutes(app, { conveyor });
   registerScheduleRoutes(app, { conveyor });
   registerNodeRoutes(app, { conveyor, metrics });
