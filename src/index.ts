@@ -1,7 +1,8 @@
 /**
  * Conveyor's public API.
  */
-export { Conveyor, type TaskListQuery, type TaskPage, type NodeTree } from "./runtime/conveyor.ts";
+export { Conveyor, type TaskListQuery, type TaskPage, type NodeTree, type ClusterView, type ScheduleView } from "./runtime/conveyor.ts";
+export type { ScheduleSpec } from "./core/schedule-input.ts";
 export type { ConveyorOptions } from "./runtime/options.ts";
 export type { TaskContext, TaskHandler, TaskLogger, TaskTypeOptions, Isolation, ThreadHandlerRef } from "./runtime/handler.ts";
 export type { Task, TaskInput, TaskEvent, TaskEventType, TaskProgress, Json } from "./core/task.ts";
@@ -10,7 +11,10 @@ export {
   ConveyorError, ValidationError, NotFoundError, ConflictError, ConfigError, TaskOutcomeError, UnrecoverableError,
   ERROR_CODES, type ErrorCode,
 } from "./core/errors.ts";
-export type { Store, StoreCapabilities, QueueStats, NodeRecord } from "./store/store.ts";
+export type { Store, StoreCapabilities, QueueStats, NodeRecord, Schedule } from "./store/store.ts";
 export { SqliteStore } from "./store/sqlite/sqlite-store.ts";
+export { PostgresStore } from "./store/postgres/postgres-store.ts";
 export type { Bus } from "./bus/bus.ts";
 export { LocalBus } from "./bus/local-bus.ts";
+export { PostgresBus } from "./bus/postgres-bus.ts";
+export { AmqpBus } from "./bus/amqp-bus.ts";
