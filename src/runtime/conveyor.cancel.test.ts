@@ -1,22 +1,13 @@
 /**
  * Conveyor behaviour: cancelling queued, scheduled and running tasks, inline and in worker threads.
  */
-import { after, test, type TestContext } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import pino from "pino";
-import { Conveyor } from "./conveyor.ts";
-import type { ConveyorOptions } from "./options.ts";
 import { deferred, leakedResources, logWatcher, tempDatabase, threadResources } from "./fixtures/runtime-handlers.ts";
+import { testNode as node } from "./fixtures/test-node.ts";
 
 const FIXTURES = new URL("./fixtures/runtime-handlers.ts", import.meta.url);
-
-function node(t: TestContext, options: ConveyorOptions = {}): Conveyor {
-  const conveyor = new Conveyor({
-    database: tempDatabase(), pollIntervalMs: 200, shutdownGraceMs: 200, logger: pino({ level: "silent" }), ...options,
-  });
-  t.after(() => conveyor.stop());
-  return conveyor;
-}
 
 after(() => assert.deepEqual(leakedResources(), [], "a test left a timer, socket, thread or handle behind"));
 

@@ -1,20 +1,10 @@
 /**
  * Conveyor behaviour: concurrency limits, priorities with FIFO, and delays.
  */
-import { after, test, type TestContext } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import pino from "pino";
-import { Conveyor } from "./conveyor.ts";
-import type { ConveyorOptions } from "./options.ts";
-import { deferred, type Deferred, leakedResources, tempDatabase } from "./fixtures/runtime-handlers.ts";
-
-function node(t: TestContext, options: ConveyorOptions = {}): Conveyor {
-  const conveyor = new Conveyor({
-    database: tempDatabase(), pollIntervalMs: 200, shutdownGraceMs: 200, logger: pino({ level: "silent" }), ...options,
-  });
-  t.after(() => conveyor.stop());
-  return conveyor;
-}
+import { deferred, type Deferred, leakedResources } from "./fixtures/runtime-handlers.ts";
+import { testNode as node } from "./fixtures/test-node.ts";
 
 after(() => assert.deepEqual(leakedResources(), [], "a test left a timer, socket, thread or handle behind"));
 

@@ -3,7 +3,7 @@
  * the library's edge. The other conveyor.*.test.ts files cover scheduling, retries and timeouts, cancel,
  * and the node's lifecycle (progress, graceful stop, rescue).
  */
-import { after, test, type TestContext } from "node:test";
+import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import pino from "pino";
 import { ConfigError, ValidationError } from "../core/errors.ts";
@@ -11,14 +11,7 @@ import type { Json, TaskInput } from "../core/task.ts";
 import { Conveyor } from "./conveyor.ts";
 import type { ConveyorOptions } from "./options.ts";
 import { deferred, leakedResources, tempDatabase } from "./fixtures/runtime-handlers.ts";
-
-function node(t: TestContext, options: ConveyorOptions = {}): Conveyor {
-  const conveyor = new Conveyor({
-    database: tempDatabase(), pollIntervalMs: 200, shutdownGraceMs: 200, logger: pino({ level: "silent" }), ...options,
-  });
-  t.after(() => conveyor.stop());
-  return conveyor;
-}
+import { testNode as node } from "./fixtures/test-node.ts";
 
 after(() => assert.deepEqual(leakedResources(), [], "a test left a timer, socket, thread or handle behind"));
 
