@@ -3,8 +3,8 @@
  * paused before its first task arrives (the store keeps the flag per queue name).
  */
 import type { FastifyInstance } from "fastify";
-import { TASK_STATES } from "../../core/states.ts";
 import type { Conveyor } from "../../runtime/conveyor.ts";
+import { emptyCounts } from "../../store/queue-stats.ts";
 import type { QueueStats } from "../../store/store.ts";
 import { errorReplies, queueNameParams, queueReply, queuesReply } from "../schemas.ts";
 
@@ -39,6 +39,5 @@ export function registerQueueRoutes(app: FastifyInstance, { conveyor }: { convey
 async function statsOf(conveyor: Conveyor, queue: string, paused: boolean): Promise<QueueStats> {
   const stats = (await conveyor.queues()).find((q) => q.queue === queue);
   if (stats !== undefined) return stats;
-  const counts = Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as QueueStats["counts"];
-  return { queue, paused, counts };
+  return { queue, paused, counts: emptyCounts() };
 }

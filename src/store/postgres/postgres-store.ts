@@ -13,12 +13,13 @@
  */
 import pg from "pg";
 import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";
-import { TASK_STATES, type TaskState } from "../../core/states.ts";
+import type { TaskState } from "../../core/states.ts";
 import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEvent, type TaskProgress } from "../../core/task.ts";
 import type {
   Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, Store, StoreCapabilities, TaskCancelOutcome,
   TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams,
 } from "../store.ts";
+import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
   int8AsNumber, jsonParam, rowToEvent, rowToLease, rowToNode, rowToSchedule, rowToTask, type Row,
@@ -318,19 +319,12 @@ export class PostgresStore implements Store {
 
   async queueStats(): Promise<QueueStats[]> {
     const [counts, queues] = await Promise.all([this.#run("taskCountsByQueue", []), this.#run("queueList", [])]);
-    const stats = new Map<string, QueueStats>();
-    const entry = (queue: string) => {
-      let found = stats.get(queue);
-      if (found === undefined) {
-        found = { queue, paused: false, counts: Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number> };
-        stats.set(queue, found);
-      }
-      return found;
-    };
-    for (const row of counts.rows) entry(String(row.queue)).counts[String(row.state) as TaskState] = Number(row.count);
-    for (const row of queues.rows) entry(String(row.name)).paused = row.paused === true;
-    return [...stats.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+    return assembleQueueStats(
+      counts.rows.map((row) => ({ queue: String(row.queue), state: String(row.state), count: Number(row.count) })),
+      queues.rows.map((row) => ({ queue: String(row.name), paused: row.paused === true })),
+    );
   }
+
 
   async queueSetPaused({ queue, paused, now }: { queue: string; paused: boolean; now: Date }): Promise<void> {
     await this.#run("queueSetPaused", [queue, paused, now]);

@@ -12,7 +12,8 @@ import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { ConflictError, type ErrorRecord } from "../../core/errors.ts";
 import { MAX_ERROR_HISTORY, type Task, type TaskEvent, type TaskEventType } from "../../core/task.ts";
-import { TASK_STATES, type TaskState } from "../../core/states.ts";
+import type { TaskState } from "../../core/states.ts";
+import { assembleQueueStats } from "../queue-stats.ts";
 import { readNamedStatements } from "../sql-file.ts";
 import type {
   Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, ScheduleTaskOptions, Store, StoreCapabilities,
@@ -371,18 +372,10 @@ export class SqliteStore implements Store {
   // ---- queues ------------------------------------------------------------------------------------------
 
   async queueStats(): Promise<QueueStats[]> {
-    const stats = new Map<string, QueueStats>();
-    const entry = (queue: string) => {
-      let found = stats.get(queue);
-      if (found === undefined) {
-        found = { queue, paused: false, counts: Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number> };
-        stats.set(queue, found);
-      }
-      return found;
-    };
-    for (const row of this.#sql("taskCountsByQueue").all({})) entry(String(row.queue)).counts[String(row.state) as TaskState] = Number(row.count);
-    for (const row of this.#sql("queueList").all({})) entry(String(row.name)).paused = Number(row.paused) === 1;
-    return [...stats.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+    return assembleQueueStats(
+      this.#sql("taskCountsByQueue").all({}).map((row) => ({ queue: String(row.queue), state: String(row.state), count: Number(row.count) })),
+      this.#sql("queueList").all({}).map((row) => ({ queue: String(row.name), paused: Number(row.paused) === 1 })),
+    );
   }
 
   async queueSetPaused({ queue, paused, now }: { queue: string; paused: boolean; now: Date }): Promise<void> {

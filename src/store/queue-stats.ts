@@ -1,0 +1,26 @@
+/**
+ * Builds the QueueStats list from the two things every store can read: task counts per (queue, state) and the
+ * queues' pause flags. Shared by the drivers, so both report the same shape: all six states, zeros included,
+ * and paused queues that have no task yet.
+ */
+import { TASK_STATES, type TaskState } from "../core/states.ts";
+import type { QueueStats } from "./store.ts";
+
+export function emptyCounts(): Record<TaskState, number> {
+  return Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
+}
+
+export function assembleQueueStats(
+  counts: Iterable<{ queue: string; state: string; count: number }>,
+  flags: Iterable<{ queue: string; paused: boolean }>,
+): QueueStats[] {
+  const stats = new Map<string, QueueStats>();
+  const entry = (queue: string) => {
+    let found = stats.get(queue);
+    if (found === undefined) stats.set(queue, (found = { queue, paused: false, counts: emptyCounts() }));
+    return found;
+  };
+  for (const { queue, state, count } of counts) entry(queue).counts[state as TaskState] = count;
+  for (const { queue, paused } of flags) entry(queue).paused = paused;
+  return [...stats.values()].sort((a, b) => a.queue.localeCompare(b.queue));
+}
