@@ -4,7 +4,7 @@
  */
 import type { Json } from "../core/task.ts";
 import type { NodeRecord, Store } from "../store/store.ts";
-import { sleep } from "./pruner.ts";
+import { sleep } from "./wakeup.ts";
 import type { Service } from "./service.ts";
 
 export class Heartbeat implements Service {

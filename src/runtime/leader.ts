@@ -7,7 +7,7 @@
  */
 import type { Store } from "../store/store.ts";
 import type { TaskLogger } from "./handler.ts";
-import { sleep } from "./pruner.ts";
+import { sleep } from "./wakeup.ts";
 import type { Service } from "./service.ts";
 import type { Supervisor, SupervisorTree } from "./supervisor.ts";
 

@@ -4,6 +4,7 @@
  */
 import type { Store } from "../store/store.ts";
 import type { Service } from "./service.ts";
+import { sleep } from "./wakeup.ts";
 
 const PRUNE_BATCH = 1000;
 
@@ -36,17 +37,4 @@ export class Pruner implements Service {
     for (let n = PRUNE_BATCH; n === PRUNE_BATCH; events += n) n = await this.#store.eventPrune({ before: eventsBefore, limit: PRUNE_BATCH });
     return { tasks, events };
   }
-}
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener("abort", done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener("abort", done, { once: true });
-  });
 }

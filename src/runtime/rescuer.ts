@@ -6,7 +6,7 @@
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { TaskLogger } from "./handler.ts";
-import { sleep } from "./pruner.ts";
+import { sleep } from "./wakeup.ts";
 import type { Service } from "./service.ts";
 
 export type RescuerOptions = {

@@ -8,7 +8,7 @@
 import type { Bus } from "../bus/bus.ts";
 import { normalizeTaskInput, type TaskDefaults } from "../core/task-input.ts";
 import type { Store } from "../store/store.ts";
-import { sleep } from "./pruner.ts";
+import { sleep } from "./wakeup.ts";
 import type { Service } from "./service.ts";
 
 export function singletonKey(type: string): string {

@@ -1,5 +1,5 @@
 /**
- * A doorbell for a service loop: `wait()` resolves at the first of ring(), the timeout, or the abort
+ * Waiting in a service loop. A Wakeup is a doorbell: `wait()` resolves at the first of ring(), the timeout, or the abort
  * signal. A ring that comes while nobody waits is remembered, so a loop never misses work that arrived
  * between its last check and its next wait.
  */
@@ -34,4 +34,18 @@ export class Wakeup {
       this.#resolve = done;
     });
   }
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts (never rejects): the pause between a service's passes. */
+export function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+  });
 }
