@@ -14,6 +14,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { Conveyor, SqliteStore } from "../src/index.ts";
 import type { Task, TaskEvent, TaskInput } from "../src/index.ts";
@@ -58,13 +59,7 @@ class CrashNode {
         resolve(this.exit);
       });
     });
-    let pending = "";
-    this.process.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-      pending += chunk;
-      const parts = pending.split("\n");
-      pending = parts.pop()!;
-      for (const line of parts) this.#line(line);
-    });
+    createInterface({ input: this.process.stdout! }).on("line", (line: string) => this.#line(line));
     this.process.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
       this.stderr = (this.stderr + chunk).slice(-4000);
     });

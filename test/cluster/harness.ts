@@ -14,6 +14,7 @@ import { spawn, execFile, type ChildProcess } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
+import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -144,29 +145,23 @@ export class NodeProcess {
         resolve(this.exit);
       });
     });
-    let pending = "";
-    this.process.stdout!.setEncoding("utf8").on("data", (chunk: string) => {
-      pending += chunk;
-      const parts = pending.split("\n");
-      pending = parts.pop()!;
+    createInterface({ input: this.process.stdout! }).on("line", (text: string) => {
       const at = Date.now();
-      for (const text of parts) {
-        let json: Record<string, unknown> | null = null;
-        if (text.startsWith("{")) {
-          try {
-            json = JSON.parse(text) as Record<string, unknown>;
-          } catch {
-            json = null;
-          }
+      let json: Record<string, unknown> | null = null;
+      if (text.startsWith("{")) {
+        try {
+          json = JSON.parse(text) as Record<string, unknown>;
+        } catch {
+          json = null;
         }
-        const line = { text, at, json };
-        this.lines.push(line);
-        if (json !== null && typeof json.msg === "string") {
-          const listening = /^conveyor node .* \((node-[0-9a-f]+)\) on .* listening on /.exec(json.msg);
-          if (listening !== null) {
-            this.nodeId = listening[1]!;
-            this.readyAt = at;
-          }
+      }
+      const line = { text, at, json };
+      this.lines.push(line);
+      if (json !== null && typeof json.msg === "string") {
+        const listening = /^conveyor node .* \((node-[0-9a-f]+)\) on .* listening on /.exec(json.msg);
+        if (listening !== null) {
+          this.nodeId = listening[1]!;
+          this.readyAt = at;
         }
       }
       this.#events.emit("change");
