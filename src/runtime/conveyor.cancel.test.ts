@@ -4,12 +4,26 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import pino from "pino";
-import { deferred, leakedResources, logWatcher, tempDatabase, threadResources } from "./fixtures/runtime-handlers.ts";
+import { deferred, type Deferred, leakedResources, logWatcher, tempDatabase, threadResources } from "./fixtures/runtime-handlers.ts";
 import { testNode as node } from "./fixtures/test-node.ts";
+import type { TaskHandler } from "./handler.ts";
 
 const FIXTURES = new URL("./fixtures/runtime-handlers.ts", import.meta.url);
 
 after(() => assert.deepEqual(leakedResources(), [], "a test left a timer, socket, thread or handle behind"));
+
+/** A handler that says when it started, then waits for its stop signal, records its reason and throws. */
+function cancellable(started: Deferred<void>, aborted: Deferred<unknown>): TaskHandler {
+  return async (_data, ctx) => {
+    started.resolve();
+    await new Promise((_resolve, reject) => {
+      ctx.signal.addEventListener("abort", () => {
+        aborted.resolve(ctx.signal.reason);
+        reject(new Error("stopped"));
+      }, { once: true });
+    });
+  };
+}
 
 test("cancel a queued task: cancelled at once, never runs", { timeout: 10_000 }, async (t) => {
   const conveyor = node(t);
@@ -70,15 +84,7 @@ test("cancel a running inline task: its signal fires with reason cancelled, stat
   const conveyor = node(t, { concurrency: 1 });
   const started = deferred();
   const aborted = deferred<unknown>();
-  conveyor.define("cancellable", async (_data, ctx) => {
-    started.resolve();
-    await new Promise((_resolve, reject) => {
-      ctx.signal.addEventListener("abort", () => {
-        aborted.resolve(ctx.signal.reason);
-        reject(new Error("stopped"));
-      }, { once: true });
-    });
-  }, { graceMs: 5000 });
+  conveyor.define("cancellable", cancellable(started, aborted), { graceMs: 5000 });
   conveyor.define("next", () => "next");
   await conveyor.start();
   const task = await conveyor.enqueue("cancellable");
@@ -186,15 +192,7 @@ test("cancel from another Conveyor on the same file: the running handler is sign
   const other = node(t, { database });
   const started = deferred();
   const aborted = deferred<unknown>();
-  runner.define("cancellable", async (_data, ctx) => {
-    started.resolve();
-    await new Promise((_resolve, reject) => {
-      ctx.signal.addEventListener("abort", () => {
-        aborted.resolve(ctx.signal.reason);
-        reject(new Error("stopped"));
-      }, { once: true });
-    });
-  });
+  runner.define("cancellable", cancellable(started, aborted));
   await runner.start();
   const task = await runner.enqueue("cancellable");
   await started.promise;
