@@ -29,23 +29,15 @@ export class ProgressWriter {
       this.#slots.set(task.id, slot);
     }
     slot.latest = progress;
-    if (slot.timer !== null) return;
-    const wait = Math.max(0, slot.lastWriteAt + this.#intervalMs - Date.now());
-    slot.timer = setTimeout(() => void this.#write(task.id), wait);
+    this.#schedule(task.id, slot);
   }
 
   /** Write a finished task's last unwritten report now (so the stored progress is its latest), then forget it. */
   async flush(taskId: number): Promise<void> {
     const slot = this.#slots.get(taskId);
     if (slot === undefined) return;
-    if (slot.timer !== null) clearTimeout(slot.timer);
-    this.#slots.delete(taskId);
-    if (slot.latest === null) return;
-    try {
-      await this.#store.taskProgress({ id: taskId, attempt: slot.attempt, progress: slot.latest, now: new Date() });
-    } catch (error) {
-      this.#logger.warn("progress write failed", { err: error, taskId });
-    }
+    this.forget(taskId);
+    await this.#send(taskId, slot);
   }
 
   /** Drop pending progress of a task that finished: its final state says more. */
@@ -55,10 +47,23 @@ export class ProgressWriter {
     this.#slots.delete(taskId);
   }
 
-  async #write(taskId: number): Promise<void> {
-    const slot = this.#slots.get(taskId);
-    if (slot === undefined || slot.latest === null) return;
+  /** Arm the slot's timer for the earliest moment the next write is allowed, unless armed or nothing is pending. */
+  #schedule(taskId: number, slot: Slot): void {
+    if (slot.timer !== null || slot.latest === null) return;
+    const wait = Math.max(0, slot.lastWriteAt + this.#intervalMs - Date.now());
+    slot.timer = setTimeout(() => void this.#write(taskId, slot), wait);
+  }
+
+  async #write(taskId: number, slot: Slot): Promise<void> {
+    await this.#send(taskId, slot);
+    slot.timer = null;
+    // A report that came in during the write goes out one interval later (if the task still runs).
+    if (this.#slots.get(taskId) === slot) this.#schedule(taskId, slot);
+  }
+
+  async #send(taskId: number, slot: Slot): Promise<void> {
     const progress = slot.latest;
+    if (progress === null) return;
     slot.latest = null;
     slot.lastWriteAt = Date.now();
     try {
@@ -67,9 +72,6 @@ export class ProgressWriter {
     } catch (error) {
       // Progress is advisory: a lost update is replaced by the next one.
       this.#logger.warn("progress write failed", { err: error, taskId });
-    } finally {
-      slot.timer = null;
-      if (slot.latest !== null && this.#slots.get(taskId) === slot) this.report({ id: taskId, attempt: slot.attempt } as Task, slot.latest);
     }
   }
 }
