@@ -866,6 +866,29 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal((await allTasks(store)).length, 0);
       });
 
+      storeTest("taskPrune walks past old tasks that are still active", async (store) => {
+        // Created first, so they come first in id order; the walk must go on past them.
+        const waiting = await insert(store, { queue: "w", runAt: at(1000) });
+        const queued = await insert(store, { queue: "q" });
+        const done: Task[] = [];
+        for (const queue of ["a", "b", "c"]) {
+          const task = await running(store, { queue });
+          await store.taskComplete({ now: at(10), completions: [{ id: task.id, attempt: 1, result: null }] });
+          done.push(task);
+        }
+        assert.equal(await store.taskPrune({ before: at(100), limit: 100 }), 3);
+        assert.deepEqual(sortedIds(await allTasks(store)), sortedIds([waiting, queued]));
+      });
+
+      storeTest("taskPrune stops at tasks created after `before`", async (store) => {
+        const old = await running(store, { queue: "a" });
+        await store.taskComplete({ now: at(10), completions: [{ id: old.id, attempt: 1, result: null }] });
+        const young = await insert(store, { queue: "b" }, at(50));
+        await store.taskCancel({ id: young.id, reason: "x", now: at(60) });
+        assert.equal(await store.taskPrune({ before: at(40), limit: 100 }), 1);
+        assert.deepEqual(sortedIds(await allTasks(store)), [young.id]);
+      });
+
       storeTest("taskPrune never deletes a rerun task", async (store) => {
         const task = await running(store, { queue: "a" });
         await store.taskFail({ id: task.id, attempt: 1, error: errorRecord("x", 1, at(2)), retryAt: null, now: at(2) });
@@ -874,8 +897,9 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal((await mustGet(store, task.id)).state, "queued");
       });
 
-      storeTest("eventPrune deletes events recorded before `before`, at most `limit`", async (store) => {
-        await store.taskInsertMany({ now: T0, tasks: [taskInput(), taskInput(), taskInput()] });
+      storeTest("eventPrune deletes log entries recorded before `before`, at most `limit`", async (store) => {
+        // Three transactions, three entries; the claim's three events share one entry.
+        for (let i = 0; i < 3; i++) await store.taskInsertMany({ now: T0, tasks: [taskInput()] });
         await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 10, now: at(10) });
         const last = await store.eventLastOffset();
         assert.equal(await store.eventPrune({ before: at(5), limit: 2 }), 2);
@@ -906,6 +930,68 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           { queue: "a", paused: false, counts: { ...zeroCounts(), queued: 2, scheduled: 1 } },
           { queue: "b", paused: true, counts: { ...zeroCounts(), completed: 1, failed: 1, cancelled: 1, running: 1 } },
         ] satisfies QueueStats[]);
+      });
+    });
+
+    describe("queue counts", () => {
+      /** Counts per queue and state, straight from the tasks (what queueStats must agree with). */
+      async function countedFromTasks(store: Store): Promise<Map<string, Record<TaskState, number>>> {
+        const counts = new Map<string, Record<TaskState, number>>();
+        for (const task of await allTasks(store)) {
+          const queue = counts.get(task.queue) ?? zeroCounts();
+          queue[task.state] += 1;
+          counts.set(task.queue, queue);
+        }
+        return counts;
+      }
+
+      async function assertCountsAgree(store: Store, label: string): Promise<void> {
+        const stats = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
+        const expected = await countedFromTasks(store);
+        for (const queue of new Set([...stats.keys(), ...expected.keys()])) {
+          assert.deepEqual(stats.get(queue) ?? zeroCounts(), expected.get(queue) ?? zeroCounts(), `${queue} after ${label}`);
+        }
+      }
+
+      storeTest("queueStats follows every transition, and ignores what changed nothing", async (store) => {
+        const node = (id: string, heartbeat: Date) => store.nodeHeartbeat({
+          node: { id, name: id, host: "h", pid: 1, version: "1", roles: [], startedAt: T0, info: null }, now: heartbeat,
+        });
+        await store.taskInsertMany({ now: T0, tasks: [
+          taskInput({ queue: "a" }), taskInput({ queue: "a" }), taskInput({ queue: "b", runAt: at(5) }),
+          taskInput({ queue: "b", key: "k" }), taskInput({ queue: "b", key: "k" }), taskInput({ queue: "c" }),
+        ] });
+        await assertCountsAgree(store, "insert (one duplicate key)");
+        const [a1, a2] = await store.taskClaim({ queue: "a", types: ["t"], node: "n1", limit: 10, now: at(1) });
+        const [c1] = await store.taskClaim({ queue: "c", types: ["t"], node: "dead", limit: 10, now: at(1) });
+        await assertCountsAgree(store, "claim");
+        await store.taskComplete({ now: at(2), completions: [{ id: a1!.id, attempt: 1, result: null }, { id: a1!.id, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(2), completions: [{ id: a1!.id, attempt: 1, result: null }] });
+        await assertCountsAgree(store, "complete (twice)");
+        await store.taskFail({ id: a2!.id, attempt: 1, error: errorRecord("x", 1, at(3)), retryAt: at(4), now: at(3) });
+        await store.taskFail({ id: a2!.id, attempt: 1, error: errorRecord("x", 1, at(3)), retryAt: null, now: at(3) });
+        await assertCountsAgree(store, "fail with retry (and a stale fail)");
+        await store.taskPromote({ now: at(10), limit: 10 });
+        await assertCountsAgree(store, "promote");
+        await node("n1", at(10));
+        await store.taskRescue({ rescuer: "n1", deadBefore: at(9), maxStalls: 5, now: at(11) });
+        await assertCountsAgree(store, "rescue");
+        const claimed = await store.taskClaim({ queue: "b", types: ["t"], node: "n1", limit: 10, now: at(12) });
+        assert.equal(claimed.length, 2);
+        await store.taskRelease({ node: "n1", ids: [claimed[0]!.id], now: at(13) });
+        await assertCountsAgree(store, "release");
+        await store.taskCancel({ id: claimed[1]!.id, reason: "x", now: at(14) });
+        await store.taskCancel({ id: claimed[1]!.id, reason: "again", now: at(14) });
+        await assertCountsAgree(store, "cancel (twice)");
+        await store.taskRerun({ id: claimed[1]!.id, now: at(15) });
+        await assertCountsAgree(store, "rerun");
+        for (const task of await store.taskClaim({ queue: "a", types: ["t"], node: "n1", limit: 10, now: at(16) })) {
+          await store.taskFail({ id: task.id, attempt: task.attempt, error: errorRecord("x", task.attempt, at(16)), retryAt: null, now: at(16) });
+        }
+        await store.taskCancel({ id: c1!.id, reason: "x", now: at(16) });
+        await assertCountsAgree(store, "final failure");
+        assert.ok((await store.taskPrune({ before: at(100), limit: 100 })) >= 3);
+        await assertCountsAgree(store, "prune");
       });
     });
 
@@ -984,6 +1070,30 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await store.taskCancel({ id: a.id, reason: "x", now: at(21) });
         await store.taskPromote({ now: at(21), limit: 10 });
         await check("no-ops");
+      });
+
+      storeTest("a task's events come from every transaction that touched it, in offset order", async (store) => {
+        const [a, b] = (await store.taskInsertMany({ now: T0, tasks: [taskInput({ queue: "q" }), taskInput({ queue: "q" })] })).map((o) => o.task);
+        for (let attempt = 1; attempt <= 3; attempt++) {
+          const claimed = await store.taskClaim({ queue: "q", types: ["t"], node: "n1", limit: 10, now: at(attempt * 10) });
+          assert.equal(claimed.length, 2);
+          await store.taskProgress({ id: a!.id, attempt, progress: { percent: 50 }, now: at(attempt * 10 + 1) });
+          for (const task of claimed) {
+            const final = attempt === 3;
+            await store.taskFail({ id: task.id, attempt, error: errorRecord("x", attempt, at(attempt * 10 + 2)), retryAt: final ? null : at(attempt * 10 + 5), now: at(attempt * 10 + 2) });
+          }
+          await store.taskPromote({ now: at(attempt * 10 + 5), limit: 10 });
+        }
+        const all = await store.eventList({ after: 0, limit: 1000 });
+        const ofA = all.filter((e) => e.taskId === a!.id && e.type !== "task.progress");
+        assert.deepEqual(await store.eventList({ after: 0, limit: 1000, taskId: a!.id }), ofA, "progress events stay out of a task's own list");
+        assert.deepEqual(ofA.map((e) => e.type), [
+          "task.created", "task.started", "task.retrying", "task.promoted", "task.started", "task.retrying", "task.promoted",
+          "task.started", "task.failed",
+        ]);
+        assert.deepEqual(await store.eventList({ after: ofA[3]!.offset, limit: 2, taskId: a!.id }), ofA.slice(4, 6));
+        assert.equal(all.filter((e) => e.taskId === b!.id).length, 9);
+        assert.deepEqual(await store.eventList({ after: 0, limit: 10, taskId: 987_654 }), []);
       });
 
       storeTest("eventList pages by offset and filters by task", async (store) => {

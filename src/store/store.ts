@@ -148,7 +148,10 @@ export interface Store {
   eventList(params: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]>;
   /** The highest committed offset (0 when the log is empty). */
   eventLastOffset(): Promise<number>;
-  /** Delete up to `limit` events recorded before `before`; returns how many. */
+  /**
+   * Delete old events: up to `limit` log entries recorded before `before`, where an entry holds the events
+   * one transaction recorded. Returns how many entries. The entry with the last offset always stays.
+   */
   eventPrune(params: { before: Date; limit: number }): Promise<number>;
 
   /**

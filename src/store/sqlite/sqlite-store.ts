@@ -23,6 +23,9 @@ import type { Json, TaskProgress } from "../../core/task.ts";
 
 type Row = Record<string, SQLInputValue>;
 
+/** Tasks the pruner looks at per transaction. */
+const PRUNE_WINDOW = 1000;
+
 const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 const STATEMENTS = new Map([
   ...readNamedStatements(new URL("./queries/task.sql", import.meta.url)),
@@ -67,34 +70,76 @@ export class SqliteStore implements Store {
 
   /**
    * Runs `work` in one write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade
-   * deadlock). The events `work` records are appended by one statement just before COMMIT.
+   * deadlock). The events and count changes `work` records are written by one statement each just before
+   * COMMIT.
    */
   #write<T>(work: () => T): T {
     this.#db.exec("BEGIN IMMEDIATE");
     try {
       const result = work();
       this.#flushEvents();
+      this.#flushCounts();
       this.#db.exec("COMMIT");
       return result;
     } catch (error) {
       this.#pendingEvents = [];
+      this.#logOffset = null;
+      this.#countDeltas.clear();
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
       throw error;
     }
   }
 
-  /** Events of the current transaction, as [type, taskId, queue, data, at] rows for eventInsertBatch. */
-  #pendingEvents: [TaskEventType, number, string, Json, number][] = [];
+  /** Events of the current transaction, as [type, taskId, queue, data] entries of its event-log row. */
+  #pendingEvents: [TaskEventType, number, string, Json][] = [];
+  #pendingEventsAt = 0;
+  /** Offset of the log row the current transaction writes; read once per transaction, when first needed. */
+  #logOffset: number | null = null;
+
+  /**
+   * `' <offset>'` of the current transaction's log row, for the `:ref` of statements that record events
+   * (appended to each task's event_refs). SQLite has one writer: no other transaction can take it meanwhile.
+   */
+  #ref(): string {
+    this.#logOffset ??= Number(this.#sql("eventLogNextOffset").get({})!.offset);
+    return ` ${this.#logOffset}`;
+  }
 
   #event(type: TaskEventType, taskId: number, queue: string, data: Json, at: Date): void {
-    this.#pendingEvents.push([type, taskId, queue, data, at.getTime()]);
+    // Every event of one operation carries the operation's `now`: one time per log row.
+    if (this.#pendingEvents.length === 0) this.#pendingEventsAt = at.getTime();
+    this.#pendingEvents.push([type, taskId, queue, data]);
   }
 
   #flushEvents(): void {
-    if (this.#pendingEvents.length === 0) return;
-    const events = JSON.stringify(this.#pendingEvents);
+    if (this.#pendingEvents.length === 0) {
+      this.#logOffset = null;
+      return;
+    }
+    this.#ref();
+    const row = { offset: this.#logOffset, count: this.#pendingEvents.length, at: this.#pendingEventsAt, events: JSON.stringify(this.#pendingEvents) };
     this.#pendingEvents = [];
-    this.#sql("eventInsertBatch").run({ events });
+    this.#logOffset = null;
+    this.#sql("eventLogAppend").run(row);
+  }
+
+  /** Changes to queue_counts in the current transaction, by queue then state. */
+  readonly #countDeltas = new Map<string, Map<TaskState, number>>();
+
+  /** Records that `n` tasks of `queue` moved from state `from` (null: newly inserted) to `to` (null: deleted). */
+  #count(queue: string, from: TaskState | null, to: TaskState | null, n = 1): void {
+    let deltas = this.#countDeltas.get(queue);
+    if (deltas === undefined) this.#countDeltas.set(queue, (deltas = new Map()));
+    if (from !== null) deltas.set(from, (deltas.get(from) ?? 0) - n);
+    if (to !== null) deltas.set(to, (deltas.get(to) ?? 0) + n);
+  }
+
+  #flushCounts(): void {
+    if (this.#countDeltas.size === 0) return;
+    const rows: [string, TaskState, number][] = [];
+    for (const [queue, deltas] of this.#countDeltas) for (const [state, delta] of deltas) if (delta !== 0) rows.push([queue, state, delta]);
+    this.#countDeltas.clear();
+    if (rows.length > 0) this.#sql("queueCountsAdd").run({ deltas: JSON.stringify(rows) });
   }
 
   // ---- migrations --------------------------------------------------------------------------------------
@@ -151,7 +196,7 @@ export class SqliteStore implements Store {
       input.queue, input.type, input.data, input.priority, input.runAt.getTime() > now.getTime() ? "scheduled" : "queued",
       input.maxAttempts, input.runAt.getTime(), input.key, input.timeoutMs, input.backoffMs,
     ]);
-    const inserted = this.#sql("taskInsertBatch").all({ tasks: JSON.stringify(rows), now: now.getTime() })
+    const inserted = this.#sql("taskInsertBatch").all({ tasks: JSON.stringify(rows), now: now.getTime(), ref: this.#ref() })
       .map((row) => ({ id: Number(row.id), key: row.key === null ? null : String(row.key) }))
       .sort((a, b) => a.id - b.id);
     const keysInserted = new Set(inserted.filter((row) => row.key !== null).map((row) => row.key));
@@ -174,6 +219,7 @@ export class SqliteStore implements Store {
         startedAt: null, finishedAt: null,
       };
       this.#event("task.created", id, task.queue, { type: task.type, state, runAt: task.runAt.toISOString() }, now);
+      this.#count(task.queue, null, state);
       return { task, created: true };
     });
   }
@@ -208,9 +254,10 @@ export class SqliteStore implements Store {
     return this.#write(() => {
       const rows = this.#sql("taskClaim").all({
         queue: params.queue, types: JSON.stringify(params.types), node: params.node, limit: params.limit,
-        now: params.now.getTime(),
+        now: params.now.getTime(), ref: this.#ref(),
       });
       const tasks = rows.map(rowToTask).sort(byPriorityThenId);
+      if (tasks.length > 0) this.#count(params.queue, "queued", "running", tasks.length);
       for (const task of tasks) this.#event("task.started", task.id, task.queue, { attempt: task.attempt, node: params.node }, params.now);
       return tasks;
     });
@@ -223,7 +270,7 @@ export class SqliteStore implements Store {
       const first: Record<string, [number, Json]> = {};
       for (const { id, attempt, result } of completions) first[id] ??= [attempt, result ?? null];
       const batch = JSON.stringify(first);
-      const rows = this.#sql("taskCompleteBatch").all({ completions: batch, now: now.getTime() });
+      const rows = this.#sql("taskCompleteBatch").all({ completions: batch, now: now.getTime(), ref: this.#ref() });
       const done = new Set(rows.map((row) => Number(row.id)));
       // Events and the returned ids follow the input order, whatever order RETURNING used.
       const byId = new Map(rows.map((row) => [Number(row.id), row]));
@@ -233,6 +280,7 @@ export class SqliteStore implements Store {
         if (row === undefined || !done.delete(id)) continue;
         ids.push(id);
         this.#event("task.completed", id, String(row.queue), { attempt: Number(row.attempt) }, now);
+        this.#count(String(row.queue), "running", "completed");
       }
       return ids;
     });
@@ -243,13 +291,14 @@ export class SqliteStore implements Store {
       const current = this.#sql("taskGetRunningAttempt").get({ id: params.id, attempt: params.attempt });
       if (current === undefined) return null;
       const history = appendError(current.errors, params.error);
-      const common = { id: params.id, attempt: params.attempt, error: JSON.stringify(params.error), errors: history };
+      const common = { id: params.id, attempt: params.attempt, error: JSON.stringify(params.error), errors: history, ref: this.#ref() };
       const row = params.retryAt === null
         ? this.#sql("taskFailFinal").get({ ...common, now: params.now.getTime() })
         : this.#sql("taskFailRetry").get({ ...common, run_at: params.retryAt.getTime() });
       if (row === undefined) return null;
       const task = rowToTask(row);
       const data = { attempt: params.attempt, error: params.error.message };
+      this.#count(task.queue, "running", task.state);
       if (params.retryAt === null) this.#event("task.failed", task.id, task.queue, data, params.now);
       else this.#event("task.retrying", task.id, task.queue, { ...data, runAt: params.retryAt.toISOString() }, params.now);
       return task;
@@ -264,11 +313,12 @@ export class SqliteStore implements Store {
       if (!isActive(before.state)) return { task: before, previousState: before.state, cancelled: false };
       const error: ErrorRecord = { name: "CancelledError", message: reason, attempt: before.attempt, at: now.toISOString() };
       const row = this.#sql("taskCancel").get({
-        id, error: JSON.stringify(error), errors: appendError(current.errors, error), now: now.getTime(),
+        id, error: JSON.stringify(error), errors: appendError(current.errors, error), now: now.getTime(), ref: this.#ref(),
       });
       if (row === undefined) throw new Error(`task ${id} changed inside its own transaction`);
       const task = rowToTask(row);
       this.#event("task.cancelled", id, task.queue, { previousState: before.state, reason }, now);
+      this.#count(task.queue, before.state, "cancelled");
       return { task, previousState: before.state, cancelled: true };
     });
   }
@@ -283,7 +333,7 @@ export class SqliteStore implements Store {
       }
       let row: Row | undefined;
       try {
-        row = this.#sql("taskRerun").get({ id, now: now.getTime() });
+        row = this.#sql("taskRerun").get({ id, now: now.getTime(), ref: this.#ref() });
       } catch (error) {
         if (isUniqueViolation(error)) {
           throw new ConflictError("duplicate_key", `another active task holds key ${String(current.key)}`);
@@ -293,6 +343,7 @@ export class SqliteStore implements Store {
       if (row === undefined) return null;
       const task = rowToTask(row);
       this.#event("task.rerun", id, task.queue, { previousState: state }, now);
+      this.#count(task.queue, state, "queued");
       return task;
     });
   }
@@ -308,10 +359,11 @@ export class SqliteStore implements Store {
 
   async taskPromote({ now, limit }: { now: Date; limit: number }): Promise<{ count: number; queues: string[] }> {
     return this.#write(() => {
-      const rows = this.#sql("taskPromote").all({ now: now.getTime(), limit });
+      const rows = this.#sql("taskPromote").all({ now: now.getTime(), limit, ref: this.#ref() });
       const queues = new Set<string>();
       for (const row of rows) {
         queues.add(String(row.queue));
+        this.#count(String(row.queue), "scheduled", "queued");
         this.#event("task.promoted", Number(row.id), String(row.queue), null, now);
       }
       return { count: rows.length, queues: [...queues] };
@@ -344,13 +396,14 @@ export class SqliteStore implements Store {
         };
         const params = {
           id: before.id, attempt: before.attempt, error: JSON.stringify(error),
-          errors: appendError(current.errors, error), now: now.getTime(),
+          errors: appendError(current.errors, error), now: now.getTime(), ref: this.#ref(),
         };
         const row = this.#sql(final ? "taskRescueFail" : "taskRescueRetry").get(params);
         if (row === undefined) continue;
         const task = rowToTask(row);
         this.#event(final ? "task.failed" : "task.rescued", task.id, task.queue,
           { attempt: before.attempt, node: before.node, stalls: task.stalls, error: error.message }, now);
+        this.#count(task.queue, "running", task.state);
         outcomes.push({ task, outcome: final ? "failed" : "retried" });
       }
       return outcomes;
@@ -359,21 +412,54 @@ export class SqliteStore implements Store {
 
   async taskRelease({ node, ids, now }: { node: string; ids?: number[]; now: Date }): Promise<number[]> {
     return this.#write(() => {
-      const rows = this.#sql("taskRelease").all({ node, ids: ids === undefined ? null : JSON.stringify(ids), now: now.getTime() });
+      const rows = this.#sql("taskRelease").all({ node, ids: ids === undefined ? null : JSON.stringify(ids), now: now.getTime(), ref: this.#ref() });
+      for (const row of rows) this.#count(String(row.queue), "running", "queued");
       for (const row of rows) this.#event("task.rescued", Number(row.id), String(row.queue), { attempt: Number(row.attempt), node, released: true }, now);
       return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
     });
   }
 
+  /**
+   * Walks tasks in id order, a window at a time, deleting those finished before `before`. Ids grow with
+   * createdAt, and a task finishes after it is created, so the walk ends at the first task created at or
+   * after `before`: what lies beyond cannot qualify. Tasks it passes over (still active, or finished later)
+   * are few, and are looked at again by the next call.
+   */
   async taskPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
-    return this.#write(() => Number(this.#sql("taskPrune").run({ before: before.getTime(), limit }).changes));
+    const cutoff = before.getTime();
+    let deleted = 0;
+    let after = 0;
+    let walking = true;
+    while (walking && deleted < limit) {
+      deleted += this.#write(() => {
+        const window = this.#sql("taskPruneWindow").all({ after, size: PRUNE_WINDOW });
+        walking = window.length === PRUNE_WINDOW;
+        const ids: number[] = [];
+        for (const row of window) {
+          if (Number(row.created_at) >= cutoff) {
+            walking = false;
+            break;
+          }
+          if (deleted + ids.length === limit) break;
+          after = Number(row.id);
+          if (row.finished_at !== null && Number(row.finished_at) < cutoff) {
+            ids.push(after);
+            this.#count(String(row.queue), String(row.state) as TaskState, null);
+          }
+        }
+        if (ids.length > 0) this.#sql("taskDelete").run({ ids: JSON.stringify(ids) });
+        return ids.length;
+      });
+    }
+    return deleted;
   }
+
 
   // ---- queues ------------------------------------------------------------------------------------------
 
   async queueStats(): Promise<QueueStats[]> {
     return assembleQueueStats(
-      this.#sql("taskCountsByQueue").all({}).map((row) => ({ queue: String(row.queue), state: String(row.state), count: Number(row.count) })),
+      this.#sql("queueCounts").all({}).map((row) => ({ queue: String(row.queue), state: String(row.state), count: Number(row.count) })),
       this.#sql("queueList").all({}).map((row) => ({ queue: String(row.name), paused: Number(row.paused) === 1 })),
     );
   }
@@ -385,21 +471,37 @@ export class SqliteStore implements Store {
   // ---- events ------------------------------------------------------------------------------------------
 
   async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
-    const rows = taskId === undefined
-      ? this.#sql("eventList").all({ after, limit })
-      : this.#sql("eventListForTask").all({ task_id: taskId, after, limit });
-    return rows.map((row) => ({
-      offset: Number(row.offset), type: String(row.type) as TaskEventType, taskId: Number(row.task_id),
-      queue: String(row.queue), data: JSON.parse(String(row.data)) as Json, at: new Date(Number(row.at)),
-    }));
+    let rows: Row[];
+    if (taskId === undefined) {
+      // Each row holds at least one event, and the first may hold only events at or before `after`.
+      rows = this.#sql("eventLogAfter").all({ after, limit: limit + 1 });
+    } else {
+      const refs = this.#sql("taskEventRefs").get({ id: taskId });
+      const offsets = refs === undefined ? [] : String(refs.event_refs).split(" ").filter((ref) => ref !== "").map(Number);
+      rows = offsets.length === 0 ? [] : this.#sql("eventLogRows").all({ offsets: JSON.stringify(offsets) });
+    }
+    const events: TaskEvent[] = [];
+    for (const row of rows) {
+      const at = new Date(Number(row.at));
+      const entries = JSON.parse(String(row.events)) as [TaskEventType, number, string, Json][];
+      for (let i = 0; i < entries.length; i++) {
+        const [type, id, queue, data] = entries[i]!;
+        const offset = Number(row.offset) + i;
+        if (offset <= after || (taskId !== undefined && id !== taskId)) continue;
+        events.push({ offset, type, taskId: id, queue, data, at: new Date(at) });
+        if (events.length === limit) return events;
+      }
+    }
+    return events;
   }
 
   async eventLastOffset(): Promise<number> {
-    return Number(this.#sql("eventLastOffset").get({})?.offset ?? 0);
+    return Number(this.#sql("eventLogNextOffset").get({})!.offset) - 1;
   }
 
+  /** Deletes up to `limit` log rows (each one transaction's events) recorded before `before`; returns how many. */
   async eventPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
-    return this.#write(() => Number(this.#sql("eventPrune").run({ before: before.getTime(), limit }).changes));
+    return this.#write(() => Number(this.#sql("eventLogPrune").run({ before: before.getTime(), limit }).changes));
   }
 
   // ---- leases and schedules ---------------------------------------------------------------------------

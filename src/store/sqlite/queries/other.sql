@@ -1,22 +1,38 @@
--- SQLite statements on the events, queues, nodes and migrations tables.
+-- SQLite statements on the event log, queue counts, queues, nodes and migrations tables.
 
--- name: eventInsertBatch
--- Appends a transaction's events in one statement; :events is a JSON array of [type, task_id, queue, data, at],
--- inserted in array order (json_each walks it in order, and rowids follow insertion order).
-INSERT INTO events (type, task_id, queue, data, at)
-SELECT value ->> 0, value ->> 1, value ->> 2, value -> 3, value ->> 4 FROM json_each(:events) ORDER BY key;
+-- name: eventLogAppend
+-- Appends a transaction's events as one row; :events is a JSON array of [type, task_id, queue, data].
+INSERT INTO event_log (offset, count, at, events) VALUES (:offset, :count, :at, :events);
 
--- name: eventList
-SELECT * FROM events WHERE offset > :after ORDER BY offset LIMIT :limit;
+-- name: eventLogNextOffset
+SELECT coalesce((SELECT offset + count FROM event_log ORDER BY offset DESC LIMIT 1), 1) AS offset;
 
--- name: eventListForTask
-SELECT * FROM events WHERE task_id = :task_id AND offset > :after ORDER BY offset LIMIT :limit;
+-- name: eventLogAfter
+-- Log rows that may hold events after :after, in offset order: from the row holding :after (whose first
+-- events may be older), on.
+SELECT offset, at, events FROM event_log
+WHERE offset >= coalesce((SELECT max(offset) FROM event_log WHERE offset <= :after), 0)
+ORDER BY offset LIMIT :limit;
 
--- name: eventLastOffset
-SELECT coalesce(max(offset), 0) AS offset FROM events;
+-- name: eventLogRows
+-- The log rows at the given offsets (a JSON array), in offset order.
+SELECT offset, at, events FROM event_log WHERE offset IN (SELECT value FROM json_each(:offsets)) ORDER BY offset;
 
--- name: eventPrune
-DELETE FROM events WHERE offset IN (SELECT offset FROM events WHERE at < :before ORDER BY offset LIMIT :limit);
+-- name: eventLogPrune
+-- Deletes the oldest log rows recorded before :before, looking at :limit rows at most (times grow with
+-- offsets, so the first row too new ends the walk). The newest row stays: it carries the last offset.
+DELETE FROM event_log
+WHERE offset IN (SELECT offset FROM (SELECT offset, at FROM event_log ORDER BY offset LIMIT :limit) WHERE at < :before)
+  AND offset < (SELECT max(offset) FROM event_log);
+
+-- name: queueCountsAdd
+-- Adds deltas to the counts; :deltas is a JSON array of [queue, state, delta].
+INSERT INTO queue_counts (queue, state, count)
+SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(:deltas) WHERE true
+ON CONFLICT (queue, state) DO UPDATE SET count = count + excluded.count;
+
+-- name: queueCounts
+SELECT queue, state, count FROM queue_counts WHERE count <> 0;
 
 -- name: queueList
 SELECT name, paused FROM queues;

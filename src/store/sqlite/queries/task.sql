@@ -1,19 +1,14 @@
 -- SQLite statements on the tasks table. Parameters are named (:name); times are epoch milliseconds.
-
--- name: taskInsert
--- Inserts one task; a duplicate active key inserts nothing (the partial unique index decides).
-INSERT INTO tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at)
-VALUES (:queue, :type, :data, :priority, :state, :max_attempts, :run_at, :key, :timeout_ms, :backoff_ms, :now)
-ON CONFLICT DO NOTHING
-RETURNING *;
+-- :ref is ' <offset>', the offset of the event-log row the transaction writes; a statement that records an
+-- event for a task appends it to the task's event_refs.
 
 -- name: taskInsertBatch
 -- Inserts a batch in one statement; :tasks is a JSON array of
 -- [queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms]. Rows whose key an
 -- active task holds (or an earlier row of the batch) insert nothing. Ids grow in array order.
-INSERT INTO tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at)
+INSERT INTO tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at, event_refs)
 SELECT value ->> 0, value ->> 1, value -> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6, value ->> 7,
-       value ->> 8, value ->> 9, :now
+       value ->> 8, value ->> 9, :now, :ref
 FROM json_each(:tasks) WHERE true ORDER BY key
 ON CONFLICT DO NOTHING
 RETURNING id, key;
@@ -28,7 +23,8 @@ SELECT * FROM tasks WHERE id = :id;
 -- Claims up to :limit queued tasks of :queue whose type is in :types (a JSON array), best priority first, then
 -- FIFO. Nothing is claimed from a paused queue. The index tasks_claim serves the inner SELECT in order.
 UPDATE tasks
-SET state = 'running', attempt = attempt + 1, node = :node, started_at = :now, progress = NULL
+SET state = 'running', attempt = attempt + 1, node = :node, started_at = :now, progress = NULL,
+    event_refs = event_refs || :ref
 WHERE id IN (
   SELECT id FROM tasks
   WHERE state = 'queued' AND queue = :queue
@@ -43,7 +39,8 @@ RETURNING *;
 -- Completes running attempts in one statement; :completions is a JSON object {"<id>": [attempt, result]}. The
 -- rows are found by primary key (IN over the object's keys); a stale attempt matches no row. (An UPDATE FROM
 -- json_each would let the planner scan tasks once per element.)
-UPDATE tasks SET state = 'completed', result = :completions -> ('$."' || id || '"[1]'), finished_at = :now
+UPDATE tasks SET state = 'completed', result = :completions -> ('$."' || id || '"[1]'), finished_at = :now,
+  event_refs = event_refs || :ref
 WHERE id IN (SELECT CAST(key AS INTEGER) FROM json_each(:completions))
   AND state = 'running' AND attempt = :completions ->> ('$."' || id || '"[0]')
 RETURNING id, queue, attempt;
@@ -52,35 +49,36 @@ RETURNING id, queue, attempt;
 SELECT * FROM tasks WHERE id = :id AND attempt = :attempt AND state = 'running';
 
 -- name: taskFailFinal
-UPDATE tasks SET state = 'failed', error = :error, errors = :errors, finished_at = :now
+UPDATE tasks SET state = 'failed', error = :error, errors = :errors, finished_at = :now, event_refs = event_refs || :ref
 WHERE id = :id AND attempt = :attempt AND state = 'running'
 RETURNING *;
 
 -- name: taskFailRetry
-UPDATE tasks SET state = 'scheduled', run_at = :run_at, error = :error, errors = :errors
+UPDATE tasks SET state = 'scheduled', run_at = :run_at, error = :error, errors = :errors, event_refs = event_refs || :ref
 WHERE id = :id AND attempt = :attempt AND state = 'running'
 RETURNING *;
 
 -- name: taskCancel
-UPDATE tasks SET state = 'cancelled', error = :error, errors = :errors, finished_at = :now
+UPDATE tasks SET state = 'cancelled', error = :error, errors = :errors, finished_at = :now, event_refs = event_refs || :ref
 WHERE id = :id AND state IN ('scheduled', 'queued', 'running')
 RETURNING *;
 
 -- name: taskRerun
 UPDATE tasks
 SET state = 'queued', attempt = 0, stalls = 0, run_at = :now, node = NULL, progress = NULL, result = NULL,
-    started_at = NULL, finished_at = NULL
+    started_at = NULL, finished_at = NULL, event_refs = event_refs || :ref
 WHERE id = :id AND state IN ('failed', 'cancelled')
 RETURNING *;
 
 -- name: taskProgress
+-- Progress events go to the log but not to the task's event_refs: a long task reports thousands of them.
 UPDATE tasks SET progress = :progress
 WHERE id = :id AND attempt = :attempt AND state = 'running'
 RETURNING id, queue;
 
 -- name: taskPromote
 -- Moves due scheduled tasks to queued, earliest first (tasks_scheduled index).
-UPDATE tasks SET state = 'queued'
+UPDATE tasks SET state = 'queued', event_refs = event_refs || :ref
 WHERE id IN (SELECT id FROM tasks WHERE state = 'scheduled' AND run_at <= :now ORDER BY run_at LIMIT :limit)
 RETURNING id, queue;
 
@@ -97,12 +95,14 @@ WHERE t.state = 'running' AND t.node <> :rescuer
   AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = t.node AND n.heartbeat_at >= :dead_before);
 
 -- name: taskRescueRetry
-UPDATE tasks SET state = 'queued', stalls = stalls + 1, run_at = :now, error = :error, errors = :errors
+UPDATE tasks SET state = 'queued', stalls = stalls + 1, run_at = :now, error = :error, errors = :errors,
+  event_refs = event_refs || :ref
 WHERE id = :id AND attempt = :attempt AND state = 'running'
 RETURNING *;
 
 -- name: taskRescueFail
-UPDATE tasks SET state = 'failed', stalls = stalls + 1, error = :error, errors = :errors, finished_at = :now
+UPDATE tasks SET state = 'failed', stalls = stalls + 1, error = :error, errors = :errors, finished_at = :now,
+  event_refs = event_refs || :ref
 WHERE id = :id AND attempt = :attempt AND state = 'running'
 RETURNING *;
 
@@ -110,19 +110,21 @@ RETURNING *;
 -- Hands a node's running tasks (all, or those in :ids when it is not null) back to the queue. The attempt
 -- number stays (it fences off the interrupted run) and the budget grows by one, so the run is not held
 -- against the task.
-UPDATE tasks SET state = 'queued', run_at = :now, progress = NULL, max_attempts = max_attempts + 1
+UPDATE tasks SET state = 'queued', run_at = :now, progress = NULL, max_attempts = max_attempts + 1,
+  event_refs = event_refs || :ref
 WHERE state = 'running' AND node = :node
   AND (:ids IS NULL OR id IN (SELECT value FROM json_each(:ids)))
 RETURNING id, queue, attempt;
 
--- name: taskPrune
-DELETE FROM tasks
-WHERE id IN (
-  SELECT id FROM tasks
-  WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < :before
-  ORDER BY finished_at
-  LIMIT :limit
-);
+-- name: taskPruneWindow
+-- The next :size tasks in id order after :after. The pruner walks the table this way instead of keeping an
+-- index over finished_at that every completion would write to.
+SELECT id, queue, state, created_at, finished_at FROM tasks WHERE id > :after ORDER BY id LIMIT :size;
 
--- name: taskCountsByQueue
-SELECT queue, state, count(*) AS count FROM tasks GROUP BY queue, state;
+-- name: taskDelete
+-- Deletes the listed tasks (a JSON array of ids) if they are still finished.
+DELETE FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('completed', 'failed', 'cancelled');
+
+-- name: taskEventRefs
+SELECT event_refs FROM tasks WHERE id = :id;
