@@ -7,7 +7,7 @@
  * node:sqlite is synchronous: each operation runs to completion before any other code in this process,
  * which is also why two calls from one process never interleave inside a transaction.
  */
-import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
+import { DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from "node:sqlite";
 import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { dirname } from "node:path";
 import { ConflictError, type ErrorRecord } from "../../core/errors.ts";
@@ -22,6 +22,9 @@ import type {
 import type { Json, TaskProgress } from "../../core/task.ts";
 
 type Row = Record<string, SQLInputValue>;
+
+/** Statements whose rows come back as arrays, not objects: cheaper on the hot path, mapped by position. */
+const ARRAY_ROWS = new Set(["taskClaim"]);
 
 /** Tasks the pruner looks at per transaction. */
 const PRUNE_WINDOW = 1000;
@@ -63,6 +66,7 @@ export class SqliteStore implements Store {
       const text = STATEMENTS.get(name);
       if (text === undefined) throw new Error(`no SQL statement named ${name}`);
       statement = this.#db.prepare(text);
+      if (ARRAY_ROWS.has(name)) statement.setReturnArrays(true);
       this.#statements.set(name, statement);
     }
     return statement;
@@ -256,7 +260,8 @@ export class SqliteStore implements Store {
         queue: params.queue, types: JSON.stringify(params.types), node: params.node, limit: params.limit,
         now: params.now.getTime(), ref: this.#ref(),
       });
-      const tasks = rows.map(rowToTask).sort(byPriorityThenId);
+      const claimedAt = params.now.getTime();
+      const tasks = (rows as unknown as SQLOutputValue[][]).map((row) => claimedToTask(row, params.node, claimedAt)).sort(byPriorityThenId);
       if (tasks.length > 0) this.#count(params.queue, "queued", "running", tasks.length);
       for (const task of tasks) this.#event("task.started", task.id, task.queue, { attempt: task.attempt, node: params.node }, params.now);
       return tasks;
@@ -612,6 +617,34 @@ function rowToTask(row: Row): Task {
     createdAt: new Date(Number(row.created_at)),
     startedAt: dateOrNull(row.started_at),
     finishedAt: dateOrNull(row.finished_at),
+  };
+}
+
+/** A row of taskClaim's RETURNING list (in its order) as the running task it now is. */
+function claimedToTask(row: SQLOutputValue[], node: string, startedAt: number): Task {
+  const [id, queue, type, data, priority, attempt, maxAttempts, stalls, runAt, key, error, errors, timeoutMs, backoffMs, createdAt] = row;
+  return {
+    id: Number(id),
+    queue: String(queue),
+    type: String(type),
+    data: data === "null" ? null : parseJson<Json>(data, null),
+    priority: Number(priority),
+    state: "running",
+    attempt: Number(attempt),
+    maxAttempts: Number(maxAttempts),
+    stalls: Number(stalls),
+    runAt: new Date(Number(runAt)),
+    key: key === null ? null : String(key),
+    progress: null,
+    result: null,
+    error: parseJson<ErrorRecord | null>(error, null),
+    errors: errors === "[]" ? [] : parseJson<ErrorRecord[]>(errors, []),
+    timeoutMs: numberOrNull(timeoutMs),
+    backoffMs: numberOrNull(backoffMs),
+    node,
+    createdAt: new Date(Number(createdAt)),
+    startedAt: new Date(startedAt),
+    finishedAt: null,
   };
 }
 

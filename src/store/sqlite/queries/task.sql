@@ -33,7 +33,9 @@ WHERE id IN (
   ORDER BY priority DESC, id
   LIMIT :limit
 )
-RETURNING *;
+-- Only the columns a claim does not set itself, read as arrays (claimedToTask): the hot path's row mapping.
+RETURNING id, queue, type, data, priority, attempt, max_attempts, stalls, run_at, key, error, errors, timeout_ms,
+  backoff_ms, created_at;
 
 -- name: taskCompleteBatch
 -- Completes running attempts in one statement; :completions is a JSON object {"<id>": [attempt, result]}. The
