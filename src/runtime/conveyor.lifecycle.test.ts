@@ -25,7 +25,7 @@ test("progress: 1000 quick reports are coalesced into a few writes, the latest o
   await conveyor.start();
   const task = await conveyor.enqueue("busy");
   assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), "done");
-  const progress = (await conveyor.taskEvents(task.id, { limit: 1000 })).filter((e) => e.type === "task.progress");
+  const progress = (await conveyor.store.eventList({ after: 0, limit: 1000 })).filter((e) => e.taskId === task.id && e.type === "task.progress");
   assert.ok(progress.length >= 1 && progress.length <= 5, `${progress.length} progress writes for 1000 reports`);
   assert.deepEqual(progress.at(-1)?.data, { attempt: 1, percent: 100, info: { step: 1000 } });
   assert.deepEqual((await conveyor.get(task.id))?.progress, { percent: 100, info: { step: 1000 } });
@@ -43,7 +43,7 @@ test("progress: the last report made just before the handler returns is not lost
   await conveyor.start();
   const task = await conveyor.enqueue("quick");
   assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), "done");
-  const progress = (await conveyor.taskEvents(task.id, { limit: 1000 })).filter((e) => e.type === "task.progress");
+  const progress = (await conveyor.store.eventList({ after: 0, limit: 1000 })).filter((e) => e.taskId === task.id && e.type === "task.progress");
   assert.ok(progress.length <= 5, `${progress.length} progress writes for 1000 reports`);
   assert.deepEqual((await conveyor.get(task.id))?.progress, { percent: 100, info: { step: 1000 } },
     "a completed task shows the progress its handler last reported");

@@ -210,7 +210,10 @@ export class Conveyor {
     throw new TaskOutcomeError("wait_timeout", id, `task ${id} is still ${task.state}: the wait ended before it finished`);
   }
 
-  /** Events of one task, oldest first. */
+  /**
+   * Events of one task, oldest first: its transitions. Its progress reports are in the node-wide event log
+   * (and the live stream), not here; the task itself holds the latest.
+   */
   async taskEvents(id: number, options: { after?: number; limit?: number } = {}): Promise<TaskEvent[]> {
     await this.#ready();
     return this.store.eventList({ after: options.after ?? 0, limit: options.limit ?? 100, taskId: id });

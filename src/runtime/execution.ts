@@ -20,7 +20,8 @@ export type ExecutionOutcome =
 
 export type ExecutionHooks = {
   onProgress(task: Task, progress: TaskProgress): void;
-  logger: TaskLogger;
+  /** Builds the handler's logger; called only if the handler uses one (most never log). */
+  logger: () => TaskLogger;
 };
 
 export class Execution {
@@ -28,9 +29,10 @@ export class Execution {
   readonly definition: Definition;
   readonly outcome: Promise<ExecutionOutcome>;
   #stopReason: StopReason | null = null;
-  readonly #controller = new AbortController();
+  /** Made when the handler first reads ctx.signal or the task is stopped, whichever comes first. */
+  #controller: AbortController | null = null;
   #thread: ThreadRun | null = null;
-  #endByGrace: ((outcome: ExecutionOutcome) => void) | null = null;
+  #settle!: (outcome: ExecutionOutcome) => void;
   #graceTimer: NodeJS.Timeout | null = null;
   #settled = false;
   #terminating = false;
@@ -38,19 +40,23 @@ export class Execution {
   constructor(task: Task, definition: Definition, hooks: ExecutionHooks) {
     this.task = task;
     this.definition = definition;
-    const ended = new Promise<ExecutionOutcome>((resolve) => (this.#endByGrace = resolve));
-    const ran = this.#start(hooks).then(
-      (value): ExecutionOutcome => ({ kind: "returned", value }),
-      (error: unknown): ExecutionOutcome =>
+    // The first of the handler settling and the grace period running out decides the outcome.
+    this.outcome = new Promise<ExecutionOutcome>((resolve) => {
+      this.#settle = (outcome) => {
+        if (this.#settled) return;
+        this.#settled = true;
+        if (this.#graceTimer !== null) clearTimeout(this.#graceTimer);
+        resolve(outcome);
+      };
+    });
+    this.#start(hooks).then(
+      (value) => this.#settle({ kind: "returned", value }),
+      (error: unknown) => this.#settle(
         this.#terminating && error instanceof Error && error.name === "ThreadTerminatedError"
           ? { kind: "ended", how: "terminated" }
           : { kind: "threw", error },
+      ),
     );
-    this.outcome = Promise.race([ran, ended]).then((outcome) => {
-      this.#settled = true;
-      if (this.#graceTimer !== null) clearTimeout(this.#graceTimer);
-      return outcome;
-    });
   }
 
   get stopReason(): StopReason | null {
@@ -61,18 +67,24 @@ export class Execution {
   stop(reason: StopReason): void {
     if (this.#stopReason !== null || this.#settled) return;
     this.#stopReason = reason;
-    this.#controller.abort(reason);
+    this.#signal();
+    this.#controller!.abort(reason);
     this.#thread?.abort(reason);
     this.#graceTimer = setTimeout(() => void this.#end(), this.definition.graceMs);
+  }
+
+  #signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
   }
 
   async #end(): Promise<void> {
     if (this.#thread !== null) {
       this.#terminating = true;
       await this.#thread.terminate();
-      this.#endByGrace?.({ kind: "ended", how: "terminated" });
+      this.#settle({ kind: "ended", how: "terminated" });
     } else {
-      this.#endByGrace?.({ kind: "ended", how: "abandoned" });
+      this.#settle({ kind: "ended", how: "abandoned" });
     }
   }
 
@@ -85,24 +97,33 @@ export class Execution {
       hooks.onProgress(task, value);
     };
     if (definition.threadRef !== null) {
+      const logger = hooks.logger();
       this.#thread = runInThread({
         handler: definition.threadRef,
         data: task.data,
         context: { id: task.id, type: task.type, queue: task.queue, attempt: task.attempt, maxAttempts: task.maxAttempts },
         onProgress: (percent, info) => progress(percent, info),
-        onLog: (level, msg, fields) => hooks.logger[level](msg, fields),
+        onLog: (level, msg, fields) => logger[level](msg, fields),
       });
       return this.#thread.result;
     }
+    const execution = this;
+    let logger: TaskLogger | null = null;
+    // signal and log are getters: an AbortController and a child logger per task cost more than a no-op
+    // handler's whole run, and most handlers never touch one or the other.
     const context: TaskContext = {
       id: task.id,
       type: task.type,
       queue: task.queue,
       attempt: task.attempt,
       maxAttempts: task.maxAttempts,
-      signal: this.#controller.signal,
+      get signal() {
+        return execution.#signal();
+      },
       progress,
-      log: hooks.logger,
+      get log() {
+        return (logger ??= hooks.logger());
+      },
     };
     const handler = definition.handler;
     if (handler === null) return Promise.reject(new Error(`no handler for ${task.type}`));

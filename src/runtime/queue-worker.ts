@@ -135,7 +135,7 @@ export class QueueWorker implements Service {
     if (definition === undefined) throw new Error(`claimed a task of unknown type ${task.type}`);
     const execution = new Execution(task, definition, {
       onProgress: (t, value) => progress.report(t, value),
-      logger: taskLogger(task),
+      logger: () => taskLogger(task),
     });
     const timeout = task.timeoutMs === null ? null : setTimeout(() => execution.stop("timeout"), task.timeoutMs);
     this.#running.set(task.id, { execution, timeout });
