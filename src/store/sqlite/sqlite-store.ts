@@ -190,32 +190,24 @@ export class SqliteStore implements Store {
     return this.#write(() => this.#insert(tasks, now));
   }
 
-  /**
-   * One statement inserts the batch; the outcomes are rebuilt from the inputs, walking them in order
-   * alongside the new ids (which grow in input order). An input whose key was taken, by an active task or
-   * an earlier input, gets the task holding it.
-   */
+  /** Inserts the tasks in order; an input whose key an active task (or an earlier input) holds gets that task. */
   #insert(inputs: TaskInsert[], now: Date): TaskInsertOutcome[] {
-    const rows = inputs.map((input) => [
-      input.queue, input.type, input.data, input.priority, input.runAt.getTime() > now.getTime() ? "scheduled" : "queued",
-      input.maxAttempts, input.runAt.getTime(), input.key, input.timeoutMs, input.backoffMs,
-    ]);
-    const inserted = this.#sql("taskInsertBatch").all({ tasks: JSON.stringify(rows), now: now.getTime(), ref: this.#ref() })
-      .map((row) => ({ id: Number(row.id), key: row.key === null ? null : String(row.key) }))
-      .sort((a, b) => a.id - b.id);
-    const keysInserted = new Set(inserted.filter((row) => row.key !== null).map((row) => row.key));
-    const keysSeen = new Set<string>();
-    let next = 0;
-    return inputs.map((input, i) => {
-      const fresh = input.key === null || (keysInserted.has(input.key) && !keysSeen.has(input.key));
-      if (input.key !== null) keysSeen.add(input.key);
-      if (!fresh) {
+    const statement = this.#sql("taskInsert");
+    const nowMs = now.getTime();
+    const ref = this.#ref();
+    return inputs.map((input) => {
+      const runAt = input.runAt.getTime();
+      const state: TaskState = runAt > nowMs ? "scheduled" : "queued";
+      const { changes, lastInsertRowid } = statement.run(
+        input.queue, input.type, JSON.stringify(input.data), input.priority, state, input.maxAttempts, runAt, input.key,
+        input.timeoutMs, input.backoffMs, nowMs, ref,
+      );
+      if (changes === 0) {
         const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
         if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
         return { task: rowToTask(existing), created: false };
       }
-      const { id } = inserted[next++]!;
-      const state = rows[i]![4] as TaskState;
+      const id = Number(lastInsertRowid);
       const task: Task = {
         id, queue: input.queue, type: input.type, data: input.data, priority: input.priority, state, attempt: 0,
         maxAttempts: input.maxAttempts, stalls: 0, runAt: input.runAt, key: input.key, progress: null, result: null,
