@@ -24,7 +24,7 @@ import type { Json, TaskProgress } from "../../core/task.ts";
 type Row = Record<string, SQLInputValue>;
 
 /** Statements whose rows come back as arrays, not objects: cheaper on the hot path, mapped by position. */
-const ARRAY_ROWS = new Set(["taskClaim"]);
+const ARRAY_ROWS = new Set(["taskClaim", "taskComplete"]);
 
 /** Tasks the pruner looks at per transaction. */
 const PRUNE_WINDOW = 1000;
@@ -263,21 +263,18 @@ export class SqliteStore implements Store {
   async taskComplete({ completions, now }: { completions: TaskCompletion[]; now: Date }): Promise<number[]> {
     if (completions.length === 0) return [];
     return this.#write(() => {
-      // One row per task: a second completion of the same task in a batch is stale, the first one stands.
-      const first: Record<string, [number, Json]> = {};
-      for (const { id, attempt, result } of completions) first[id] ??= [attempt, result ?? null];
-      const batch = JSON.stringify(first);
-      const rows = this.#sql("taskCompleteBatch").all({ completions: batch, now: now.getTime(), ref: this.#ref() });
-      const done = new Set(rows.map((row) => Number(row.id)));
-      // Events and the returned ids follow the input order, whatever order RETURNING used.
-      const byId = new Map(rows.map((row) => [Number(row.id), row]));
+      const statement = this.#sql("taskComplete");
+      const nowMs = now.getTime();
+      const ref = this.#ref();
       const ids: number[] = [];
-      for (const { id } of completions) {
-        const row = byId.get(id);
-        if (row === undefined || !done.delete(id)) continue;
+      // A second completion of the same attempt in a batch finds the task completed already: the first stands.
+      for (const { id, attempt, result } of completions) {
+        const row = statement.get(JSON.stringify(result ?? null), nowMs, ref, id, attempt) as SQLOutputValue[] | undefined;
+        if (row === undefined) continue;
+        const queue = String(row[0]);
         ids.push(id);
-        this.#event("task.completed", id, String(row.queue), { attempt: Number(row.attempt) }, now);
-        this.#count(String(row.queue), "running", "completed");
+        this.#event("task.completed", id, queue, { attempt }, now);
+        this.#count(queue, "running", "completed");
       }
       return ids;
     });
