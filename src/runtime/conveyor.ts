@@ -13,7 +13,7 @@ import { randomUUID } from "node:crypto";
 import pino, { type Logger } from "pino";
 import { NotFoundError, TaskOutcomeError } from "../core/errors.ts";
 import { isFinalState, type TaskState } from "../core/states.ts";
-import { normalizeTaskInput } from "../core/task-input.ts";
+import { normalizeTaskInput, type NormalizedTaskInput } from "../core/task-input.ts";
 import type { Json, Task, TaskEvent, TaskInput } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
 import { LocalBus } from "../bus/local-bus.ts";
@@ -30,6 +30,7 @@ import { resolveOptions, type ConveyorOptions, type ResolvedOptions } from "./op
 import { ProgressWriter } from "./progress-writer.ts";
 import type { SupervisorTree } from "./supervisor.ts";
 import { buildNodeServices, type NodeServices } from "./node-services.ts";
+import type { QueueWorker } from "./queue-worker.ts";
 
 export type TaskListQuery = {
   queue?: string;
@@ -117,14 +118,43 @@ export class Conveyor {
     return outcome!.task;
   }
 
-  /** Add tasks in one transaction: all or none. Each outcome says whether it was created or already there. */
+  /**
+   * Add tasks in one transaction: all or none. Each outcome says whether it was created or already there.
+   * Ready tasks this node has idle slots for start in that same transaction, without a claim.
+   */
   async enqueueMany(inputs: TaskInput[]): Promise<TaskInsertOutcome[]> {
     const now = new Date();
     const tasks = inputs.map((input) => normalizeTaskInput(input, (type) => this.#definitions.defaultsFor(type), now));
     await this.#ready();
-    const outcomes = await this.store.taskInsertMany({ tasks, now });
+    const reserved = this.#reserveSlots(tasks, now);
+    let outcomes: TaskInsertOutcome[];
+    try {
+      outcomes = await this.store.taskInsertMany({
+        tasks, now, ...(reserved.size > 0 ? { startOn: { node: this.nodeId, indexes: [...reserved.keys()] } } : {}),
+      });
+    } catch (error) {
+      for (const worker of reserved.values()) worker.unreserve();
+      throw error;
+    }
+    for (const [index, worker] of reserved) {
+      const { task, created } = outcomes[index]!;
+      if (created && task.state === "running" && task.node === this.nodeId) worker.adopt(task);
+      else worker.unreserve();
+    }
     this.#announce(outcomes.filter((o) => o.created).map((o) => o.task));
     return outcomes;
+  }
+
+  /** Inputs (by index) that a queue worker of this node has an idle slot for, each slot reserved. */
+  #reserveSlots(tasks: NormalizedTaskInput[], now: Date): Map<number, QueueWorker> {
+    const reserved = new Map<number, QueueWorker>();
+    if (this.#state !== "running" || this.#parts === null) return reserved;
+    tasks.forEach((task, index) => {
+      if (task.runAt.getTime() > now.getTime()) return;
+      const worker = this.#parts!.workers.find((w) => w.options.queue === task.queue);
+      if (worker?.reserveSlot(task.type)) reserved.set(index, worker);
+    });
+    return reserved;
   }
 
   async get(id: number): Promise<Task | null> {

@@ -55,6 +55,10 @@ export class QueueWorker implements Service {
    * tasks arrived. A freed slot starts a claim only then; otherwise it would cost an empty write transaction.
    */
   #backlog = true;
+  /** Slots promised to tasks being enqueued on this node to start at once (see reserveSlot). */
+  #reserved = 0;
+  /** Whether the claim loop runs: only then may enqueues start tasks here directly. */
+  #accepting = false;
 
   constructor(deps: QueueWorkerDeps, options: QueueWorkerOptions) {
     this.name = `queue:${options.queue}`;
@@ -79,11 +83,12 @@ export class QueueWorker implements Service {
     });
     const unsubscribeCancel = bus.subscribe("cancel", ({ id }) => this.stopTask(id, "cancelled"));
     let lastCheck = Date.now();
+    this.#accepting = true;
     try {
       while (!signal.aborted) {
         // Let every handler that settles in this turn free its slot first: one claim of many, not many of one.
         await new Promise((resolve) => setImmediate(resolve));
-        const limit = Math.min(this.options.concurrency - this.#running.size, this.options.batchSize);
+        const limit = Math.min(this.options.concurrency - this.#running.size - this.#reserved, this.options.batchSize);
         if (limit > 0) this.#backlog = false;
         const claimed = limit > 0 ? await this.#claim(limit) : 0;
         if (limit > 0 && claimed === limit) this.#backlog = true;
@@ -96,9 +101,34 @@ export class QueueWorker implements Service {
         await this.#wakeup.wait(this.options.pollIntervalMs, signal);
       }
     } finally {
+      this.#accepting = false;
       unsubscribeWake();
       unsubscribeCancel();
     }
+  }
+
+  /**
+   * Promise a free slot to a task of `type` being enqueued on this node, so that the insert can start it at
+   * once (one transaction from enqueue to start). Only when nothing is known to wait in the queue: a task
+   * already queued there must not be overtaken. Each reservation ends with adopt() or unreserve().
+   */
+  reserveSlot(type: string): boolean {
+    if (!this.#accepting || this.#backlog || !this.options.types.includes(type)) return false;
+    if (this.#running.size + this.#reserved >= this.options.concurrency) return false;
+    this.#reserved++;
+    return true;
+  }
+
+  /** Run a task the store started on this node in the insert that used a reserved slot. */
+  adopt(task: Task): void {
+    this.#reserved--;
+    this.#start(task);
+  }
+
+  /** Give back a reserved slot the insert did not use (a duplicate key, a paused queue, a failed insert). */
+  unreserve(): void {
+    this.#reserved--;
+    this.#wakeup.ring();
   }
 
   /** Stop a task if this worker runs it; returns whether it did. */

@@ -309,6 +309,45 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       });
     });
 
+    describe("taskInsertMany with startOn", () => {
+      storeTest("the named inputs start at once on the node: running, attempt 1, created and started events", async (store) => {
+        const outcomes = await store.taskInsertMany({
+          now: at(1),
+          tasks: [taskInput({ queue: "a" }), taskInput({ queue: "a" }), taskInput({ queue: "b", data: { x: 1 } })],
+          startOn: { node: "n1", indexes: [0, 2] },
+        });
+        const [first, second, third] = outcomes.map((o) => o.task);
+        for (const task of [first!, third!]) {
+          assert.deepEqual(
+            { state: task.state, attempt: task.attempt, node: task.node, startedAt: task.startedAt },
+            { state: "running", attempt: 1, node: "n1", startedAt: at(1) },
+          );
+          assert.deepEqual(await mustGet(store, task.id), task, "the returned task is what the store holds");
+        }
+        assert.equal(second!.state, "queued");
+        assert.deepEqual(await eventTypes(store, first!.id), ["task.created", "task.started"]);
+        const stats = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
+        assert.deepEqual(stats.get("a"), { ...zeroCounts(), running: 1, queued: 1 });
+        assert.deepEqual(stats.get("b"), { ...zeroCounts(), running: 1 });
+        // A started task is a claimed one: its node completes it, and nobody claims it again.
+        assert.deepEqual(await store.taskClaim({ queue: "a", types: ["t"], node: "n2", limit: 10, now: at(2) }).then((ts) => ts.map((t) => t.id)), [second!.id]);
+        assert.deepEqual(await store.taskComplete({ now: at(3), completions: [{ id: first!.id, attempt: 1, result: "ok" }] }), [first!.id]);
+      });
+
+      storeTest("a future, duplicate or paused-queue input does not start", async (store) => {
+        const holder = await insert(store, { queue: "a", key: "k" });
+        await store.queueSetPaused({ queue: "p", paused: true, now: T0 });
+        const outcomes = await store.taskInsertMany({
+          now: at(1),
+          tasks: [taskInput({ queue: "a", runAt: at(60) }), taskInput({ queue: "a", key: "k" }), taskInput({ queue: "p" })],
+          startOn: { node: "n1", indexes: [0, 1, 2] },
+        });
+        assert.deepEqual(outcomes.map((o) => [o.created, o.task.state]), [[true, "scheduled"], [false, "queued"], [true, "queued"]]);
+        assert.equal(outcomes[1]!.task.id, holder.id);
+        assert.equal((await mustGet(store, holder.id)).attempt, 0);
+      });
+    });
+
     describe("taskClaim", () => {
       storeTest("claims by priority (higher first) then id", async (store) => {
         const outcomes = await store.taskInsertMany({

@@ -26,6 +26,9 @@ export type StoreCapabilities = {
 /** A task to insert, checked and with every default applied (core/task-input.ts makes them). */
 export type TaskInsert = NormalizedTaskInput;
 
+/** Inputs of a taskInsertMany (by index) that `node` will run at once, having slots free for them. */
+export type TaskStartOn = { node: string; indexes: number[] };
+
 export type TaskInsertOutcome = {
   task: Task;
   /** False when an active task with the same key already existed; `task` is then that task. */
@@ -102,8 +105,13 @@ export interface Store {
   ping(): Promise<void>;
   close(): Promise<void>;
 
-  /** Insert tasks: `queued` when runAt <= now, else `scheduled`. A duplicate active key returns the existing task. */
-  taskInsertMany(params: { tasks: TaskInsert[]; now: Date }): Promise<TaskInsertOutcome[]>;
+  /**
+   * Insert tasks: `queued` when runAt <= now, else `scheduled`. A duplicate active key returns the existing task.
+   * With `startOn`, the inputs at `indexes` that are created ready to run start at once on `node`, as if it had
+   * claimed them in the same transaction (`running`, attempt 1, both events) — unless their queue is paused.
+   * A node passes the tasks it has free slots for: one transaction from enqueue to start.
+   */
+  taskInsertMany(params: { tasks: TaskInsert[]; now: Date; startOn?: TaskStartOn }): Promise<TaskInsertOutcome[]>;
   taskGet(params: { id: number }): Promise<Task | null>;
   taskList(params: TaskListParams): Promise<Task[]>;
   /**

@@ -17,7 +17,7 @@ import { assembleQueueStats } from "../queue-stats.ts";
 import { readNamedStatements } from "../sql-file.ts";
 import type {
   Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, ScheduleTaskOptions, Store, StoreCapabilities,
-  TaskCancelOutcome, TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams,
+  TaskCancelOutcome, TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams, TaskStartOn,
 } from "../store.ts";
 import type { Json, TaskProgress } from "../../core/task.ts";
 
@@ -185,22 +185,33 @@ export class SqliteStore implements Store {
 
   // ---- tasks -------------------------------------------------------------------------------------------
 
-  async taskInsertMany({ tasks, now }: { tasks: TaskInsert[]; now: Date }): Promise<TaskInsertOutcome[]> {
+  async taskInsertMany({ tasks, now, startOn }: { tasks: TaskInsert[]; now: Date; startOn?: TaskStartOn }): Promise<TaskInsertOutcome[]> {
     if (tasks.length === 0) return [];
-    return this.#write(() => this.#insert(tasks, now));
+    return this.#write(() => this.#insert(tasks, now, startOn));
   }
 
-  /** Inserts the tasks in order; an input whose key an active task (or an earlier input) holds gets that task. */
-  #insert(inputs: TaskInsert[], now: Date): TaskInsertOutcome[] {
+  /**
+   * Inserts the tasks in order; an input whose key an active task (or an earlier input) holds gets that task.
+   * Inputs `startOn` names, ready and in a queue that is not paused, are inserted running on its node.
+   */
+  #insert(inputs: TaskInsert[], now: Date, startOn?: TaskStartOn): TaskInsertOutcome[] {
     const statement = this.#sql("taskInsert");
     const nowMs = now.getTime();
     const ref = this.#ref();
-    return inputs.map((input) => {
+    const starting = new Set(startOn?.indexes);
+    const pausedQueues = new Map<string, boolean>();
+    const isPaused = (queue: string): boolean => {
+      let paused = pausedQueues.get(queue);
+      if (paused === undefined) pausedQueues.set(queue, (paused = this.#sql("queuePaused").get({ name: queue }) !== undefined));
+      return paused;
+    };
+    return inputs.map((input, index) => {
       const runAt = input.runAt.getTime();
-      const state: TaskState = runAt > nowMs ? "scheduled" : "queued";
+      const start = startOn !== undefined && runAt <= nowMs && starting.has(index) && !isPaused(input.queue);
+      const state: TaskState = start ? "running" : runAt > nowMs ? "scheduled" : "queued";
       const { changes, lastInsertRowid } = statement.run(
         input.queue, input.type, JSON.stringify(input.data), input.priority, state, input.maxAttempts, runAt, input.key,
-        input.timeoutMs, input.backoffMs, nowMs, ref,
+        input.timeoutMs, input.backoffMs, nowMs, ref, start ? 1 : 0, start ? startOn.node : null, start ? nowMs : null,
       );
       if (changes === 0) {
         const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
@@ -209,12 +220,14 @@ export class SqliteStore implements Store {
       }
       const id = Number(lastInsertRowid);
       const task: Task = {
-        id, queue: input.queue, type: input.type, data: input.data, priority: input.priority, state, attempt: 0,
+        id, queue: input.queue, type: input.type, data: input.data, priority: input.priority, state, attempt: start ? 1 : 0,
         maxAttempts: input.maxAttempts, stalls: 0, runAt: input.runAt, key: input.key, progress: null, result: null,
-        error: null, errors: [], timeoutMs: input.timeoutMs, backoffMs: input.backoffMs, node: null, createdAt: now,
-        startedAt: null, finishedAt: null,
+        error: null, errors: [], timeoutMs: input.timeoutMs, backoffMs: input.backoffMs, node: start ? startOn.node : null,
+        createdAt: now, startedAt: start ? now : null, finishedAt: null,
       };
-      this.#event("task.created", id, task.queue, { type: task.type, state, runAt: task.runAt.toISOString() }, now);
+      const created = start ? "queued" : state;
+      this.#event("task.created", id, task.queue, { type: task.type, state: created, runAt: task.runAt.toISOString() }, now);
+      if (start) this.#event("task.started", id, task.queue, { attempt: 1, node: startOn.node }, now);
       this.#count(task.queue, null, state);
       return { task, created: true };
     });

@@ -5,10 +5,15 @@
 -- name: taskInsert
 -- Inserts one task; an active task holding its key makes it insert nothing (the partial unique index decides).
 -- Positional parameters, in column order: a batch runs this once per task, and binding an array is about
--- twice as fast as binding named values (the batch JSON-decoded by json_each, slower still).
-INSERT INTO tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at, event_refs)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+-- twice as fast as binding named values (the batch JSON-decoded by json_each, slower still). A task started at
+-- once is inserted running: attempt 1, node and started_at set; otherwise attempt 0 and the last two null.
+INSERT INTO tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at,
+                   event_refs, attempt, node, started_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT DO NOTHING;
+
+-- name: queuePaused
+SELECT paused FROM queues WHERE name = :name AND paused = 1;
 
 -- name: taskGetActiveByKey
 SELECT * FROM tasks WHERE key = :key AND state IN ('scheduled', 'queued', 'running');
