@@ -27,14 +27,14 @@ export class Pruner implements Service {
     }
   }
 
-  /** One full pass; returns how many tasks and events it deleted. */
-  async pruneOnce(now = new Date()): Promise<{ tasks: number; events: number }> {
+  /** One full pass; returns how many tasks and event-log entries (one per transaction) it deleted. */
+  async pruneOnce(now = new Date()): Promise<{ tasks: number; eventEntries: number }> {
     const tasksBefore = new Date(now.getTime() - this.#options.taskRetentionMs);
     const eventsBefore = new Date(now.getTime() - this.#options.eventRetentionMs);
     let tasks = 0;
-    let events = 0;
+    let eventEntries = 0;
     for (let n = PRUNE_BATCH; n === PRUNE_BATCH; tasks += n) n = await this.#store.taskPrune({ before: tasksBefore, limit: PRUNE_BATCH });
-    for (let n = PRUNE_BATCH; n === PRUNE_BATCH; events += n) n = await this.#store.eventPrune({ before: eventsBefore, limit: PRUNE_BATCH });
-    return { tasks, events };
+    for (let n = PRUNE_BATCH; n === PRUNE_BATCH; eventEntries += n) n = await this.#store.eventPrune({ before: eventsBefore, limit: PRUNE_BATCH });
+    return { tasks, eventEntries };
   }
 }
