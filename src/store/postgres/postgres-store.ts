@@ -3,9 +3,10 @@
  * one schema (default "conveyor"), so two installs can share a database.
  *
  * Each operation is one SQL statement from queries/*.sql, run as a named prepared statement: one round trip and
- * one implicit transaction. A statement that changes tasks appends their events in the same statement, and takes
- * their offsets last, from the single event_counter row, so the event log is gap-free in commit order (the
- * reasoning is in migrations/001_init.sql and queries/task.sql). Batches go through unnest() of parallel arrays:
+ * one implicit transaction. A statement that changes tasks keeps the counts per queue and state and appends its
+ * events as one event-log row in the same statement, and takes their offsets last, from the single event_counter
+ * row, so the event log is gap-free in commit order (the reasoning is in migrations/001_init.sql,
+ * migrations/003_lean_writes.sql and queries/task.sql). Batches go through unnest() of parallel arrays:
  * an insert of 500 tasks or a completion of 50 attempts is still one statement. Claims lock with
  * FOR UPDATE SKIP LOCKED, so claimers on any number of hosts never wait for each other.
  *
@@ -22,7 +23,7 @@ import type {
 import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
-  int8AsNumber, jsonParam, rowToEvent, rowToLease, rowToNode, rowToSchedule, rowToTask, type Row,
+  int8AsNumber, jsonParam, logRowToEvents, rowToLease, rowToNode, rowToSchedule, rowToTask, TASK_COLUMNS, type Row,
 } from "./row-mapping.ts";
 import { loadStatements, quoteSchema, statementPrefix } from "./statements.ts";
 
@@ -42,6 +43,12 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 /** How often an insert retries a key whose holder finished between its conflict and the look-up. */
 const MAX_INSERT_ROUNDS = 5;
+
+/** Tasks the pruner looks at per statement. */
+const PRUNE_WINDOW = 1000;
+
+/** The states tasks_ended_badly covers. */
+const ENDED_BADLY = new Set<TaskState>(["failed", "cancelled"]);
 
 export class PostgresStore implements Store {
   readonly capabilities: StoreCapabilities = { driver: "postgres", multiHost: true, notifications: true };
@@ -209,10 +216,16 @@ export class PostgresStore implements Store {
     if (params.type !== undefined) add("t", "type = ?::text", params.type);
     if (params.key !== undefined) add("k", "key = ?::text", params.key);
     if (params.states !== undefined) add("s", "state = ANY(?::text[])", params.states);
+    // Spelled out, so that the plan a prepared statement settles on (generic, blind to the states given) can
+    // still use tasks_ended_badly.
+    if (params.states !== undefined && params.states.length > 0 && params.states.every((state) => ENDED_BADLY.has(state))) {
+      where.push("state IN ('failed', 'cancelled')");
+      shape.push("b");
+    }
     if (params.after !== undefined) add("a", params.order === "asc" ? "id > ?::bigint" : "id < ?::bigint", params.after);
     values.push(params.limit);
     const order = params.order === "asc" ? "ASC" : "DESC";
-    const text = `SELECT * FROM ${quoteSchema(this.schema)}.tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
+    const text = `SELECT ${TASK_COLUMNS} FROM ${quoteSchema(this.schema)}.tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
       ORDER BY id ${order} LIMIT $${values.length}::integer`;
     const name = `${this.#prefix}.taskList.${shape.join("")}.${params.order}`;
     const { rows } = await this.#pool.query<Row>({ name, text, values });
@@ -310,15 +323,28 @@ export class PostgresStore implements Store {
     return rows.map((row) => Number(row.id));
   }
 
+  /**
+   * Walks tasks in id order, a window at a time (one statement each), deleting those finished before `before`.
+   * Ids grow with createdAt, and a task finishes after it is created, so the walk ends at the first task created
+   * at or after `before`: what lies beyond cannot qualify. Tasks it passes over (still active, or finished later)
+   * are few, and are looked at again by the next call.
+   */
   async taskPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
-    if (limit <= 0) return 0;
-    return (await this.#run("taskPrune", [before, limit])).rowCount ?? 0;
+    let deleted = 0;
+    let after = 0;
+    while (deleted < limit) {
+      const { rows } = await this.#run("taskPrune", [before, after, PRUNE_WINDOW, limit - deleted]);
+      deleted += Number(rows[0]!.deleted);
+      if (rows[0]!.next === null) break;
+      after = Number(rows[0]!.next);
+    }
+    return deleted;
   }
 
   // ---- queues ------------------------------------------------------------------------------------------
 
   async queueStats(): Promise<QueueStats[]> {
-    const [counts, queues] = await Promise.all([this.#run("taskCountsByQueue", []), this.#run("queueList", [])]);
+    const [counts, queues] = await Promise.all([this.#run("queueCounts", []), this.#run("queueList", [])]);
     return assembleQueueStats(
       counts.rows.map((row) => ({ queue: String(row.queue), state: String(row.state), count: Number(row.count) })),
       queues.rows.map((row) => ({ queue: String(row.name), paused: row.paused === true })),
@@ -333,10 +359,19 @@ export class PostgresStore implements Store {
   // ---- events ------------------------------------------------------------------------------------------
 
   async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
+    if (limit <= 0) return [];
     const { rows } = taskId === undefined
-      ? await this.#run("eventList", [after, limit])
-      : await this.#run("eventListForTask", [taskId, after, limit]);
-    return rows.map(rowToEvent);
+      ? await this.#run("eventLogAfter", [after, limit])
+      : await this.#run("eventLogForTask", [taskId, after, limit]);
+    const events: TaskEvent[] = [];
+    for (const row of rows) {
+      for (const event of logRowToEvents(row)) {
+        if (event.offset <= after || (taskId !== undefined && event.taskId !== taskId)) continue;
+        events.push(event);
+        if (events.length === limit) return events;
+      }
+    }
+    return events;
   }
 
   async eventLastOffset(): Promise<number> {
@@ -344,9 +379,10 @@ export class PostgresStore implements Store {
     return Number(rows[0]?.offset ?? 0);
   }
 
+  /** Deletes up to `limit` log rows (each one statement's events) recorded before `before`; returns how many. */
   async eventPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
     if (limit <= 0) return 0;
-    return (await this.#run("eventPrune", [before, limit])).rowCount ?? 0;
+    return (await this.#run("eventLogPrune", [before, limit])).rowCount ?? 0;
   }
 
   // ---- leases and schedules ---------------------------------------------------------------------------

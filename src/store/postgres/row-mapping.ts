@@ -66,15 +66,17 @@ export function rowToTask(row: Row): Task {
   };
 }
 
-export function rowToEvent(row: Row): TaskEvent {
-  return {
-    offset: Number(row.offset),
-    type: String(row.type) as TaskEventType,
-    taskId: Number(row.task_id),
-    queue: String(row.queue),
-    data: (row.data ?? null) as Json,
-    at: row.at as Date,
-  };
+/** The columns of tasks that rowToTask reads: every one but event_refs, which only eventList reads. */
+export const TASK_COLUMNS = "id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, " +
+  "error, errors, timeout_ms, backoff_ms, node, created_at, started_at, finished_at";
+
+/** The events of an event_log row: `events` holds [type, task_id, queue, data] entries, from offset `offset` on. */
+export function logRowToEvents(row: Row): TaskEvent[] {
+  const first = Number(row.offset);
+  const at = row.at as Date;
+  return (row.events as [TaskEventType, number, string, Json][]).map(([type, taskId, queue, data], i) => ({
+    offset: first + i, type, taskId: Number(taskId), queue, data: data ?? null, at: new Date(at),
+  }));
 }
 
 export function rowToSchedule(row: Row): Schedule {

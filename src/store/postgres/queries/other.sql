@@ -1,22 +1,51 @@
--- PostgreSQL statements on the events, queues, nodes, leases and schedules tables; {{schema}} is the quoted schema.
+-- PostgreSQL statements on the event log, queue counts, queues, nodes, leases and schedules tables; {{schema}} is
+-- the quoted schema.
 
--- name: eventList
--- Events after offset $1, at most $2. Offsets are dense and in commit order (001_init.sql), so a reader that
+-- name: eventLogAfter
+-- The log rows holding the first $2 events after offset $1, in offset order: from the row holding the event after
+-- $1 (whose first events may be older), or the oldest row after $1 when pruning took that one, up to the row
+-- holding the $2-th event from there. Offsets are dense and in commit order (001_init.sql), so a reader that
 -- moves its cursor to the last offset it saw never skips an event committed later.
-SELECT * FROM {{schema}}.events WHERE "offset" > $1::bigint ORDER BY "offset" LIMIT $2::integer;
+WITH first AS (
+  SELECT "offset" FROM (
+    (SELECT "offset", count FROM {{schema}}.event_log WHERE "offset" <= $1::bigint + 1 ORDER BY "offset" DESC LIMIT 1)
+    UNION ALL
+    (SELECT "offset", count FROM {{schema}}.event_log WHERE "offset" > $1::bigint ORDER BY "offset" LIMIT 1)
+  ) candidates
+  WHERE "offset" + count > $1::bigint + 1
+  ORDER BY "offset"
+  LIMIT 1
+)
+SELECT l."offset", l.at, l.events
+FROM {{schema}}.event_log l, first
+WHERE l."offset" >= first."offset" AND l."offset" < greatest(first."offset", $1::bigint + 1) + $2::integer
+ORDER BY l."offset";
 
--- name: eventListForTask
--- Events of task $1 after offset $2, at most $3 (events_task index).
-SELECT * FROM {{schema}}.events WHERE task_id = $1::bigint AND "offset" > $2::bigint ORDER BY "offset" LIMIT $3::integer;
+-- name: eventLogForTask
+-- The log rows task $1's event_refs name that hold events after offset $2, in offset order, enough for $3 of its
+-- events: each row holds one event of the task (a statement changes a task once), and only the first may hold
+-- it at or before $2.
+SELECT l."offset", l.at, l.events
+FROM {{schema}}.tasks t JOIN {{schema}}.event_log l ON l.id = ANY(t.event_refs)
+WHERE t.id = $1::bigint AND l."offset" + l.count > $2::bigint + 1
+ORDER BY l."offset"
+LIMIT $3::integer + 1;
 
 -- name: eventLastOffset
 -- The counter is the highest committed offset, kept when old events are pruned.
 SELECT value AS "offset" FROM {{schema}}.event_counter;
 
--- name: eventPrune
--- Deletes up to $2 events recorded before $1, oldest first.
-DELETE FROM {{schema}}.events
-WHERE "offset" IN (SELECT "offset" FROM {{schema}}.events WHERE at < $1::timestamptz ORDER BY "offset" LIMIT $2::integer);
+-- name: eventLogPrune
+-- Deletes the log rows recorded before $1 among the $2 oldest; each holds one statement's events.
+DELETE FROM {{schema}}.event_log
+WHERE "offset" IN (
+  SELECT "offset" FROM (SELECT "offset", at FROM {{schema}}.event_log ORDER BY "offset" LIMIT $2::integer) oldest
+  WHERE at < $1::timestamptz
+);
+
+-- name: queueCounts
+-- Tasks per queue and state: the sum of the shards.
+SELECT queue, state, sum(count)::bigint AS count FROM {{schema}}.queue_counts GROUP BY queue, state HAVING sum(count) <> 0;
 
 -- name: queueList
 SELECT name, paused FROM {{schema}}.queues;

@@ -1,60 +1,93 @@
 -- PostgreSQL statements on the tasks table, run as named prepared statements; {{schema}} is the quoted schema.
 --
 -- Each operation is ONE statement, so one round trip and one (implicit) transaction (scheduleFire alone runs two,
--- scheduleAdvance then taskInsert, in one transaction). A statement that changes tasks appends their events in
--- the same statement, through two CTEs at its end:
+-- scheduleAdvance then taskInsert, in one transaction). A statement that changes tasks also keeps the counts per
+-- queue and state and appends the events, in the same statement, through CTEs (the tables are in
+-- 003_lean_writes.sql):
+--   ref      draws the id of the statement's event-log row from a sequence, before any task is written; every
+--            task the statement records an event for gets it appended to its event_refs;
+--   counted  adds the statement's changes to queue_counts, in this connection's shard: summed per (queue, state)
+--            first (ON CONFLICT may touch a row only once) and upserted in (queue, state) order, so two
+--            statements that share count rows lock them in the same order;
+--   logged   counts the events and builds their JSON array, in a fixed order;
 --   counter  takes the offsets: UPDATE event_counter SET value = value + n (only when n > 0);
---   appended inserts the events at value - n + 1 .. value, in a fixed order.
+--   appended inserts the log row, holding offsets value - n + 1 .. value.
 -- The counter row is locked by that UPDATE until COMMIT, which follows at once (see 001_init.sql for why this
--- makes offsets gap-free in commit order). The counter reads `count(*)` of the changed rows, so every task row
--- is locked and written before the counter is asked for: the counter is always the last lock a writer takes,
--- and no writer holding it waits for anything else.
+-- makes offsets gap-free in commit order). Locks follow one order: task rows, then count rows, then the counter.
+-- The counter's UPDATE joins `logged`, which reads every changed task row, and count(*) of `counted`, which
+-- reads every upserted count row, so both are written before the counter row is asked for: the counter is
+-- always the last lock a writer takes, and no writer holding it waits for anything else.
+--
+-- Statements return the task columns the driver reads, never event_refs (a task's history, read only by
+-- eventList).
 
 -- name: taskInsert
 -- Inserts tasks from parallel arrays (queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms; $10 now); an input whose key an active task holds inserts nothing. Returns id, key and state of the new rows: the driver knows every other column already, and reading back 500 full rows costs more than inserting them.
-WITH input AS (
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+input AS (
   SELECT *
   FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::integer[], $5::integer[], $6::timestamptz[], $7::text[],
               $8::bigint[], $9::bigint[])
     WITH ORDINALITY AS i(queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms, n)
 ),
 inserted AS (
-  INSERT INTO {{schema}}.tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at)
+  INSERT INTO {{schema}}.tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at,
+                                event_refs)
   SELECT queue, type, data, priority, CASE WHEN run_at > $10::timestamptz THEN 'scheduled' ELSE 'queued' END,
-         max_attempts, run_at, key, timeout_ms, backoff_ms, $10::timestamptz
+         max_attempts, run_at, key, timeout_ms, backoff_ms, $10::timestamptz, ARRAY[(SELECT id FROM ref)]
   FROM input
   ORDER BY n
   ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'running') DO NOTHING
   RETURNING id, queue, type, state, run_at, key
 ),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT queue, state, pg_backend_pid() % 16, count(*) FROM inserted GROUP BY queue, state ORDER BY queue, state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.created', c.id, c.queue,
+                                   json_build_object('type', c.type, 'state', c.state,
+                                                     'runAt', to_char(c.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+                  ORDER BY c.id) AS events
+  FROM inserted c
+),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM inserted)
-  WHERE EXISTS (SELECT 1 FROM inserted)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter) - count(*) OVER () + row_number() OVER (ORDER BY c.id), 'task.created', c.id, c.queue,
-         jsonb_build_object('type', c.type, 'state', c.state,
-                            'runAt', to_char(c.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')),
-         $10::timestamptz
-  FROM inserted c
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $10::timestamptz, events FROM counter
 )
 SELECT id, key, state FROM inserted ORDER BY id;
 
 -- name: taskGetActiveByKeys
 -- The active tasks holding any of the keys $1: what a conflicting insert returns instead of a new task.
-SELECT * FROM {{schema}}.tasks WHERE key = ANY($1::text[]) AND state IN ('scheduled', 'queued', 'running');
+SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
+       timeout_ms, backoff_ms, node, created_at, started_at, finished_at
+FROM {{schema}}.tasks WHERE key = ANY($1::text[]) AND state IN ('scheduled', 'queued', 'running');
 
 -- name: taskGet
-SELECT * FROM {{schema}}.tasks WHERE id = $1::bigint;
+SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
+       timeout_ms, backoff_ms, node, created_at, started_at, finished_at
+FROM {{schema}}.tasks WHERE id = $1::bigint;
 
 -- name: taskClaim
 -- Claims up to $4 queued tasks of queue $1 whose type is in $2 for node $3 at $5, best priority first, then FIFO.
 -- The CTE reads the tasks_claim index in order and locks what it takes, skipping rows another claimer holds
 -- (SKIP LOCKED), so concurrent claimers never wait for each other nor take a task twice. It is also an
 -- optimisation fence: the UPDATE cannot be planned as a loop that touches more rows than the LIMIT.
-WITH picked AS (
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+picked AS (
   SELECT id FROM {{schema}}.tasks
   WHERE state = 'queued' AND queue = $1::text AND type = ANY($2::text[])
     AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = $1::text AND q.paused)
@@ -64,118 +97,203 @@ WITH picked AS (
 ),
 claimed AS (
   UPDATE {{schema}}.tasks t
-  SET state = 'running', attempt = t.attempt + 1, node = $3::text, started_at = $5::timestamptz, progress = NULL
+  SET state = 'running', attempt = t.attempt + 1, node = $3::text, started_at = $5::timestamptz, progress = NULL,
+      event_refs = t.event_refs || (SELECT id FROM ref)
   FROM picked
   WHERE t.id = picked.id AND t.state = 'queued'
-  RETURNING t.*
+  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
+            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
+            t.finished_at
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM claimed c, (VALUES ('queued', -1), ('running', 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.started', c.id, c.queue, json_build_object('attempt', c.attempt, 'node', c.node))
+                  ORDER BY c.priority DESC, c.id) AS events
+  FROM claimed c
 ),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM claimed)
-  WHERE EXISTS (SELECT 1 FROM claimed)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter) - count(*) OVER () + row_number() OVER (ORDER BY c.priority DESC, c.id), 'task.started', c.id,
-         c.queue, jsonb_build_object('attempt', c.attempt, 'node', c.node), $5::timestamptz
-  FROM claimed c
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $5::timestamptz, events FROM counter
 )
 SELECT * FROM claimed ORDER BY priority DESC, id;
 
 -- name: taskComplete
 -- Completes a batch of running attempts (parallel arrays: ids $1, attempts $2, results $3; at $4); a stale attempt matches no row. Returns the completed ids in input order.
-WITH input AS (
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+input AS (
   SELECT * FROM unnest($1::bigint[], $2::integer[], $3::jsonb[]) WITH ORDINALITY AS i(id, attempt, result, n)
 ),
 completed AS (
   UPDATE {{schema}}.tasks t
-  SET state = 'completed', result = i.result, finished_at = $4::timestamptz
+  SET state = 'completed', result = i.result, finished_at = $4::timestamptz, event_refs = t.event_refs || (SELECT id FROM ref)
   FROM input i
   WHERE t.id = i.id AND t.attempt = i.attempt AND t.state = 'running'
   RETURNING t.id, t.queue, t.attempt, i.n
 ),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM completed c, (VALUES ('running', -1), ('completed', 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.completed', c.id, c.queue, json_build_object('attempt', c.attempt)) ORDER BY c.n) AS events
+  FROM completed c
+),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM completed)
-  WHERE EXISTS (SELECT 1 FROM completed)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter) - count(*) OVER () + row_number() OVER (ORDER BY c.n), 'task.completed', c.id, c.queue,
-         jsonb_build_object('attempt', c.attempt), $4::timestamptz
-  FROM completed c
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $4::timestamptz, events FROM counter
 )
 SELECT id FROM completed ORDER BY n;
 
 -- name: taskFailFinal
 -- Fails running attempt $2 of task $1 for good with error $3 (history bounded to $4 entries) at $5.
-WITH failed AS (
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+failed AS (
   UPDATE {{schema}}.tasks t
   SET state = 'failed', error = $3::jsonb, errors = {{schema}}.append_error(t.errors, $3::jsonb, $4::integer),
-      finished_at = $5::timestamptz
+      finished_at = $5::timestamptz, event_refs = t.event_refs || (SELECT id FROM ref)
   WHERE t.id = $1::bigint AND t.attempt = $2::integer AND t.state = 'running'
-  RETURNING t.*
+  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
+            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
+            t.finished_at
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM failed c, (VALUES ('running', -1), ('failed', 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.failed', c.id, c.queue, json_build_object('attempt', c.attempt, 'error', c.error ->> 'message'))) AS events
+  FROM failed c
 ),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM failed)
-  WHERE EXISTS (SELECT 1 FROM failed)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter), 'task.failed', c.id, c.queue, jsonb_build_object('attempt', c.attempt, 'error', c.error ->> 'message'),
-         $5::timestamptz
-  FROM failed c
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $5::timestamptz, events FROM counter
 )
 SELECT * FROM failed;
 
 -- name: taskFailRetry
 -- Sends running attempt $2 of task $1 back to scheduled at $5 with error $3 (history bounded to $4) at $6; $7 is $5 as ISO text.
-WITH failed AS (
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+failed AS (
   UPDATE {{schema}}.tasks t
   SET state = 'scheduled', run_at = $5::timestamptz, error = $3::jsonb,
-      errors = {{schema}}.append_error(t.errors, $3::jsonb, $4::integer)
+      errors = {{schema}}.append_error(t.errors, $3::jsonb, $4::integer), event_refs = t.event_refs || (SELECT id FROM ref)
   WHERE t.id = $1::bigint AND t.attempt = $2::integer AND t.state = 'running'
-  RETURNING t.*
+  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
+            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
+            t.finished_at
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM failed c, (VALUES ('running', -1), ('scheduled', 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.retrying', c.id, c.queue,
+                                   json_build_object('attempt', c.attempt, 'error', c.error ->> 'message', 'runAt', $7::text))) AS events
+  FROM failed c
 ),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM failed)
-  WHERE EXISTS (SELECT 1 FROM failed)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter), 'task.retrying', c.id, c.queue,
-         jsonb_build_object('attempt', c.attempt, 'error', c.error ->> 'message', 'runAt', $7::text), $6::timestamptz
-  FROM failed c
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $6::timestamptz, events FROM counter
 )
 SELECT * FROM failed;
 
 -- name: taskCancel
 -- Cancels task $1 if active, for reason $2 at $3 ($4: $3 as ISO text; history bounded to $5). Returns the row before ('before') and, when it was active, after ('after').
-WITH found AS (
-  SELECT * FROM {{schema}}.tasks WHERE id = $1::bigint FOR UPDATE
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+found AS (
+  SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
+         timeout_ms, backoff_ms, node, created_at, started_at, finished_at
+  FROM {{schema}}.tasks WHERE id = $1::bigint FOR UPDATE
 ),
 cancelled AS (
   UPDATE {{schema}}.tasks t
   SET (state, finished_at, error, errors) = (
     SELECT 'cancelled', $3::timestamptz, r.rec, {{schema}}.append_error(t.errors, r.rec, $5::integer)
     FROM (SELECT jsonb_build_object('name', 'CancelledError', 'message', $2::text, 'attempt', t.attempt, 'at', $4::text) AS rec) r
-  )
+  ), event_refs = t.event_refs || (SELECT id FROM ref)
   FROM found f
   WHERE t.id = f.id AND t.state IN ('scheduled', 'queued', 'running')
-  RETURNING t.*
+  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
+            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
+            t.finished_at
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM cancelled c JOIN found f ON f.id = c.id, LATERAL (VALUES (f.state, -1), ('cancelled', 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.cancelled', c.id, c.queue, json_build_object('previousState', f.state, 'reason', $2::text))) AS events
+  FROM cancelled c JOIN found f ON f.id = c.id
 ),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM cancelled)
-  WHERE EXISTS (SELECT 1 FROM cancelled)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter), 'task.cancelled', c.id, c.queue, jsonb_build_object('previousState', f.state, 'reason', $2::text),
-         $3::timestamptz
-  FROM cancelled c JOIN found f ON f.id = c.id
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $3::timestamptz, events FROM counter
 )
 SELECT 'after' AS version, * FROM cancelled
 UNION ALL
@@ -183,54 +301,81 @@ SELECT 'before' AS version, * FROM found;
 
 -- name: taskRerun
 -- Runs failed or cancelled task $1 again from attempt 0 at $2. Returns the row before ('before') and, when it was rerun, after ('after'); a key now held by another active task raises a unique violation.
-WITH found AS (
-  SELECT * FROM {{schema}}.tasks WHERE id = $1::bigint FOR UPDATE
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+found AS (
+  SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
+         timeout_ms, backoff_ms, node, created_at, started_at, finished_at
+  FROM {{schema}}.tasks WHERE id = $1::bigint FOR UPDATE
 ),
 rerun AS (
   UPDATE {{schema}}.tasks t
   SET state = 'queued', attempt = 0, stalls = 0, run_at = $2::timestamptz, node = NULL, progress = NULL, result = NULL,
-      started_at = NULL, finished_at = NULL
+      started_at = NULL, finished_at = NULL, event_refs = t.event_refs || (SELECT id FROM ref)
   FROM found f
   WHERE t.id = f.id AND t.state IN ('failed', 'cancelled')
-  RETURNING t.*
+  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
+            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
+            t.finished_at
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM rerun c JOIN found f ON f.id = c.id, LATERAL (VALUES (f.state, -1), ('queued', 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.rerun', c.id, c.queue, json_build_object('previousState', f.state))) AS events
+  FROM rerun c JOIN found f ON f.id = c.id
 ),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM rerun)
-  WHERE EXISTS (SELECT 1 FROM rerun)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter), 'task.rerun', c.id, c.queue, jsonb_build_object('previousState', f.state), $2::timestamptz
-  FROM rerun c JOIN found f ON f.id = c.id
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $2::timestamptz, events FROM counter
 )
 SELECT 'after' AS version, * FROM rerun
 UNION ALL
 SELECT 'before' AS version, * FROM found;
 
 -- name: taskProgress
--- Records progress $3 of running attempt $2 of task $1 at $4; a stale attempt matches no row.
+-- Records progress $3 of running attempt $2 of task $1 at $4; a stale attempt matches no row. The event goes to the log but not to the task's event_refs (a long task reports thousands); the log row takes its id from the column default.
 WITH updated AS (
   UPDATE {{schema}}.tasks SET progress = $3::jsonb
   WHERE id = $1::bigint AND attempt = $2::integer AND state = 'running'
   RETURNING id, queue, attempt
 ),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.progress', c.id, c.queue, jsonb_build_object('attempt', c.attempt) || $3::jsonb)) AS events
+  FROM updated c
+),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM updated)
-  WHERE EXISTS (SELECT 1 FROM updated)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter), 'task.progress', c.id, c.queue, jsonb_build_object('attempt', c.attempt) || $3::jsonb,
-         $4::timestamptz
-  FROM updated c
+  INSERT INTO {{schema}}.event_log ("offset", count, at, events)
+  SELECT first, n, $4::timestamptz, events FROM counter
 )
 SELECT id FROM updated;
 
 -- name: taskPromote
 -- Moves up to $2 scheduled tasks due at $1 to queued, earliest first (tasks_scheduled index); a concurrent promoter skips what this one holds.
-WITH due AS (
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+due AS (
   SELECT id FROM {{schema}}.tasks
   WHERE state = 'scheduled' AND run_at <= $1::timestamptz
   ORDER BY run_at
@@ -238,21 +383,32 @@ WITH due AS (
   FOR UPDATE SKIP LOCKED
 ),
 promoted AS (
-  UPDATE {{schema}}.tasks t SET state = 'queued'
+  UPDATE {{schema}}.tasks t SET state = 'queued', event_refs = t.event_refs || (SELECT id FROM ref)
   FROM due
   WHERE t.id = due.id AND t.state = 'scheduled'
   RETURNING t.id, t.queue, t.run_at
 ),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM promoted c, (VALUES ('scheduled', -1), ('queued', 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n, json_agg(json_build_array('task.promoted', c.id, c.queue, NULL) ORDER BY c.run_at, c.id) AS events
+  FROM promoted c
+),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM promoted)
-  WHERE EXISTS (SELECT 1 FROM promoted)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter) - count(*) OVER () + row_number() OVER (ORDER BY c.run_at, c.id), 'task.promoted', c.id, c.queue,
-         'null'::jsonb, $1::timestamptz
-  FROM promoted c
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $1::timestamptz, events FROM counter
 )
 SELECT id, queue FROM promoted;
 
@@ -264,7 +420,10 @@ SELECT id, state, attempt FROM {{schema}}.tasks WHERE id = ANY($1::bigint[]);
 
 -- name: taskRescue
 -- Puts running tasks of nodes silent since $2 (or without a node row), never rescuer $1's own, back to queued at $4 counting a stall, or fails them past $3 stalls or out of attempts ($5: $4 as ISO text; history bounded to $6).
-WITH stalled AS (
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+stalled AS (
   SELECT t.id FROM {{schema}}.tasks t
   WHERE t.state = 'running' AND t.node <> $1::text
     AND NOT EXISTS (SELECT 1 FROM {{schema}}.nodes n WHERE n.id = t.node AND n.heartbeat_at >= $2::timestamptz)
@@ -287,57 +446,108 @@ rescued AS (
                'attempt', t.attempt,
                'at', $5::text) AS rec
     ) r
-  )
+  ), event_refs = t.event_refs || (SELECT id FROM ref)
   FROM stalled s
   WHERE t.id = s.id AND t.state = 'running'
-  RETURNING t.*
+  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
+            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
+            t.finished_at
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM rescued c, LATERAL (VALUES ('running', -1), (c.state, 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array(CASE WHEN c.state = 'failed' THEN 'task.failed' ELSE 'task.rescued' END, c.id, c.queue,
+                                   json_build_object('attempt', c.attempt, 'node', c.node, 'stalls', c.stalls,
+                                                     'error', c.error ->> 'message'))
+                  ORDER BY c.id) AS events
+  FROM rescued c
 ),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM rescued)
-  WHERE EXISTS (SELECT 1 FROM rescued)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter) - count(*) OVER () + row_number() OVER (ORDER BY c.id),
-         CASE WHEN c.state = 'failed' THEN 'task.failed' ELSE 'task.rescued' END, c.id, c.queue,
-         jsonb_build_object('attempt', c.attempt, 'node', c.node, 'stalls', c.stalls, 'error', c.error ->> 'message'),
-         $4::timestamptz
-  FROM rescued c
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $4::timestamptz, events FROM counter
 )
 SELECT * FROM rescued ORDER BY id;
 
 -- name: taskRelease
 -- Hands node $1's running tasks (all, or those in $2 when it is not null) back to the queue at $3. The attempt number stays (it fences off the interrupted run) and the budget grows by one, so the run is not held against the task.
-WITH released AS (
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+released AS (
   UPDATE {{schema}}.tasks
-  SET state = 'queued', run_at = $3::timestamptz, progress = NULL, max_attempts = max_attempts + 1
+  SET state = 'queued', run_at = $3::timestamptz, progress = NULL, max_attempts = max_attempts + 1,
+      event_refs = event_refs || (SELECT id FROM ref)
   WHERE state = 'running' AND node = $1::text AND ($2::bigint[] IS NULL OR id = ANY($2::bigint[]))
   RETURNING id, queue, attempt
 ),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
+  FROM released c, (VALUES ('running', -1), ('queued', 1)) AS d(state, delta)
+  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+  RETURNING 1
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.rescued', c.id, c.queue, json_build_object('attempt', c.attempt, 'node', $1::text, 'released', true))
+                  ORDER BY c.id) AS events
+  FROM released c
+),
 counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + (SELECT count(*) FROM released)
-  WHERE EXISTS (SELECT 1 FROM released)
-  RETURNING value
+  UPDATE {{schema}}.event_counter SET value = value + logged.n
+  FROM logged, (SELECT count(*) FROM counted) AS counts_written
+  WHERE logged.n > 0
+  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
 ),
 appended AS (
-  INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at)
-  SELECT (SELECT value FROM counter) - count(*) OVER () + row_number() OVER (ORDER BY c.id), 'task.rescued', c.id, c.queue,
-         jsonb_build_object('attempt', c.attempt, 'node', $1::text, 'released', true), $3::timestamptz
-  FROM released c
+  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
+  SELECT (SELECT id FROM ref), first, n, $3::timestamptz, events FROM counter
 )
 SELECT id FROM released ORDER BY id;
 
 -- name: taskPrune
--- Deletes up to $2 tasks that finished before $1, oldest first (tasks_finished index).
-WITH doomed AS (
-  SELECT id FROM {{schema}}.tasks
-  WHERE state IN ('completed', 'failed', 'cancelled') AND finished_at < $1::timestamptz
-  ORDER BY finished_at
-  LIMIT $2::integer
-  FOR UPDATE SKIP LOCKED
+-- One step of the pruner's walk over tasks in id order (PostgresStore.taskPrune): looks at the $3 tasks after id $2, up to the first one created at or after $1, and deletes the first $4 of them that finished before $1 (skipping any another transaction holds). Returns how many it deleted, and `next`, the id to walk on from (null: the walk is over).
+WITH seen AS (
+  SELECT id, created_at FROM {{schema}}.tasks WHERE id > $2::bigint ORDER BY id LIMIT $3::integer
+),
+edge AS (
+  -- Ids grow with created_at, and a task finishes after it is created: nothing from the first task created at or
+  -- after $1 on can qualify.
+  SELECT min(id) FILTER (WHERE created_at >= $1::timestamptz) AS young, max(id) AS last, count(*) AS n FROM seen
+),
+doomed AS (
+  SELECT t.id FROM {{schema}}.tasks t
+  WHERE t.id > $2::bigint AND t.id < (SELECT coalesce(young, last + 1) FROM edge)
+    AND t.state IN ('completed', 'failed', 'cancelled') AND t.finished_at < $1::timestamptz
+  ORDER BY t.id
+  LIMIT $4::integer
+  FOR UPDATE OF t SKIP LOCKED
+),
+deleted AS (
+  DELETE FROM {{schema}}.tasks t USING doomed WHERE t.id = doomed.id
+  RETURNING t.queue, t.state
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT queue, state, pg_backend_pid() % 16, -count(*) FROM deleted GROUP BY queue, state ORDER BY queue, state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
 )
-DELETE FROM {{schema}}.tasks t USING doomed WHERE t.id = doomed.id;
-
--- name: taskCountsByQueue
-SELECT queue, state, count(*) AS count FROM {{schema}}.tasks GROUP BY queue, state;
+SELECT (SELECT count(*) FROM deleted) AS deleted,
+       CASE WHEN (SELECT count(*) FROM doomed) = $4::integer THEN (SELECT max(id) FROM doomed)
+            WHEN edge.young IS NULL AND edge.n = $3::integer THEN edge.last
+       END AS next
+FROM edge;
