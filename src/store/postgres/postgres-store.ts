@@ -18,7 +18,7 @@ import type { TaskState } from "../../core/states.ts";
 import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEvent, type TaskProgress } from "../../core/task.ts";
 import type {
   Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, Store, StoreCapabilities, TaskCancelOutcome,
-  TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams,
+  TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams, TaskStartOn,
 } from "../store.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
@@ -128,17 +128,18 @@ export class PostgresStore implements Store {
 
   // ---- tasks -------------------------------------------------------------------------------------------
 
-  async taskInsertMany({ tasks, now }: { tasks: TaskInsert[]; now: Date }): Promise<TaskInsertOutcome[]> {
-    return tasks.length === 0 ? [] : this.#insert(tasks, now, this.#pool);
+  async taskInsertMany({ tasks, now, startOn }: { tasks: TaskInsert[]; now: Date; startOn?: TaskStartOn }): Promise<TaskInsertOutcome[]> {
+    return tasks.length === 0 ? [] : this.#insert(tasks, now, this.#pool, startOn);
   }
 
   /**
    * Inserts in one statement, in input order (ids increase with it). A key appears once per statement: a later
    * input with a key seen earlier in the batch gets the first one's task, not created. An input whose key an
    * active task holds gets that task, looked up after the insert (the insert may have waited for it to commit);
-   * if it has already finished by then, the input is inserted again.
+   * if it has already finished by then, the input is inserted again. Inputs `startOn` names are inserted running
+   * on its node when they are ready and their queue is not paused (the statement decides).
    */
-  async #insert(tasks: TaskInsert[], now: Date, client: Queryable): Promise<TaskInsertOutcome[]> {
+  async #insert(tasks: TaskInsert[], now: Date, client: Queryable, startOn?: TaskStartOn): Promise<TaskInsertOutcome[]> {
     const outcomes: (TaskInsertOutcome | undefined)[] = new Array(tasks.length);
     const firstWithKey = new Map<string, number>();
     let pending: number[] = [];
@@ -149,7 +150,7 @@ export class PostgresStore implements Store {
     }
     for (let round = 0; pending.length > 0; round++) {
       if (round === MAX_INSERT_ROUNDS) throw new Error(`taskInsertMany: keys kept changing hands after ${round} attempts`);
-      pending = await this.#insertRound(tasks, pending, now, client, outcomes);
+      pending = await this.#insertRound(tasks, pending, now, client, outcomes, startOn);
     }
     return tasks.map((task, index) => {
       const own = outcomes[index];
@@ -163,12 +164,15 @@ export class PostgresStore implements Store {
   /** One insert statement for the inputs at `indexes`; fills their outcomes and returns those left to retry. */
   async #insertRound(
     tasks: TaskInsert[], indexes: number[], now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
+    startOn: TaskStartOn | undefined,
   ): Promise<number[]> {
     const batch = indexes.map((index) => tasks[index]!);
+    const starting = new Set(startOn?.indexes);
     const { rows } = await this.#run("taskInsert", [
       batch.map((t) => t.queue), batch.map((t) => t.type), batch.map((t) => jsonParam(t.data)),
       batch.map((t) => t.priority), batch.map((t) => t.maxAttempts), batch.map((t) => t.runAt), batch.map((t) => t.key),
-      batch.map((t) => t.timeoutMs), batch.map((t) => t.backoffMs), now,
+      batch.map((t) => t.timeoutMs), batch.map((t) => t.backoffMs), now, indexes.map((index) => starting.has(index)),
+      startOn?.node ?? null,
     ], client);
     // Ids are drawn in input order (the INSERT takes its rows ORDER BY ordinality, and a data-modifying statement
     // never runs in parallel), so the new rows, sorted by id, line up with the inputs that were inserted: every
@@ -184,7 +188,8 @@ export class PostgresStore implements Store {
       }
       const row = rows[next++];
       if (row === undefined || (row.key ?? null) !== input.key) throw new Error("taskInsertMany: inserted rows do not line up with the input");
-      outcomes[index] = { task: insertedTask(input, Number(row.id), String(row.state) as TaskState, now), created: true };
+      const state = String(row.state) as TaskState;
+      outcomes[index] = { task: insertedTask(input, Number(row.id), state, state === "running" ? startOn!.node : null, now), created: true };
     }
     if (conflicting.length === 0) return [];
     const found = await this.#run("taskGetActiveByKeys", [conflicting.map((index) => tasks[index]!.key)], client);
@@ -455,13 +460,16 @@ export class PostgresStore implements Store {
 
 /**
  * A task just inserted from `input`, as its row now reads: every column but id and state is the input's or a
- * default (data as its JSON round trip, like a read would give it).
+ * default (data as its JSON round trip, like a read would give it). A task inserted running was started by the
+ * insert, on `node`: attempt 1, started at `now`.
  */
-function insertedTask(input: TaskInsert, id: number, state: TaskState, now: Date): Task {
+function insertedTask(input: TaskInsert, id: number, state: TaskState, node: string | null, now: Date): Task {
+  const started = state === "running";
   return {
-    id, queue: input.queue, type: input.type, data: JSON.parse(jsonParam(input.data)) as Json, priority: input.priority,
-    state, attempt: 0, maxAttempts: input.maxAttempts, stalls: 0, runAt: new Date(input.runAt.getTime()), key: input.key,
-    progress: null, result: null, error: null, errors: [], timeoutMs: input.timeoutMs, backoffMs: input.backoffMs,
-    node: null, createdAt: new Date(now.getTime()), startedAt: null, finishedAt: null,
+    id, queue: input.queue, type: input.type, data: JSON.parse(jsonParam(input.data)) as Json,
+    priority: input.priority, state, attempt: started ? 1 : 0, maxAttempts: input.maxAttempts, stalls: 0,
+    runAt: new Date(input.runAt.getTime()), key: input.key, progress: null, result: null, error: null, errors: [],
+    timeoutMs: input.timeoutMs, backoffMs: input.backoffMs, node,
+    createdAt: new Date(now.getTime()), startedAt: started ? new Date(now.getTime()) : null, finishedAt: null,
   };
 }

@@ -22,25 +22,30 @@
 -- eventList).
 
 -- name: taskInsert
--- Inserts tasks from parallel arrays (queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms; $10 now); an input whose key an active task holds inserts nothing. Returns id, key and state of the new rows: the driver knows every other column already, and reading back 500 full rows costs more than inserting them.
+-- Inserts tasks from parallel arrays (queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms; $10 now; $11 start); an input whose key an active task holds inserts nothing. An input with `start` set, ready at $10 and in a queue that is not paused, is inserted running on node $12 (attempt 1), as if claimed in the same statement: its task.created event (state queued) is followed by task.started. Returns id, key and state of the new rows: the driver knows every other column already, and reading back 500 full rows costs more than inserting them.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
 input AS (
-  SELECT *
+  SELECT i.*,
+         i.start AND i.run_at <= $10::timestamptz
+           AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = i.queue AND q.paused) AS starts
   FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::integer[], $5::integer[], $6::timestamptz[], $7::text[],
-              $8::bigint[], $9::bigint[])
-    WITH ORDINALITY AS i(queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms, n)
+              $8::bigint[], $9::bigint[], $11::boolean[])
+    WITH ORDINALITY AS i(queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms, start, n)
 ),
 inserted AS (
-  INSERT INTO {{schema}}.tasks (queue, type, data, priority, state, max_attempts, run_at, key, timeout_ms, backoff_ms, created_at,
-                                event_refs)
-  SELECT queue, type, data, priority, CASE WHEN run_at > $10::timestamptz THEN 'scheduled' ELSE 'queued' END,
-         max_attempts, run_at, key, timeout_ms, backoff_ms, $10::timestamptz, ARRAY[(SELECT id FROM ref)]
+  INSERT INTO {{schema}}.tasks (queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms, backoff_ms,
+                                node, created_at, started_at, event_refs)
+  SELECT queue, type, data, priority,
+         CASE WHEN starts THEN 'running' WHEN run_at > $10::timestamptz THEN 'scheduled' ELSE 'queued' END,
+         CASE WHEN starts THEN 1 ELSE 0 END, max_attempts, run_at, key, timeout_ms, backoff_ms,
+         CASE WHEN starts THEN $12::text END, $10::timestamptz, CASE WHEN starts THEN $10::timestamptz END,
+         ARRAY[(SELECT id FROM ref)]
   FROM input
   ORDER BY n
   ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'running') DO NOTHING
-  RETURNING id, queue, type, state, run_at, key
+  RETURNING id, queue, type, state, run_at, key, node
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
@@ -49,12 +54,15 @@ counted AS (
   RETURNING 1
 ),
 logged AS (
-  SELECT count(*) AS n,
-         json_agg(json_build_array('task.created', c.id, c.queue,
-                                   json_build_object('type', c.type, 'state', c.state,
-                                                     'runAt', to_char(c.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
-                  ORDER BY c.id) AS events
-  FROM inserted c
+  SELECT count(*) AS n, json_agg(e.event ORDER BY c.id, e.k) AS events
+  FROM inserted c,
+    LATERAL (VALUES
+      (1, json_build_array('task.created', c.id, c.queue,
+                           json_build_object('type', c.type, 'state', CASE WHEN c.state = 'running' THEN 'queued' ELSE c.state END,
+                                             'runAt', to_char(c.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))),
+      (2, CASE WHEN c.state = 'running' THEN json_build_array('task.started', c.id, c.queue, json_build_object('attempt', 1, 'node', c.node)) END)
+    ) AS e(k, event)
+  WHERE e.event IS NOT NULL
 ),
 counter AS (
   UPDATE {{schema}}.event_counter SET value = value + logged.n
