@@ -10,11 +10,15 @@
  * Some writes here run the driver's own statements inside hand-made transactions, with random delays before
  * and after the statement (the delay after it stands for a slow commit, the dangerous case), and some of those
  * transactions roll back.
+ *
+ * The same statements keep the counts per queue and state (queue_counts, in shards) and each task's list of log
+ * rows (event_refs): the last test has many connections change them at once.
  */
 import assert from "node:assert/strict";
 import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
 import pg from "pg";
+import { TASK_STATES, type TaskState } from "../../core/states.ts";
 import type { TaskEvent } from "../../core/task.ts";
 import type { TaskInsert } from "../store.ts";
 import { PostgresStore } from "./postgres-store.ts";
@@ -180,10 +184,88 @@ if (await postgresSuite("postgres event log")) {
           ], `events of task ${id} in the order they happened`);
         }
         assert.ok(rolledBack > 0, "some transactions rolled back (and left no gap)");
+        const log = await clients[0]!.query(`SELECT count(*)::int AS rows, sum(count)::int AS events FROM "${store.schema}".event_log`);
+        assert.deepEqual(log.rows[0], { rows: total, events: total }, "one log row per committed statement, each of one event here");
       } finally {
         stopped = true;
         await tail.catch(() => {});
         await Promise.all(clients.map((client) => client.end()));
+        await store.close();
+      }
+    });
+
+    test(`${WRITERS} writers inserting, claiming, finishing and rescheduling at once keep counts and histories exact`, async () => {
+      const store = await openStore("eventlog_counts", WRITERS + 2);
+      const queues = ["q1", "q2", "q3"];
+      const BATCHES = 8;
+      const TASKS_PER_BATCH = 4;
+      const retried = new Set<number>();
+
+      /** Inserts its tasks, then works any queue until no task is left to work, ending each task one way or another. */
+      async function writer(index: number): Promise<void> {
+        for (let batch = 0; batch < BATCHES; batch++) {
+          await store.taskInsertMany({
+            now: T0, tasks: Array.from({ length: TASKS_PER_BATCH }, (_, k) => taskInput(queues[(index + batch + k) % queues.length]!)),
+          });
+        }
+        for (let round = 0, idle = 0; idle < 3; round++) {
+          assert.ok(round < 1000, "the work runs out");
+          const queue = queues[Math.floor(Math.random() * queues.length)]!;
+          await store.taskPromote({ now: T0, limit: 5 });
+          const claimed = await store.taskClaim({ queue, types: ["t"], node: `n${index}`, limit: 4, now: T0 });
+          if (claimed.length === 0) {
+            const stats = await store.queueStats();
+            if (stats.every((q) => q.counts.queued + q.counts.scheduled + q.counts.running === 0)) idle++;
+            continue;
+          }
+          const completions = [];
+          for (const task of claimed) {
+            const roll = Math.random();
+            if (roll < 0.2 && !retried.has(task.id)) {
+              retried.add(task.id);
+              const error = { name: "Error", message: "again", attempt: task.attempt, at: T0.toISOString() };
+              await store.taskFail({ id: task.id, attempt: task.attempt, error, retryAt: T0, now: T0 });
+            } else if (roll < 0.3) {
+              await store.taskCancel({ id: task.id, reason: "enough", now: T0 });
+            } else {
+              completions.push({ id: task.id, attempt: task.attempt, result: null });
+            }
+          }
+          await store.taskComplete({ now: T0, completions });
+        }
+      }
+
+      const client = await connect();
+      try {
+        await Promise.all(Array.from({ length: WRITERS }, (_, i) => writer(i)));
+        const total = WRITERS * BATCHES * TASKS_PER_BATCH;
+        const tasks = await store.taskList({ limit: total + 10, order: "asc" });
+        assert.equal(tasks.length, total);
+        assert.ok(tasks.every((task) => task.state === "completed" || task.state === "cancelled"));
+
+        const expected = new Map<string, Record<TaskState, number>>();
+        for (const task of tasks) {
+          const counts = expected.get(task.queue) ?? Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
+          counts[task.state]++;
+          expected.set(task.queue, counts);
+        }
+        assert.deepEqual(new Map((await store.queueStats()).map((q) => [q.queue, q.counts])), expected);
+        const shards = await client.query(`SELECT count(DISTINCT shard)::int AS n FROM "${store.schema}".queue_counts`);
+        assert.ok(shards.rows[0].n > 1, "connections counted in shards of their own");
+
+        const events = await store.eventList({ after: 0, limit: 100_000 });
+        assert.deepEqual(events.map((e) => e.offset), Array.from({ length: events.length }, (_, i) => i + 1));
+        assert.equal(await store.eventLastOffset(), events.length);
+        for (const task of tasks) {
+          const own = events.filter((e) => e.taskId === task.id);
+          assert.deepEqual(await store.eventList({ after: 0, limit: 100, taskId: task.id }), own, `history of task ${task.id}`);
+          const types = own.map((e) => e.type);
+          assert.deepEqual(types.slice(0, 2), ["task.created", "task.started"]);
+          assert.equal(types.at(-1), task.state === "completed" ? "task.completed" : "task.cancelled");
+          assert.equal(types.includes("task.retrying"), retried.has(task.id));
+        }
+      } finally {
+        await client.end();
         await store.close();
       }
     });

@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL driver against the store conformance suite (each store in a schema of its own, dropped when the
  * suite closes the store), then what only this driver has: schema names, migrations shared by concurrent
- * migrators, SKIP LOCKED claims, and its type parsing kept to its own pool.
+ * migrators, SKIP LOCKED claims, its type parsing kept to its own pool, and its upgrades of schemas written by
+ * earlier versions.
  */
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
@@ -10,7 +11,9 @@ import pg from "pg";
 import { ConfigError } from "../../core/errors.ts";
 import { describeStoreConformance } from "../conformance.ts";
 import type { TaskInsert } from "../store.ts";
+import { migrations } from "./migrate.ts";
 import { PostgresStore, type PostgresStoreOptions } from "./postgres-store.ts";
+import { quoteSchema, withSchema } from "./statements.ts";
 import { dropSchema, freshSchema, postgresSuite, postgresUrl } from "../../../test/support/postgres.ts";
 
 const T0 = new Date("2030-01-01T00:00:00.000Z");
@@ -184,6 +187,129 @@ if (await postgresSuite("postgres store")) {
       await store.close();
       await store.close();
       await assert.rejects(store.ping());
+    });
+  });
+  describe("postgres migration 003 (lean writes) on a schema written by 001–002", () => {
+    /** A store whose schema is at migration 002, with what `setup` wrote there the way an earlier Conveyor did. */
+    async function storeAt002(prefix: string, setup: (sql: (text: string, values?: unknown[]) => Promise<pg.QueryResult>) => Promise<void>): Promise<PostgresStore> {
+      const store = openStore(prefix);
+      const schema = quoteSchema(store.schema);
+      const client = new pg.Client({ connectionString });
+      await client.connect();
+      try {
+        await client.query(`CREATE SCHEMA ${schema}`);
+        await client.query(`CREATE TABLE ${schema}.migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL)`);
+        for (const migration of migrations().filter((m) => m.name < "003")) {
+          await client.query(withSchema(migration.sql, store.schema));
+          await client.query(`INSERT INTO ${schema}.migrations (name, applied_at) VALUES ($1, now())`, [migration.name]);
+        }
+        await setup((text, values) => client.query(text.replaceAll("{{schema}}", schema), values));
+      } finally {
+        await client.end();
+      }
+      return store;
+    }
+
+    /** Inserts a task as 001 knew it; returns its id. */
+    async function oldTask(sql: (text: string, values?: unknown[]) => Promise<pg.QueryResult>, queue: string, state: string): Promise<number> {
+      const { rows } = await sql(
+        `INSERT INTO {{schema}}.tasks (queue, type, state, attempt, max_attempts, run_at, created_at, node)
+         VALUES ($1, 't', $2::text, CASE WHEN $2::text = 'running' THEN 1 ELSE 0 END, 3, $3, $3,
+                 CASE WHEN $2::text = 'running' THEN 'old-node' END)
+         RETURNING id`,
+        [queue, state, T0],
+      );
+      return Number(rows[0].id);
+    }
+
+    test("keeps events, their offsets and each task's history, counts the tasks, and drops what it replaces", async () => {
+      const at = (s: number) => new Date(T0.getTime() + s * 1000);
+      const ids: number[] = [];
+      const store = await storeAt002("upgrade", async (sql) => {
+        ids.push(await oldTask(sql, "a", "completed"), await oldTask(sql, "a", "queued"), await oldTask(sql, "b", "running"));
+        ids.push(await oldTask(sql, "b", "scheduled"));
+        const [one, two, three] = ids;
+        const events: [string, number, string, unknown][] = [
+          ["task.created", one!, "a", { x: 1 }], ["task.created", two!, "a", null], ["task.started", one!, "a", { attempt: 1 }],
+          ["task.progress", one!, "a", { attempt: 1, percent: 50 }], ["task.completed", one!, "a", { attempt: 1 }],
+          ["task.created", three!, "b", null], ["task.started", three!, "b", { attempt: 1 }],
+        ];
+        for (const [i, [type, taskId, queue, data]] of events.entries()) {
+          await sql(`INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+            [i + 1, type, taskId, queue, JSON.stringify(data), at(i)]);
+        }
+        await sql(`UPDATE {{schema}}.event_counter SET value = $1`, [events.length]);
+      });
+      const [one, two, three, four] = ids;
+      try {
+        assert.deepEqual(await store.migrate(), { applied: ["003_lean_writes"] });
+        const events = await store.eventList({ after: 0, limit: 100 });
+        assert.deepEqual(events.map((e) => [e.offset, e.type, e.taskId, e.queue]), [
+          [1, "task.created", one, "a"], [2, "task.created", two, "a"], [3, "task.started", one, "a"],
+          [4, "task.progress", one, "a"], [5, "task.completed", one, "a"], [6, "task.created", three, "b"],
+          [7, "task.started", three, "b"],
+        ]);
+        assert.deepEqual(events.map((e) => e.at), [0, 1, 2, 3, 4, 5, 6].map(at));
+        assert.deepEqual(events.map((e) => e.data), [{ x: 1 }, null, { attempt: 1 }, { attempt: 1, percent: 50 }, { attempt: 1 }, null, { attempt: 1 }]);
+        assert.equal(await store.eventLastOffset(), 7);
+        // Progress stays out of a task's own history, as it does for new events.
+        assert.deepEqual((await store.eventList({ after: 0, limit: 100, taskId: one! })).map((e) => e.offset), [1, 3, 5]);
+        assert.deepEqual((await store.eventList({ after: 0, limit: 100, taskId: four! })), []);
+
+        const counts = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
+        assert.deepEqual(counts.get("a"), { scheduled: 0, queued: 1, running: 0, completed: 1, failed: 0, cancelled: 0 });
+        assert.deepEqual(counts.get("b"), { scheduled: 1, queued: 0, running: 1, completed: 0, failed: 0, cancelled: 0 });
+
+        // New events continue after the old last offset, each in a log row of its own, and join the old history.
+        const [claimed] = await store.taskClaim({ queue: "a", types: ["t"], node: "n", limit: 1, now: at(20) });
+        assert.equal(claimed!.id, two);
+        assert.deepEqual(await store.taskComplete({ now: at(21), completions: [{ id: three!, attempt: 1, result: null }] }), [three]);
+        assert.deepEqual((await store.eventList({ after: 7, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]), [
+          [8, "task.started", two], [9, "task.completed", three],
+        ]);
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: two! })).map((e) => e.offset), [2, 8]);
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: three! })).map((e) => e.offset), [6, 7, 9]);
+        const after = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
+        assert.deepEqual(after.get("a"), { scheduled: 0, queued: 0, running: 1, completed: 1, failed: 0, cancelled: 0 });
+        assert.deepEqual(after.get("b"), { scheduled: 1, queued: 0, running: 0, completed: 1, failed: 0, cancelled: 0 });
+
+        const client = new pg.Client({ connectionString });
+        await client.connect();
+        try {
+          const { rows } = await client.query(
+            `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'tasks' ORDER BY indexname`, [store.schema]);
+          assert.deepEqual(rows.map((r) => r.indexname), [
+            "tasks_claim", "tasks_ended_badly", "tasks_key_active", "tasks_pkey", "tasks_running_node", "tasks_scheduled",
+          ]);
+          const events = await client.query(`SELECT to_regclass($1) AS found`, [`${quoteSchema(store.schema)}.events`]);
+          assert.equal(events.rows[0].found, null, "the old events table is gone");
+        } finally {
+          await client.end();
+        }
+      } finally {
+        await store.close();
+      }
+    });
+
+    test("a log the pruner emptied keeps counting from its last offset", async () => {
+      const store = await storeAt002("upgrade_pruned", async (sql) => {
+        await oldTask(sql, "a", "queued");
+        for (let offset = 1; offset <= 5; offset++) {
+          await sql(`INSERT INTO {{schema}}.events ("offset", type, task_id, queue, at) VALUES ($1, 'task.created', 1, 'a', $2)`, [offset, T0]);
+        }
+        await sql(`UPDATE {{schema}}.event_counter SET value = 5`);
+        await sql(`DELETE FROM {{schema}}.events`);
+      });
+      try {
+        await store.migrate();
+        assert.equal(await store.eventLastOffset(), 5);
+        assert.deepEqual(await store.eventList({ after: 0, limit: 10 }), []);
+        await store.taskClaim({ queue: "a", types: ["t"], node: "n", limit: 1, now: T0 });
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset), [6]);
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: 1 })).map((e) => e.offset), [6]);
+      } finally {
+        await store.close();
+      }
     });
   });
 }
