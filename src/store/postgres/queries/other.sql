@@ -36,12 +36,14 @@ LIMIT $3::integer + 1;
 SELECT value AS "offset" FROM {{schema}}.event_counter;
 
 -- name: eventLogPrune
--- Deletes the log rows recorded before $1 among the $2 oldest; each holds one statement's events.
+-- Deletes the log rows recorded before $1 among the $2 oldest; each holds one statement's events. The newest row
+-- stays, as the Store contract says (here the counter, not the log, keeps the last offset).
 DELETE FROM {{schema}}.event_log
 WHERE "offset" IN (
   SELECT "offset" FROM (SELECT "offset", at FROM {{schema}}.event_log ORDER BY "offset" LIMIT $2::integer) oldest
   WHERE at < $1::timestamptz
-);
+)
+  AND "offset" < (SELECT max("offset") FROM {{schema}}.event_log);
 
 -- name: queueCounts
 -- Tasks per queue and state: the sum of the shards.
