@@ -91,3 +91,33 @@ test("nothing starts directly in a paused queue, for a type this node does not r
   assert.equal(await conveyor.result(paused.id, { timeoutMs: 5000 }), "ok", "the slot reserved for it was given back");
   assert.equal((await conveyor.get(elsewhere.id))?.state, "queued");
 });
+
+test("a task started by an insert that finishes after the node began stopping is handed back, not run", { timeout: 10_000 }, async (t) => {
+  const conveyor = node(t);
+  let runs = 0;
+  conveyor.define("late", () => void runs++);
+  await startIdle(conveyor);
+  const { store } = conveyor;
+  // The insert is held until the node's workers have stopped (nodeRemove comes after them, before the store closes).
+  const gate = deferred();
+  const insert = store.taskInsertMany.bind(store);
+  store.taskInsertMany = async (params) => (await gate.promise, insert(params));
+  let handedBack: Promise<unknown> = Promise.resolve();
+  const release = store.taskRelease.bind(store);
+  store.taskRelease = (params) => (handedBack = release(params));
+  const enqueued = conveyor.enqueue("late");
+  const nodeRemove = store.nodeRemove.bind(store);
+  let stored: Task | null = null;
+  store.nodeRemove = async (params) => {
+    gate.resolve();
+    const task = await enqueued;
+    await handedBack;
+    stored = await store.taskGet({ id: task.id });
+    return nodeRemove(params);
+  };
+  await new Promise((resolve) => setImmediate(resolve));
+  await conveyor.stop();
+  assert.equal((await enqueued).state, "running", "the insert started it: its slot was reserved before the stop");
+  assert.equal(stored!.state, "queued", "handed back to the queue");
+  assert.equal(runs, 0);
+});

@@ -119,10 +119,22 @@ export class QueueWorker implements Service {
     return true;
   }
 
-  /** Run a task the store started on this node in the insert that used a reserved slot. */
+  /**
+   * Run a task the store started on this node in the insert that used a reserved slot. If the worker stopped
+   * meanwhile (shutdown), the task goes back to the queue instead, as the shutdown does with the others.
+   */
   adopt(task: Task): void {
     this.#reserved--;
-    this.#start(task);
+    if (this.#accepting) {
+      this.#start(task);
+      return;
+    }
+    const { store, bus, nodeId, logger } = this.#deps;
+    // One try: if it fails, the task stays running on a node that is going away, and the rescuer takes it.
+    store.taskRelease({ node: nodeId, ids: [task.id], now: new Date() }).then(
+      () => bus.publish("wake", { queue: task.queue }),
+      (error: unknown) => logger.warn("handing back a task started during shutdown failed", { err: error, taskId: task.id }),
+    );
   }
 
   /** Give back a reserved slot the insert did not use (a duplicate key, a paused queue, a failed insert). */
