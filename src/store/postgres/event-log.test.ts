@@ -1,11 +1,14 @@
 /**
- * The PostgreSQL event log is gap-free in commit order, beyond what the conformance suite can show with one
- * writer at a time.
+ * The PostgreSQL event log is gap-free, and never numbers an event behind a reader's cursor, beyond what the
+ * conformance suite can show with one writer at a time.
  *
  * The trap: with a sequence (bigserial), offsets are handed out when a transaction asks, not when it commits. A
  * reader tailing `offset > cursor` sees offset 2 committed while offset 1 is still in flight, moves its cursor to
- * 2, and never sees 1. The driver takes offsets from one counter row as the last statement before COMMIT, so a
- * later writer cannot even get its offset until the earlier one has committed.
+ * 2, and never sees 1. The driver's writers take no offset at all: each log row carries its transaction's id, and
+ * the sequencer, which readers run before they read, numbers only the rows of transactions below the snapshot's
+ * xmin, which have certainly ended, in (xid, id) order (migrations/003_lean_writes.sql). So writers never wait for
+ * each other, and a transaction that stays open holds the stream back instead: what committed after it is
+ * numbered once it ends, after it.
  *
  * Some writes here run the driver's own statements inside hand-made transactions, with random delays before
  * and after the statement (the delay after it stands for a slow commit, the dangerous case), and some of those
@@ -81,29 +84,57 @@ if (await postgresSuite("postgres event log")) {
       }
     });
 
-    test("the counter makes a later writer wait for the earlier one's commit, so offsets follow commit order", async () => {
+    test("writers never wait for each other; an open writer holds the stream back, and its events come first", async () => {
       const store = await openStore("eventlog_order");
       const progress = loadStatements(store.schema).get("taskProgress")!;
       const [a, b] = await Promise.all([connect(), connect()]);
+      /** Progress `percent` of task `id`: in an open transaction of `client`, or through the store (autocommit). */
+      const report = (id: number, percent: number, client?: pg.Client) => client === undefined
+        ? store.taskProgress({ id, attempt: 1, progress: { percent }, now: T0 })
+        : client.query(progress, [id, 1, JSON.stringify({ percent }), T0]);
+      const listed = async (after: number) => (await store.eventList({ after, limit: 10 })).map((e) => [e.offset, e.taskId, e.data]);
       try {
         await store.taskInsertMany({ now: T0, tasks: [taskInput("q"), taskInput("q")] });
-        const [one, two] = await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 2, now: T0 });
-        const cursor = await store.eventLastOffset();
+        const [one, two] = (await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 2, now: T0 })).map((t) => t.id);
+        let cursor = await store.eventLastOffset();
 
+        // a writes first and stays open; the store writes after it and commits at once, without waiting for a.
         await a.query("BEGIN");
-        await a.query(progress, [one!.id, 1, JSON.stringify({ percent: 1 }), T0]); // holds the counter until COMMIT
-        await b.query("BEGIN");
-        const second = b.query(progress, [two!.id, 1, JSON.stringify({ percent: 2 }), T0]);
-        assert.equal(await stillPending(second, 200), true, "the second writer waits for the counter");
-        assert.deepEqual(await store.eventList({ after: cursor, limit: 10 }), [], "nothing is visible before a commit");
-        await a.query("COMMIT");
+        await report(one!, 1, a);
+        const second = report(two!, 2);
+        assert.equal(await stillPending(second, 1000), false, "the second writer does not wait for the first");
         await second;
-        assert.deepEqual((await store.eventList({ after: cursor, limit: 10 })).map((e) => [e.offset, e.taskId]), [[cursor + 1, one!.id]]);
+        assert.deepEqual(await listed(cursor), [], "its event waits for a, which may still commit");
+        assert.equal(await store.eventLastOffset(), cursor);
+        await a.query("COMMIT");
+        assert.deepEqual(await listed(cursor), [
+          [cursor + 1, one, { attempt: 1, percent: 1 }], [cursor + 2, two, { attempt: 1, percent: 2 }],
+        ], "a's event comes first, though it committed second");
+        cursor += 2;
+
+        // a writes first, b after it and stays open: a transaction that wrote later holds back no earlier one.
+        await a.query("BEGIN");
+        await b.query("BEGIN");
+        await report(one!, 3, a);
+        const third = report(two!, 4, b);
+        assert.equal(await stillPending(third, 1000), false, "b does not wait for a");
+        await third;
+        await a.query("COMMIT");
+        assert.deepEqual(await listed(cursor), [[cursor + 1, one, { attempt: 1, percent: 3 }]]);
         await b.query("COMMIT");
-        assert.deepEqual(
-          (await store.eventList({ after: cursor, limit: 10 })).map((e) => [e.offset, e.taskId]),
-          [[cursor + 1, one!.id], [cursor + 2, two!.id]],
-        );
+        assert.deepEqual(await listed(cursor), [
+          [cursor + 1, one, { attempt: 1, percent: 3 }], [cursor + 2, two, { attempt: 1, percent: 4 }],
+        ]);
+        cursor += 2;
+
+        // A writer that rolls back holds the stream back while it is open, and leaves no gap.
+        await a.query("BEGIN");
+        await report(one!, 5, a);
+        await report(two!, 6);
+        assert.deepEqual(await listed(cursor), []);
+        await a.query("ROLLBACK");
+        assert.deepEqual(await listed(cursor), [[cursor + 1, two, { attempt: 1, percent: 6 }]]);
+        assert.equal(await store.eventLastOffset(), cursor + 1);
       } finally {
         await Promise.all([a.end(), b.end()]);
         await store.close();
@@ -136,9 +167,9 @@ if (await postgresSuite("postgres event log")) {
           await client.query("BEGIN");
           await sleep(Math.random() * 2);
           await client.query(progress, values);
-          await sleep(Math.random() * 2); // a slow commit: the counter stays locked meanwhile
+          await sleep(Math.random() * 2); // a slow commit
           if (Math.random() < 0.1) {
-            await client.query("ROLLBACK"); // its offset is given back with it
+            await client.query("ROLLBACK"); // its log row goes with it, before it has an offset
             rolledBack++;
           } else {
             await client.query("COMMIT");
@@ -160,7 +191,7 @@ if (await postgresSuite("postgres event log")) {
             cursor = event.offset;
             seen.push(event);
           }
-          assert.ok(cursor >= last, `every offset up to the committed counter (${last}) is visible (cursor ${cursor})`);
+          assert.ok(cursor >= last, `every offset up to the last one given (${last}) is visible (cursor ${cursor})`);
           assert.ok(cursor <= total, "no more events than transitions");
           if (events.length === 0) await sleep(1);
         }

@@ -156,7 +156,7 @@ if (await postgresSuite("postgres store")) {
       try {
         await store.migrate();
         await store.taskInsertMany({ now: T0, tasks: [taskInput()] });
-        // jsonb cannot hold U+0000 in a string: the whole batch fails, the counter included.
+        // jsonb cannot hold U+0000 in a string: the whole batch fails, its log row included.
         await assert.rejects(store.taskInsertMany({ now: T0, tasks: [taskInput(), taskInput({ data: "nul \u0000 here" })] }));
         assert.equal((await store.taskList({ limit: 10, order: "asc" })).length, 1);
         assert.equal(await store.eventLastOffset(), 1);
@@ -283,6 +283,10 @@ if (await postgresSuite("postgres store")) {
           ]);
           const events = await client.query(`SELECT to_regclass($1) AS found`, [`${quoteSchema(store.schema)}.events`]);
           assert.equal(events.rows[0].found, null, "the old events table is gone");
+          const log = await client.query(
+            `SELECT "offset"::int, xid = '0' AS old FROM ${quoteSchema(store.schema)}.event_log ORDER BY "offset"`);
+          assert.deepEqual(log.rows.map((r) => [r.offset, r.old]), [1, 2, 3, 4, 5, 6, 7, 8, 9].map((o) => [o, o <= 7]),
+            "old events keep their offsets, with an xid below every transaction's; new ones were sequenced after them");
         } finally {
           await client.end();
         }

@@ -4,14 +4,16 @@
  *
  * Each operation is one SQL statement from queries/*.sql, run as a named prepared statement: one round trip and
  * one implicit transaction. A statement that changes tasks keeps the counts per queue and state and appends its
- * events as one event-log row in the same statement, and takes their offsets last, from the single event_counter
- * row, so the event log is gap-free in commit order (the reasoning is in migrations/001_init.sql,
- * migrations/003_lean_writes.sql and queries/task.sql). Batches go through unnest() of parallel arrays:
+ * events as one event-log row in the same statement, stamped with its transaction's id but without offsets; a
+ * reader first runs the sequencer, which numbers the rows of transactions that have certainly ended, so the log
+ * is gap-free and never numbers an event behind a reader's cursor, while writers share no row (the reasoning is
+ * in migrations/003_lean_writes.sql and queries/task.sql). Batches go through unnest() of parallel arrays:
  * an insert of 500 tasks or a completion of 50 attempts is still one statement. Claims lock with
  * FOR UPDATE SKIP LOCKED, so claimers on any number of hosts never wait for each other.
  *
  * Times always come from the caller's `now`, never from the server's clock.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";
 import type { TaskState } from "../../core/states.ts";
@@ -46,6 +48,19 @@ const MAX_INSERT_ROUNDS = 5;
 
 /** Tasks the pruner looks at per statement. */
 const PRUNE_WINDOW = 1000;
+
+/** Log rows the sequencer numbers per call (one transaction each), so that a backlog goes in bounded steps. */
+const SEQUENCE_BATCH = 10_000;
+
+/**
+ * How long a read waits, at most, for transactions older than the events committed before it began: a
+ * statement of Conveyor's ends within milliseconds. A transaction left open longer holds the stream back (see
+ * migrations/003_lean_writes.sql), and the read returns without the events that wait for it.
+ */
+const SEQUENCE_WAIT_MS = 250;
+
+/** The longest pause between two sequencer calls of a waiting read. */
+const SEQUENCE_MAX_PAUSE_MS = 16;
 
 /** The states tasks_ended_badly covers. */
 const ENDED_BADLY = new Set<TaskState>(["failed", "cancelled"]);
@@ -366,8 +381,28 @@ export class PostgresStore implements Store {
 
   // ---- events ------------------------------------------------------------------------------------------
 
+  /**
+   * Runs the sequencer (event_sequence() in migrations/003_lean_writes.sql) until no ended transaction's log row
+   * lacks offsets. With `settle`, also until the rows committed before this call have theirs, waiting up to
+   * SEQUENCE_WAIT_MS for the older transactions that hold them back, so that a read that follows lists every
+   * event committed before it: an operation's events are there once it has returned.
+   */
+  async #sequence(settle: boolean): Promise<void> {
+    const deadline = performance.now() + SEQUENCE_WAIT_MS;
+    let horizon: string | null = null;
+    for (let pause = 1; ;) {
+      const row: Row = (await this.#run("eventSequence", [SEQUENCE_BATCH, horizon])).rows[0]!;
+      horizon = String(row.horizon);
+      if (Number(row.sequenced) === SEQUENCE_BATCH) continue;
+      if (!settle || row.behind !== true || performance.now() >= deadline) return;
+      await sleep(pause);
+      pause = Math.min(pause * 2, SEQUENCE_MAX_PAUSE_MS);
+    }
+  }
+
   async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
     if (limit <= 0) return [];
+    await this.#sequence(true);
     const { rows } = taskId === undefined
       ? await this.#run("eventLogAfter", [after, limit])
       : await this.#run("eventLogForTask", [taskId, after, limit]);
@@ -383,13 +418,18 @@ export class PostgresStore implements Store {
   }
 
   async eventLastOffset(): Promise<number> {
+    await this.#sequence(true);
     const { rows } = await this.#run("eventLastOffset", []);
     return Number(rows[0]?.offset ?? 0);
   }
 
-  /** Deletes up to `limit` log rows (each one statement's events) recorded before `before`; returns how many. */
+  /**
+   * Deletes up to `limit` log rows (each one statement's events) recorded before `before`; returns how many. Only
+   * rows with offsets go, so it sequences first: a log nobody reads is still pruned.
+   */
   async eventPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
     if (limit <= 0) return 0;
+    await this.#sequence(false);
     return (await this.#run("eventLogPrune", [before, limit])).rowCount ?? 0;
   }
 
@@ -431,7 +471,7 @@ export class PostgresStore implements Store {
   }
 
   async scheduleFire({ name, tick, task, now }: { name: string; tick: Date; task: TaskInsert; now: Date }): Promise<TaskInsertOutcome | null> {
-    // The tick and its task commit together; the insert is the last statement, so it takes the event offsets last.
+    // The tick and its task commit together.
     return this.#transaction(async (client) => {
       const advanced = await this.#run("scheduleAdvance", [name, tick, now], client);
       if (advanced.rows.length === 0) return null;

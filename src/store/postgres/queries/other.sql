@@ -4,8 +4,9 @@
 -- name: eventLogAfter
 -- The log rows holding the first $2 events after offset $1, in offset order: from the row holding the event after
 -- $1 (whose first events may be older), or the oldest row after $1 when pruning took that one, up to the row
--- holding the $2-th event from there. Offsets are dense and in commit order (001_init.sql), so a reader that
--- moves its cursor to the last offset it saw never skips an event committed later.
+-- holding the $2-th event from there. Offsets are dense, and never given below one already given
+-- (event_sequence() in 003_lean_writes.sql), so a reader that moves its cursor to the last offset it saw never
+-- skips an event sequenced later. Rows still waiting for an offset match no comparison here.
 WITH first AS (
   SELECT "offset" FROM (
     (SELECT "offset", count FROM {{schema}}.event_log WHERE "offset" <= $1::bigint + 1 ORDER BY "offset" DESC LIMIT 1)
@@ -31,16 +32,24 @@ WHERE t.id = $1::bigint AND l."offset" + l.count > $2::bigint + 1
 ORDER BY l."offset"
 LIMIT $3::integer + 1;
 
+-- name: eventSequence
+-- Runs the sequencer over up to $1 log rows; $2 is the horizon an earlier call of the same read returned (null
+-- for the first). See event_sequence() in 003_lean_writes.sql.
+SELECT sequenced, horizon::text AS horizon, behind FROM {{schema}}.event_sequence($1::integer, $2::xid8);
+
 -- name: eventLastOffset
--- The counter is the highest committed offset, kept when old events are pruned.
+-- The counter is the last offset the sequencer gave, kept when old events are pruned.
 SELECT value AS "offset" FROM {{schema}}.event_counter;
 
 -- name: eventLogPrune
--- Deletes the log rows recorded before $1 among the $2 oldest; each holds one statement's events. The newest row
--- stays, as the Store contract says (here the counter, not the log, keeps the last offset).
+-- Deletes the log rows recorded before $1 among the $2 oldest by offset; each holds one statement's events. Rows
+-- still waiting for an offset are never among them. The newest row stays, as the Store contract says (here the
+-- counter, not the log, keeps the last offset).
 DELETE FROM {{schema}}.event_log
 WHERE "offset" IN (
-  SELECT "offset" FROM (SELECT "offset", at FROM {{schema}}.event_log ORDER BY "offset" LIMIT $2::integer) oldest
+  SELECT "offset" FROM (
+    SELECT "offset", at FROM {{schema}}.event_log WHERE "offset" IS NOT NULL ORDER BY "offset" LIMIT $2::integer
+  ) oldest
   WHERE at < $1::timestamptz
 )
   AND "offset" < (SELECT max("offset") FROM {{schema}}.event_log);

@@ -10,14 +10,13 @@
 --            first (ON CONFLICT may touch a row only once) and upserted in (queue, state) order, so two
 --            statements that share count rows lock them in the same order;
 --   logged   counts the events and builds their JSON array, in a fixed order;
---   counter  takes the offsets: UPDATE event_counter SET value = value + n (only when n > 0);
---   appended inserts the log row, holding offsets value - n + 1 .. value.
--- The counter row is locked by that UPDATE until COMMIT, which follows at once (see 001_init.sql for why this
--- makes offsets gap-free in commit order). Locks follow one order: task rows, then count rows, then the counter.
--- The counter's UPDATE joins `logged`, which reads every changed task row, and count(*) of `counted`, which
--- reads every upserted count row, so both are written before the counter row is asked for: the counter is
--- always the last lock a writer takes, and no writer holding it waits for anything else.
---
+--   appended inserts the log row (only when there are events), without an offset: the row's xid column defaults
+--            to the transaction's id, and the sequencer (event_sequence() in 003_lean_writes.sql) gives it
+--            offsets once that transaction has certainly ended, which is how they stay gap-free in order.
+-- No statement writes a row that every writer shares, so writers never wait for each other's COMMIT unless they
+-- change the same tasks (or, rarely, the same count row), and concurrent commits can share a WAL flush. Locks
+-- follow one order, task rows then count rows: `counted` aggregates every changed task row before it upserts.
+
 -- Statements return the task columns the driver reads, never event_refs (a task's history, read only by
 -- eventList).
 
@@ -51,7 +50,6 @@ counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
   SELECT queue, state, pg_backend_pid() % 16, count(*) FROM inserted GROUP BY queue, state ORDER BY queue, state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n, json_agg(e.event ORDER BY c.id, e.k) AS events
@@ -64,15 +62,9 @@ logged AS (
     ) AS e(k, event)
   WHERE e.event IS NOT NULL
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $10::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $10::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT id, key, state FROM inserted ORDER BY id;
 
@@ -119,7 +111,6 @@ counted AS (
   FROM claimed c, (VALUES ('queued', -1), ('running', 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n,
@@ -127,15 +118,9 @@ logged AS (
                   ORDER BY c.priority DESC, c.id) AS events
   FROM claimed c
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $5::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $5::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT * FROM claimed ORDER BY priority DESC, id;
 
@@ -160,22 +145,15 @@ counted AS (
   FROM completed c, (VALUES ('running', -1), ('completed', 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n,
          json_agg(json_build_array('task.completed', c.id, c.queue, json_build_object('attempt', c.attempt)) ORDER BY c.n) AS events
   FROM completed c
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $4::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $4::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT id FROM completed ORDER BY n;
 
@@ -199,22 +177,15 @@ counted AS (
   FROM failed c, (VALUES ('running', -1), ('failed', 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n,
          json_agg(json_build_array('task.failed', c.id, c.queue, json_build_object('attempt', c.attempt, 'error', c.error ->> 'message'))) AS events
   FROM failed c
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $5::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $5::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT * FROM failed;
 
@@ -238,7 +209,6 @@ counted AS (
   FROM failed c, (VALUES ('running', -1), ('scheduled', 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n,
@@ -246,15 +216,9 @@ logged AS (
                                    json_build_object('attempt', c.attempt, 'error', c.error ->> 'message', 'runAt', $7::text))) AS events
   FROM failed c
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $6::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $6::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT * FROM failed;
 
@@ -286,22 +250,15 @@ counted AS (
   FROM cancelled c JOIN found f ON f.id = c.id, LATERAL (VALUES (f.state, -1), ('cancelled', 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n,
          json_agg(json_build_array('task.cancelled', c.id, c.queue, json_build_object('previousState', f.state, 'reason', $2::text))) AS events
   FROM cancelled c JOIN found f ON f.id = c.id
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $3::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $3::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT 'after' AS version, * FROM cancelled
 UNION ALL
@@ -333,22 +290,15 @@ counted AS (
   FROM rerun c JOIN found f ON f.id = c.id, LATERAL (VALUES (f.state, -1), ('queued', 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n,
          json_agg(json_build_array('task.rerun', c.id, c.queue, json_build_object('previousState', f.state))) AS events
   FROM rerun c JOIN found f ON f.id = c.id
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $2::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $2::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT 'after' AS version, * FROM rerun
 UNION ALL
@@ -366,15 +316,9 @@ logged AS (
          json_agg(json_build_array('task.progress', c.id, c.queue, jsonb_build_object('attempt', c.attempt) || $3::jsonb)) AS events
   FROM updated c
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log ("offset", count, at, events)
-  SELECT first, n, $4::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (count, at, events)
+  SELECT n, $4::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT id FROM updated;
 
@@ -402,21 +346,14 @@ counted AS (
   FROM promoted c, (VALUES ('scheduled', -1), ('queued', 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n, json_agg(json_build_array('task.promoted', c.id, c.queue, NULL) ORDER BY c.run_at, c.id) AS events
   FROM promoted c
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $1::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $1::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT id, queue FROM promoted;
 
@@ -467,7 +404,6 @@ counted AS (
   FROM rescued c, LATERAL (VALUES ('running', -1), (c.state, 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n,
@@ -477,15 +413,9 @@ logged AS (
                   ORDER BY c.id) AS events
   FROM rescued c
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $4::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $4::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT * FROM rescued ORDER BY id;
 
@@ -507,7 +437,6 @@ counted AS (
   FROM released c, (VALUES ('running', -1), ('queued', 1)) AS d(state, delta)
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-  RETURNING 1
 ),
 logged AS (
   SELECT count(*) AS n,
@@ -515,15 +444,9 @@ logged AS (
                   ORDER BY c.id) AS events
   FROM released c
 ),
-counter AS (
-  UPDATE {{schema}}.event_counter SET value = value + logged.n
-  FROM logged, (SELECT count(*) FROM counted) AS counts_written
-  WHERE logged.n > 0
-  RETURNING value - logged.n + 1 AS first, logged.n, logged.events
-),
 appended AS (
-  INSERT INTO {{schema}}.event_log (id, "offset", count, at, events)
-  SELECT (SELECT id FROM ref), first, n, $3::timestamptz, events FROM counter
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $3::timestamptz, events FROM logged WHERE n > 0
 )
 SELECT id FROM released ORDER BY id;
 
