@@ -12,7 +12,9 @@
  *
  * Some writes here run the driver's own statements inside hand-made transactions, with random delays before
  * and after the statement (the delay after it stands for a slow commit, the dangerous case), and some of those
- * transactions roll back.
+ * transactions roll back. Stragglers keep a transaction open for a while as others commit; sequencers run at
+ * once from many connections; and a transaction that has nothing to do with Conveyor stays open long enough to
+ * stall the stream.
  *
  * The same statements keep the counts per queue and state (queue_counts, in shards) and each task's list of log
  * rows (event_refs): the last test has many connections change them at once.
@@ -141,14 +143,144 @@ if (await postgresSuite("postgres event log")) {
       }
     });
 
-    test(`${WRITERS} concurrent writers, ${TRANSITIONS_PER_WRITER} transitions each: a tailing reader sees every offset once, in order`, async () => {
-      const store = await openStore("eventlog_tail", WRITERS + 2);
+    test("a sequencer that waits for another's lock continues from the offsets that one gave", async () => {
+      const store = await openStore("eventlog_sequencers");
+      const sequencer = await connect();
+      const sequence = `SELECT sequenced FROM "${store.schema}".event_sequence($1, NULL)`;
+      try {
+        await store.taskInsertMany({ now: T0, tasks: [taskInput("q"), taskInput("q"), taskInput("q")] });
+        await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 1, now: T0 });
+        // Numbers the insert's row and holds the sequencer's lock until COMMIT.
+        await sequencer.query("BEGIN");
+        assert.deepEqual((await sequencer.query(sequence, [1])).rows, [{ sequenced: 1 }]);
+        await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 2, now: T0 });
+        // The store's own sequencer finds the claims' rows ready, and waits for the lock.
+        const read = store.eventList({ after: 0, limit: 10 });
+        assert.equal(await stillPending(read, 300), true, "the second sequencer waits for the first");
+        await sequencer.query("COMMIT");
+        // Had it numbered from a snapshot taken before that COMMIT, it would give offsets 1.. again (or fail on the
+        // unique index), and number the insert's row a second time.
+        assert.deepEqual((await read).map((e) => [e.offset, e.type]), [
+          [1, "task.created"], [2, "task.created"], [3, "task.created"], [4, "task.started"], [5, "task.started"], [6, "task.started"],
+        ]);
+        assert.equal(await store.eventLastOffset(), 6);
+      } finally {
+        await sequencer.end();
+        await store.close();
+      }
+    });
+
+    test("many sequencers at once, in small batches, number every row once, densely, in (xid, id) order", async () => {
+      const store = await openStore("eventlog_many_sequencers", 6);
+      const clients = await Promise.all(Array.from({ length: 6 }, connect));
+      const ROWS = 300;
+      let writing = true;
+      try {
+        const [task] = (await store.taskInsertMany({ now: T0, tasks: [taskInput("q")], startOn: { node: "n", indexes: [0] } })).map((o) => o.task);
+        async function writer(): Promise<void> {
+          for (let i = 0; i < ROWS; i++) await store.taskProgress({ id: task!.id, attempt: 1, progress: { percent: i % 100 }, now: T0 });
+          writing = false;
+        }
+        async function sequencer(client: pg.Client): Promise<void> {
+          // 1 to 3 rows a call, so that batches end in the middle of what is ready.
+          do {
+            await client.query(`SELECT * FROM "${store.schema}".event_sequence($1, NULL)`, [1 + Math.floor(Math.random() * 3)]);
+          } while (writing);
+        }
+        await Promise.all([writer(), ...clients.map(sequencer)]);
+        await store.eventLastOffset();
+        const { rows } = await clients[0]!.query(
+          `SELECT "offset"::int, count, row_number() OVER (ORDER BY xid, id)::int AS position FROM "${store.schema}".event_log ORDER BY "offset"`);
+        assert.equal(rows.length, ROWS + 1);
+        let next = 1;
+        for (const row of rows) {
+          assert.equal(row.offset, next, "dense");
+          next += row.count;
+        }
+        assert.deepEqual(rows.map((r) => r.position), rows.map((_, i) => i + 1), "offsets follow (xid, id)");
+      } finally {
+        await Promise.all(clients.map((client) => client.end()));
+        await store.close();
+      }
+    });
+
+    test("a read waits a little for an older transaction still open, so it lists what committed before it", async () => {
+      const store = await openStore("eventlog_settle");
+      const other = await connect();
+      try {
+        // Anything else on the server, a moment older than the insert and still running when the insert returns.
+        await other.query("BEGIN");
+        await other.query("SELECT pg_current_xact_id()");
+        await store.taskInsertMany({ now: T0, tasks: [taskInput("q")] });
+        const ended = sleep(50).then(() => other.query("COMMIT"));
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => [e.offset, e.type]), [[1, "task.created"]]);
+        await ended;
+      } finally {
+        await other.end();
+        await store.close();
+      }
+    });
+
+    test("a long open transaction anywhere delays sequencing, not the tasks, and loses nothing", async () => {
+      const store = await openStore("eventlog_long_tx");
+      const other = await connect();
+      try {
+        const old = await store.taskInsertMany({ now: T0, tasks: [taskInput("q"), taskInput("q")] });
+        await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 1, now: T0 });
+        const cursor = await store.eventLastOffset();
+        assert.equal(cursor, 3);
+
+        // A transaction that holds an id (any write takes one; so does asking for it), in no table of Conveyor's.
+        await other.query("BEGIN");
+        await other.query("SELECT pg_current_xact_id()");
+
+        const [fresh] = await store.taskInsertMany({ now: T0, tasks: [taskInput("q")] });
+        const claimed = await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 5, now: T0 });
+        assert.deepEqual(claimed.map((t) => t.id).sort((x, y) => x - y), [old[1]!.task.id, fresh!.task.id]);
+        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: fresh!.task.id, attempt: 1, result: null }] }), [fresh!.task.id]);
+        assert.equal((await store.taskGet({ id: fresh!.task.id }))!.state, "completed", "the tasks move on");
+
+        const started = performance.now();
+        assert.deepEqual(await store.eventList({ after: cursor, limit: 10 }), [], "their events wait for the open transaction");
+        assert.ok(performance.now() - started < 5000, "a read waits a little for it, then returns");
+        assert.equal(await store.eventLastOffset(), cursor);
+        assert.deepEqual(await store.eventList({ after: 0, limit: 10, taskId: fresh!.task.id }), []);
+        const pending = async () => (await other.query(`SELECT count(*)::int AS n FROM "${store.schema}".event_log WHERE "offset" IS NULL`)).rows[0].n;
+        assert.equal(await pending(), 3);
+        // Pruning everything it may takes the numbered rows but the newest, never one waiting for its offsets.
+        assert.equal(await store.eventPrune({ before: new Date(T0.getTime() + 60_000), limit: 100 }), 1);
+        assert.equal(await pending(), 3);
+
+        await other.query("COMMIT");
+        assert.deepEqual((await store.eventList({ after: cursor, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]), [
+          [4, "task.created", fresh!.task.id], [5, "task.started", old[1]!.task.id], [6, "task.started", fresh!.task.id],
+          [7, "task.completed", fresh!.task.id],
+        ], "in the order they were written, right after what was read before");
+        assert.equal(await store.eventLastOffset(), 7);
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: fresh!.task.id })).map((e) => e.offset), [4, 6, 7]);
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: old[1]!.task.id })).map((e) => e.offset), [5]);
+      } finally {
+        await other.query("ROLLBACK").catch(() => {});
+        await other.end();
+        await store.close();
+      }
+    });
+
+    test(`${WRITERS} concurrent writers, ${TRANSITIONS_PER_WRITER} transitions each, and a straggler: a tailing reader sees every offset once, in order`, async () => {
+      const store = await openStore("eventlog_tail", WRITERS + 3);
       const progress = loadStatements(store.schema).get("taskProgress")!;
-      const clients = await Promise.all(Array.from({ length: WRITERS }, connect));
-      const total = WRITERS * TRANSITIONS_PER_WRITER;
+      const clients = await Promise.all(Array.from({ length: WRITERS + 1 }, connect));
+      const STRAGGLES = 3;
+      const HOLD_MS = 300;
+      /** The writers' events, and the straggler's: created, started, a progress per committed straggle, completed. */
+      const total = WRITERS * TRANSITIONS_PER_WRITER + 3 + STRAGGLES - 1;
       let writersDone = false;
       let stopped = false;
       let rolledBack = 0;
+      /** Taken by each progress statement of the writers just before it is sent, and recorded in its event. */
+      let tickets = 0;
+      /** Per straggle: the last ticket taken when its statement had run, and whether it committed. */
+      const straggles: { ticketsBefore: number; committed: boolean }[] = [];
 
       /** created + started + progress... + completed = TRANSITIONS_PER_WRITER committed events for one task. */
       async function writer(index: number): Promise<number> {
@@ -158,15 +290,15 @@ if (await postgresSuite("postgres event log")) {
         const [task] = await store.taskClaim({ queue, types: ["t"], node: `n${index}`, limit: 1, now: T0 });
         assert.ok(task);
         for (let step = 1; step <= TRANSITIONS_PER_WRITER - 3; ) {
-          const values = [task.id, 1, JSON.stringify({ percent: step % 100 }), T0];
           if (Math.random() < 0.5) {
-            assert.equal(await store.taskProgress({ id: task.id, attempt: 1, progress: { percent: step % 100 }, now: T0 }), true);
+            const data = { percent: step % 100, ticket: ++tickets };
+            assert.equal(await store.taskProgress({ id: task.id, attempt: 1, progress: data, now: T0 }), true);
             step++;
             continue;
           }
           await client.query("BEGIN");
           await sleep(Math.random() * 2);
-          await client.query(progress, values);
+          await client.query(progress, [task.id, 1, JSON.stringify({ percent: step % 100, ticket: ++tickets }), T0]);
           await sleep(Math.random() * 2); // a slow commit
           if (Math.random() < 0.1) {
             await client.query("ROLLBACK"); // its log row goes with it, before it has an offset
@@ -175,6 +307,28 @@ if (await postgresSuite("postgres event log")) {
             await client.query("COMMIT");
             step++;
           }
+        }
+        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, attempt: 1, result: null }] }), [task.id]);
+        return task.id;
+      }
+
+      /**
+       * Writes a progress event and keeps its transaction open while the writers commit theirs; the last time it
+       * rolls back. Every statement sent after its own has run gets a greater transaction id.
+       */
+      async function straggler(): Promise<number> {
+        const client = clients[WRITERS]!;
+        const [outcome] = await store.taskInsertMany({ now: T0, tasks: [taskInput("straggler")], startOn: { node: "s", indexes: [0] } });
+        const task = outcome!.task;
+        for (let round = 0; round < STRAGGLES; round++) {
+          await sleep(50);
+          await client.query("BEGIN");
+          await client.query(progress, [task.id, 1, JSON.stringify({ percent: round, straggle: round }), T0]);
+          const ticketsBefore = tickets;
+          await sleep(HOLD_MS);
+          const committed = round < STRAGGLES - 1;
+          await client.query(committed ? "COMMIT" : "ROLLBACK");
+          straggles.push({ ticketsBefore, committed });
         }
         assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, attempt: 1, result: null }] }), [task.id]);
         return task.id;
@@ -200,7 +354,7 @@ if (await postgresSuite("postgres event log")) {
       const tail = reader();
       tail.catch(() => {}); // reported when awaited below; no unhandled rejection meanwhile
       try {
-        const ids = await Promise.all(Array.from({ length: WRITERS }, (_, i) => writer(i)));
+        const [lateId, ...ids] = await Promise.all([straggler(), ...Array.from({ length: WRITERS }, (_, i) => writer(i))]);
         writersDone = true;
         await tail;
 
@@ -215,8 +369,21 @@ if (await postgresSuite("postgres event log")) {
           ], `events of task ${id} in the order they happened`);
         }
         assert.ok(rolledBack > 0, "some transactions rolled back (and left no gap)");
+
+        const late = seen.filter((e) => e.taskId === lateId);
+        assert.deepEqual(late.map((e) => e.type), ["task.created", "task.started", ...Array<string>(STRAGGLES - 1).fill("task.progress"), "task.completed"]);
+        const ticketOf = (e: TaskEvent) => (e.data as { ticket?: number }).ticket;
+        for (const [round, { ticketsBefore, committed }] of straggles.entries()) {
+          const own = late.find((e) => (e.data as { straggle?: number }).straggle === round);
+          assert.equal(own !== undefined, committed, `straggle ${round} is listed if and only if it committed`);
+          const later = seen.filter((e) => (ticketOf(e) ?? 0) > ticketsBefore);
+          if (round === 0) assert.ok(later.length > 0, "writers committed while the first straggle was open");
+          if (own === undefined) continue;
+          assert.ok(later.every((e) => e.offset > own.offset),
+            `straggle ${round} (offset ${own.offset}) comes before every event written after it, though they committed first`);
+        }
         const log = await clients[0]!.query(`SELECT count(*)::int AS rows, sum(count)::int AS events FROM "${store.schema}".event_log`);
-        assert.deepEqual(log.rows[0], { rows: total, events: total }, "one log row per committed statement, each of one event here");
+        assert.deepEqual(log.rows[0], { rows: total - 1, events: total }, "one log row per committed statement (the straggler's insert holds two events)");
       } finally {
         stopped = true;
         await tail.catch(() => {});
