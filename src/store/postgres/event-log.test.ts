@@ -4,17 +4,16 @@
  *
  * The trap: with a sequence (bigserial), offsets are handed out when a transaction asks, not when it commits. A
  * reader tailing `offset > cursor` sees offset 2 committed while offset 1 is still in flight, moves its cursor to
- * 2, and never sees 1. The driver's writers take no offset at all: each log row carries its transaction's id, and
- * the sequencer, which readers run before they read, numbers only the rows of transactions below the snapshot's
- * xmin, which have certainly ended, in (xid, id) order (migrations/003_lean_writes.sql). So writers never wait for
- * each other, and a transaction that stays open holds the stream back instead: what committed after it is
- * numbered once it ends, after it.
+ * 2, and never sees 1. The driver's writers take no offset at all: the sequencer, which readers run before they
+ * read, numbers the committed log rows that have none, after every offset given before, and in the order of
+ * their WAL insert positions among the rows it finds together (migrations/003_lean_writes.sql). So writers never
+ * wait for each other, a transaction left open holds back nothing but its own events, which come after whatever
+ * committed meanwhile, and a transaction that waited for another's row lock comes after it.
  *
  * Some writes here run the driver's own statements inside hand-made transactions, with random delays before
  * and after the statement (the delay after it stands for a slow commit, the dangerous case), and some of those
  * transactions roll back. Stragglers keep a transaction open for a while as others commit; sequencers run at
- * once from many connections; and a transaction that has nothing to do with Conveyor stays open long enough to
- * stall the stream.
+ * once from many connections; and transactions, of Conveyor's or not, stay open while others write and read.
  *
  * The same statements keep the counts per queue and state (queue_counts, in shards) and each task's list of log
  * rows (event_refs): the last test has many connections change them at once.
@@ -86,10 +85,10 @@ if (await postgresSuite("postgres event log")) {
       }
     });
 
-    test("writers never wait for each other; an open writer holds the stream back, and its events come first", async () => {
+    test("writers never wait for each other; what commits is listed at once, and an open writer's events come after it", async () => {
       const store = await openStore("eventlog_order");
       const progress = loadStatements(store.schema).get("taskProgress")!;
-      const [a, b] = await Promise.all([connect(), connect()]);
+      const a = await connect();
       /** Progress `percent` of task `id`: in an open transaction of `client`, or through the store (autocommit). */
       const report = (id: number, percent: number, client?: pg.Client) => client === undefined
         ? store.taskProgress({ id, attempt: 1, progress: { percent }, now: T0 })
@@ -106,39 +105,27 @@ if (await postgresSuite("postgres event log")) {
         const second = report(two!, 2);
         assert.equal(await stillPending(second, 1000), false, "the second writer does not wait for the first");
         await second;
-        assert.deepEqual(await listed(cursor), [], "its event waits for a, which may still commit");
-        assert.equal(await store.eventLastOffset(), cursor);
-        await a.query("COMMIT");
-        assert.deepEqual(await listed(cursor), [
-          [cursor + 1, one, { attempt: 1, percent: 1 }], [cursor + 2, two, { attempt: 1, percent: 2 }],
-        ], "a's event comes first, though it committed second");
-        cursor += 2;
-
-        // a writes first, b after it and stays open: a transaction that wrote later holds back no earlier one.
-        await a.query("BEGIN");
-        await b.query("BEGIN");
-        await report(one!, 3, a);
-        const third = report(two!, 4, b);
-        assert.equal(await stillPending(third, 1000), false, "b does not wait for a");
-        await third;
-        await a.query("COMMIT");
-        assert.deepEqual(await listed(cursor), [[cursor + 1, one, { attempt: 1, percent: 3 }]]);
-        await b.query("COMMIT");
-        assert.deepEqual(await listed(cursor), [
-          [cursor + 1, one, { attempt: 1, percent: 3 }], [cursor + 2, two, { attempt: 1, percent: 4 }],
-        ]);
-        cursor += 2;
-
-        // A writer that rolls back holds the stream back while it is open, and leaves no gap.
-        await a.query("BEGIN");
-        await report(one!, 5, a);
-        await report(two!, 6);
-        assert.deepEqual(await listed(cursor), []);
-        await a.query("ROLLBACK");
-        assert.deepEqual(await listed(cursor), [[cursor + 1, two, { attempt: 1, percent: 6 }]]);
+        assert.deepEqual(await listed(cursor), [[cursor + 1, two, { attempt: 1, percent: 2 }]], "listed at once, a still open");
         assert.equal(await store.eventLastOffset(), cursor + 1);
+        await a.query("COMMIT");
+        assert.deepEqual(await listed(cursor), [
+          [cursor + 1, two, { attempt: 1, percent: 2 }], [cursor + 2, one, { attempt: 1, percent: 1 }],
+        ], "a's event comes after the one listed before a committed, though a wrote first");
+        cursor += 2;
+
+        // A writer that rolls back holds nothing back while it is open, and leaves no gap.
+        await a.query("BEGIN");
+        await report(one!, 3, a);
+        await report(two!, 4);
+        assert.deepEqual(await listed(cursor), [[cursor + 1, two, { attempt: 1, percent: 4 }]]);
+        await a.query("ROLLBACK");
+        await report(one!, 5);
+        assert.deepEqual(await listed(cursor), [
+          [cursor + 1, two, { attempt: 1, percent: 4 }], [cursor + 2, one, { attempt: 1, percent: 5 }],
+        ]);
+        assert.equal(await store.eventLastOffset(), cursor + 2);
       } finally {
-        await Promise.all([a.end(), b.end()]);
+        await a.end();
         await store.close();
       }
     });
@@ -146,7 +133,7 @@ if (await postgresSuite("postgres event log")) {
     test("a sequencer that waits for another's lock continues from the offsets that one gave", async () => {
       const store = await openStore("eventlog_sequencers");
       const sequencer = await connect();
-      const sequence = `SELECT sequenced FROM "${store.schema}".event_sequence($1, NULL)`;
+      const sequence = `SELECT sequenced FROM "${store.schema}".event_sequence($1)`;
       try {
         await store.taskInsertMany({ now: T0, tasks: [taskInput("q"), taskInput("q"), taskInput("q")] });
         await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 1, now: T0 });
@@ -154,7 +141,7 @@ if (await postgresSuite("postgres event log")) {
         await sequencer.query("BEGIN");
         assert.deepEqual((await sequencer.query(sequence, [1])).rows, [{ sequenced: 1 }]);
         await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 2, now: T0 });
-        // The store's own sequencer finds the claims' rows ready, and waits for the lock.
+        // The store's own sequencer finds the claims' rows committed, and waits for the lock.
         const read = store.eventList({ after: 0, limit: 10 });
         assert.equal(await stillPending(read, 300), true, "the second sequencer waits for the first");
         await sequencer.query("COMMIT");
@@ -170,7 +157,7 @@ if (await postgresSuite("postgres event log")) {
       }
     });
 
-    test("many sequencers at once, in small batches, number every row once, densely, in (xid, id) order", async () => {
+    test("many sequencers at once, in small batches, number every row once, densely, in (lsn, id) order", async () => {
       const store = await openStore("eventlog_many_sequencers", 6);
       const clients = await Promise.all(Array.from({ length: 6 }, connect));
       const ROWS = 300;
@@ -184,84 +171,77 @@ if (await postgresSuite("postgres event log")) {
         async function sequencer(client: pg.Client): Promise<void> {
           // 1 to 3 rows a call, so that batches end in the middle of what is ready.
           do {
-            await client.query(`SELECT * FROM "${store.schema}".event_sequence($1, NULL)`, [1 + Math.floor(Math.random() * 3)]);
+            await client.query(`SELECT * FROM "${store.schema}".event_sequence($1)`, [1 + Math.floor(Math.random() * 3)]);
           } while (writing);
         }
         await Promise.all([writer(), ...clients.map(sequencer)]);
         await store.eventLastOffset();
         const { rows } = await clients[0]!.query(
-          `SELECT "offset"::int, count, row_number() OVER (ORDER BY xid, id)::int AS position FROM "${store.schema}".event_log ORDER BY "offset"`);
+          `SELECT "offset"::int, count, row_number() OVER (ORDER BY lsn, id)::int AS position FROM "${store.schema}".event_log ORDER BY "offset"`);
         assert.equal(rows.length, ROWS + 1);
         let next = 1;
         for (const row of rows) {
           assert.equal(row.offset, next, "dense");
           next += row.count;
         }
-        assert.deepEqual(rows.map((r) => r.position), rows.map((_, i) => i + 1), "offsets follow (xid, id)");
+        assert.deepEqual(rows.map((r) => r.position), rows.map((_, i) => i + 1), "offsets follow (lsn, id)");
       } finally {
         await Promise.all(clients.map((client) => client.end()));
         await store.close();
       }
     });
 
-    test("a read waits a little for an older transaction still open, so it lists what committed before it", async () => {
-      const store = await openStore("eventlog_settle");
-      const other = await connect();
-      try {
-        // Anything else on the server, a moment older than the insert and still running when the insert returns.
-        await other.query("BEGIN");
-        await other.query("SELECT pg_current_xact_id()");
-        await store.taskInsertMany({ now: T0, tasks: [taskInput("q")] });
-        const ended = sleep(50).then(() => other.query("COMMIT"));
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => [e.offset, e.type]), [[1, "task.created"]]);
-        await ended;
-      } finally {
-        await other.end();
-        await store.close();
-      }
-    });
-
-    test("a long open transaction anywhere delays sequencing, not the tasks, and loses nothing", async () => {
+    test("a transaction left open anywhere on the server holds no one's events back; pruning leaves rows without offsets", async () => {
       const store = await openStore("eventlog_long_tx");
-      const other = await connect();
+      const prune = loadStatements(store.schema).get("eventLogPrune")!;
+      const progress = loadStatements(store.schema).get("taskProgress")!;
+      const [other, writer, plain] = await Promise.all([connect(), connect(), connect()]);
+      const pending = async () => (await plain.query(`SELECT count(*)::int AS n FROM "${store.schema}".event_log WHERE "offset" IS NULL`)).rows[0].n;
       try {
         const old = await store.taskInsertMany({ now: T0, tasks: [taskInput("q"), taskInput("q")] });
-        await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 1, now: T0 });
-        const cursor = await store.eventLastOffset();
-        assert.equal(cursor, 3);
+        const [first] = await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 1, now: T0 });
+        assert.equal(await store.eventLastOffset(), 3);
 
-        // A transaction that holds an id (any write takes one; so does asking for it), in no table of Conveyor's.
+        // A transaction with an id, in no table of Conveyor's (it holds back the server's xmin), and a writer of
+        // Conveyor's whose progress event waits in its open transaction.
         await other.query("BEGIN");
         await other.query("SELECT pg_current_xact_id()");
+        await writer.query("BEGIN");
+        await writer.query(progress, [first!.id, 1, JSON.stringify({ percent: 50 }), T0]);
 
         const [fresh] = await store.taskInsertMany({ now: T0, tasks: [taskInput("q")] });
         const claimed = await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 5, now: T0 });
-        assert.deepEqual(claimed.map((t) => t.id).sort((x, y) => x - y), [old[1]!.task.id, fresh!.task.id]);
+        assert.deepEqual(claimed.map((t) => t.id), [old[1]!.task.id, fresh!.task.id]);
         assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: fresh!.task.id, attempt: 1, result: null }] }), [fresh!.task.id]);
-        assert.equal((await store.taskGet({ id: fresh!.task.id }))!.state, "completed", "the tasks move on");
-
-        const started = performance.now();
-        assert.deepEqual(await store.eventList({ after: cursor, limit: 10 }), [], "their events wait for the open transaction");
-        assert.ok(performance.now() - started < 5000, "a read waits a little for it, then returns");
-        assert.equal(await store.eventLastOffset(), cursor);
-        assert.deepEqual(await store.eventList({ after: 0, limit: 10, taskId: fresh!.task.id }), []);
-        const pending = async () => (await other.query(`SELECT count(*)::int AS n FROM "${store.schema}".event_log WHERE "offset" IS NULL`)).rows[0].n;
-        assert.equal(await pending(), 3);
-        // Pruning everything it may takes the numbered rows but the newest, never one waiting for its offsets.
-        assert.equal(await store.eventPrune({ before: new Date(T0.getTime() + 60_000), limit: 100 }), 1);
-        assert.equal(await pending(), 3);
-
-        await other.query("COMMIT");
-        assert.deepEqual((await store.eventList({ after: cursor, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]), [
+        assert.deepEqual((await store.eventList({ after: 3, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]), [
           [4, "task.created", fresh!.task.id], [5, "task.started", old[1]!.task.id], [6, "task.started", fresh!.task.id],
           [7, "task.completed", fresh!.task.id],
-        ], "in the order they were written, right after what was read before");
+        ], "listed at once, in the order they were written");
         assert.equal(await store.eventLastOffset(), 7);
         assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: fresh!.task.id })).map((e) => e.offset), [4, 6, 7]);
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: old[1]!.task.id })).map((e) => e.offset), [5]);
+
+        // A committed row no reader has numbered yet: the prune statement itself passes it over, and keeps the
+        // newest numbered row.
+        assert.equal(await store.taskProgress({ id: old[1]!.task.id, attempt: 1, progress: { percent: 10 }, now: T0 }), true);
+        assert.equal(await pending(), 1);
+        const later = new Date(T0.getTime() + 60_000);
+        assert.equal((await plain.query(prune, [later, 100])).rowCount, 4, "every numbered row but the newest");
+        assert.equal(await pending(), 1);
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => [e.offset, e.type]), [
+          [7, "task.completed"], [8, "task.progress"],
+        ]);
+
+        await writer.query("COMMIT");
+        assert.deepEqual((await store.eventList({ after: 7, limit: 10 })).map((e) => [e.offset, e.type, e.taskId, e.data]), [
+          [8, "task.progress", old[1]!.task.id, { attempt: 1, percent: 10 }], [9, "task.progress", first!.id, { attempt: 1, percent: 50 }],
+        ], "the open writer's event comes once it commits, after what was listed before");
+        // eventPrune numbers what has committed before it prunes: the newest row stays, and so does the last offset.
+        assert.equal(await store.eventPrune({ before: later, limit: 100 }), 2);
+        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset), [9]);
+        assert.equal(await store.eventLastOffset(), 9);
       } finally {
         await other.query("ROLLBACK").catch(() => {});
-        await other.end();
+        await Promise.all([other.end(), writer.end(), plain.end()]);
         await store.close();
       }
     });
@@ -279,8 +259,11 @@ if (await postgresSuite("postgres event log")) {
       let rolledBack = 0;
       /** Taken by each progress statement of the writers just before it is sent, and recorded in its event. */
       let tickets = 0;
-      /** Per straggle: the last ticket taken when its statement had run, and whether it committed. */
-      const straggles: { ticketsBefore: number; committed: boolean }[] = [];
+      /**
+       * Per straggle: the last ticket taken when its statement had run, the last offset given just before it ended,
+       * the last ticket taken when it had ended, and whether it committed.
+       */
+      const straggles: { ticketsBefore: number; givenBefore: number; ticketsAfter: number; committed: boolean }[] = [];
 
       /** created + started + progress... + completed = TRANSITIONS_PER_WRITER committed events for one task. */
       async function writer(index: number): Promise<number> {
@@ -313,8 +296,8 @@ if (await postgresSuite("postgres event log")) {
       }
 
       /**
-       * Writes a progress event and keeps its transaction open while the writers commit theirs; the last time it
-       * rolls back. Every statement sent after its own has run gets a greater transaction id.
+       * Writes a progress event and keeps its transaction open while the writers commit theirs (and the reader
+       * lists them); the last time it rolls back.
        */
       async function straggler(): Promise<number> {
         const client = clients[WRITERS]!;
@@ -326,9 +309,10 @@ if (await postgresSuite("postgres event log")) {
           await client.query(progress, [task.id, 1, JSON.stringify({ percent: round, straggle: round }), T0]);
           const ticketsBefore = tickets;
           await sleep(HOLD_MS);
+          const givenBefore = await store.eventLastOffset();
           const committed = round < STRAGGLES - 1;
           await client.query(committed ? "COMMIT" : "ROLLBACK");
-          straggles.push({ ticketsBefore, committed });
+          straggles.push({ ticketsBefore, givenBefore, ticketsAfter: tickets, committed });
         }
         assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, attempt: 1, result: null }] }), [task.id]);
         return task.id;
@@ -373,14 +357,16 @@ if (await postgresSuite("postgres event log")) {
         const late = seen.filter((e) => e.taskId === lateId);
         assert.deepEqual(late.map((e) => e.type), ["task.created", "task.started", ...Array<string>(STRAGGLES - 1).fill("task.progress"), "task.completed"]);
         const ticketOf = (e: TaskEvent) => (e.data as { ticket?: number }).ticket;
-        for (const [round, { ticketsBefore, committed }] of straggles.entries()) {
+        for (const [round, { ticketsBefore, givenBefore, ticketsAfter, committed }] of straggles.entries()) {
           const own = late.find((e) => (e.data as { straggle?: number }).straggle === round);
           assert.equal(own !== undefined, committed, `straggle ${round} is listed if and only if it committed`);
-          const later = seen.filter((e) => (ticketOf(e) ?? 0) > ticketsBefore);
-          if (round === 0) assert.ok(later.length > 0, "writers committed while the first straggle was open");
+          const passing = seen.filter((e) => (ticketOf(e) ?? 0) > ticketsBefore && e.offset <= givenBefore);
+          if (round === 0) assert.ok(passing.length > 0, "writers' events written while the first straggle was open were listed before it ended");
           if (own === undefined) continue;
-          assert.ok(later.every((e) => e.offset > own.offset),
-            `straggle ${round} (offset ${own.offset}) comes before every event written after it, though they committed first`);
+          assert.ok(own.offset > givenBefore,
+            `straggle ${round} (offset ${own.offset}) comes after every offset given before it committed (${givenBefore}), though written earlier`);
+          const writtenAfter = seen.filter((e) => (ticketOf(e) ?? 0) > ticketsAfter);
+          assert.ok(writtenAfter.every((e) => e.offset > own.offset), `straggle ${round} comes before every event written after it committed`);
         }
         const log = await clients[0]!.query(`SELECT count(*)::int AS rows, sum(count)::int AS events FROM "${store.schema}".event_log`);
         assert.deepEqual(log.rows[0], { rows: total - 1, events: total }, "one log row per committed statement (the straggler's insert holds two events)");

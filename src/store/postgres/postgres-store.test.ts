@@ -284,9 +284,9 @@ if (await postgresSuite("postgres store")) {
           const events = await client.query(`SELECT to_regclass($1) AS found`, [`${quoteSchema(store.schema)}.events`]);
           assert.equal(events.rows[0].found, null, "the old events table is gone");
           const log = await client.query(
-            `SELECT "offset"::int, xid = '0' AS old FROM ${quoteSchema(store.schema)}.event_log ORDER BY "offset"`);
+            `SELECT "offset"::int, lsn = '0/0' AS old FROM ${quoteSchema(store.schema)}.event_log ORDER BY "offset"`);
           assert.deepEqual(log.rows.map((r) => [r.offset, r.old]), [1, 2, 3, 4, 5, 6, 7, 8, 9].map((o) => [o, o <= 7]),
-            "old events keep their offsets, with an xid below every transaction's; new ones were sequenced after them");
+            "old events keep their offsets, with an lsn below every new row's; new ones were sequenced after them");
         } finally {
           await client.end();
         }

@@ -4,16 +4,15 @@
  *
  * Each operation is one SQL statement from queries/*.sql, run as a named prepared statement: one round trip and
  * one implicit transaction. A statement that changes tasks keeps the counts per queue and state and appends its
- * events as one event-log row in the same statement, stamped with its transaction's id but without offsets; a
- * reader first runs the sequencer, which numbers the rows of transactions that have certainly ended, so the log
- * is gap-free and never numbers an event behind a reader's cursor, while writers share no row (the reasoning is
- * in migrations/003_lean_writes.sql and queries/task.sql). Batches go through unnest() of parallel arrays:
- * an insert of 500 tasks or a completion of 50 attempts is still one statement. Claims lock with
+ * events as one event-log row in the same statement, without offsets; a reader first runs the sequencer, which
+ * numbers the committed rows that have none, after every offset given before, so the log is gap-free and never
+ * numbers an event behind a reader's cursor, while writers share no row and never wait for each other (the
+ * reasoning is in migrations/003_lean_writes.sql and queries/task.sql). Batches go through unnest() of parallel
+ * arrays: an insert of 500 tasks or a completion of 50 attempts is still one statement. Claims lock with
  * FOR UPDATE SKIP LOCKED, so claimers on any number of hosts never wait for each other.
  *
  * Times always come from the caller's `now`, never from the server's clock.
  */
-import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";
 import type { TaskState } from "../../core/states.ts";
@@ -51,16 +50,6 @@ const PRUNE_WINDOW = 1000;
 
 /** Log rows the sequencer numbers per call (one transaction each), so that a backlog goes in bounded steps. */
 const SEQUENCE_BATCH = 10_000;
-
-/**
- * How long a read waits, at most, for transactions older than the events committed before it began: a
- * statement of Conveyor's ends within milliseconds. A transaction left open longer holds the stream back (see
- * migrations/003_lean_writes.sql), and the read returns without the events that wait for it.
- */
-const SEQUENCE_WAIT_MS = 250;
-
-/** The longest pause between two sequencer calls of a waiting read. */
-const SEQUENCE_MAX_PAUSE_MS = 16;
 
 /** The states tasks_ended_badly covers. */
 const ENDED_BADLY = new Set<TaskState>(["failed", "cancelled"]);
@@ -382,27 +371,21 @@ export class PostgresStore implements Store {
   // ---- events ------------------------------------------------------------------------------------------
 
   /**
-   * Runs the sequencer (event_sequence() in migrations/003_lean_writes.sql) until no ended transaction's log row
-   * lacks offsets. With `settle`, also until the rows committed before this call have theirs, waiting up to
-   * SEQUENCE_WAIT_MS for the older transactions that hold them back, so that a read that follows lists every
-   * event committed before it: an operation's events are there once it has returned.
+   * Runs the sequencer (event_sequence() in migrations/003_lean_writes.sql) until every log row committed before
+   * this call has offsets, so that a read that follows lists every event committed before it: an operation's
+   * events are there once it has returned. Rows of transactions still open are not waited for: they are numbered
+   * by a later call, after these.
    */
-  async #sequence(settle: boolean): Promise<void> {
-    const deadline = performance.now() + SEQUENCE_WAIT_MS;
-    let horizon: string | null = null;
-    for (let pause = 1; ;) {
-      const row: Row = (await this.#run("eventSequence", [SEQUENCE_BATCH, horizon])).rows[0]!;
-      horizon = String(row.horizon);
-      if (Number(row.sequenced) === SEQUENCE_BATCH) continue;
-      if (!settle || row.behind !== true || performance.now() >= deadline) return;
-      await sleep(pause);
-      pause = Math.min(pause * 2, SEQUENCE_MAX_PAUSE_MS);
-    }
+  async #sequence(): Promise<void> {
+    let sequenced: number;
+    do {
+      sequenced = Number((await this.#run("eventSequence", [SEQUENCE_BATCH])).rows[0]!.sequenced);
+    } while (sequenced === SEQUENCE_BATCH);
   }
 
   async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
     if (limit <= 0) return [];
-    await this.#sequence(true);
+    await this.#sequence();
     const { rows } = taskId === undefined
       ? await this.#run("eventLogAfter", [after, limit])
       : await this.#run("eventLogForTask", [taskId, after, limit]);
@@ -418,7 +401,7 @@ export class PostgresStore implements Store {
   }
 
   async eventLastOffset(): Promise<number> {
-    await this.#sequence(true);
+    await this.#sequence();
     const { rows } = await this.#run("eventLastOffset", []);
     return Number(rows[0]?.offset ?? 0);
   }
@@ -429,7 +412,7 @@ export class PostgresStore implements Store {
    */
   async eventPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
     if (limit <= 0) return 0;
-    await this.#sequence(false);
+    await this.#sequence();
     return (await this.#run("eventLogPrune", [before, limit])).rowCount ?? 0;
   }
 

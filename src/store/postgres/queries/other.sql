@@ -33,9 +33,8 @@ ORDER BY l."offset"
 LIMIT $3::integer + 1;
 
 -- name: eventSequence
--- Runs the sequencer over up to $1 log rows; $2 is the horizon an earlier call of the same read returned (null
--- for the first). See event_sequence() in 003_lean_writes.sql.
-SELECT sequenced, horizon::text AS horizon, behind FROM {{schema}}.event_sequence($1::integer, $2::xid8);
+-- Runs the sequencer over up to $1 committed log rows; see event_sequence() in 003_lean_writes.sql.
+SELECT sequenced FROM {{schema}}.event_sequence($1::integer);
 
 -- name: eventLastOffset
 -- The counter is the last offset the sequencer gave, kept when old events are pruned.

@@ -10,9 +10,12 @@
 --            first (ON CONFLICT may touch a row only once) and upserted in (queue, state) order, so two
 --            statements that share count rows lock them in the same order;
 --   logged   counts the events and builds their JSON array, in a fixed order;
---   appended inserts the log row (only when there are events), without an offset: the row's xid column defaults
---            to the transaction's id, and the sequencer (event_sequence() in 003_lean_writes.sql) gives it
---            offsets once that transaction has certainly ended, which is how they stay gap-free in order.
+--   appended inserts the log row (only when there are events), without an offset, last: it reads `logged`, so
+--            every task row the statement records an event for is locked by then. Its lsn column defaults to
+--            the WAL insert position at that moment, and the sequencer (event_sequence() in
+--            003_lean_writes.sql), run by readers, gives it offsets once it has committed, after every offset
+--            given before, and in lsn order among the rows it finds together. A statement that waited for
+--            another's lock on a task thus inserts its row after that one's commit, and its events come after.
 -- No statement writes a row that every writer shares, so writers never wait for each other's COMMIT unless they
 -- change the same tasks (or, rarely, the same count row), and concurrent commits can share a WAL flush. Locks
 -- follow one order, task rows then count rows: `counted` aggregates every changed task row before it upserts.
