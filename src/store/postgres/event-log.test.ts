@@ -246,6 +246,58 @@ if (await postgresSuite("postgres event log")) {
       }
     });
 
+    test("a transaction that waited for another's row lock comes after it, though it began first", async () => {
+      const store = await openStore("eventlog_causal");
+      const statements = loadStatements(store.schema);
+      const [a, b] = await Promise.all([connect(), connect()]);
+      /** `b` begins first, and takes a transaction id before `a` writes, as an earlier write of its own would. */
+      const beginFirst = async () => {
+        await b.query("BEGIN");
+        await b.query("SELECT pg_current_xact_id()");
+      };
+      const events = async (after: number, taskId?: number) =>
+        (await store.eventList({ after, limit: 10, ...(taskId === undefined ? {} : { taskId }) })).map((e) => [e.offset, e.type, e.taskId]);
+      try {
+        // A retry (a) and a cancel (b) of the same running task: b waits for a's lock, then cancels the scheduled task.
+        const [inserted] = await store.taskInsertMany({ now: T0, tasks: [taskInput("q")], startOn: { node: "n", indexes: [0] } });
+        const task = inserted!.task;
+        let cursor = await store.eventLastOffset();
+        await beginFirst();
+        await a.query("BEGIN");
+        const error = JSON.stringify({ name: "Error", message: "again", attempt: 1, at: T0.toISOString() });
+        assert.equal((await a.query(statements.get("taskFailRetry")!, [task.id, 1, error, 10, T0, T0, T0.toISOString()])).rowCount, 1);
+        const cancel = b.query(statements.get("taskCancel")!, [task.id, "enough", T0, T0.toISOString(), 10]);
+        assert.equal(await stillPending(cancel, 300), true, "the cancel waits for the retry's lock on the task");
+        await a.query("COMMIT");
+        assert.deepEqual((await cancel).rows.map((r) => [r.version, r.state]), [["after", "cancelled"], ["before", "scheduled"]]);
+        await b.query("COMMIT");
+        const expected = [[cursor + 1, "task.retrying", task.id], [cursor + 2, "task.cancelled", task.id]];
+        assert.deepEqual(await events(cursor), expected, "in the order the locks were granted");
+        assert.deepEqual(await events(cursor, task.id), expected);
+
+        // A completion (a) frees key k; an insert with k (b) waits for it, then creates a new task.
+        const [keyed] = await store.taskInsertMany({ now: T0, tasks: [{ ...taskInput("q"), key: "k" }], startOn: { node: "n", indexes: [0] } });
+        const holder = keyed!.task;
+        cursor = await store.eventLastOffset();
+        await beginFirst();
+        await a.query("BEGIN");
+        assert.equal((await a.query(statements.get("taskComplete")!, [[holder.id], [1], ["null"], T0])).rowCount, 1);
+        const insert = b.query(statements.get("taskInsert")!, [
+          ["q"], ["t"], ["null"], [0], [3], [T0], ["k"], [null], [null], T0, [false], null,
+        ]);
+        assert.equal(await stillPending(insert, 300), true, "the insert waits for the completion's hold on the key");
+        await a.query("COMMIT");
+        const created = (await insert).rows.map((r) => Number(r.id));
+        assert.equal(created.length, 1, "the key was free again");
+        await b.query("COMMIT");
+        assert.deepEqual(await events(cursor), [[cursor + 1, "task.completed", holder.id], [cursor + 2, "task.created", created[0]]]);
+      } finally {
+        await Promise.all([a.query("ROLLBACK").catch(() => {}), b.query("ROLLBACK").catch(() => {})]);
+        await Promise.all([a.end(), b.end()]);
+        await store.close();
+      }
+    });
+
     test(`${WRITERS} concurrent writers, ${TRANSITIONS_PER_WRITER} transitions each, and a straggler: a tailing reader sees every offset once, in order`, async () => {
       const store = await openStore("eventlog_tail", WRITERS + 3);
       const progress = loadStatements(store.schema).get("taskProgress")!;
