@@ -6,7 +6,8 @@
  * Rules every driver keeps:
  * - each operation is one transaction; a task transition and its event-log entry commit together;
  * - a transition out of `running` names the attempt it belongs to, and does nothing for a stale one;
- * - event offsets are strictly increasing in commit order, with no gaps a reader could skip over;
+ * - event offsets are dense and strictly increasing in the order entries became visible, so a reader tailing
+ *   `offset > cursor` never skips one (PostgreSQL numbers committed entries when read; SQLite at commit);
  * - `now` comes from the caller, so tests control time and nodes agree on one clock per operation.
  */
 import type { ErrorRecord } from "../core/errors.ts";
