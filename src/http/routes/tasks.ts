@@ -113,7 +113,7 @@ export function registerTaskRoutes(app: FastifyInstance, { conveyor, closing }: 
   }, async (request) => ({ task: await conveyor.retry(request.params.id) }));
 
   app.get<IdParams & { Querystring: { after: number; limit: number } }>("/api/tasks/:id/events", {
-    schema: { summary: "A task's events, oldest first", tags, params: taskIdParams, querystring: eventsQuery, response: { 200: eventsReply, ...errorReplies } },
+    schema: { summary: "A task's transitions, oldest first (its progress reports are on the task and in the event log)", tags, params: taskIdParams, querystring: eventsQuery, response: { 200: eventsReply, ...errorReplies } },
   }, async (request) => {
     const { id } = request.params;
     found(await conveyor.get(id), id);
