@@ -23,6 +23,7 @@ import { PG_URL } from "./lib/env.ts";
 import { machineInfo } from "./lib/machine.ts";
 import { otherCpuSeconds, sampleCpu, serverCpuSeconds, waitForQuiet } from "./lib/quiet.ts";
 import { buildReport, QUIET_CPU_SECONDS } from "./lib/report.ts";
+import { medianOfRounds } from "./lib/rounds.ts";
 import { SYSTEMS } from "./lib/systems.ts";
 import type { MachineInfo } from "./lib/machine.ts";
 import type { RunSettings } from "./lib/report.ts";
@@ -64,39 +65,19 @@ if (!existsSync(new URL("./node_modules/", BENCH_DIR))) {
 const machine = await machineInfo();
 process.stderr.write(`bench: N=${args.n}, ${selected.length} systems, run ${runId}; ${machine.nproc} CPUs, load ${machine.loadAverage}\n`);
 
-const results: SystemResult[] = [];
-for (const entry of selected) {
-  let kept: SystemResult | null = null;
-  for (let attempt = 0; attempt <= args.retryNoisy; attempt++) {
-    const job: ChildJob = {
-      system: entry.name, n: args.n, batch: args.batch, latencyCount: args.latencyCount, latencyIntervalMs: args.latencyIntervalMs,
-      concurrency: args.concurrency, workloads: args.workloads, runId: attempt === 0 ? runId : `${runId}r${attempt}`,
-      ...(args.cpuProf.includes(entry.name) ? { profileDir: fileURLToPath(new URL("./profiles/", RESULTS_DIR)) } : {}),
-    };
-    if (args.waitQuiet > 0) {
-      const waited = await waitForQuiet(args.waitQuiet);
-      if (waited === null) process.stderr.write(`  the machine stayed busy for ${args.waitQuiet} s; running anyway\n`);
-      else if (waited > 1) process.stderr.write(`  waited ${waited} s for the machine to go quiet\n`);
-    }
-    process.stderr.write(`▶ ${entry.name}${attempt > 0 ? ` (again: the last attempt was noisy)` : ""}\n`);
-    const result = await measured(job);
-    result.attempts = attempt + 1;
-    const note = result.status === "ok" ? "" : `: ${result.reason ?? ""}`;
-    const noise = result.otherCpuSeconds == null ? "" : `; CPU-s: own ${result.cpuSeconds}, servers ${result.serverCpuSeconds}, other processes ${result.otherCpuSeconds}`;
-    process.stderr.write(`  ${entry.name} ${result.status}${note} (${result.wallSeconds} s${noise})\n`);
-    // Keep the quietest attempt; stop as soon as one is quiet (or the system is not ok: noise is not its problem).
-    if (kept === null || (result.otherCpuSeconds ?? 0) < (kept.otherCpuSeconds ?? 0)) kept = { ...result };
-    kept.attempts = attempt + 1;
-    if (result.status !== "ok" || (result.otherCpuSeconds ?? 0) < QUIET_CPU_SECONDS) break;
-  }
-  results.push(kept!);
+const rounds: SystemResult[][] = selected.map(() => []);
+for (let round = 0; round < args.rounds; round++) {
+  if (args.rounds > 1) process.stderr.write(`round ${round + 1} of ${args.rounds}\n`);
+  for (const [index, entry] of selected.entries()) rounds[index]!.push(await runSystem(entry.name, round === 0 ? runId : `${runId}k${round}`));
 }
+const results = rounds.map(medianOfRounds);
 await dropLeftoverSchemas(runId);
 
 const settings = {
   n: args.n, batch: args.batch, concurrency: args.concurrency, latencyCount: args.latencyCount,
-  latencyIntervalMs: args.latencyIntervalMs, smoke: args.smoke,
+  latencyIntervalMs: args.latencyIntervalMs, smoke: args.smoke, rounds: args.rounds,
 };
+
 const report = buildReport(results, machine, settings, startedAt);
 process.stdout.write(`\n${report.markdown}\n`);
 
@@ -116,6 +97,34 @@ if (complete) {
 process.exit(results.some((r) => r.status === "failed") ? 1 : 0);
 
 // ---- helpers --------------------------------------------------------------------------------------------
+
+/** One system, once: run again (up to --retry-noisy times) while other processes were busy; the quietest attempt. */
+async function runSystem(name: string, id: string): Promise<SystemResult> {
+  let kept: SystemResult | null = null;
+  for (let attempt = 0; attempt <= args.retryNoisy; attempt++) {
+    const job: ChildJob = {
+      system: name, n: args.n, batch: args.batch, latencyCount: args.latencyCount, latencyIntervalMs: args.latencyIntervalMs,
+      concurrency: args.concurrency, workloads: args.workloads, runId: attempt === 0 ? id : `${id}r${attempt}`,
+      ...(args.cpuProf.includes(name) ? { profileDir: fileURLToPath(new URL("./profiles/", RESULTS_DIR)) } : {}),
+    };
+    if (args.waitQuiet > 0) {
+      const waited = await waitForQuiet(args.waitQuiet);
+      if (waited === null) process.stderr.write(`  the machine stayed busy for ${args.waitQuiet} s; running anyway\n`);
+      else if (waited > 1) process.stderr.write(`  waited ${waited} s for the machine to go quiet\n`);
+    }
+    process.stderr.write(`▶ ${name}${attempt > 0 ? ` (again: the last attempt was noisy)` : ""}\n`);
+    const result = await measured(job);
+    result.attempts = attempt + 1;
+    const note = result.status === "ok" ? "" : `: ${result.reason ?? ""}`;
+    const noise = result.otherCpuSeconds == null ? "" : `; CPU-s: own ${result.cpuSeconds}, servers ${result.serverCpuSeconds}, other processes ${result.otherCpuSeconds}`;
+    process.stderr.write(`  ${name} ${result.status}${note} (${result.wallSeconds} s${noise})\n`);
+    // Keep the quietest attempt; stop as soon as one is quiet (or the system is not ok: noise is not its problem).
+    if (kept === null || (result.otherCpuSeconds ?? 0) < (kept.otherCpuSeconds ?? 0)) kept = { ...result };
+    kept.attempts = attempt + 1;
+    if (result.status !== "ok" || (result.otherCpuSeconds ?? 0) < QUIET_CPU_SECONDS) break;
+  }
+  return kept!;
+}
 
 /** Runs one system's child process and records the CPU it, the servers and everything else used meanwhile. */
 async function measured(job: ChildJob): Promise<SystemResult> {

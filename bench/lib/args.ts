@@ -19,6 +19,8 @@ export type BenchArgs = {
   waitQuiet: number;
   /** Systems whose workloads run under the CPU profiler (profiles in bench/results/profiles/). */
   cpuProf: string[];
+  /** Run every system this many times, round after round; each figure is the median. */
+  rounds: number;
   help: boolean;
 };
 
@@ -37,6 +39,8 @@ export const USAGE = `usage: npm run bench -- [options]
                          (for a shared machine; default 0: do not wait)
   --retry-noisy <k>      run a system again (up to k more times) when other processes used ≥ 1 CPU-s during
                          its run, keeping the quietest attempt (default 0)
+  --rounds <k>           run every system k times, one round after another, and report each figure's median
+                         (default 1; the machine's speed drifts within minutes, and rounds spread it evenly)
   --report <file.json>   print a saved run's table again (and rewrite RESULTS.md from it, for a full run)
   --cpu-prof <a,b,...>   profile these systems' workloads (bench/results/profiles/<system>-<workload>.cpuprofile)
                          and print the heaviest functions; summarise again with node bench/profile.ts <file>
@@ -55,7 +59,7 @@ export function parseArgs(argv: string[]): BenchArgs {
       flags.set(name, value);
     }
   }
-  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "only", "workloads", "smoke", "cpu-prof", "wait-quiet", "retry-noisy", "report", "help"]);
+  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "only", "workloads", "smoke", "cpu-prof", "wait-quiet", "retry-noisy", "report", "rounds", "help"]);
   for (const name of flags.keys()) if (!known.has(name)) throw usageError(`unknown option --${name}`);
   const smoke = flags.has("smoke");
   const int = (name: string, fallback: number) => {
@@ -81,6 +85,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     waitQuiet: flags.has("wait-quiet") ? int("wait-quiet", 0) : 0,
     report: flags.get("report") ?? null,
     retryNoisy: flags.has("retry-noisy") ? int("retry-noisy", 0) : 0,
+    rounds: int("rounds", 1),
     help: flags.has("help"),
   };
 }

@@ -7,7 +7,11 @@ import { fmtRate } from "./harness.ts";
 import type { MachineInfo } from "./machine.ts";
 import type { StoreName, SystemResult } from "./types.ts";
 
-export type RunSettings = { n: number; batch: number; concurrency: number; latencyCount: number; latencyIntervalMs: number; smoke: boolean };
+export type RunSettings = {
+  n: number; batch: number; concurrency: number; latencyCount: number; latencyIntervalMs: number; smoke: boolean;
+  /** Rounds of the run (each figure the median of its rounds); absent in runs saved before rounds existed. */
+  rounds?: number;
+};
 
 export type Comparison = {
   system: string;
@@ -99,7 +103,8 @@ function checkTargets(results: SystemResult[], comparisons: Comparison[]): Targe
 function markdown(results: SystemResult[], comparisons: Comparison[], targets: Target[], machine: MachineInfo, s: RunSettings, startedAt: Date): string {
   const lines: string[] = [];
   const pg = machine.postgresSettings;
-  lines.push(`Run ${startedAt.toISOString()}${s.smoke ? " (smoke)" : ""}: N = ${s.n.toLocaleString("en")}, enqueue batches of ${s.batch}, drain concurrency ${s.concurrency}, latency ${s.latencyCount} tasks ${s.latencyIntervalMs} ms apart.`);
+  const rounds = (s.rounds ?? 1) > 1 ? ` Every system ran ${s.rounds} times, round after round; each figure is the median of its rounds (the range is in the status column).` : "";
+  lines.push(`Run ${startedAt.toISOString()}${s.smoke ? " (smoke)" : ""}: N = ${s.n.toLocaleString("en")}, enqueue batches of ${s.batch}, drain concurrency ${s.concurrency}, latency ${s.latencyCount} tasks ${s.latencyIntervalMs} ms apart.${rounds}`);
   lines.push("");
   lines.push(`Machine: ${machine.nproc} CPUs (${machine.cpu}), ${machine.memoryGiB} GiB; load average ${machine.loadAverage} at start. ` +
     `Node ${machine.node}; SQLite ${machine.sqlite}; PostgreSQL ${machine.postgres}` +
@@ -115,6 +120,7 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
     if (r.drain && r.drain.duplicates > 0) notes.push(`${r.drain.duplicates} ran twice`);
     if (r.otherCpuSeconds != null && r.otherCpuSeconds >= QUIET_CPU_SECONDS) notes.push(`noisy: other processes used ${r.otherCpuSeconds} CPU-s`);
     if ((r.attempts ?? 1) > 1) notes.push(`quietest of ${r.attempts} attempts`);
+    if (r.rounds !== undefined && r.rounds.count > 1 && r.status === "ok") notes.push(roundsRange(r.rounds));
     const status = r.status === "ok" ? ["ok", ...notes].join(", ") : `${r.status}: ${r.reason ?? ""}`;
     const rate = (x: { perSecond: number } | undefined) => (x ? fmtRate(x.perSecond) : "–");
     const stall = r.info.kind === "raw" ? "–" : (r.drain?.maxTimerDelayMs ?? "–");
@@ -154,4 +160,16 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
     }
   }
   return lines.join("\n") + "\n";
+}
+
+/** "rounds: enqueue 80.0k–119k, drain 27.4k–29.0k, p50 0.32–0.36 ms", for the figures the system has. */
+function roundsRange(rounds: NonNullable<SystemResult["rounds"]>): string {
+  const range = (values: number[], format: (v: number) => string) =>
+    values.length === 0 ? null : `${format(Math.min(...values))}–${format(Math.max(...values))}`;
+  const parts = [
+    range(rounds.enqueue, fmtRate) && `enqueue ${range(rounds.enqueue, fmtRate)}`,
+    range(rounds.drain, fmtRate) && `drain ${range(rounds.drain, fmtRate)}`,
+    range(rounds.p50, String) && `p50 ${range(rounds.p50, String)} ms`,
+  ].filter((part) => part !== null);
+  return `rounds: ${parts.join(", ")}`;
 }

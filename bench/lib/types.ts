@@ -71,6 +71,8 @@ export type SystemResult = {
   wallSeconds?: number;
   /** How many times the system was run (a noisy attempt is run again with --retry-noisy; the quietest is kept). */
   attempts?: number;
+  /** With --rounds: every round's figures, of which the ones above are the medians. */
+  rounds?: { count: number; enqueue: number[]; drain: number[]; p50: number[] };
   /** .cpuprofile files written, one per workload, when profiling was asked for. */
   profiles?: string[];
 };
