@@ -149,9 +149,10 @@ export class Conveyor {
   #reserveSlots(tasks: NormalizedTaskInput[], now: Date): Map<number, QueueWorker> {
     const reserved = new Map<number, QueueWorker>();
     if (this.#state !== "running" || this.#parts === null) return reserved;
+    const workers = new Map(this.#parts.workers.map((worker) => [worker.options.queue, worker]));
     tasks.forEach((task, index) => {
       if (task.runAt.getTime() > now.getTime()) return;
-      const worker = this.#parts!.workers.find((w) => w.options.queue === task.queue);
+      const worker = workers.get(task.queue);
       if (worker?.reserveSlot(task.type)) reserved.set(index, worker);
     });
     return reserved;
