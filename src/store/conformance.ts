@@ -919,13 +919,17 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(sortedIds(await allTasks(store)), sortedIds([waiting, queued]));
       });
 
-      storeTest("taskPrune stops at tasks created after `before`", async (store) => {
+      storeTest("taskPrune stops at the first task created at or after `before`", async (store) => {
         const old = await running(store, { queue: "a" });
         await store.taskComplete({ now: at(10), completions: [{ id: old.id, attempt: 1, result: null }] });
         const young = await insert(store, { queue: "b" }, at(50));
-        await store.taskCancel({ id: young.id, reason: "x", now: at(60) });
+        // A clock behind the creator's says it finished before `before`: only a walk that ends at `young`'s
+        // creation leaves it (and everything after it) alone.
+        await store.taskCancel({ id: young.id, reason: "x", now: at(20) });
+        const after = await insert(store, { queue: "c" }, at(50));
+        await store.taskCancel({ id: after.id, reason: "x", now: at(20) });
         assert.equal(await store.taskPrune({ before: at(40), limit: 100 }), 1);
-        assert.deepEqual(sortedIds(await allTasks(store)), [young.id]);
+        assert.deepEqual(sortedIds(await allTasks(store)), sortedIds([young, after]));
       });
 
       storeTest("taskPrune never deletes a rerun task", async (store) => {
