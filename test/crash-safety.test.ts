@@ -10,14 +10,13 @@
  */
 import { test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
-import { EventEmitter } from "node:events";
+import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { createInterface } from "node:readline";
 import { join } from "node:path";
 import { Conveyor, SqliteStore } from "../src/index.ts";
 import type { Task, TaskEvent, TaskInput } from "../src/index.ts";
+import { WatchedProcess, withTimeout } from "./support/watched-process.ts";
 
 const FIXTURE = new URL("./fixtures/crash-node.ts", import.meta.url).pathname;
 const LOCK_HOLDER = new URL("./fixtures/hold-write-lock.ts", import.meta.url).pathname;
@@ -28,110 +27,37 @@ const DEAD_AFTER_BEATS = 3;
 
 // ---- child processes -----------------------------------------------------------------------------------
 
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
-
-class CrashNode {
-  readonly name: string;
-  readonly process: ChildProcess;
-  readonly exited: Promise<Exit>;
-  readonly lines: string[] = [];
-  stderr = "";
+/** A crash-node child; its plain output lines (`ready <id>`, `status <done> <inflight>`, `lag <ms> <at>`) kept as figures. */
+class CrashNode extends WatchedProcess {
   nodeId = "";
   readyAt = 0;
   done = 0;
   inflight = 0;
   /** Event-loop stalls the child reported: worst delay so far, and about when. */
   readonly lags: { ms: number; at: number }[] = [];
-  killedAt: number | null = null;
-  exit: Exit | null = null;
-  readonly #events = new EventEmitter();
 
   constructor(name: string, env: Record<string, string>) {
-    this.name = name;
-    this.process = spawn(process.execPath, [FIXTURE], {
-      env: { ...process.env, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    this.exited = new Promise((resolve) => {
-      this.process.once("exit", (code, signal) => {
-        this.exit = { code, signal };
-        this.#events.emit("change");
-        resolve(this.exit);
-      });
-    });
-    createInterface({ input: this.process.stdout! }).on("line", (line: string) => this.#line(line));
-    this.process.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      this.stderr = (this.stderr + chunk).slice(-4000);
-    });
-  }
-
-  #line(line: string): void {
-    this.lines.push(line);
-    const [word, a, b] = line.split(" ");
-    if (word === "ready") {
-      this.nodeId = a!;
-      this.readyAt = Date.now();
-    } else if (word === "status") {
-      this.done = Number(a);
-      this.inflight = Number(b);
-    } else if (word === "lag") {
-      this.lags.push({ ms: Number(a), at: Number(b) });
-    }
-    this.#events.emit("change");
-  }
-
-  get alive(): boolean {
-    return this.exit === null;
-  }
-
-  /** Resolves once `ok()` holds (checked on each output line); fails on timeout or when the child exits first. */
-  until(what: string, ok: () => boolean, timeoutMs: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        if (ok()) return finish();
-        if (this.exit !== null) finish(new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before: ${what}${this.#tail()}`));
-      };
-      const timer = setTimeout(() => finish(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for: ${what}${this.#tail()}`)), timeoutMs);
-      const finish = (error?: Error) => {
-        clearTimeout(timer);
-        this.#events.off("change", check);
-        if (error === undefined) resolve();
-        else reject(error);
-      };
-      this.#events.on("change", check);
-      check();
+    super(name, [FIXTURE], { env: { ...process.env, ...env } }, (line) => {
+      const [word, a, b] = line.text.split(" ");
+      if (word === "ready") {
+        this.nodeId = a!;
+        this.readyAt = line.at;
+      } else if (word === "status") {
+        this.done = Number(a);
+        this.inflight = Number(b);
+      } else if (word === "lag") {
+        this.lags.push({ ms: Number(a), at: Number(b) });
+      }
     });
   }
 
   ready(): Promise<void> {
-    return this.until("ready", () => this.nodeId !== "", 15_000);
+    return this.until("ready", () => this.nodeId !== "", 15_000).then(() => {});
   }
 
   saw(prefix: string): boolean {
-    return this.lines.some((line) => line.startsWith(prefix));
+    return this.lines.some((line) => line.text.startsWith(prefix));
   }
-
-  /** SIGKILL, then wait for the exit, so nothing of it runs on. */
-  async kill9(): Promise<number> {
-    const at = Date.now();
-    this.killedAt = at;
-    this.process.kill("SIGKILL");
-    const exit = await withTimeout(this.exited, 5000, `${this.name} to die after SIGKILL`);
-    assert.equal(exit.signal, "SIGKILL", `${this.name} should die of SIGKILL`);
-    return at;
-  }
-
-  #tail(): string {
-    return `\n  last stdout: ${this.lines.slice(-5).join(" | ")}\n  stderr: ${this.stderr.slice(-1500)}`;
-  }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer!: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** A scratch folder with a database and a side-effect log; children spawned from it die with the test. */
@@ -364,7 +290,7 @@ test("kill -9 mid-run: a new process on the same file finishes every task; none 
   const b = spawnNode("B");
   await b.ready();
   await b.until("B to drain the store", () => b.saw("drained"), 25_000);
-  assert.ok(b.saw(`drained ${N} 0`), `B drained with ${b.lines.find((l) => l.startsWith("drained"))}`);
+  assert.ok(b.saw(`drained ${N} 0`), `B drained with ${b.lines.find((l) => l.text.startsWith("drained"))?.text}`);
   b.process.kill("SIGTERM");
   assert.deepEqual(await withTimeout(b.exited, 5000, "B to exit after SIGTERM"), { code: 0, signal: null });
 
@@ -394,7 +320,7 @@ test("kill -9 three times during a run, then finish: none lost, none completed t
   const d = spawnNode("D", { CRASH_MAX_STALLS: "5" });
   await d.ready();
   await d.until("D to drain the store", () => d.saw("drained"), 25_000);
-  assert.ok(d.saw(`drained ${N} 0`), `D drained with ${d.lines.find((l) => l.startsWith("drained"))}`);
+  assert.ok(d.saw(`drained ${N} 0`), `D drained with ${d.lines.find((l) => l.text.startsWith("drained"))?.text}`);
   d.process.kill("SIGTERM");
   assert.deepEqual(await withTimeout(d.exited, 5000, "D to exit after SIGTERM"), { code: 0, signal: null });
 

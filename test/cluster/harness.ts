@@ -9,12 +9,9 @@
  * Each node's whole output (stdout, then stderr) of the latest run of each test is kept for a post-mortem in
  * $TMPDIR/conveyor-cluster-logs/<prefix>/<node>-<n>.log (the folder is emptied when that test starts again).
  */
-import assert from "node:assert/strict";
-import { spawn, execFile, type ChildProcess } from "node:child_process";
-import { EventEmitter } from "node:events";
+import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
-import { createInterface } from "node:readline";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -25,6 +22,9 @@ import { PostgresStore } from "../../src/store/postgres/postgres-store.ts";
 import type { Task, TaskEvent } from "../../src/index.ts";
 import { amqpAvailable, amqpUrl, postgresAvailable, postgresUrl, requireService } from "../support/services.ts";
 import { dropSchema, freshSchema } from "../support/postgres.ts";
+import { WatchedProcess, withTimeout, type Line } from "../support/watched-process.ts";
+
+export { withTimeout, type Line };
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const MAIN = join(REPO, "src/cli/main.ts");
@@ -39,14 +39,6 @@ export const GRACE_MS = 1000;
 const execFileAsync = promisify(execFile);
 
 // ---- small things --------------------------------------------------------------------------------------
-
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer!: NodeJS.Timeout;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** The pace of a poll on an HTTP answer or a store read (never a wait for correctness). */
 export function pause(ms: number): Promise<void> {
@@ -104,9 +96,6 @@ export function countBy<T, K>(items: Iterable<T>, key: (item: T) => K): Map<K, n
 
 // ---- one node process ----------------------------------------------------------------------------------
 
-export type Line = { text: string; at: number; json: Record<string, unknown> | null };
-type Exit = { code: number | null; signal: NodeJS.Signals | null };
-
 export type NodeSpec = {
   name: string;
   concurrency: number;
@@ -115,64 +104,26 @@ export type NodeSpec = {
   env?: Record<string, string>;
 };
 
-export class NodeProcess {
-  readonly name: string;
+export class NodeProcess extends WatchedProcess {
   readonly port: number;
   readonly url: string;
-  readonly process: ChildProcess;
-  readonly exited: Promise<Exit>;
-  readonly lines: Line[] = [];
-  stderr = "";
   /** The node's id, from its "listening" line. */
   nodeId = "";
-  exit: Exit | null = null;
-  killedAt: number | null = null;
   readonly spawnedAt = Date.now();
   /** When its "listening" line came. */
   readyAt = 0;
-  readonly #events = new EventEmitter();
 
   constructor(args: string[], env: Record<string, string>, name: string, port: number) {
-    this.name = name;
+    super(name, [MAIN, "start", ...args], { cwd: REPO, env }, (line) => {
+      const msg = line.json?.msg;
+      const listening = typeof msg === "string" ? /^conveyor node .* \((node-[0-9a-f]+)\) on .* listening on /.exec(msg) : null;
+      if (listening !== null) {
+        this.nodeId = listening[1]!;
+        this.readyAt = line.at;
+      }
+    });
     this.port = port;
     this.url = `http://127.0.0.1:${port}`;
-    this.#events.setMaxListeners(100);
-    this.process = spawn(process.execPath, [MAIN, "start", ...args], { cwd: REPO, env, stdio: ["ignore", "pipe", "pipe"] });
-    this.exited = new Promise((resolve) => {
-      this.process.once("exit", (code, signal) => {
-        this.exit = { code, signal };
-        this.#events.emit("change");
-        resolve(this.exit);
-      });
-    });
-    createInterface({ input: this.process.stdout! }).on("line", (text: string) => {
-      const at = Date.now();
-      let json: Record<string, unknown> | null = null;
-      if (text.startsWith("{")) {
-        try {
-          json = JSON.parse(text) as Record<string, unknown>;
-        } catch {
-          json = null;
-        }
-      }
-      const line = { text, at, json };
-      this.lines.push(line);
-      if (json !== null && typeof json.msg === "string") {
-        const listening = /^conveyor node .* \((node-[0-9a-f]+)\) on .* listening on /.exec(json.msg);
-        if (listening !== null) {
-          this.nodeId = listening[1]!;
-          this.readyAt = at;
-        }
-      }
-      this.#events.emit("change");
-    });
-    this.process.stderr!.setEncoding("utf8").on("data", (chunk: string) => {
-      this.stderr = (this.stderr + chunk).slice(-8000);
-    });
-  }
-
-  get alive(): boolean {
-    return this.exit === null;
   }
 
   /** Pino log lines (parsed), optionally only those whose msg matches. */
@@ -189,26 +140,6 @@ export class NodeProcess {
       if (line.json === null && line.text.startsWith(word + " ")) out.push({ words: line.text.split(" "), at: line.at, index: i });
     }
     return out;
-  }
-
-  /** Resolves once `ok()` returns a value (checked on each output line); fails on timeout, or when the child exits first. */
-  until<T>(what: string, ok: () => T | undefined | false, timeoutMs: number): Promise<T> {
-    return new Promise((resolve, reject) => {
-      const check = () => {
-        const value = ok();
-        if (value !== undefined && value !== false) return finish(undefined, value);
-        if (this.exit !== null) finish(new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before: ${what}${this.tail()}`));
-      };
-      const timer = setTimeout(() => finish(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for: ${what}${this.tail()}`)), timeoutMs);
-      const finish = (error?: Error, value?: T) => {
-        clearTimeout(timer);
-        this.#events.off("change", check);
-        if (error === undefined) resolve(value as T);
-        else reject(error);
-      };
-      this.#events.on("change", check);
-      check();
-    });
   }
 
   /** The first plain line from index `from` on whose words satisfy `match`. */
@@ -242,19 +173,6 @@ export class NodeProcess {
     return { status: response.status, body: (text === "" ? null : JSON.parse(text)) as T };
   }
 
-  /** SIGKILL, then wait for the exit, so nothing of it runs on. Returns the time of the kill. */
-  async kill9(): Promise<number> {
-    const at = Date.now();
-    this.killedAt = at;
-    this.process.kill("SIGKILL");
-    const exit = await withTimeout(this.exited, 5000, `${this.name} to die after SIGKILL`);
-    assert.equal(exit.signal, "SIGKILL", `${this.name} should die of SIGKILL`);
-    return at;
-  }
-
-  tail(): string {
-    return `\n  ${this.name} last stdout: ${this.lines.slice(-6).map((l) => l.text.slice(0, 300)).join("\n    ")}\n  stderr: ${this.stderr.slice(-1500)}`;
-  }
 }
 
 // ---- a cluster -----------------------------------------------------------------------------------------
