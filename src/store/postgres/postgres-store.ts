@@ -173,16 +173,16 @@ export class PostgresStore implements Store {
     tasks: TaskInsert[], indexes: number[], now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
     startOn: TaskStartOn | undefined,
   ): Promise<number[]> {
-    const batch = indexes.map((index) => tasks[index]!);
     const starting = new Set(startOn?.indexes);
-    const { rows } = await this.#run("taskInsert", [
-      batch.map((t) => t.queue), batch.map((t) => t.type), batch.map((t) => jsonParam(t.data)),
-      batch.map((t) => t.priority), batch.map((t) => t.maxAttempts), batch.map((t) => t.runAt), batch.map((t) => t.key),
-      batch.map((t) => t.timeoutMs), batch.map((t) => t.backoffMs), now, indexes.map((index) => starting.has(index)),
-      startOn?.node ?? null,
-    ], client);
-    // Ids are drawn in input order (the INSERT takes its rows ORDER BY ordinality, and a data-modifying statement
-    // never runs in parallel), so the new rows, sorted by id, line up with the inputs that were inserted: every
+    const nowMs = now.getTime();
+    const rowsParam = indexes.map((index) => {
+      const t = tasks[index]!;
+      const runAt = t.runAt.getTime();
+      const created = { type: t.type, state: runAt > nowMs ? "scheduled" : "queued", runAt: t.runAt.toISOString() };
+      return [t.queue, t.type, t.data ?? null, t.priority, t.maxAttempts, runAt, t.key, t.timeoutMs, t.backoffMs, starting.has(index), created];
+    });
+    const { rows } = await this.#run("taskInsert", [JSON.stringify(rowsParam), now, startOn?.node ?? null], client);
+    // Ids are drawn in input order (the statement takes them from the sequence while it reads the array), so the new rows, sorted by id, line up with the inputs that were inserted: every
     // input without a key, and those whose key came back.
     const insertedKeys = new Set(rows.flatMap((row) => (row.key === null ? [] : [String(row.key)])));
     const conflicting: number[] = [];

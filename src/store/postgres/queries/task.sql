@@ -24,30 +24,41 @@
 -- eventList).
 
 -- name: taskInsert
--- Inserts tasks from parallel arrays (queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms; $10 now; $11 start); an input whose key an active task holds inserts nothing. An input with `start` set, ready at $10 and in a queue that is not paused, is inserted running on node $12 (attempt 1), as if claimed in the same statement: its task.created event (state queued) is followed by task.started. Returns id, key and state of the new rows: the driver knows every other column already, and reading back 500 full rows costs more than inserting them.
+-- Inserts the tasks in $1, a JSON array with one array per task: [queue, type, data, priority, max_attempts,
+-- run_at (epoch ms), key, timeout_ms, backoff_ms, start, created] where `created` is the data of its
+-- task.created event (the driver builds it: formatting times here cost more than the insert). $2 is now; an input
+-- whose key an active task holds inserts nothing. An input with `start` set, ready at $2 and in a queue that is
+-- not paused, is inserted running on node $3 (attempt 1), as if claimed in the same statement: its task.created
+-- event (state queued) is followed by task.started. Ids are drawn in input order before the insert, so the events
+-- can be joined back to their inputs. Returns id, key and state of the new rows: the driver knows every other
+-- column already, and reading back 500 full rows costs more than inserting them.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
-input AS (
-  SELECT i.*,
-         i.start AND i.run_at <= $10::timestamptz
-           AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = i.queue AND q.paused) AS starts
-  FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::integer[], $5::integer[], $6::timestamptz[], $7::text[],
-              $8::bigint[], $9::bigint[], $11::boolean[])
-    WITH ORDINALITY AS i(queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms, start, n)
+input AS MATERIALIZED (
+  SELECT nextval('{{schema}}.tasks_id_seq') AS id, r ->> 0 AS queue, r ->> 1 AS type, r -> 2 AS data,
+         (r ->> 3)::integer AS priority, (r ->> 4)::integer AS max_attempts, to_timestamp((r ->> 5)::float8 / 1000) AS run_at,
+         r ->> 6 AS key, (r ->> 7)::bigint AS timeout_ms, (r ->> 8)::bigint AS backoff_ms, (r ->> 9)::boolean AS start,
+         r -> 10 AS created, n
+  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(r, n)
+),
+ready AS (
+  SELECT i.*, i.start AND i.run_at <= $2::timestamptz
+                AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = i.queue AND q.paused) AS starts
+  FROM input i
 ),
 inserted AS (
-  INSERT INTO {{schema}}.tasks (queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms, backoff_ms,
-                                node, created_at, started_at, event_refs)
-  SELECT queue, type, data, priority,
-         CASE WHEN starts THEN 'running' WHEN run_at > $10::timestamptz THEN 'scheduled' ELSE 'queued' END,
+  INSERT INTO {{schema}}.tasks (id, queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms,
+                                backoff_ms, node, created_at, started_at, event_refs)
+  OVERRIDING SYSTEM VALUE
+  SELECT id, queue, type, data, priority,
+         CASE WHEN starts THEN 'running' WHEN run_at > $2::timestamptz THEN 'scheduled' ELSE 'queued' END,
          CASE WHEN starts THEN 1 ELSE 0 END, max_attempts, run_at, key, timeout_ms, backoff_ms,
-         CASE WHEN starts THEN $12::text END, $10::timestamptz, CASE WHEN starts THEN $10::timestamptz END,
+         CASE WHEN starts THEN $3::text END, $2::timestamptz, CASE WHEN starts THEN $2::timestamptz END,
          ARRAY[(SELECT id FROM ref)]
-  FROM input
-  ORDER BY n
+  FROM ready
   ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'running') DO NOTHING
-  RETURNING id, queue, type, state, run_at, key, node
+  RETURNING id, queue, state, key
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
@@ -55,19 +66,18 @@ counted AS (
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
 ),
 logged AS (
-  SELECT count(*) AS n, json_agg(e.event ORDER BY c.id, e.k) AS events
-  FROM inserted c,
-    LATERAL (VALUES
-      (1, json_build_array('task.created', c.id, c.queue,
-                           json_build_object('type', c.type, 'state', CASE WHEN c.state = 'running' THEN 'queued' ELSE c.state END,
-                                             'runAt', to_char(c.run_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))),
-      (2, CASE WHEN c.state = 'running' THEN json_build_array('task.started', c.id, c.queue, json_build_object('attempt', 1, 'node', c.node)) END)
-    ) AS e(k, event)
-  WHERE e.event IS NOT NULL
+  SELECT count(*) + count(*) FILTER (WHERE c.state = 'running') AS n,
+         '[' || string_agg(
+           '["task.created",' || c.id || ',' || to_json(c.queue) || ',' || i.created
+             || CASE WHEN c.state = 'running' THEN '],["task.started",' || c.id || ',' || to_json(c.queue)
+                                                   || ',{"attempt":1,"node":' || to_json($3::text) || '}]'
+                     ELSE ']' END,
+           ',' ORDER BY c.id) || ']' AS events
+  FROM inserted c JOIN input i ON i.id = c.id
 ),
 appended AS (
   INSERT INTO {{schema}}.event_log (id, count, at, events)
-  SELECT (SELECT id FROM ref), n, $10::timestamptz, events FROM logged WHERE n > 0
+  SELECT (SELECT id FROM ref), n, $2::timestamptz, events::json FROM logged WHERE n > 0
 )
 SELECT id, key, state FROM inserted ORDER BY id;
 
