@@ -199,6 +199,25 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.ok([...first, ...second].every((o) => o.created));
       });
 
+      storeTest("a large batch (drivers insert it in chunks) returns each task as the store keeps it", async (store) => {
+        // 123 tasks: chunks of any size up to 100 and a remainder; fields differ per task so a misaligned id shows.
+        const inputs = Array.from({ length: 123 }, (_, i) => taskInput({
+          queue: i % 3 === 0 ? "a" : "b", type: `t${i % 4}`, data: { i }, priority: i % 5, maxAttempts: 1 + (i % 7),
+          runAt: at(i % 10 === 0 ? 5 : -1), timeoutMs: i % 2 === 0 ? null : 1000 + i, backoffMs: i % 3 === 0 ? 10 + i : null,
+        }));
+        const outcomes = await store.taskInsertMany({ now: T0, tasks: inputs, startOn: { node: "n1", indexes: [1, 61, 122] } });
+        assert.equal(outcomes.length, 123);
+        for (let i = 1; i < outcomes.length; i++) assert.ok(outcomes[i]!.task.id > outcomes[i - 1]!.task.id, "ids increase in input order");
+        for (const [i, { task, created }] of outcomes.entries()) {
+          assert.equal(created, true);
+          assert.deepEqual(task.data, { i }, `task ${task.id} holds input ${i}`);
+          assert.equal(task.state, [1, 61, 122].includes(i) ? "running" : i % 10 === 0 ? "scheduled" : "queued");
+          assert.deepEqual(await store.taskGet({ id: task.id }), task, `taskGet of input ${i} returns what insert returned`);
+        }
+        const counts = (await store.queueStats()).map((q) => [q.queue, q.counts.scheduled, q.counts.queued, q.counts.running]);
+        assert.deepEqual(counts.sort(), [["a", 5, 36, 0], ["b", 8, 71, 3]]);
+      });
+
       storeTest("an empty batch inserts nothing", async (store) => {
         assert.deepEqual(await store.taskInsertMany({ now: T0, tasks: [] }), []);
         assert.equal((await allTasks(store)).length, 0);

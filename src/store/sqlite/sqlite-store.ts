@@ -26,6 +26,9 @@ type Row = Record<string, SQLInputValue>;
 /** Statements whose rows come back as arrays, not objects: cheaper on the hot path, mapped by position. */
 const ARRAY_ROWS = new Set(["taskClaim", "taskComplete"]);
 
+/** Keyless tasks inserted per statement (taskInsertRows). */
+const INSERT_ROWS = 50;
+
 /** Tasks the pruner looks at per transaction. */
 const PRUNE_WINDOW = 1000;
 
@@ -195,7 +198,6 @@ export class SqliteStore implements Store {
    * Inputs `startOn` names, ready and in a queue that is not paused, are inserted running on its node.
    */
   #insert(inputs: TaskInsert[], now: Date, startOn?: TaskStartOn): TaskInsertOutcome[] {
-    const statement = this.#sql("taskInsert");
     const nowMs = now.getTime();
     const ref = this.#ref();
     const starting = new Set(startOn?.indexes);
@@ -205,32 +207,70 @@ export class SqliteStore implements Store {
       if (paused === undefined) pausedQueues.set(queue, (paused = this.#sql("queuePaused").get({ name: queue }) !== undefined));
       return paused;
     };
-    return inputs.map((input, index) => {
+    const starts = inputs.map((input, index) =>
+      startOn !== undefined && input.runAt.getTime() <= nowMs && starting.has(index) && !isPaused(input.queue));
+    const values = (input: TaskInsert, index: number): SQLInputValue[] => {
+      const start = starts[index]!;
       const runAt = input.runAt.getTime();
-      const start = startOn !== undefined && runAt <= nowMs && starting.has(index) && !isPaused(input.queue);
-      const state: TaskState = start ? "running" : runAt > nowMs ? "scheduled" : "queued";
-      const { changes, lastInsertRowid } = statement.run(
-        input.queue, input.type, JSON.stringify(input.data), input.priority, state, input.maxAttempts, runAt, input.key,
-        input.timeoutMs, input.backoffMs, nowMs, ref, start ? 1 : 0, start ? startOn.node : null, start ? nowMs : null,
-      );
-      if (changes === 0) {
-        const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
-        if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
-        return { task: rowToTask(existing), created: false };
+      return [
+        input.queue, input.type, JSON.stringify(input.data), input.priority, start ? "running" : runAt > nowMs ? "scheduled" : "queued",
+        input.maxAttempts, runAt, input.key, input.timeoutMs, input.backoffMs, nowMs, ref, start ? 1 : 0,
+        start ? startOn!.node : null, start ? nowMs : null,
+      ];
+    };
+    const ids = inputs.every((input) => input.key === null) ? this.#insertRows(inputs.map(values)) : null;
+    return inputs.map((input, index) => {
+      let id = ids?.[index];
+      if (id === undefined) {
+        const { changes, lastInsertRowid } = this.#sql("taskInsert").run(...values(input, index));
+        if (changes === 0) {
+          const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
+          if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
+          return { task: rowToTask(existing), created: false };
+        }
+        id = Number(lastInsertRowid);
       }
-      const id = Number(lastInsertRowid);
+      const start = starts[index]!;
+      const state: TaskState = start ? "running" : input.runAt.getTime() > nowMs ? "scheduled" : "queued";
       const task: Task = {
         id, queue: input.queue, type: input.type, data: input.data, priority: input.priority, state, attempt: start ? 1 : 0,
         maxAttempts: input.maxAttempts, stalls: 0, runAt: input.runAt, key: input.key, progress: null, result: null,
-        error: null, errors: [], timeoutMs: input.timeoutMs, backoffMs: input.backoffMs, node: start ? startOn.node : null,
+        error: null, errors: [], timeoutMs: input.timeoutMs, backoffMs: input.backoffMs, node: start ? startOn!.node : null,
         createdAt: now, startedAt: start ? now : null, finishedAt: null,
       };
       const created = start ? "queued" : state;
       this.#event("task.created", id, task.queue, { type: task.type, state: created, runAt: task.runAt.toISOString() }, now);
-      if (start) this.#event("task.started", id, task.queue, { attempt: 1, node: startOn.node }, now);
+      if (start) this.#event("task.started", id, task.queue, { attempt: 1, node: startOn!.node }, now);
       this.#count(task.queue, null, state);
       return { task, created: true };
     });
+  }
+
+  /**
+   * Inserts keyless tasks INSERT_ROWS at a time (taskInsertRows), the rest one by one; returns their ids in order.
+   * Nothing can conflict and this transaction is the only writer, so each statement's rows get consecutive ids.
+   */
+  #insertRows(rows: SQLInputValue[][]): number[] {
+    const ids: number[] = [];
+    let next = 0;
+    for (; next + INSERT_ROWS <= rows.length; next += INSERT_ROWS) {
+      const { changes, lastInsertRowid } = this.#insertRowsStatement().run(...rows.slice(next, next + INSERT_ROWS).flat());
+      if (changes !== INSERT_ROWS) throw new Error(`taskInsertRows inserted ${changes} of ${INSERT_ROWS} rows`);
+      const last = Number(lastInsertRowid);
+      for (let id = last - INSERT_ROWS + 1; id <= last; id++) ids.push(id);
+    }
+    for (; next < rows.length; next++) ids.push(Number(this.#sql("taskInsert").run(...rows[next]!).lastInsertRowid));
+    return ids;
+  }
+
+  #insertRowsStatement(): StatementSync {
+    let statement = this.#statements.get("taskInsertRows");
+    if (statement === undefined) {
+      const row = `(${new Array(15).fill("?").join(", ")})`;
+      statement = this.#db.prepare(STATEMENTS.get("taskInsertRows")!.replace("{{rows}}", new Array(INSERT_ROWS).fill(row).join(", ")));
+      this.#statements.set("taskInsertRows", statement);
+    }
+    return statement;
   }
 
   async taskGet({ id }: { id: number }): Promise<Task | null> {
