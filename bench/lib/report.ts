@@ -21,6 +21,8 @@ export type Comparison = {
   latency?: { p50: number; bestPeer: string; bestPeerP50: number; bullmqP50?: number };
   /** Conveyor's rate as a share of the raw loop on the same store. */
   shareOfLimit?: { drain?: number; enqueue?: number };
+  /** p50 of one durable single-row insert on the same store: the floor under its add→start. */
+  latencyFloorP50?: number;
 };
 
 export type Target = { system: string; what: string; goal: string; actual: string; met: boolean | null };
@@ -64,6 +66,7 @@ export function buildReport(results: SystemResult[], machine: MachineInfo, setti
       c.shareOfLimit = {};
       if (r.drain && raw.drain) c.shareOfLimit.drain = r.drain.perSecond / raw.drain.perSecond;
       if (r.enqueue && raw.enqueue) c.shareOfLimit.enqueue = r.enqueue.perSecond / raw.enqueue.perSecond;
+      if (raw.latency) c.latencyFloorP50 = raw.latency.p50;
     }
     comparisons.push(c);
   }
@@ -127,17 +130,18 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
     lines.push(`| ${name} | ${r.info.store} | ${rate(r.enqueue)} | ${rate(r.drain)} | ${r.latency?.p50 ?? "–"} | ${r.latency?.p99 ?? "–"} | ${stall} | ${status.replaceAll("|", "\\|")} |`);
   }
   lines.push("");
-  lines.push(`Raw rows: enqueue = batched insert, drain = claim-and-complete loop (no runtime; see bench/README.md). A row is flagged noisy when other processes used ≥ ${QUIET_CPU_SECONDS} CPU-s during its run. The timer delay is how long the runtime's event loop went without running timers (its heartbeats among them) while draining.`);
+  lines.push(`Raw rows: enqueue = batched insert, drain = claim-and-complete loop, add→start = one single-row insert's own round trip, commit included: the floor under any durable add→start on that store (no runtime; see bench/README.md). A row is flagged noisy when other processes used ≥ ${QUIET_CPU_SECONDS} CPU-s during its run. The timer delay is how long the runtime's event loop went without running timers (its heartbeats among them) while draining.`);
   if (comparisons.length > 0) {
     lines.push("");
-    lines.push("| Conveyor | enqueue × best peer | drain × best peer | add→start p50 vs best peer | drain, share of store's raw loop | enqueue, share of raw insert |");
-    lines.push("|---|---:|---:|---:|---:|---:|");
+    lines.push("| Conveyor | enqueue × best peer | drain × best peer | add→start p50 vs best peer | add→start p50 vs the store's floor | drain, share of store's raw loop | enqueue, share of raw insert |");
+    lines.push("|---|---:|---:|---:|---:|---:|---:|");
     const pct = (x: number | undefined) => (x === undefined ? "–" : `${Math.round(x * 100)} %`);
     for (const c of comparisons) {
       const e = c.enqueue ? `${c.enqueue.ratio.toFixed(2)}× (${c.enqueue.bestPeer})` : "–";
       const d = c.drain ? `${c.drain.ratio.toFixed(2)}× (${c.drain.bestPeer})` : "–";
       const l = c.latency ? `${c.latency.p50} vs ${c.latency.bestPeerP50} ms (${c.latency.bestPeer})` : "–";
-      lines.push(`| ${c.system} | ${e} | ${d} | ${l} | ${pct(c.shareOfLimit?.drain)} | ${pct(c.shareOfLimit?.enqueue)} |`);
+      const floor = c.latency && c.latencyFloorP50 !== undefined ? `${c.latency.p50} vs ${c.latencyFloorP50} ms` : "–";
+      lines.push(`| ${c.system} | ${e} | ${d} | ${l} | ${floor} | ${pct(c.shareOfLimit?.drain)} | ${pct(c.shareOfLimit?.enqueue)} |`);
     }
   }
   if (targets.length > 0) {

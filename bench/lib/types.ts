@@ -1,7 +1,7 @@
 /**
  * What the harness needs from each benchmarked system, and what a run of one system reports. A system is
  * a runtime (Conveyor, a peer) driven through its public API, or a store's raw claim loop (the physical
- * limit), which has no handler and no add→start latency.
+ * limit), which has no handler: its latency figure is one single-row insert's round trip (the floor).
  */
 
 export type SystemKind = "conveyor" | "peer" | "raw";
@@ -40,7 +40,10 @@ export interface BenchSystem {
   drainedInStore?(): Promise<boolean>;
   /** Raw loops: claim and complete everything that is queued; report progress; return rows completed. */
   drainLoop?(progress: (done: number) => void): Promise<number>;
-  /** Runtimes: add one task carrying its add time `t0` (epoch ms, sub-ms precision) to an idle worker. */
+  /**
+   * Runtimes: add one task carrying its add time `t0` (epoch ms, sub-ms precision) to an idle worker. Raw loops:
+   * insert one row in its own transaction; the harness times the call itself.
+   */
   addOne?(t0: number): Promise<void>;
   /** Stop workers, close connections, drop the schema or delete the file. Must not throw. */
   teardown(): Promise<void>;

@@ -5,7 +5,9 @@
  *
  * - enqueue: one multi-row INSERT (unnest of the batch's payloads) per batch of 500;
  * - drain: per batch, a `FOR UPDATE SKIP LOCKED` CTE claiming 50, then `UPDATE … WHERE id = ANY($1)`;
- *   each statement its own transaction, as a runtime would run them.
+ *   each statement its own transaction, as a runtime would run them;
+ * - latency: one single-row INSERT, autocommit, per latency task: its round trip is the floor under any
+ *   durable add→start on this server (a task cannot start before its insert has committed).
  */
 import pg from "pg";
 import { PG_URL, schemaName } from "../lib/env.ts";
@@ -49,6 +51,13 @@ export function create(job: ChildJob): BenchSystem {
         name: "raw-insert",
         text: `INSERT INTO ${schema}.tasks (queue, type, data, state) SELECT 'default', 'bench.noop', d, 'queued' FROM unnest($1::jsonb[]) AS d`,
         values: [payloads],
+      });
+    },
+    async addOne() {
+      // The floor under add→start: one durable single-row insert, autocommit (the commit waits for the WAL flush).
+      await admin!.query({
+        name: "raw-insert-one",
+        text: `INSERT INTO ${schema}.tasks (queue, type, data, state) VALUES ('latency', 'bench.noop', 'null', 'queued')`,
       });
     },
     async drainLoop(progress) {

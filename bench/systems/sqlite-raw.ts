@@ -5,12 +5,13 @@
  *
  * - enqueue: one transaction per batch of 500, a prepared single-row INSERT per row;
  * - drain: per batch, one autocommit `UPDATE … WHERE id IN (SELECT … ORDER BY priority DESC, id LIMIT 50)
- *   RETURNING id` claim, then one autocommit completion statement for the 50 ids.
+ *   RETURNING id` claim, then one autocommit completion statement for the 50 ids;
+ * - latency: one single-row INSERT in its own transaction per latency task (the floor under add→start).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DatabaseSync } from "node:sqlite";
+import { DatabaseSync, type StatementSync } from "node:sqlite";
 import type { BenchSystem, ChildJob } from "../lib/types.ts";
 
 const CLAIM_LIMIT = 50;
@@ -18,6 +19,7 @@ const CLAIM_LIMIT = 50;
 export function create(job: ChildJob): BenchSystem {
   let dir: string | null = null;
   let db: DatabaseSync | null = null;
+  let insertOne: StatementSync | null = null;
   return {
     info: {
       name: "sqlite-raw", kind: "raw", store: "sqlite",
@@ -51,6 +53,11 @@ export function create(job: ChildJob): BenchSystem {
       db!.exec("BEGIN IMMEDIATE");
       for (let i = 0; i < count; i++) insert.run(now);
       db!.exec("COMMIT");
+    },
+    async addOne() {
+      // The floor under add→start: one single-row insert in its own transaction (commit included).
+      insertOne ??= db!.prepare("INSERT INTO tasks (queue, type, data, priority, state, created_at) VALUES ('latency', 'bench.noop', 'null', 0, 'queued', ?)");
+      insertOne.run(Date.now());
     },
     async drainLoop(progress) {
       const claim = db!.prepare(`
