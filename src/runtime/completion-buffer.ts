@@ -27,9 +27,9 @@ export class CompletionBuffer {
   }
 
   /** Resolves true once the completion is committed, false when the attempt was stale. */
-  complete(id: number, attempt: number, result: Json): Promise<boolean> {
+  complete(id: number, queue: string, attempt: number, result: Json): Promise<boolean> {
     return new Promise((resolve) => {
-      this.#pending.push({ completion: { id, attempt, result }, resolve });
+      this.#pending.push({ completion: { id, queue, attempt, result }, resolve });
       this.#flushing ??= this.#flush();
     });
   }

@@ -223,7 +223,7 @@ export class QueueWorker implements Service {
         await this.#fail(task, new TypeError(`the handler of ${task.type} returned a value that is not JSON`));
         return;
       }
-      await this.#deps.completions.complete(task.id, task.attempt, result);
+      await this.#deps.completions.complete(task.id, task.queue, task.attempt, result);
     }
   }
 

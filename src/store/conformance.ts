@@ -282,7 +282,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("a key is free again once its task is completed, failed or cancelled", async (store) => {
         const done = await running(store, { queue: "a", key: "done" });
-        assert.deepEqual(await store.taskComplete({ now: at(2), completions: [{ id: done.id, attempt: 1, result: null }] }), [done.id]);
+        assert.deepEqual(await store.taskComplete({ now: at(2), completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }] }), [done.id]);
         const failed = await running(store, { queue: "b", key: "failed" });
         assert.ok(await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(2)), retryAt: null, now: at(2) }));
         const cancelled = await insert(store, { key: "cancelled" });
@@ -350,7 +350,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(stats.get("b"), { ...zeroCounts(), running: 1 });
         // A started task is a claimed one: its node completes it, and nobody claims it again.
         assert.deepEqual(await store.taskClaim({ queue: "a", types: ["t"], node: "n2", limit: 10, now: at(2) }).then((ts) => ts.map((t) => t.id)), [second!.id]);
-        assert.deepEqual(await store.taskComplete({ now: at(3), completions: [{ id: first!.id, attempt: 1, result: "ok" }] }), [first!.id]);
+        assert.deepEqual(await store.taskComplete({ now: at(3), completions: [{ id: first!.id, queue: first!.queue, attempt: 1, result: "ok" }] }), [first!.id]);
       });
 
       storeTest("a future, duplicate or paused-queue input does not start", async (store) => {
@@ -480,7 +480,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("completes a running attempt and stores its result", async (store) => {
         const task = await running(store, { queue: "c" });
         const result = { ok: true, items: [1, "ü", null] };
-        assert.deepEqual(await store.taskComplete({ now: at(9), completions: [{ id: task.id, attempt: 1, result }] }), [task.id]);
+        assert.deepEqual(await store.taskComplete({ now: at(9), completions: [{ id: task.id, queue: task.queue, attempt: 1, result }] }), [task.id]);
         const done = await mustGet(store, task.id);
         assert.equal(done.state, "completed");
         assert.deepEqual(done.result, result);
@@ -495,10 +495,11 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const completed = await store.taskComplete({
           now: at(9),
           completions: [
-            { id: a.id, attempt: 1, result: "a" },
-            { id: b.id, attempt: 2, result: "stale" },
-            { id: queued.id, attempt: 0, result: "not running" },
-            { id: 987_654, attempt: 1, result: "unknown" },
+            { id: a.id, queue: a.queue, attempt: 1, result: "a" },
+            { id: b.id, queue: b.queue, attempt: 2, result: "stale" },
+            { id: queued.id, queue: queued.queue, attempt: 0, result: "not running" },
+            { id: 987_654, queue: "a", attempt: 1, result: "unknown" },
+            { id: a.id, queue: "b", attempt: 1, result: "wrong queue" },
           ],
         });
         assert.deepEqual(completed, [a.id]);
@@ -510,7 +511,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("completing twice returns the id once", async (store) => {
         const task = await running(store, { queue: "c" });
-        const completion = { id: task.id, attempt: 1, result: 1 };
+        const completion = { id: task.id, queue: task.queue, attempt: 1, result: 1 };
         assert.deepEqual(await store.taskComplete({ now: at(9), completions: [completion, { ...completion, result: 2 }] }), [task.id]);
         const offset = await store.eventLastOffset();
         assert.deepEqual(await store.taskComplete({ now: at(10), completions: [{ ...completion, result: 3 }] }), []);
@@ -656,7 +657,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("a final task is left as it is", async (store) => {
         const done = await running(store, { queue: "c" });
-        await store.taskComplete({ now: at(2), completions: [{ id: done.id, attempt: 1, result: "r" }] });
+        await store.taskComplete({ now: at(2), completions: [{ id: done.id, queue: done.queue, attempt: 1, result: "r" }] });
         const failed = await running(store, { queue: "f" });
         await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(2)), retryAt: null, now: at(2) });
         const cancelled = await insert(store, { queue: "x" });
@@ -683,7 +684,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const task = await running(store, { queue: "r" });
         await store.taskCancel({ id: task.id, reason: "stop", now: at(2) });
         const offset = await store.eventLastOffset();
-        assert.deepEqual(await store.taskComplete({ now: at(3), completions: [{ id: task.id, attempt: 1, result: "late" }] }), []);
+        assert.deepEqual(await store.taskComplete({ now: at(3), completions: [{ id: task.id, queue: task.queue, attempt: 1, result: "late" }] }), []);
         assert.equal(await store.taskProgress({ id: task.id, attempt: 1, progress: { percent: 50 }, now: at(3) }), false);
         assert.equal(await store.taskFail({ id: task.id, attempt: 1, error: errorRecord("late", 1, at(3)), retryAt: at(4), now: at(3) }), null);
         const after = await mustGet(store, task.id);
@@ -749,7 +750,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           assert.deepEqual(await mustGet(store, task.id), before);
         }
         const done = await running(store, { queue: "d" });
-        await store.taskComplete({ now: at(2), completions: [{ id: done.id, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(2), completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }] });
         await assert.rejects(
           store.taskRerun({ id: done.id, now: at(5) }),
           (error: unknown) => error instanceof ConflictError && error.code === "invalid_state",
@@ -824,9 +825,9 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(again?.id, onDead.id);
         assert.equal(again?.attempt, 2);
         assert.equal(again?.stalls, 1);
-        assert.deepEqual(await store.taskComplete({ now: at(113), completions: [{ id: onDead.id, attempt: 1, result: "old" }] }), []);
+        assert.deepEqual(await store.taskComplete({ now: at(113), completions: [{ id: onDead.id, queue: onDead.queue, attempt: 1, result: "old" }] }), []);
         assert.equal(await store.taskProgress({ id: onDead.id, attempt: 1, progress: { percent: 5 }, now: at(113) }), false);
-        assert.deepEqual(await store.taskComplete({ now: at(113), completions: [{ id: onDead.id, attempt: 2, result: "new" }] }), [onDead.id]);
+        assert.deepEqual(await store.taskComplete({ now: at(113), completions: [{ id: onDead.id, queue: onDead.queue, attempt: 2, result: "new" }] }), [onDead.id]);
         assert.equal((await mustGet(store, onDead.id)).result, "new");
       });
 
@@ -889,18 +890,18 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(again?.attempt, task.attempt + 1, "attempt numbers only grow: they fence off the released run");
         assert.equal(again?.maxAttempts, task.maxAttempts + 1, "the interrupted run is not held against the task's budget");
         assert.equal(again?.stalls, 0, "a release is not a stall");
-        assert.deepEqual(await store.taskComplete({ now: at(9), completions: [{ id: task.id, attempt: task.attempt, result: null }] }), []);
+        assert.deepEqual(await store.taskComplete({ now: at(9), completions: [{ id: task.id, queue: task.queue, attempt: task.attempt, result: null }] }), []);
       });
     });
 
     describe("pruning", () => {
       storeTest("taskPrune deletes only tasks finished before `before`", async (store) => {
         const completed = await running(store, { queue: "a" });
-        await store.taskComplete({ now: at(10), completions: [{ id: completed.id, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(10), completions: [{ id: completed.id, queue: completed.queue, attempt: 1, result: null }] });
         const failed = await running(store, { queue: "b" });
         await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(20)), retryAt: null, now: at(20) });
         const late = await running(store, { queue: "c" });
-        await store.taskComplete({ now: at(30), completions: [{ id: late.id, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(30), completions: [{ id: late.id, queue: late.queue, attempt: 1, result: null }] });
         const cancelled = await insert(store, { queue: "d" });
         await store.taskCancel({ id: cancelled.id, reason: "x", now: at(15) });
         const queued = await insert(store, { queue: "e" });
@@ -916,7 +917,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("taskPrune deletes at most `limit` per call", async (store) => {
         for (const queue of ["a", "b", "c"]) {
           const task = await running(store, { queue });
-          await store.taskComplete({ now: at(10), completions: [{ id: task.id, attempt: 1, result: null }] });
+          await store.taskComplete({ now: at(10), completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }] });
         }
         assert.equal(await store.taskPrune({ before: at(100), limit: 2 }), 2);
         assert.equal(await store.taskPrune({ before: at(100), limit: 2 }), 1);
@@ -931,7 +932,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const done: Task[] = [];
         for (const queue of ["a", "b", "c"]) {
           const task = await running(store, { queue });
-          await store.taskComplete({ now: at(10), completions: [{ id: task.id, attempt: 1, result: null }] });
+          await store.taskComplete({ now: at(10), completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }] });
           done.push(task);
         }
         assert.equal(await store.taskPrune({ before: at(100), limit: 100 }), 3);
@@ -940,7 +941,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("taskPrune stops at the first task created at or after `before`", async (store) => {
         const old = await running(store, { queue: "a" });
-        await store.taskComplete({ now: at(10), completions: [{ id: old.id, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(10), completions: [{ id: old.id, queue: old.queue, attempt: 1, result: null }] });
         const young = await insert(store, { queue: "b" }, at(50));
         // A clock behind the creator's says it finished before `before`: only a walk that ends at `young`'s
         // creation leaves it (and everything after it) alone.
@@ -979,7 +980,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await insert(store, { queue: "a" });
         await insert(store, { queue: "a", runAt: at(60) });
         const done = await running(store, { queue: "b" });
-        await store.taskComplete({ now: at(2), completions: [{ id: done.id, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(2), completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }] });
         const failed = await running(store, { queue: "b" });
         await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(2)), retryAt: null, now: at(2) });
         const cancelled = await insert(store, { queue: "b" });
@@ -1027,8 +1028,8 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const [a1, a2] = await store.taskClaim({ queue: "a", types: ["t"], node: "n1", limit: 10, now: at(1) });
         const [c1] = await store.taskClaim({ queue: "c", types: ["t"], node: "dead", limit: 10, now: at(1) });
         await assertCountsAgree(store, "claim");
-        await store.taskComplete({ now: at(2), completions: [{ id: a1!.id, attempt: 1, result: null }, { id: a1!.id, attempt: 1, result: null }] });
-        await store.taskComplete({ now: at(2), completions: [{ id: a1!.id, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(2), completions: [{ id: a1!.id, queue: a1!.queue, attempt: 1, result: null }, { id: a1!.id, queue: a1!.queue, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(2), completions: [{ id: a1!.id, queue: a1!.queue, attempt: 1, result: null }] });
         await assertCountsAgree(store, "complete (twice)");
         await store.taskFail({ id: a2!.id, attempt: 1, error: errorRecord("x", 1, at(3)), retryAt: at(4), now: at(3) });
         await store.taskFail({ id: a2!.id, attempt: 1, error: errorRecord("x", 1, at(3)), retryAt: null, now: at(3) });
@@ -1109,7 +1110,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
         await store.taskClaim({ queue: "qa", types: ["t"], node: "n1", limit: 1, now: at(14) });
         expect.push({ type: "task.started", taskId: a.id, queue: "qa", at: at(14) });
-        await store.taskComplete({ now: at(15), completions: [{ id: a.id, attempt: 1, result: "ok" }] });
+        await store.taskComplete({ now: at(15), completions: [{ id: a.id, queue: a.queue, attempt: 1, result: "ok" }] });
         expect.push({ type: "task.completed", taskId: a.id, queue: "qa", at: at(15) });
         await check("complete");
 
@@ -1128,7 +1129,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
         // Operations that change nothing write nothing.
         await store.taskInsertMany({ now: at(21), tasks: [] });
-        await store.taskComplete({ now: at(21), completions: [{ id: a.id, attempt: 1, result: "again" }] });
+        await store.taskComplete({ now: at(21), completions: [{ id: a.id, queue: a.queue, attempt: 1, result: "again" }] });
         await store.taskCancel({ id: a.id, reason: "x", now: at(21) });
         await store.taskPromote({ now: at(21), limit: 10 });
         await check("no-ops");
@@ -1163,7 +1164,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const b = await insert(store, { queue: "b" });
         await store.taskClaim({ queue: "a", types: ["t"], node: "n1", limit: 1, now: at(1) });
         await store.taskClaim({ queue: "b", types: ["t"], node: "n1", limit: 1, now: at(2) });
-        await store.taskComplete({ now: at(3), completions: [{ id: a.id, attempt: 1, result: null }] });
+        await store.taskComplete({ now: at(3), completions: [{ id: a.id, queue: a.queue, attempt: 1, result: null }] });
 
         const all = await store.eventList({ after: 0, limit: 100 });
         assert.equal(all.length, 5);

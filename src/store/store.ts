@@ -47,7 +47,8 @@ export type TaskListParams = {
   order: "asc" | "desc";
 };
 
-export type TaskCompletion = { id: number; attempt: number; result: Json };
+/** A completion of attempt `attempt` of task `id`, whose queue is `queue` (the store checks it: a wrong one matches nothing). */
+export type TaskCompletion = { id: number; queue: string; attempt: number; result: Json };
 
 export type TaskCancelOutcome = {
   task: Task;

@@ -212,7 +212,7 @@ if (await postgresSuite("postgres event log")) {
         const [fresh] = await store.taskInsertMany({ now: T0, tasks: [taskInput("q")] });
         const claimed = await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 5, now: T0 });
         assert.deepEqual(claimed.map((t) => t.id), [old[1]!.task.id, fresh!.task.id]);
-        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: fresh!.task.id, attempt: 1, result: null }] }), [fresh!.task.id]);
+        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: fresh!.task.id, queue: fresh!.task.queue, attempt: 1, result: null }] }), [fresh!.task.id]);
         assert.deepEqual((await store.eventList({ after: 3, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]), [
           [4, "task.created", fresh!.task.id], [5, "task.started", old[1]!.task.id], [6, "task.started", fresh!.task.id],
           [7, "task.completed", fresh!.task.id],
@@ -281,7 +281,7 @@ if (await postgresSuite("postgres event log")) {
         cursor = await store.eventLastOffset();
         await beginFirst();
         await a.query("BEGIN");
-        assert.equal((await a.query(statements.get("taskComplete")!, [[holder.id], [1], ["null"], T0])).rowCount, 1);
+        assert.equal((await a.query(statements.get("taskComplete")!, [[holder.id], [1], ["null"], T0, [holder.queue]])).rowCount, 1);
         const insert = b.query(statements.get("taskInsert")!, [
           JSON.stringify([["q", "t", null, 0, 3, T0.getTime(), "k", null, null, false, { type: "t", state: "queued", runAt: T0.toISOString() }]]), T0, null,
         ]);
@@ -343,7 +343,7 @@ if (await postgresSuite("postgres event log")) {
             step++;
           }
         }
-        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, attempt: 1, result: null }] }), [task.id]);
+        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }] }), [task.id]);
         return task.id;
       }
 
@@ -366,7 +366,7 @@ if (await postgresSuite("postgres event log")) {
           await client.query(committed ? "COMMIT" : "ROLLBACK");
           straggles.push({ ticketsBefore, givenBefore, ticketsAfter: tickets, committed });
         }
-        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, attempt: 1, result: null }] }), [task.id]);
+        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }] }), [task.id]);
         return task.id;
       }
 
@@ -464,7 +464,7 @@ if (await postgresSuite("postgres event log")) {
             } else if (roll < 0.3) {
               await store.taskCancel({ id: task.id, reason: "enough", now: T0 });
             } else {
-              completions.push({ id: task.id, attempt: task.attempt, result: null });
+              completions.push({ id: task.id, queue: task.queue, attempt: task.attempt, result: null });
             }
           }
           await store.taskComplete({ now: T0, completions });

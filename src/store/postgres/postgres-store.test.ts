@@ -263,7 +263,7 @@ if (await postgresSuite("postgres store")) {
         // New events continue after the old last offset, each in a log row of its own, and join the old history.
         const [claimed] = await store.taskClaim({ queue: "a", types: ["t"], node: "n", limit: 1, now: at(20) });
         assert.equal(claimed!.id, two);
-        assert.deepEqual(await store.taskComplete({ now: at(21), completions: [{ id: three!, attempt: 1, result: null }] }), [three]);
+        assert.deepEqual(await store.taskComplete({ now: at(21), completions: [{ id: three!, queue: "b", attempt: 1, result: null }] }), [three]);
         assert.deepEqual((await store.eventList({ after: 7, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]), [
           [8, "task.started", two], [9, "task.completed", three],
         ]);

@@ -256,7 +256,7 @@ export class PostgresStore implements Store {
     const unique = completions.filter(({ id, attempt }) => !seen.has(`${id}:${attempt}`) && seen.add(`${id}:${attempt}`));
     if (unique.length === 0) return [];
     const { rows } = await this.#run("taskComplete", [
-      unique.map((c) => c.id), unique.map((c) => c.attempt), unique.map((c) => jsonParam(c.result)), now,
+      unique.map((c) => c.id), unique.map((c) => c.attempt), unique.map((c) => jsonParam(c.result)), now, unique.map((c) => c.queue),
     ]);
     return rows.map((row) => Number(row.id));
   }

@@ -24,7 +24,7 @@ import type { Json, TaskProgress } from "../../core/task.ts";
 type Row = Record<string, SQLInputValue>;
 
 /** Statements whose rows come back as arrays, not objects: cheaper on the hot path, mapped by position. */
-const ARRAY_ROWS = new Set(["taskClaim", "taskComplete"]);
+const ARRAY_ROWS = new Set(["taskClaim"]);
 
 /** Keyless tasks inserted per statement (taskInsertRows). */
 const INSERT_ROWS = 50;
@@ -321,10 +321,8 @@ export class SqliteStore implements Store {
       const ref = this.#ref();
       const ids: number[] = [];
       // A second completion of the same attempt in a batch finds the task completed already: the first stands.
-      for (const { id, attempt, result } of completions) {
-        const row = statement.get(JSON.stringify(result ?? null), nowMs, ref, id, attempt) as SQLOutputValue[] | undefined;
-        if (row === undefined) continue;
-        const queue = String(row[0]);
+      for (const { id, queue, attempt, result } of completions) {
+        if (statement.run(JSON.stringify(result ?? null), nowMs, ref, id, attempt, queue).changes === 0) continue;
         ids.push(id);
         this.#event("task.completed", id, queue, { attempt }, now);
         this.#count(queue, "running", "completed");

@@ -140,18 +140,18 @@ appended AS (
 SELECT * FROM claimed ORDER BY priority DESC, id;
 
 -- name: taskComplete
--- Completes a batch of running attempts (parallel arrays: ids $1, attempts $2, results $3; at $4); a stale attempt matches no row. Returns the completed ids in input order.
+-- Completes a batch of running attempts (parallel arrays: ids $1, attempts $2, results $3, queues $5; at $4); a stale attempt, or a queue that is not the task's, matches no row. Returns the completed ids in input order.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
 input AS (
-  SELECT * FROM unnest($1::bigint[], $2::integer[], $3::jsonb[]) WITH ORDINALITY AS i(id, attempt, result, n)
+  SELECT * FROM unnest($1::bigint[], $2::integer[], $3::jsonb[], $5::text[]) WITH ORDINALITY AS i(id, attempt, result, queue, n)
 ),
 completed AS (
   UPDATE {{schema}}.tasks t
   SET state = 'completed', result = i.result, finished_at = $4::timestamptz, event_refs = t.event_refs || (SELECT id FROM ref)
   FROM input i
-  WHERE t.id = i.id AND t.attempt = i.attempt AND t.state = 'running'
+  WHERE t.id = i.id AND t.attempt = i.attempt AND t.state = 'running' AND t.queue = i.queue
   RETURNING t.id, t.queue, t.attempt, i.n
 ),
 counted AS (
