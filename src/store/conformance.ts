@@ -1178,6 +1178,33 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(afterFirstOfA.map((e) => e.type), ["task.started"]);
         for (const e of all) assert.ok(e.at instanceof Date);
       });
+
+      storeTest("alike events of one transaction list one by one, from any offset, each with data of its own", async (store) => {
+        // One batch: six created events alike but for the id, then a claim's six started events, one of them a retry.
+        const tasks = (await store.taskInsertMany({ now: T0, tasks: Array.from({ length: 6 }, () => taskInput()) })).map((o) => o.task);
+        const [retried] = await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 1, now: T0 });
+        await store.taskFail({ id: retried!.id, attempt: 1, error: { name: "E", message: "m", attempt: 1, at: T0.toISOString() }, retryAt: T0, now: T0 });
+        await store.taskPromote({ now: at(1), limit: 10 });
+        const claimed = await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 10, now: at(2) });
+        assert.equal(claimed.length, 6);
+
+        const all = await store.eventList({ after: 0, limit: 100 });
+        const created = all.filter((e) => e.type === "task.created");
+        assert.deepEqual(created.map((e) => e.taskId), tasks.map((t) => t.id));
+        assert.deepEqual(created.map((e) => e.offset), tasks.map((_, i) => all[0]!.offset + i), "consecutive offsets");
+        const started = all.slice(-6);
+        assert.deepEqual(started.map((e) => [e.type, e.taskId, e.data]), claimed.map((t) => ["task.started", t.id, { attempt: t.attempt, node: "n1" }]));
+        for (let i = 1; i < all.length; i++) assert.equal(all[i]!.offset, all[i - 1]!.offset + 1);
+        // Any page boundary, even inside a transaction's events, gives the same sequence.
+        for (let k = 0; k < all.length; k++) {
+          assert.deepEqual(await store.eventList({ after: all[k]!.offset, limit: 2 }), all.slice(k + 1, k + 3), `after ${all[k]!.offset}`);
+        }
+        for (const task of tasks) {
+          assert.deepEqual(await store.eventList({ after: 0, limit: 100, taskId: task.id }), all.filter((e) => e.taskId === task.id));
+        }
+        (created[0]!.data as { type: string }).type = "changed";
+        assert.equal((created[1]!.data as { type: string }).type, "t", "events do not share data objects");
+      });
     });
 
     describe("nodes", () => {

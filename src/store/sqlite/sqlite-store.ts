@@ -26,6 +26,12 @@ type Row = Record<string, SQLInputValue>;
 /** Statements whose rows come back as arrays, not objects: cheaper on the hot path, mapped by position. */
 const ARRAY_ROWS = new Set(["taskClaim"]);
 
+/**
+ * An entry of an event-log row: [type, taskId, queue, data] is one event; [type, [taskId, ...], queue, data] is one
+ * event per task, in order, all alike (rows written before grouping hold single events only).
+ */
+type LogEntry = [TaskEventType, number | number[], string, Json];
+
 /** Keyless tasks inserted per statement (taskInsertRows). */
 const INSERT_ROWS = 50;
 
@@ -90,6 +96,7 @@ export class SqliteStore implements Store {
       return result;
     } catch (error) {
       this.#pendingEvents = [];
+      this.#pendingCount = 0;
       this.#logOffset = null;
       this.#countDeltas.clear();
       if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
@@ -97,8 +104,10 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Events of the current transaction, as [type, taskId, queue, data] entries of its event-log row. */
-  #pendingEvents: [TaskEventType, number, string, Json][] = [];
+  /** Events of the current transaction, as entries of its event-log row (see LogEntry). */
+  #pendingEvents: LogEntry[] = [];
+  /** How many events #pendingEvents stands for. */
+  #pendingCount = 0;
   #pendingEventsAt = 0;
   /** Offset of the log row the current transaction writes; read once per transaction, when first needed. */
   #logOffset: number | null = null;
@@ -114,18 +123,27 @@ export class SqliteStore implements Store {
 
   #event(type: TaskEventType, taskId: number, queue: string, data: Json, at: Date): void {
     // Every event of one operation carries the operation's `now`: one time per log row.
-    if (this.#pendingEvents.length === 0) this.#pendingEventsAt = at.getTime();
+    if (this.#pendingCount++ === 0) this.#pendingEventsAt = at.getTime();
+    // An event like the one before (a batch's task.created, a claim's task.started) joins its entry: the row
+    // then holds a few bytes per task instead of a whole entry, and stays within its page.
+    const last = this.#pendingEvents[this.#pendingEvents.length - 1];
+    if (last !== undefined && last[0] === type && last[2] === queue && sameFlatData(last[3], data)) {
+      if (typeof last[1] === "number") last[1] = [last[1], taskId];
+      else last[1].push(taskId);
+      return;
+    }
     this.#pendingEvents.push([type, taskId, queue, data]);
   }
 
   #flushEvents(): void {
-    if (this.#pendingEvents.length === 0) {
+    if (this.#pendingCount === 0) {
       this.#logOffset = null;
       return;
     }
     this.#ref();
-    const row = { offset: this.#logOffset, count: this.#pendingEvents.length, at: this.#pendingEventsAt, events: JSON.stringify(this.#pendingEvents) };
+    const row = { offset: this.#logOffset, count: this.#pendingCount, at: this.#pendingEventsAt, events: JSON.stringify(this.#pendingEvents) };
     this.#pendingEvents = [];
+    this.#pendingCount = 0;
     this.#logOffset = null;
     this.#sql("eventLogAppend").run(row);
   }
@@ -528,13 +546,17 @@ export class SqliteStore implements Store {
     const events: TaskEvent[] = [];
     for (const row of rows) {
       const at = new Date(Number(row.at));
-      const entries = JSON.parse(String(row.events)) as [TaskEventType, number, string, Json][];
-      for (let i = 0; i < entries.length; i++) {
-        const [type, id, queue, data] = entries[i]!;
-        const offset = Number(row.offset) + i;
-        if (offset <= after || (taskId !== undefined && id !== taskId)) continue;
-        events.push({ offset, type, taskId: id, queue, data, at: new Date(at) });
-        if (events.length === limit) return events;
+      let offset = Number(row.offset);
+      for (const [type, ids, queue, data] of JSON.parse(String(row.events)) as LogEntry[]) {
+        const group = typeof ids === "number" ? [ids] : ids;
+        for (const [k, id] of group.entries()) {
+          if (offset > after && (taskId === undefined || id === taskId)) {
+            // Events of one entry share its data: each gets a copy of its own.
+            events.push({ offset, type, taskId: id, queue, data: k === 0 ? data : structuredClone(data), at: new Date(at) });
+            if (events.length === limit) return events;
+          }
+          offset++;
+        }
       }
     }
     return events;
@@ -658,6 +680,19 @@ function rowToTask(row: Row): Task {
     startedAt: dateOrNull(row.started_at),
     finishedAt: dateOrNull(row.finished_at),
   };
+}
+
+/** Whether two events' data are alike: the same value, or flat objects with the same keys and primitive values. */
+function sameFlatData(a: Json, b: Json): boolean {
+  if (a === b) return true;
+  if (a === null || b === null || typeof a !== "object" || typeof b !== "object" || Array.isArray(a) || Array.isArray(b)) return false;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) {
+    const value = a[key];
+    if (value !== b[key] || (typeof value === "object" && value !== null)) return false;
+  }
+  return true;
 }
 
 /** A row of taskClaim's RETURNING list (in its order) as the running task it now is. */

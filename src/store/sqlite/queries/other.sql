@@ -1,7 +1,8 @@
 -- SQLite statements on the event log, queue counts, queues, nodes and migrations tables.
 
 -- name: eventLogAppend
--- Appends a transaction's events as one row; :events is a JSON array of [type, task_id, queue, data].
+-- Appends a transaction's events as one row; :events is a JSON array of entries [type, task_id, queue, data],
+-- where task_id may be an array [id, ...]: one event per id, in order, all alike (the driver's LogEntry).
 INSERT INTO event_log (offset, count, at, events) VALUES (:offset, :count, :at, :events);
 
 -- name: eventLogNextOffset
