@@ -237,6 +237,8 @@ export class SqliteStore implements Store {
       ];
     };
     const ids = inputs.every((input) => input.key === null) ? this.#insertRows(inputs.map(values)) : null;
+    let lastRunAt: Date | null = null;
+    let lastRunAtIso = "";
     return inputs.map((input, index) => {
       let id = ids?.[index];
       if (id === undefined) {
@@ -257,7 +259,9 @@ export class SqliteStore implements Store {
         createdAt: now, startedAt: start ? now : null, finishedAt: null,
       };
       const created = start ? "queued" : state;
-      this.#event("task.created", id, task.queue, { type: task.type, state: created, runAt: task.runAt.toISOString() }, now);
+      // A batch's tasks mostly share one runAt (now): format it once.
+      if (input.runAt !== lastRunAt) (lastRunAt = input.runAt), (lastRunAtIso = input.runAt.toISOString());
+      this.#event("task.created", id, task.queue, { type: task.type, state: created, runAt: lastRunAtIso }, now);
       if (start) this.#event("task.started", id, task.queue, { attempt: 1, node: startOn!.node }, now);
       this.#count(task.queue, null, state);
       return { task, created: true };
@@ -686,13 +690,14 @@ function rowToTask(row: Row): Task {
 function sameFlatData(a: Json, b: Json): boolean {
   if (a === b) return true;
   if (a === null || b === null || typeof a !== "object" || typeof b !== "object" || Array.isArray(a) || Array.isArray(b)) return false;
-  const keys = Object.keys(a);
-  if (keys.length !== Object.keys(b).length) return false;
-  for (const key of keys) {
+  let keys = 0;
+  for (const key in a) {
     const value = a[key];
     if (value !== b[key] || (typeof value === "object" && value !== null)) return false;
+    keys++;
   }
-  return true;
+  for (const _ in b) keys--;
+  return keys === 0;
 }
 
 /** A row of taskClaim's RETURNING list (in its order) as the running task it now is. */
