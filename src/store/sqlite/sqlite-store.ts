@@ -161,10 +161,9 @@ export class SqliteStore implements Store {
 
   #flushCounts(): void {
     if (this.#countDeltas.size === 0) return;
-    const rows: [string, TaskState, number][] = [];
-    for (const [queue, deltas] of this.#countDeltas) for (const [state, delta] of deltas) if (delta !== 0) rows.push([queue, state, delta]);
+    const statement = this.#sql("queueCountsAdd");
+    for (const [queue, deltas] of this.#countDeltas) for (const [state, delta] of deltas) if (delta !== 0) statement.run(queue, state, delta);
     this.#countDeltas.clear();
-    if (rows.length > 0) this.#sql("queueCountsAdd").run({ deltas: JSON.stringify(rows) });
   }
 
   // ---- migrations --------------------------------------------------------------------------------------

@@ -27,9 +27,9 @@ WHERE offset IN (SELECT offset FROM (SELECT offset, at FROM event_log ORDER BY o
   AND offset < (SELECT max(offset) FROM event_log);
 
 -- name: queueCountsAdd
--- Adds deltas to the counts; :deltas is a JSON array of [queue, state, delta].
-INSERT INTO queue_counts (queue, state, count)
-SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(:deltas) WHERE true
+-- Adds a delta to one count (positional: queue, state, delta); a transaction runs it once per changed count,
+-- usually twice (cheaper than one statement over a JSON list).
+INSERT INTO queue_counts (queue, state, count) VALUES (?, ?, ?)
 ON CONFLICT (queue, state) DO UPDATE SET count = count + excluded.count;
 
 -- name: queueCounts
