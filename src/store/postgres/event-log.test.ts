@@ -283,7 +283,7 @@ if (await postgresSuite("postgres event log")) {
         await a.query("BEGIN");
         assert.equal((await a.query(statements.get("taskComplete")!, [[holder.id], [1], ["null"], T0, [holder.queue]])).rowCount, 1);
         const insert = b.query(statements.get("taskInsert")!, [
-          JSON.stringify([["q", "t", null, 0, 3, T0.getTime(), "k", null, null, false, { type: "t", state: "queued", runAt: T0.toISOString() }]]), T0, null,
+          JSON.stringify([["q", "t", null, 0, 3, T0.getTime(), "k", null, null, false, { type: "t", state: "queued", runAt: T0.toISOString() }]]), T0, null, null,
         ]);
         assert.equal(await stillPending(insert, 300), true, "the insert waits for the completion's hold on the key");
         await a.query("COMMIT");

@@ -175,13 +175,23 @@ export class PostgresStore implements Store {
   ): Promise<number[]> {
     const starting = new Set(startOn?.indexes);
     const nowMs = now.getTime();
-    const rowsParam = indexes.map((index) => {
-      const t = tasks[index]!;
-      const runAt = t.runAt.getTime();
-      const created = { type: t.type, state: runAt > nowMs ? "scheduled" : "queued", runAt: t.runAt.toISOString() };
-      return [t.queue, t.type, t.data ?? null, t.priority, t.maxAttempts, runAt, t.key, t.timeoutMs, t.backoffMs, starting.has(index), created];
+    // The task.created data of each input; when all are alike (the usual batch: one queue, one type, one runAt),
+    // the statement logs them as one entry and gets the data once.
+    let iso: [Date | null, string] = [null, ""];
+    const created = indexes.map((index) => {
+      const { queue, type, runAt } = tasks[index]!;
+      if (runAt !== iso[0]) iso = [runAt, runAt.toISOString()];
+      return { queue, type, state: runAt.getTime() > nowMs ? "scheduled" : "queued", runAt: iso[1] };
     });
-    const { rows } = await this.#run("taskInsert", [JSON.stringify(rowsParam), now, startOn?.node ?? null], client);
+    const first = created[0]!;
+    const alike = startOn === undefined && created.every((c) => c.queue === first.queue && c.type === first.type && c.state === first.state && c.runAt === first.runAt);
+    const rowsParam = indexes.map((index, i) => {
+      const t = tasks[index]!;
+      const data = alike ? null : { type: t.type, state: created[i]!.state, runAt: created[i]!.runAt };
+      return [t.queue, t.type, t.data ?? null, t.priority, t.maxAttempts, t.runAt.getTime(), t.key, t.timeoutMs, t.backoffMs, starting.has(index), data];
+    });
+    const shared = alike ? JSON.stringify({ type: first.type, state: first.state, runAt: first.runAt }) : null;
+    const { rows } = await this.#run("taskInsert", [JSON.stringify(rowsParam), now, startOn?.node ?? null, shared], client);
     // Ids are drawn in input order (the statement takes them from the sequence while it reads the array), so the new rows, sorted by id, line up with the inputs that were inserted: every
     // input without a key, and those whose key came back.
     const insertedKeys = new Set(rows.flatMap((row) => (row.key === null ? [] : [String(row.key)])));

@@ -98,12 +98,21 @@ export const TASK_COLUMNS = "id, queue, type, data, priority, state, attempt, ma
   "error, errors, timeout_ms, backoff_ms, node, created_at, started_at, finished_at";
 
 /** The events of an event_log row: `events` holds [type, task_id, queue, data] entries, from offset `offset` on. */
+/**
+ * The events of a log row. An entry [type, taskId, queue, data] is one event; [type, [taskId, ...], queue, data]
+ * is one event per task, in order, all alike (statements write alike events of a batch so).
+ */
 export function logRowToEvents(row: Row): TaskEvent[] {
-  const first = Number(row.offset);
+  let offset = Number(row.offset);
   const at = row.at as Date;
-  return (row.events as [TaskEventType, number, string, Json][]).map(([type, taskId, queue, data], i) => ({
-    offset: first + i, type, taskId: Number(taskId), queue, data: data ?? null, at: new Date(at),
-  }));
+  const events: TaskEvent[] = [];
+  for (const [type, ids, queue, data] of row.events as [TaskEventType, number | number[], string, Json][]) {
+    for (const [k, taskId] of (typeof ids === "number" ? [ids] : ids).entries()) {
+      // Events of one entry share its data: each gets a copy of its own.
+      events.push({ offset: offset++, type, taskId: Number(taskId), queue, data: k === 0 ? (data ?? null) : structuredClone(data ?? null), at: new Date(at) });
+    }
+  }
+  return events;
 }
 
 export function rowToSchedule(row: Row): Schedule {

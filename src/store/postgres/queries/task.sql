@@ -26,7 +26,8 @@
 -- name: taskInsert
 -- Inserts the tasks in $1, a JSON array with one array per task: [queue, type, data, priority, max_attempts,
 -- run_at (epoch ms), key, timeout_ms, backoff_ms, start, created] where `created` is the data of its
--- task.created event (the driver builds it: formatting times here cost more than the insert). $2 is now; an input
+-- task.created event (the driver builds it: formatting times here cost more than the insert), or null when
+-- the batch is alike and $4 holds it for all. $2 is now; an input
 -- whose key an active task holds inserts nothing. An input with `start` set, ready at $2 and in a queue that is
 -- not paused, is inserted running on node $3 (attempt 1), as if claimed in the same statement: its task.created
 -- event (state queued) is followed by task.started. Ids are drawn in input order before the insert, so the events
@@ -65,14 +66,21 @@ counted AS (
   SELECT queue, state, pg_backend_pid() % 16, count(*) FROM inserted GROUP BY queue, state ORDER BY queue, state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
 ),
+-- A batch whose events are alike (one queue, no task to start, $4 their shared task.created data) logs them as one
+-- entry with a list of ids; otherwise each task has an entry (and one for its task.started).
 logged AS (
   SELECT count(*) + count(*) FILTER (WHERE c.state = 'running') AS n,
-         '[' || string_agg(
-           '["task.created",' || c.id || ',' || to_json(c.queue) || ',' || i.created
-             || CASE WHEN c.state = 'running' THEN '],["task.started",' || c.id || ',' || to_json(c.queue)
-                                                   || ',{"attempt":1,"node":' || to_json($3::text) || '}]'
-                     ELSE ']' END,
-           ',' ORDER BY c.id) || ']' AS events
+         CASE WHEN $4::jsonb IS NULL THEN
+           '[' || string_agg(
+             '["task.created",' || c.id || ',' || to_json(c.queue) || ',' || i.created
+               || CASE WHEN c.state = 'running' THEN '],["task.started",' || c.id || ',' || to_json(c.queue)
+                                                     || ',{"attempt":1,"node":' || to_json($3::text) || '}]'
+                       ELSE ']' END,
+             ',' ORDER BY c.id) FILTER (WHERE $4::jsonb IS NULL) || ']'
+         ELSE
+           '[["task.created",[' || string_agg(c.id::text, ',' ORDER BY c.id) FILTER (WHERE $4::jsonb IS NOT NULL) || '],'
+             || to_json(min(c.queue)) || ',' || $4::jsonb || ']]'
+         END AS events
   FROM inserted c JOIN input i ON i.id = c.id
 ),
 appended AS (
