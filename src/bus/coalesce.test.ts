@@ -50,6 +50,37 @@ test("Coalescer: everything published in one tick goes out in one send, the next
   assert.equal(sends.length, 2);
 });
 
+test("Coalescer: a batch of only events waits for the delay; any other signal sends it at the next tick", async () => {
+  const sends: [number, BusSignal[]][] = [];
+  let notify: () => void = () => {};
+  const coalescer = new Coalescer((signals) => {
+    sends.push([performance.now(), signals]);
+    notify();
+  }, 50);
+  const sent = (n: number) => new Promise<void>((resolve) => {
+    notify = () => sends.length >= n && resolve();
+    notify();
+  });
+  const t0 = performance.now();
+  coalescer.add(events);
+  await new Promise((resolve) => setImmediate(resolve));
+  await new Promise((resolve) => setImmediate(resolve));
+  coalescer.add(events);
+  assert.equal(sends.length, 0, "events alone are not sent at the next tick");
+  await sent(1);
+  assert.deepEqual(sends[0]![1], [events], "the events of several ticks go out once");
+  assert.ok(sends[0]![0] - t0 >= 45, `sent ${Math.round(sends[0]![0] - t0)} ms after the first, not before the delay`);
+
+  const t1 = performance.now();
+  coalescer.add(events);
+  coalescer.add(wake("a"));
+  await sent(2);
+  assert.deepEqual(sends[1]![1], [wake("a"), events], "a wake takes the waiting events along");
+  assert.ok(sends[1]![0] - t1 < 45, "at the next tick, not after the delay");
+  await new Promise((resolve) => setTimeout(resolve, 80));
+  assert.equal(sends.length, 2, "the delay's timer was cancelled with the send");
+});
+
 test("Coalescer: takePending() hands over the pending batch and cancels the tick", async () => {
   let sends = 0;
   const coalescer = new Coalescer(() => sends++);
@@ -60,6 +91,10 @@ test("Coalescer: takePending() hands over the pending batch and cancels the tick
   await new Promise((resolve) => setImmediate(resolve));
   assert.equal(sends, 0);
   assert.deepEqual(coalescer.takePending(), []);
+  coalescer.add(events);
+  assert.deepEqual(coalescer.takePending(), [events]);
+  await new Promise((resolve) => setTimeout(resolve, 40));
+  assert.equal(sends, 0, "the events delay was cancelled too");
 });
 
 test("encodeSignals/decodeSignals: a compact JSON array that round-trips", () => {
