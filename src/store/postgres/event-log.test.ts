@@ -281,7 +281,7 @@ if (await postgresSuite("postgres event log")) {
         cursor = await store.eventLastOffset();
         await beginFirst();
         await a.query("BEGIN");
-        assert.equal((await a.query(statements.get("taskComplete")!, [[holder.id], [1], ["null"], T0, [holder.queue]])).rowCount, 1);
+        assert.deepEqual((await a.query(statements.get("taskComplete")!, [JSON.stringify([[holder.id, 1, holder.queue, null]]), T0, true])).rows[0].ids, [holder.id]);
         const insert = b.query(statements.get("taskInsert")!, [
           JSON.stringify([["q", "t", null, 0, 3, T0.getTime(), "k", null, null, false, { type: "t", state: "queued", runAt: T0.toISOString() }]]), T0, null, null,
         ]);

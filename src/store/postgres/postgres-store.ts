@@ -24,7 +24,7 @@ import type {
 import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
-  claimedToTask, int8AsNumber, jsonParam, logRowToEvents, rowToLease, rowToNode, rowToSchedule, rowToTask, TASK_COLUMNS, type Row,
+  claimedToTask, type ClaimedRow, int8AsNumber, jsonParam, logRowToEvents, rowToLease, rowToNode, rowToSchedule, rowToTask, TASK_COLUMNS, type Row,
 } from "./row-mapping.ts";
 import { loadStatements, quoteSchema, statementPrefix } from "./statements.ts";
 
@@ -257,7 +257,7 @@ export class PostgresStore implements Store {
   async taskClaim(params: { queue: string; types: string[]; node: string; limit: number; now: Date }): Promise<Task[]> {
     if (params.limit <= 0 || params.types.length === 0) return [];
     const { rows } = await this.#run("taskClaim", [params.queue, params.types, params.node, params.limit, params.now]);
-    return rows.map((row) => claimedToTask(row, params.node, params.now));
+    return ((rows[0]?.tasks ?? []) as ClaimedRow[]).map((row) => claimedToTask(row, params.node, params.now));
   }
 
   async taskComplete({ completions, now }: { completions: TaskCompletion[]; now: Date }): Promise<number[]> {
@@ -265,10 +265,11 @@ export class PostgresStore implements Store {
     const seen = new Set<string>();
     const unique = completions.filter(({ id, attempt }) => !seen.has(`${id}:${attempt}`) && seen.add(`${id}:${attempt}`));
     if (unique.length === 0) return [];
-    const { rows } = await this.#run("taskComplete", [
-      unique.map((c) => c.id), unique.map((c) => c.attempt), unique.map((c) => jsonParam(c.result)), now, unique.map((c) => c.queue),
-    ]);
-    return rows.map((row) => Number(row.id));
+    const [{ queue, attempt }] = unique as [TaskCompletion];
+    const alike = unique.every((c) => c.queue === queue && c.attempt === attempt);
+    const batch = JSON.stringify(unique.map((c) => [c.id, c.attempt, c.queue, c.result ?? null]));
+    const { rows } = await this.#run("taskComplete", [batch, now, alike]);
+    return (rows[0]?.ids ?? []) as number[];
   }
 
   async taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null> {

@@ -122,8 +122,8 @@ claimed AS (
       event_refs = t.event_refs || (SELECT id FROM ref)
   FROM picked
   WHERE t.id = picked.id AND t.state = 'queued'
-  -- Only the columns a claim does not set itself, times as epoch ms (the driver's claimedToTask): parsing 50
-  -- full rows with their dates cost the node more than the statement cost the server.
+  -- Only the columns a claim does not set itself, times as epoch ms, returned as one JSON array (the driver's
+  -- claimedToTask): parsing 50 full rows field by field cost the node more than the statement cost the server.
   RETURNING t.id, t.queue, t.type, t.data, t.priority, t.attempt, t.max_attempts, t.stalls,
             (date_part('epoch', t.run_at) * 1000)::bigint AS run_at_ms, t.key, t.error, t.errors, t.timeout_ms,
             t.backoff_ms, (date_part('epoch', t.created_at) * 1000)::bigint AS created_at_ms
@@ -135,29 +135,47 @@ counted AS (
   GROUP BY c.queue, d.state ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
 ),
+-- When every claimed task is on the same attempt (the usual claim: all first attempts), their task.started
+-- events are alike and go in one entry with a list of ids.
+alike AS (
+  SELECT min(attempt) = max(attempt) AS yes FROM claimed
+),
 logged AS (
   SELECT count(*) AS n,
-         '[' || string_agg('["task.started",' || c.id || ',' || to_json(c.queue) || ',{"attempt":' || c.attempt
-                           || ',"node":' || to_json($3::text) || '}]', ',' ORDER BY c.priority DESC, c.id) || ']' AS events
-  FROM claimed c
+         CASE WHEN a.yes THEN
+           '[["task.started",[' || string_agg(c.id::text, ',' ORDER BY c.priority DESC, c.id) FILTER (WHERE a.yes) || '],'
+             || to_json($1::text) || ',{"attempt":' || min(c.attempt) || ',"node":' || to_json($3::text) || '}]]'
+         ELSE
+           '[' || string_agg('["task.started",' || c.id || ',' || to_json(c.queue) || ',{"attempt":' || c.attempt
+                             || ',"node":' || to_json($3::text) || '}]', ',' ORDER BY c.priority DESC, c.id) FILTER (WHERE NOT a.yes) || ']'
+         END AS events
+  FROM claimed c, alike a
+  GROUP BY a.yes
 ),
 appended AS (
   INSERT INTO {{schema}}.event_log (id, count, at, events)
   SELECT (SELECT id FROM ref), n, $5::timestamptz, events::json FROM logged WHERE n > 0
 )
-SELECT * FROM claimed ORDER BY priority DESC, id;
+SELECT json_agg(json_build_array(c.id, c.queue, c.type, c.data, c.priority, c.attempt, c.max_attempts, c.stalls, c.run_at_ms,
+                                 c.key, c.error, c.errors, c.timeout_ms, c.backoff_ms, c.created_at_ms)
+                ORDER BY c.priority DESC, c.id) AS tasks
+FROM claimed c;
 
 -- name: taskComplete
--- Completes a batch of running attempts (parallel arrays: ids $1, attempts $2, results $3, queues $5; at $4); a stale attempt, or a queue that is not the task's, matches no row. Returns the completed ids in input order.
+-- Completes a batch of running attempts: $1 is a JSON array of [id, attempt, queue, result], at $2. A stale
+-- attempt, or a queue that is not the task's, matches no row. $3 is true when every entry has the same queue and
+-- attempt (the driver knows): their task.completed events are then alike and go in one entry with a list of ids.
+-- Returns the completed ids in input order, as one JSON array.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
 input AS (
-  SELECT * FROM unnest($1::bigint[], $2::integer[], $3::jsonb[], $5::text[]) WITH ORDINALITY AS i(id, attempt, result, queue, n)
+  SELECT (r ->> 0)::bigint AS id, (r ->> 1)::integer AS attempt, r ->> 2 AS queue, r -> 3 AS result, n
+  FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(r, n)
 ),
 completed AS (
   UPDATE {{schema}}.tasks t
-  SET state = 'completed', result = i.result, finished_at = $4::timestamptz, event_refs = t.event_refs || (SELECT id FROM ref)
+  SET state = 'completed', result = i.result, finished_at = $2::timestamptz, event_refs = t.event_refs || (SELECT id FROM ref)
   FROM input i
   WHERE t.id = i.id AND t.attempt = i.attempt AND t.state = 'running' AND t.queue = i.queue
   RETURNING t.id, t.queue, t.attempt, i.n
@@ -171,15 +189,20 @@ counted AS (
 ),
 logged AS (
   SELECT count(*) AS n,
-         '[' || string_agg('["task.completed",' || c.id || ',' || to_json(c.queue) || ',{"attempt":' || c.attempt || '}]',
-                           ',' ORDER BY c.n) || ']' AS events
+         CASE WHEN $3::boolean THEN
+           '[["task.completed",[' || string_agg(c.id::text, ',' ORDER BY c.n) FILTER (WHERE $3::boolean) || '],'
+             || to_json(min(c.queue)) || ',{"attempt":' || min(c.attempt) || '}]]'
+         ELSE
+           '[' || string_agg('["task.completed",' || c.id || ',' || to_json(c.queue) || ',{"attempt":' || c.attempt || '}]',
+                             ',' ORDER BY c.n) FILTER (WHERE NOT $3::boolean) || ']'
+         END AS events
   FROM completed c
 ),
 appended AS (
   INSERT INTO {{schema}}.event_log (id, count, at, events)
-  SELECT (SELECT id FROM ref), n, $4::timestamptz, events::json FROM logged WHERE n > 0
+  SELECT (SELECT id FROM ref), n, $2::timestamptz, events::json FROM logged WHERE n > 0
 )
-SELECT id FROM completed ORDER BY n;
+SELECT json_agg(id ORDER BY n) AS ids FROM completed;
 
 -- name: taskFailFinal
 -- Fails running attempt $2 of task $1 for good with error $3 (history bounded to $4 entries) at $5.
