@@ -287,7 +287,7 @@ if (await postgresSuite("postgres event log")) {
         ]);
         assert.equal(await stillPending(insert, 300), true, "the insert waits for the completion's hold on the key");
         await a.query("COMMIT");
-        const created = (await insert).rows.map((r) => Number(r.id));
+        const created = ((await insert).rows[0].rows as [number][]).map(([id]) => Number(id));
         assert.equal(created.length, 1, "the key was free again");
         await b.query("COMMIT");
         assert.deepEqual(await events(cursor), [[cursor + 1, "task.completed", holder.id], [cursor + 2, "task.created", created[0]]]);

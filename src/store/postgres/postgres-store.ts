@@ -191,10 +191,12 @@ export class PostgresStore implements Store {
       return [t.queue, t.type, t.data ?? null, t.priority, t.maxAttempts, t.runAt.getTime(), t.key, t.timeoutMs, t.backoffMs, starting.has(index), data];
     });
     const shared = alike ? JSON.stringify({ type: first.type, state: first.state, runAt: first.runAt }) : null;
-    const { rows } = await this.#run("taskInsert", [JSON.stringify(rowsParam), now, startOn?.node ?? null, shared], client);
-    // Ids are drawn in input order (the statement takes them from the sequence while it reads the array), so the new rows, sorted by id, line up with the inputs that were inserted: every
-    // input without a key, and those whose key came back.
-    const insertedKeys = new Set(rows.flatMap((row) => (row.key === null ? [] : [String(row.key)])));
+    const result = await this.#run("taskInsert", [JSON.stringify(rowsParam), now, startOn?.node ?? null, shared], client);
+    const rows = (result.rows[0]?.rows ?? []) as [id: number, key: string | null, state: TaskState][];
+    // Ids are drawn in input order (the statement takes them from the sequence while it reads the array), so the
+    // new rows, sorted by id, line up with the inputs that were inserted: every input without a key, and those
+    // whose key came back.
+    const insertedKeys = new Set(rows.flatMap(([, key]) => (key === null ? [] : [key])));
     const conflicting: number[] = [];
     let next = 0;
     for (const index of indexes) {
@@ -204,9 +206,9 @@ export class PostgresStore implements Store {
         continue;
       }
       const row = rows[next++];
-      if (row === undefined || (row.key ?? null) !== input.key) throw new Error("taskInsertMany: inserted rows do not line up with the input");
-      const state = String(row.state) as TaskState;
-      outcomes[index] = { task: insertedTask(input, Number(row.id), state, state === "running" ? startOn!.node : null, now), created: true };
+      if (row === undefined || row[1] !== input.key) throw new Error("taskInsertMany: inserted rows do not line up with the input");
+      const [id, , state] = row;
+      outcomes[index] = { task: insertedTask(input, id, state, state === "running" ? startOn!.node : null, now), created: true };
     }
     if (conflicting.length === 0) return [];
     const found = await this.#run("taskGetActiveByKeys", [conflicting.map((index) => tasks[index]!.key)], client);

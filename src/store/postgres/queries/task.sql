@@ -31,7 +31,7 @@
 -- whose key an active task holds inserts nothing. An input with `start` set, ready at $2 and in a queue that is
 -- not paused, is inserted running on node $3 (attempt 1), as if claimed in the same statement: its task.created
 -- event (state queued) is followed by task.started. Ids are drawn in input order before the insert, so the events
--- can be joined back to their inputs. Returns id, key and state of the new rows: the driver knows every other
+-- can be joined back to their inputs. Returns [id, key, state] of the new rows, as one JSON array: the driver knows every other
 -- column already, and reading back 500 full rows costs more than inserting them.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
@@ -87,7 +87,7 @@ appended AS (
   INSERT INTO {{schema}}.event_log (id, count, at, events)
   SELECT (SELECT id FROM ref), n, $2::timestamptz, events::json FROM logged WHERE n > 0
 )
-SELECT id, key, state FROM inserted ORDER BY id;
+SELECT json_agg(json_build_array(id, key, state) ORDER BY id) AS rows FROM inserted;
 
 -- name: taskGetActiveByKeys
 -- The active tasks holding any of the keys $1: what a conflicting insert returns instead of a new task.
