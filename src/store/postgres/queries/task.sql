@@ -68,20 +68,22 @@ counted AS (
 ),
 -- A batch whose events are alike (one queue, no task to start, $4 their shared task.created data) logs them as one
 -- entry with a list of ids; otherwise each task has an entry (and one for its task.started).
+-- (Only one branch runs: the other's constant condition is false. The alike one needs no join with the input.)
 logged AS (
   SELECT count(*) + count(*) FILTER (WHERE c.state = 'running') AS n,
-         CASE WHEN $4::jsonb IS NULL THEN
-           '[' || string_agg(
-             '["task.created",' || c.id || ',' || to_json(c.queue) || ',' || i.created
-               || CASE WHEN c.state = 'running' THEN '],["task.started",' || c.id || ',' || to_json(c.queue)
-                                                     || ',{"attempt":1,"node":' || to_json($3::text) || '}]'
-                       ELSE ']' END,
-             ',' ORDER BY c.id) FILTER (WHERE $4::jsonb IS NULL) || ']'
-         ELSE
-           '[["task.created",[' || string_agg(c.id::text, ',' ORDER BY c.id) FILTER (WHERE $4::jsonb IS NOT NULL) || '],'
-             || to_json(min(c.queue)) || ',' || $4::jsonb || ']]'
-         END AS events
+         '[' || string_agg(
+           '["task.created",' || c.id || ',' || to_json(c.queue) || ',' || i.created
+             || CASE WHEN c.state = 'running' THEN '],["task.started",' || c.id || ',' || to_json(c.queue)
+                                                   || ',{"attempt":1,"node":' || to_json($3::text) || '}]'
+                     ELSE ']' END,
+           ',' ORDER BY c.id) || ']' AS events
   FROM inserted c JOIN input i ON i.id = c.id
+  WHERE $4::jsonb IS NULL
+  UNION ALL
+  SELECT count(*),
+         '[["task.created",[' || string_agg(c.id::text, ',' ORDER BY c.id) || '],' || to_json(min(c.queue)) || ',' || $4::jsonb || ']]'
+  FROM inserted c
+  WHERE $4::jsonb IS NOT NULL
 ),
 appended AS (
   INSERT INTO {{schema}}.event_log (id, count, at, events)
