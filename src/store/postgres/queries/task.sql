@@ -44,22 +44,37 @@ input AS MATERIALIZED (
   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(r, n)
 ),
 ready AS (
-  SELECT i.*, i.start AND i.run_at <= $2::timestamptz
-                AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = i.queue AND q.paused) AS starts
-  FROM input i
+  SELECT id, queue, type, data, priority, max_attempts, run_at, key, timeout_ms, backoff_ms,
+         CASE WHEN starts THEN 'running' WHEN run_at > $2::timestamptz THEN 'scheduled' ELSE 'queued' END AS state,
+         CASE WHEN starts THEN 1 ELSE 0 END AS attempt, CASE WHEN starts THEN $3::text END AS node,
+         CASE WHEN starts THEN $2::timestamptz END AS started_at
+  FROM (SELECT i.*, i.start AND i.run_at <= $2::timestamptz
+                      AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = i.queue AND q.paused) AS starts
+        FROM input i) s
 ),
-inserted AS (
+-- Tasks with a key go in through ON CONFLICT (an active task may hold the key), which costs a speculative insert
+-- per row; tasks without one cannot conflict and go in plainly, about a tenth cheaper.
+inserted_keyed AS (
   INSERT INTO {{schema}}.tasks (id, queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms,
                                 backoff_ms, node, created_at, started_at, event_refs)
   OVERRIDING SYSTEM VALUE
-  SELECT id, queue, type, data, priority,
-         CASE WHEN starts THEN 'running' WHEN run_at > $2::timestamptz THEN 'scheduled' ELSE 'queued' END,
-         CASE WHEN starts THEN 1 ELSE 0 END, max_attempts, run_at, key, timeout_ms, backoff_ms,
-         CASE WHEN starts THEN $3::text END, $2::timestamptz, CASE WHEN starts THEN $2::timestamptz END,
-         ARRAY[(SELECT id FROM ref)]
-  FROM ready
+  SELECT id, queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms, backoff_ms, node,
+         $2::timestamptz, started_at, ARRAY[(SELECT id FROM ref)]
+  FROM ready WHERE key IS NOT NULL
   ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'running') DO NOTHING
   RETURNING id, queue, state, key
+),
+inserted_free AS (
+  INSERT INTO {{schema}}.tasks (id, queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms,
+                                backoff_ms, node, created_at, started_at, event_refs)
+  OVERRIDING SYSTEM VALUE
+  SELECT id, queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms, backoff_ms, node,
+         $2::timestamptz, started_at, ARRAY[(SELECT id FROM ref)]
+  FROM ready WHERE key IS NULL
+  RETURNING id, queue, state, key
+),
+inserted AS (
+  SELECT * FROM inserted_keyed UNION ALL SELECT * FROM inserted_free
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
