@@ -168,6 +168,24 @@ export class PostgresStore implements Store {
     });
   }
 
+  /** #insertRound for one input (taskInsertOne): what enqueue() of one task waits for. */
+  async #insertOne(
+    tasks: TaskInsert[], index: number, now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
+    startOn: TaskStartOn | undefined,
+  ): Promise<number[]> {
+    const t = tasks[index]!;
+    const created = { type: t.type, state: t.runAt.getTime() > now.getTime() ? "scheduled" : "queued", runAt: t.runAt.toISOString() };
+    const result = await this.#run("taskInsertOne", [
+      t.queue, t.type, jsonParam(t.data), t.priority, t.maxAttempts, t.runAt, t.key, t.timeoutMs, t.backoffMs, now,
+      startOn?.node ?? null, JSON.stringify(created),
+    ], client);
+    const row = (result.rows[0]?.rows as [id: number, key: string | null, state: TaskState][] | null)?.[0];
+    if (row === undefined) return this.#holdersOf(tasks, [index], client, outcomes);
+    const [id, , state] = row;
+    outcomes[index] = { task: insertedTask(t, id, state, state === "running" ? startOn!.node : null, now), created: true };
+    return [];
+  }
+
   /** One insert statement for the inputs at `indexes`; fills their outcomes and returns those left to retry. */
   async #insertRound(
     tasks: TaskInsert[], indexes: number[], now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
@@ -175,6 +193,7 @@ export class PostgresStore implements Store {
   ): Promise<number[]> {
     const starting = new Set(startOn?.indexes);
     const nowMs = now.getTime();
+    if (indexes.length === 1) return this.#insertOne(tasks, indexes[0]!, now, client, outcomes, starting.has(indexes[0]!) ? startOn! : undefined);
     // The task.created data of each input; when all are alike (the usual batch: one queue, one type, one runAt),
     // the statement logs them as one entry and gets the data once.
     let iso: [Date | null, string] = [null, ""];
@@ -210,6 +229,14 @@ export class PostgresStore implements Store {
       const [id, , state] = row;
       outcomes[index] = { task: insertedTask(input, id, state, state === "running" ? startOn!.node : null, now), created: true };
     }
+    return this.#holdersOf(tasks, conflicting, client, outcomes);
+  }
+
+  /**
+   * The active tasks holding the keys of the inputs at `conflicting` become their outcomes; returns the inputs whose
+   * holder finished meanwhile (to insert again).
+   */
+  async #holdersOf(tasks: TaskInsert[], conflicting: number[], client: Queryable, outcomes: (TaskInsertOutcome | undefined)[]): Promise<number[]> {
     if (conflicting.length === 0) return [];
     const found = await this.#run("taskGetActiveByKeys", [conflicting.map((index) => tasks[index]!.key)], client);
     const holders = new Map(found.rows.map((row) => [String(row.key), row]));

@@ -106,6 +106,45 @@ appended AS (
 )
 SELECT json_agg(json_build_array(id, key, state) ORDER BY id) AS rows FROM inserted;
 
+-- name: taskInsertOne
+-- taskInsert for one task, with plain parameters: queue $1, type $2, data $3, priority $4, max_attempts $5,
+-- run_at $6, key $7, timeout_ms $8, backoff_ms $9, now $10, the node to start it on $11 (null: do not start) and
+-- its task.created data $12. The same rules as taskInsert; the plan is a third smaller, which is what an
+-- enqueue() of one task waits for (0.2 ms of ~1.2 ms here). Returns [[id, key, state]], or null when a key
+-- conflict inserted nothing.
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+inserted AS (
+  INSERT INTO {{schema}}.tasks (queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms,
+                                backoff_ms, node, created_at, started_at, event_refs)
+  SELECT $1::text, $2::text, $3::jsonb, $4::integer,
+         CASE WHEN starts THEN 'running' WHEN $6::timestamptz > $10::timestamptz THEN 'scheduled' ELSE 'queued' END,
+         CASE WHEN starts THEN 1 ELSE 0 END, $5::integer, $6::timestamptz, $7::text, $8::bigint, $9::bigint,
+         CASE WHEN starts THEN $11::text END, $10::timestamptz, CASE WHEN starts THEN $10::timestamptz END,
+         ARRAY[(SELECT id FROM ref)]
+  FROM (SELECT $11::text IS NOT NULL AND $6::timestamptz <= $10::timestamptz
+                 AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = $1::text AND q.paused) AS starts) s
+  ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'running') DO NOTHING
+  RETURNING id, queue, state, key
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT queue, state, pg_backend_pid() % 16, 1 FROM inserted
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+),
+appended AS (
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), CASE WHEN c.state = 'running' THEN 2 ELSE 1 END, $10::timestamptz,
+         ('[["task.created",' || c.id || ',' || to_json(c.queue) || ',' || $12::text || ']'
+           || CASE WHEN c.state = 'running'
+                   THEN ',["task.started",' || c.id || ',' || to_json(c.queue) || ',{"attempt":1,"node":' || to_json($11::text) || '}]'
+                   ELSE '' END
+           || ']')::json
+  FROM inserted c
+)
+SELECT json_agg(json_build_array(id, key, state)) AS rows FROM inserted;
+
 -- name: taskGetActiveByKeys
 -- The active tasks holding any of the keys $1: what a conflicting insert returns instead of a new task.
 SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
