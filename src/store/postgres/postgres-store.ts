@@ -24,7 +24,8 @@ import type {
 import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
-  claimedToTask, type ClaimedRow, int8AsNumber, jsonParam, logRowToEvents, rowToLease, rowToNode, rowToSchedule, rowToTask, TASK_COLUMNS, type Row,
+  claimedToTask, type ClaimedRow, int8AsNumber, jsonParam, logRowToEvents, rowToLease, rowToNode, rowToSchedule, rowToTask,
+  TASK_COLUMNS, type Row,
 } from "./row-mapping.ts";
 import { loadStatements, quoteSchema, statementPrefix } from "./statements.ts";
 

@@ -87,7 +87,6 @@ export function rowToTask(row: Row): Task {
 export const TASK_COLUMNS = "id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, " +
   "error, errors, timeout_ms, backoff_ms, node, created_at, started_at, finished_at";
 
-/** The events of an event_log row: `events` holds [type, task_id, queue, data] entries, from offset `offset` on. */
 /**
  * The events of a log row. An entry [type, taskId, queue, data] is one event; [type, [taskId, ...], queue, data]
  * is one event per task, in order, all alike (statements write alike events of a batch so).
