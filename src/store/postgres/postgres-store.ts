@@ -24,7 +24,7 @@ import type {
 import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
-  claimedToTask, type ClaimedRow, int8AsNumber, jsonParam, logRowToEvents, rowToLease, rowToNode, rowToSchedule, rowToTask,
+  claimedToTask, int8AsNumber, jsonParam, logRowToEvents, rowToLease, rowToNode, rowToSchedule, rowToTask,
   TASK_COLUMNS, type Row,
 } from "./row-mapping.ts";
 import { loadStatements, quoteSchema, statementPrefix } from "./statements.ts";
@@ -287,7 +287,7 @@ export class PostgresStore implements Store {
   async taskClaim(params: { queue: string; types: string[]; node: string; limit: number; now: Date }): Promise<Task[]> {
     if (params.limit <= 0 || params.types.length === 0) return [];
     const { rows } = await this.#run("taskClaim", [params.queue, params.types, params.node, params.limit, params.now]);
-    return ((rows[0]?.tasks ?? []) as ClaimedRow[]).map((row) => claimedToTask(row, params.node, params.now));
+    return rows.map((row) => claimedToTask(row, params.node, params.now));
   }
 
   async taskComplete({ completions, now }: { completions: TaskCompletion[]; now: Date }): Promise<number[]> {

@@ -28,20 +28,30 @@ export function int8AsNumber(): pg.CustomTypesConfig {
   return types;
 }
 
-/** A task as taskClaim returns it: the columns the claim did not set itself, in this order, times in epoch ms. */
-export type ClaimedRow = [
-  id: number, queue: string, type: string, data: Json, priority: number, attempt: number, maxAttempts: number,
-  stalls: number, runAt: number, key: string | null, error: ErrorRecord | null, errors: ErrorRecord[] | null,
-  timeoutMs: number | null, backoffMs: number | null, createdAt: number,
-];
-
-/** A claimed task as the running task it now is: the claim set the other columns itself. */
-export function claimedToTask(row: ClaimedRow, node: string, startedAt: Date): Task {
-  const [id, queue, type, data, priority, attempt, maxAttempts, stalls, runAt, key, error, errors, timeoutMs, backoffMs, createdAt] = row;
+/** A row of taskClaim's RETURNING list as the running task it now is: the claim set the other columns itself. */
+export function claimedToTask(row: Row, node: string, startedAt: Date): Task {
   return {
-    id, queue, type, data: data ?? null, priority, state: "running", attempt, maxAttempts, stalls, runAt: new Date(runAt), key,
-    progress: null, result: null, error: error ?? null, errors: errors ?? [], timeoutMs, backoffMs, node,
-    createdAt: new Date(createdAt), startedAt: new Date(startedAt.getTime()), finishedAt: null,
+    id: Number(row.id),
+    queue: String(row.queue),
+    type: String(row.type),
+    data: (row.data ?? null) as Json,
+    priority: Number(row.priority),
+    state: "running",
+    attempt: Number(row.attempt),
+    maxAttempts: Number(row.max_attempts),
+    stalls: Number(row.stalls),
+    runAt: new Date(Number(row.run_at_ms)),
+    key: stringOrNull(row.key),
+    progress: null,
+    result: null,
+    error: (row.error ?? null) as ErrorRecord | null,
+    errors: (row.errors ?? []) as ErrorRecord[],
+    timeoutMs: numberOrNull(row.timeout_ms),
+    backoffMs: numberOrNull(row.backoff_ms),
+    node,
+    createdAt: new Date(Number(row.created_at_ms)),
+    startedAt: new Date(startedAt.getTime()),
+    finishedAt: null,
   };
 }
 

@@ -178,44 +178,32 @@ claimed AS (
       event_refs = t.event_refs || (SELECT id FROM ref)
   FROM picked
   WHERE t.id = picked.id AND t.state = 'queued'
-  -- Only the columns a claim does not set itself, times as epoch ms, returned as one JSON array (the driver's
-  -- claimedToTask): parsing 50 full rows field by field cost the node more than the statement cost the server.
+  -- Only the columns a claim does not set itself, times as epoch ms (the driver's claimedToTask): parsing 50
+  -- full rows with their dates cost the node more than the statement cost the server.
   RETURNING t.id, t.queue, t.type, t.data, t.priority, t.attempt, t.max_attempts, t.stalls,
             (date_part('epoch', t.run_at) * 1000)::bigint AS run_at_ms, t.key, t.error, t.errors, t.timeout_ms,
             t.backoff_ms, (date_part('epoch', t.created_at) * 1000)::bigint AS created_at_ms
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
-  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
-  FROM claimed c, (VALUES ('queued', -1), ('running', 1)) AS d(state, delta)
-  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  SELECT c.queue, d.state, pg_backend_pid() % 16, d.delta * c.n
+  FROM (SELECT queue, count(*) AS n FROM claimed GROUP BY queue) c, (VALUES ('queued', -1), ('running', 1)) AS d(state, delta)
+  ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-),
--- When every claimed task is on the same attempt (the usual claim: all first attempts), their task.started
--- events are alike and go in one entry with a list of ids.
-alike AS (
-  SELECT min(attempt) = max(attempt) AS yes FROM claimed
 ),
 logged AS (
   SELECT count(*) AS n,
-         CASE WHEN a.yes THEN
-           '[["task.started",[' || string_agg(c.id::text, ',' ORDER BY c.priority DESC, c.id) FILTER (WHERE a.yes) || '],'
-             || to_json($1::text) || ',{"attempt":' || min(c.attempt) || ',"node":' || to_json($3::text) || '}]]'
-         ELSE
-           '[' || string_agg('["task.started",' || c.id || ',' || to_json(c.queue) || ',{"attempt":' || c.attempt
-                             || ',"node":' || to_json($3::text) || '}]', ',' ORDER BY c.priority DESC, c.id) FILTER (WHERE NOT a.yes) || ']'
-         END AS events
-  FROM claimed c, alike a
-  GROUP BY a.yes
+         '[' || string_agg('["task.started",' || c.id || ',' || to_json(c.queue) || ',{"attempt":' || c.attempt
+                           || ',"node":' || to_json($3::text) || '}]', ',' ORDER BY c.priority DESC, c.id) || ']' AS events
+  FROM claimed c
 ),
 appended AS (
   INSERT INTO {{schema}}.event_log (id, count, at, events)
   SELECT (SELECT id FROM ref), n, $5::timestamptz, events::json FROM logged WHERE n > 0
 )
-SELECT json_agg(json_build_array(c.id, c.queue, c.type, c.data, c.priority, c.attempt, c.max_attempts, c.stalls, c.run_at_ms,
-                                 c.key, c.error, c.errors, c.timeout_ms, c.backoff_ms, c.created_at_ms)
-                ORDER BY c.priority DESC, c.id) AS tasks
-FROM claimed c;
+-- Rows, and an event entry per task: the server bounds a drain, and one JSON value out or grouped events cost it
+-- more than they saved the node (1.03–1.14 against 0.82 ms for a claim of 50, EXPLAIN ANALYZE).
+SELECT * FROM claimed ORDER BY priority DESC, id;
 
 -- name: taskComplete
 -- Completes a batch of running attempts: $1 is a JSON array of [id, attempt, queue, result], at $2. A stale
@@ -238,9 +226,9 @@ completed AS (
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
-  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
-  FROM completed c, (VALUES ('running', -1), ('completed', 1)) AS d(state, delta)
-  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  SELECT c.queue, d.state, pg_backend_pid() % 16, d.delta * c.n
+  FROM (SELECT queue, count(*) AS n FROM completed GROUP BY queue) c, (VALUES ('running', -1), ('completed', 1)) AS d(state, delta)
+  ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
 ),
 logged AS (
