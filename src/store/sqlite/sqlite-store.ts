@@ -226,22 +226,25 @@ export class SqliteStore implements Store {
     };
     const starts = inputs.map((input, index) =>
       startOn !== undefined && input.runAt.getTime() <= nowMs && starting.has(index) && !isPaused(input.queue));
-    const values = (input: TaskInsert, index: number): SQLInputValue[] => {
+    /** Appends input `index`'s parameters (taskInsert's, in order) to `into`. */
+    const values = (index: number, into: SQLInputValue[]): SQLInputValue[] => {
+      const input = inputs[index]!;
       const start = starts[index]!;
       const runAt = input.runAt.getTime();
-      return [
+      into.push(
         input.queue, input.type, JSON.stringify(input.data), input.priority, start ? "running" : runAt > nowMs ? "scheduled" : "queued",
         input.maxAttempts, runAt, input.key, input.timeoutMs, input.backoffMs, nowMs, ref, start ? 1 : 0,
         start ? startOn!.node : null, start ? nowMs : null,
-      ];
+      );
+      return into;
     };
-    const ids = inputs.every((input) => input.key === null) ? this.#insertRows(inputs.map(values)) : null;
+    const ids = inputs.every((input) => input.key === null) ? this.#insertRows(inputs.length, values) : null;
     let lastRunAt: Date | null = null;
     let lastRunAtIso = "";
     return inputs.map((input, index) => {
       let id = ids?.[index];
       if (id === undefined) {
-        const { changes, lastInsertRowid } = this.#sql("taskInsert").run(...values(input, index));
+        const { changes, lastInsertRowid } = this.#sql("taskInsert").run(...values(index, []));
         if (changes === 0) {
           const existing = this.#sql("taskGetActiveByKey").get({ key: input.key });
           if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
@@ -268,19 +271,22 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Inserts keyless tasks INSERT_ROWS at a time (taskInsertRows), the rest one by one; returns their ids in order.
+   * Inserts `count` keyless tasks, whose parameters `values` appends, INSERT_ROWS at a time (taskInsertRows) and the
+   * rest one by one; returns their ids in order.
    * Nothing can conflict and this transaction is the only writer, so each statement's rows get consecutive ids.
    */
-  #insertRows(rows: SQLInputValue[][]): number[] {
+  #insertRows(count: number, values: (index: number, into: SQLInputValue[]) => SQLInputValue[]): number[] {
     const ids: number[] = [];
     let next = 0;
-    for (; next + INSERT_ROWS <= rows.length; next += INSERT_ROWS) {
-      const { changes, lastInsertRowid } = this.#insertRowsStatement().run(...rows.slice(next, next + INSERT_ROWS).flat());
+    for (; next + INSERT_ROWS <= count; next += INSERT_ROWS) {
+      const args: SQLInputValue[] = [];
+      for (let index = next; index < next + INSERT_ROWS; index++) values(index, args);
+      const { changes, lastInsertRowid } = this.#insertRowsStatement().run(...args);
       if (changes !== INSERT_ROWS) throw new Error(`taskInsertRows inserted ${changes} of ${INSERT_ROWS} rows`);
       const last = Number(lastInsertRowid);
       for (let id = last - INSERT_ROWS + 1; id <= last; id++) ids.push(id);
     }
-    for (; next < rows.length; next++) ids.push(Number(this.#sql("taskInsert").run(...rows[next]!).lastInsertRowid));
+    for (; next < count; next++) ids.push(Number(this.#sql("taskInsert").run(...values(next, [])).lastInsertRowid));
     return ids;
   }
 
