@@ -26,13 +26,13 @@
 -- name: taskInsert
 -- Inserts the tasks in $1, a JSON array with one array per task: [queue, type, data, priority, max_attempts,
 -- run_at (epoch ms), key, timeout_ms, backoff_ms, start, created] where `created` is the data of its
--- task.created event (the driver builds it: formatting times here cost more than the insert), or null when
--- the batch is alike and $4 holds it for all. $2 is now; an input
--- whose key an active task holds inserts nothing. An input with `start` set, ready at $2 and in a queue that is
--- not paused, is inserted running on node $3 (attempt 1), as if claimed in the same statement: its task.created
--- event (state queued) is followed by task.started. Ids are drawn in input order before the insert, so the events
--- can be joined back to their inputs. Returns [id, key, state] of the new rows, as one JSON array: the driver knows every other
--- column already, and reading back 500 full rows costs more than inserting them.
+-- task.created event (the driver builds it: formatting times here cost more than the insert), or null when the
+-- batch is alike and $4 holds it for all. $2 is now. An input whose key an active task holds inserts nothing.
+-- An input with `start` set, ready at $2 and in a queue that is not paused, is inserted running on node $3
+-- (attempt 1), as if claimed in the same statement: its task.created event (state queued) is followed by
+-- task.started. Ids are drawn in input order before the insert, so the events can be joined back to their
+-- inputs. Returns [id, key, state] of the new rows, as one JSON array: the driver knows every other column
+-- already, and reading back 500 full rows costs more than inserting them.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
@@ -109,9 +109,9 @@ SELECT json_agg(json_build_array(id, key, state) ORDER BY id) AS rows FROM inser
 -- name: taskInsertOne
 -- taskInsert for one task, with plain parameters: queue $1, type $2, data $3, priority $4, max_attempts $5,
 -- run_at $6, key $7, timeout_ms $8, backoff_ms $9, now $10, the node to start it on $11 (null: do not start) and
--- its task.created data $12. The same rules as taskInsert; the plan is a third smaller, which is what an
--- enqueue() of one task waits for (0.2 ms of ~1.2 ms here). Returns [[id, key, state]], or null when a key
--- conflict inserted nothing.
+-- its task.created data $12. The same rules as taskInsert, in a plan a third the size: an enqueue() of one
+-- task waits for it, and it returns 0.2 ms sooner (1.86 → 1.65 ms p50, 10 ms apart). Returns [[id, key, state]],
+-- or null when a key conflict inserted nothing.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
