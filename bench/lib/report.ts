@@ -144,6 +144,15 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
       lines.push(`| ${c.system} | ${e} | ${d} | ${l} | ${floor} | ${pct(c.shareOfLimit?.drain)} | ${pct(c.shareOfLimit?.enqueue)} |`);
     }
   }
+  const paired = roundByRound(results, comparisons);
+  if (paired.length > 0) {
+    lines.push("");
+    lines.push("Round by round (each round runs every system once, seconds apart, so a ratio taken within a round is spared most of the machine's drift):");
+    lines.push("");
+    lines.push("| Conveyor, per round | min | median | max | |");
+    lines.push("|---|---:|---:|---:|---|");
+    for (const row of paired) lines.push(`| ${row.what} | ${row.format(row.min)} | ${row.format(row.median)} | ${row.format(row.max)} | ${row.note} |`);
+  }
   if (targets.length > 0) {
     lines.push("");
     lines.push("| target | goal | this run | |");
@@ -164,6 +173,39 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
     }
   }
   return lines.join("\n") + "\n";
+}
+
+type PairedRow = { what: string; min: number; median: number; max: number; format: (x: number) => string; note: string };
+
+/**
+ * With rounds: each Conveyor figure against the same peer's in the same round (the peer that is best by the
+ * medians): enqueue and drain as ratios, add→start p50 as the difference from BullMQ's.
+ */
+function roundByRound(results: SystemResult[], comparisons: Comparison[]): PairedRow[] {
+  const rows: PairedRow[] = [];
+  const byName = (name: string | undefined) => results.find((r) => r.info.name === name && r.status === "ok");
+  const times = (x: number) => `${x.toFixed(2)}×`;
+  const ms = (x: number) => `${x >= 0 ? "+" : "−"}${Math.abs(x).toFixed(2)} ms`;
+  for (const c of comparisons) {
+    const own = byName(c.system)?.rounds;
+    if (own === undefined || own.count < 2) continue;
+    const add = (what: string, values: number[], format: (x: number) => string, note: string) => {
+      if (values.length !== own.count) return;
+      const sorted = [...values].sort((a, b) => a - b);
+      rows.push({ what, min: sorted[0]!, median: sorted[Math.floor((sorted.length - 1) / 2)]!, max: sorted[sorted.length - 1]!, format, note });
+    };
+    for (const workload of ["enqueue", "drain"] as const) {
+      const peer = byName(c[workload]?.bestPeer)?.rounds?.[workload];
+      if (peer === undefined || peer.length !== own[workload].length) continue;
+      add(`${c.system}: ${workload} ÷ ${c[workload]!.bestPeer}`, own[workload].map((v, i) => v / peer[i]!), times, "");
+    }
+    const bull = byName("bullmq")?.rounds?.p50;
+    if (bull !== undefined && bull.length === own.p50.length) {
+      const diff = own.p50.map((v, i) => v - bull[i]!);
+      add(`${c.system}: add→start p50 − bullmq's`, diff, ms, `ahead in ${diff.filter((d) => d <= 0).length} of ${diff.length} rounds`);
+    }
+  }
+  return rows;
 }
 
 /** "rounds: enqueue 80.0k–119k, drain 27.4k–29.0k, p50 0.32–0.36 ms", for the figures the system has. */
