@@ -21,10 +21,11 @@ import type {
   Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, Store, StoreCapabilities, TaskCancelOutcome,
   TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams, TaskStartOn,
 } from "../store.ts";
+import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
-  claimedToTask, int8AsNumber, jsonParam, logRowToEvents, rowToLease, rowToNode, rowToSchedule, rowToTask,
+  claimedToTask, int8AsNumber, jsonParam, rowToLease, rowToNode, rowToSchedule, rowToTask,
   TASK_COLUMNS, type Row,
 } from "./row-mapping.ts";
 import { loadStatements, quoteSchema, statementPrefix } from "./statements.ts";
@@ -430,15 +431,8 @@ export class PostgresStore implements Store {
     const { rows } = taskId === undefined
       ? await this.#run("eventLogAfter", [after, limit])
       : await this.#run("eventLogForTask", [taskId, after, limit]);
-    const events: TaskEvent[] = [];
-    for (const row of rows) {
-      for (const event of logRowToEvents(row)) {
-        if (event.offset <= after || (taskId !== undefined && event.taskId !== taskId)) continue;
-        events.push(event);
-        if (events.length === limit) return events;
-      }
-    }
-    return events;
+    const logRows = rows.map((row) => ({ offset: Number(row.offset), at: row.at as Date, entries: row.events as LogEntry[] }));
+    return eventsAfter(logRows, { after, limit, taskId });
   }
 
   async eventLastOffset(): Promise<number> {

@@ -6,7 +6,7 @@
 import pg from "pg";
 import type { ErrorRecord } from "../../core/errors.ts";
 import type { TaskState } from "../../core/states.ts";
-import type { Json, Task, TaskEvent, TaskEventType, TaskProgress } from "../../core/task.ts";
+import type { Json, Task, TaskProgress } from "../../core/task.ts";
 import type { Lease, NodeRecord, Schedule, ScheduleTaskOptions } from "../store.ts";
 
 export type Row = Record<string, unknown>;
@@ -96,23 +96,6 @@ export function rowToTask(row: Row): Task {
 /** The columns of tasks that rowToTask reads: every one but event_refs, which only eventList reads. */
 export const TASK_COLUMNS = "id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, " +
   "error, errors, timeout_ms, backoff_ms, node, created_at, started_at, finished_at";
-
-/**
- * The events of a log row. An entry [type, taskId, queue, data] is one event; [type, [taskId, ...], queue, data]
- * is one event per task, in order, all alike (statements write alike events of a batch so).
- */
-export function logRowToEvents(row: Row): TaskEvent[] {
-  let offset = Number(row.offset);
-  const at = row.at as Date;
-  const events: TaskEvent[] = [];
-  for (const [type, ids, queue, data] of row.events as [TaskEventType, number | number[], string, Json][]) {
-    for (const [k, taskId] of (typeof ids === "number" ? [ids] : ids).entries()) {
-      // Events of one entry share its data: each gets a copy of its own.
-      events.push({ offset: offset++, type, taskId: Number(taskId), queue, data: k === 0 ? (data ?? null) : structuredClone(data ?? null), at: new Date(at) });
-    }
-  }
-  return events;
-}
 
 export function rowToSchedule(row: Row): Schedule {
   return {

@@ -13,6 +13,7 @@ import { dirname } from "node:path";
 import { ConflictError, type ErrorRecord } from "../../core/errors.ts";
 import { MAX_ERROR_HISTORY, type Task, type TaskEvent, type TaskEventType } from "../../core/task.ts";
 import type { TaskState } from "../../core/states.ts";
+import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
 import { readNamedStatements } from "../sql-file.ts";
 import type {
@@ -25,12 +26,6 @@ type Row = Record<string, SQLInputValue>;
 
 /** Statements whose rows come back as arrays, not objects: cheaper on the hot path, mapped by position. */
 const ARRAY_ROWS = new Set(["taskClaim"]);
-
-/**
- * An entry of an event-log row: [type, taskId, queue, data] is one event; [type, [taskId, ...], queue, data] is one
- * event per task, in order, all alike (rows written before grouping hold single events only).
- */
-type LogEntry = [TaskEventType, number | number[], string, Json];
 
 /** Keyless tasks inserted per statement (taskInsertRows). */
 const INSERT_ROWS = 50;
@@ -552,23 +547,10 @@ export class SqliteStore implements Store {
       const offsets = refs === undefined ? [] : String(refs.event_refs).split(" ").filter((ref) => ref !== "").map(Number);
       rows = offsets.length === 0 ? [] : this.#sql("eventLogRows").all({ offsets: JSON.stringify(offsets) });
     }
-    const events: TaskEvent[] = [];
-    for (const row of rows) {
-      const at = new Date(Number(row.at));
-      let offset = Number(row.offset);
-      for (const [type, ids, queue, data] of JSON.parse(String(row.events)) as LogEntry[]) {
-        const group = typeof ids === "number" ? [ids] : ids;
-        for (const [k, id] of group.entries()) {
-          if (offset > after && (taskId === undefined || id === taskId)) {
-            // Events of one entry share its data: each gets a copy of its own.
-            events.push({ offset, type, taskId: id, queue, data: k === 0 ? data : structuredClone(data), at: new Date(at) });
-            if (events.length === limit) return events;
-          }
-          offset++;
-        }
-      }
-    }
-    return events;
+    const logRows = rows.map((row) => ({
+      offset: Number(row.offset), at: new Date(Number(row.at)), entries: JSON.parse(String(row.events)) as LogEntry[],
+    }));
+    return eventsAfter(logRows, { after, limit, taskId });
   }
 
   async eventLastOffset(): Promise<number> {
