@@ -219,16 +219,18 @@ export class SqliteStore implements Store {
       if (paused === undefined) pausedQueues.set(queue, (paused = this.#sql("queuePaused").get({ name: queue }) !== undefined));
       return paused;
     };
-    const starts = inputs.map((input, index) =>
-      startOn !== undefined && input.runAt.getTime() <= nowMs && starting.has(index) && !isPaused(input.queue));
+    const states = inputs.map((input, index): TaskState => {
+      const runAt = input.runAt.getTime();
+      if (runAt > nowMs) return "scheduled";
+      return startOn !== undefined && starting.has(index) && !isPaused(input.queue) ? "running" : "queued";
+    });
     /** Appends input `index`'s parameters (taskInsert's, in order) to `into`. */
     const values = (index: number, into: SQLInputValue[]): SQLInputValue[] => {
       const input = inputs[index]!;
-      const start = starts[index]!;
-      const runAt = input.runAt.getTime();
+      const start = states[index] === "running";
       into.push(
-        input.queue, input.type, JSON.stringify(input.data), input.priority, start ? "running" : runAt > nowMs ? "scheduled" : "queued",
-        input.maxAttempts, runAt, input.key, input.timeoutMs, input.backoffMs, nowMs, ref, start ? 1 : 0,
+        input.queue, input.type, JSON.stringify(input.data), input.priority, states[index]!, input.maxAttempts,
+        input.runAt.getTime(), input.key, input.timeoutMs, input.backoffMs, nowMs, ref, start ? 1 : 0,
         start ? startOn!.node : null, start ? nowMs : null,
       );
       return into;
@@ -247,8 +249,8 @@ export class SqliteStore implements Store {
         }
         id = Number(lastInsertRowid);
       }
-      const start = starts[index]!;
-      const state: TaskState = start ? "running" : input.runAt.getTime() > nowMs ? "scheduled" : "queued";
+      const state = states[index]!;
+      const start = state === "running";
       const task: Task = {
         id, queue: input.queue, type: input.type, data: input.data, priority: input.priority, state, attempt: start ? 1 : 0,
         maxAttempts: input.maxAttempts, stalls: 0, runAt: input.runAt, key: input.key, progress: null, result: null,
@@ -480,8 +482,10 @@ export class SqliteStore implements Store {
   async taskRelease({ node, ids, now }: { node: string; ids?: number[]; now: Date }): Promise<number[]> {
     return this.#write(() => {
       const rows = this.#sql("taskRelease").all({ node, ids: ids === undefined ? null : JSON.stringify(ids), now: now.getTime(), ref: this.#ref() });
-      for (const row of rows) this.#count(String(row.queue), "running", "queued");
-      for (const row of rows) this.#event("task.rescued", Number(row.id), String(row.queue), { attempt: Number(row.attempt), node, released: true }, now);
+      for (const row of rows) {
+        this.#count(String(row.queue), "running", "queued");
+        this.#event("task.rescued", Number(row.id), String(row.queue), { attempt: Number(row.attempt), node, released: true }, now);
+      }
       return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
     });
   }
@@ -520,7 +524,6 @@ export class SqliteStore implements Store {
     }
     return deleted;
   }
-
 
   // ---- queues ------------------------------------------------------------------------------------------
 
