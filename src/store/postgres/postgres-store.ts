@@ -7,8 +7,8 @@
  * events as one event-log row in the same statement, without offsets; a reader first runs the sequencer, which
  * numbers the committed rows that have none, after every offset given before, so the log is gap-free and never
  * numbers an event behind a reader's cursor, while writers share no row and never wait for each other (the
- * reasoning is in migrations/003_lean_writes.sql and queries/task.sql). Batches go through unnest() of parallel
- * arrays: an insert of 500 tasks or a completion of 50 attempts is still one statement. Claims lock with
+ * reasoning is in migrations/003_lean_writes.sql and queries/task.sql). Batches go in as one JSON parameter: an
+ * insert of 500 tasks or a completion of 50 attempts is still one statement. Claims lock with
  * FOR UPDATE SKIP LOCKED, so claimers on any number of hosts never wait for each other.
  *
  * Times always come from the caller's `now`, never from the server's clock.
@@ -46,6 +46,9 @@ const CONNECT_TIMEOUT_MS = 10_000;
 
 /** How often an insert retries a key whose holder finished between its conflict and the look-up. */
 const MAX_INSERT_ROUNDS = 5;
+
+/** A new task as the insert statements return it. */
+type InsertedRow = [id: number, key: string | null, state: TaskState];
 
 /** Tasks the pruner looks at per statement. */
 const PRUNE_WINDOW = 1000;
@@ -176,15 +179,15 @@ export class PostgresStore implements Store {
     startOn: TaskStartOn | undefined,
   ): Promise<number[]> {
     const t = tasks[index]!;
-    const created = { type: t.type, state: t.runAt.getTime() > now.getTime() ? "scheduled" : "queued", runAt: t.runAt.toISOString() };
+    const created = createdEventData(t, now.getTime(), t.runAt.toISOString());
     const result = await this.#run("taskInsertOne", [
       t.queue, t.type, jsonParam(t.data), t.priority, t.maxAttempts, t.runAt, t.key, t.timeoutMs, t.backoffMs, now,
       startOn?.node ?? null, JSON.stringify(created),
     ], client);
-    const row = (result.rows[0]?.rows as [id: number, key: string | null, state: TaskState][] | null)?.[0];
+    const row = (result.rows[0]?.rows as InsertedRow[] | null)?.[0];
     if (row === undefined) return this.#holdersOf(tasks, [index], client, outcomes);
     const [id, , state] = row;
-    outcomes[index] = { task: insertedTask(t, id, state, state === "running" ? startOn!.node : null, now), created: true };
+    outcomes[index] = { task: insertedTask(t, id, state, startOn, now), created: true };
     return [];
   }
 
@@ -196,24 +199,27 @@ export class PostgresStore implements Store {
     const starting = new Set(startOn?.indexes);
     const nowMs = now.getTime();
     if (indexes.length === 1) return this.#insertOne(tasks, indexes[0]!, now, client, outcomes, starting.has(indexes[0]!) ? startOn! : undefined);
-    // The task.created data of each input; when all are alike (the usual batch: one queue, one type, one runAt),
-    // the statement logs them as one entry and gets the data once.
+    // The task.created data of each input (a batch mostly shares one runAt: formatted once). When all are alike
+    // (the usual batch: one queue, one type, one runAt, none to start), the statement logs them as one entry and
+    // gets the data once.
     let iso: [Date | null, string] = [null, ""];
     const created = indexes.map((index) => {
-      const { queue, type, runAt } = tasks[index]!;
-      if (runAt !== iso[0]) iso = [runAt, runAt.toISOString()];
-      return { queue, type, state: runAt.getTime() > nowMs ? "scheduled" : "queued", runAt: iso[1] };
+      const input = tasks[index]!;
+      if (input.runAt !== iso[0]) iso = [input.runAt, input.runAt.toISOString()];
+      return createdEventData(input, nowMs, iso[1]);
     });
-    const first = created[0]!;
-    const alike = startOn === undefined && created.every((c) => c.queue === first.queue && c.type === first.type && c.state === first.state && c.runAt === first.runAt);
+    const [first] = created as [ReturnType<typeof createdEventData>];
+    const queue = tasks[indexes[0]!]!.queue;
+    const alike = startOn === undefined && indexes.every((index, i) => tasks[index]!.queue === queue &&
+      created[i]!.type === first.type && created[i]!.state === first.state && created[i]!.runAt === first.runAt);
     const rowsParam = indexes.map((index, i) => {
       const t = tasks[index]!;
-      const data = alike ? null : { type: t.type, state: created[i]!.state, runAt: created[i]!.runAt };
-      return [t.queue, t.type, t.data ?? null, t.priority, t.maxAttempts, t.runAt.getTime(), t.key, t.timeoutMs, t.backoffMs, starting.has(index), data];
+      return [t.queue, t.type, t.data ?? null, t.priority, t.maxAttempts, t.runAt.getTime(), t.key, t.timeoutMs, t.backoffMs,
+        starting.has(index), alike ? null : created[i]];
     });
-    const shared = alike ? JSON.stringify({ type: first.type, state: first.state, runAt: first.runAt }) : null;
+    const shared = alike ? JSON.stringify(first) : null;
     const result = await this.#run("taskInsert", [JSON.stringify(rowsParam), now, startOn?.node ?? null, shared], client);
-    const rows = (result.rows[0]?.rows ?? []) as [id: number, key: string | null, state: TaskState][];
+    const rows = (result.rows[0]?.rows ?? []) as InsertedRow[];
     // Ids are drawn in input order (the statement takes them from the sequence while it reads the array), so the
     // new rows, sorted by id, line up with the inputs that were inserted: every input without a key, and those
     // whose key came back.
@@ -229,7 +235,7 @@ export class PostgresStore implements Store {
       const row = rows[next++];
       if (row === undefined || row[1] !== input.key) throw new Error("taskInsertMany: inserted rows do not line up with the input");
       const [id, , state] = row;
-      outcomes[index] = { task: insertedTask(input, id, state, state === "running" ? startOn!.node : null, now), created: true };
+      outcomes[index] = { task: insertedTask(input, id, state, startOn, now), created: true };
     }
     return this.#holdersOf(tasks, conflicting, client, outcomes);
   }
@@ -519,13 +525,19 @@ export class PostgresStore implements Store {
   }
 }
 
+/** The data of the task.created event of `input` inserted at `nowMs`; `runAtIso` is its runAt as ISO text. */
+function createdEventData(input: TaskInsert, nowMs: number, runAtIso: string): { type: string; state: TaskState; runAt: string } {
+  return { type: input.type, state: input.runAt.getTime() > nowMs ? "scheduled" : "queued", runAt: runAtIso };
+}
+
 /**
  * A task just inserted from `input`, as its row now reads: every column but id and state is the input's or a
  * default (data as its JSON round trip, like a read would give it). A task inserted running was started by the
- * insert, on `node`: attempt 1, started at `now`.
+ * insert, on the node it was asked to start on: attempt 1, started at `now`.
  */
-function insertedTask(input: TaskInsert, id: number, state: TaskState, node: string | null, now: Date): Task {
+function insertedTask(input: TaskInsert, id: number, state: TaskState, startOn: TaskStartOn | undefined, now: Date): Task {
   const started = state === "running";
+  const node = started ? startOn!.node : null;
   return {
     id, queue: input.queue, type: input.type, data: JSON.parse(jsonParam(input.data)) as Json,
     priority: input.priority, state, attempt: started ? 1 : 0, maxAttempts: input.maxAttempts, stalls: 0,

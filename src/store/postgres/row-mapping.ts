@@ -30,29 +30,10 @@ export function int8AsNumber(): pg.CustomTypesConfig {
 
 /** A row of taskClaim's RETURNING list as the running task it now is: the claim set the other columns itself. */
 export function claimedToTask(row: Row, node: string, startedAt: Date): Task {
-  return {
-    id: Number(row.id),
-    queue: String(row.queue),
-    type: String(row.type),
-    data: (row.data ?? null) as Json,
-    priority: Number(row.priority),
-    state: "running",
-    attempt: Number(row.attempt),
-    maxAttempts: Number(row.max_attempts),
-    stalls: Number(row.stalls),
-    runAt: new Date(Number(row.run_at_ms)),
-    key: stringOrNull(row.key),
-    progress: null,
-    result: null,
-    error: (row.error ?? null) as ErrorRecord | null,
-    errors: (row.errors ?? []) as ErrorRecord[],
-    timeoutMs: numberOrNull(row.timeout_ms),
-    backoffMs: numberOrNull(row.backoff_ms),
-    node,
-    createdAt: new Date(Number(row.created_at_ms)),
-    startedAt: new Date(startedAt.getTime()),
-    finishedAt: null,
-  };
+  return rowToTask({
+    ...row, state: "running", node, run_at: new Date(Number(row.run_at_ms)), created_at: new Date(Number(row.created_at_ms)),
+    started_at: new Date(startedAt.getTime()), progress: null, result: null, finished_at: null,
+  });
 }
 
 function dateOrNull(value: unknown): Date | null {
