@@ -25,10 +25,9 @@ import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
-  claimedToTask, int8AsNumber, jsonParam, rowToLease, rowToNode, rowToSchedule, rowToTask,
-  TASK_COLUMNS, type Row,
+  claimedToTask, int8AsNumber, jsonParam, rowToLease, rowToNode, rowToSchedule, rowToTask, type Row,
 } from "./row-mapping.ts";
-import { loadStatements, quoteSchema, statementPrefix } from "./statements.ts";
+import { loadStatements, quoteSchema, statementPrefix, TASK_COLUMNS } from "./statements.ts";
 
 export type PostgresStoreOptions = {
   /** A libpq-style URL: postgres://user:password@host:port/database. */

@@ -74,10 +74,6 @@ export function rowToTask(row: Row): Task {
   };
 }
 
-/** The columns of tasks that rowToTask reads: every one but event_refs, which only eventList reads. */
-export const TASK_COLUMNS = "id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, " +
-  "error, errors, timeout_ms, backoff_ms, node, created_at, started_at, finished_at";
-
 export function rowToSchedule(row: Row): Schedule {
   return {
     name: String(row.name),

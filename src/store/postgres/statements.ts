@@ -1,6 +1,7 @@
 /**
  * The driver's SQL, read from queries/*.sql (one named statement per operation) with `{{schema}}` replaced by the
- * install's quoted schema, and the name each runs under as a prepared statement.
+ * install's quoted schema and `{{task_columns}}` (`{{t.task_columns}}`) by the task columns the driver reads
+ * (qualified by `t.`), and the name each runs under as a prepared statement.
  */
 import { createHash } from "node:crypto";
 import { ConfigError } from "../../core/errors.ts";
@@ -8,6 +9,10 @@ import { readNamedStatements } from "../sql-file.ts";
 
 /** What a schema name may be: a lower-case identifier PostgreSQL keeps as it is (at most 63 characters). */
 export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
+
+/** The columns of tasks that rowToTask reads: every one but event_refs, which only eventList reads. */
+export const TASK_COLUMNS = "id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, " +
+  "error, errors, timeout_ms, backoff_ms, node, created_at, started_at, finished_at";
 
 const TEMPLATES = new Map([
   ...readNamedStatements(new URL("./queries/task.sql", import.meta.url)),
@@ -26,7 +31,11 @@ export function quoteSchema(schema: string): string {
 /** Every named statement's text for one schema. */
 export function loadStatements(schema: string): Map<string, string> {
   const quoted = quoteSchema(schema);
-  return new Map([...TEMPLATES].map(([name, text]) => [name, text.replaceAll("{{schema}}", quoted)]));
+  const qualified = TASK_COLUMNS.split(", ").map((column) => `t.${column}`).join(", ");
+  return new Map([...TEMPLATES].map(([name, text]) => [name, text
+    .replaceAll("{{schema}}", quoted)
+    .replaceAll("{{task_columns}}", TASK_COLUMNS)
+    .replaceAll("{{t.task_columns}}", qualified)]));
 }
 
 /** Replaces `{{schema}}` in SQL text (migrations, statements built at run time). */

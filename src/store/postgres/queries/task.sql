@@ -21,7 +21,7 @@
 -- follow one order, task rows then count rows: `counted` aggregates every changed task row before it upserts.
 
 -- Statements return the task columns the driver reads, never event_refs (a task's history, read only by
--- eventList).
+-- eventList): {{task_columns}} is that list, {{t.task_columns}} the same qualified by `t.` (statements.ts).
 
 -- name: taskInsert
 -- Inserts the tasks in $1, a JSON array with one array per task: [queue, type, data, priority, max_attempts,
@@ -147,13 +147,11 @@ SELECT json_agg(json_build_array(id, key, state)) AS rows FROM inserted;
 
 -- name: taskGetActiveByKeys
 -- The active tasks holding any of the keys $1: what a conflicting insert returns instead of a new task.
-SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
-       timeout_ms, backoff_ms, node, created_at, started_at, finished_at
+SELECT {{task_columns}}
 FROM {{schema}}.tasks WHERE key = ANY($1::text[]) AND state IN ('scheduled', 'queued', 'running');
 
 -- name: taskGet
-SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
-       timeout_ms, backoff_ms, node, created_at, started_at, finished_at
+SELECT {{task_columns}}
 FROM {{schema}}.tasks WHERE id = $1::bigint;
 
 -- name: taskClaim
@@ -258,9 +256,7 @@ failed AS (
   SET state = 'failed', error = $3::jsonb, errors = {{schema}}.append_error(t.errors, $3::jsonb, $4::integer),
       finished_at = $5::timestamptz, event_refs = t.event_refs || (SELECT id FROM ref)
   WHERE t.id = $1::bigint AND t.attempt = $2::integer AND t.state = 'running'
-  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
-            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
-            t.finished_at
+  RETURNING {{t.task_columns}}
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
@@ -290,9 +286,7 @@ failed AS (
   SET state = 'scheduled', run_at = $5::timestamptz, error = $3::jsonb,
       errors = {{schema}}.append_error(t.errors, $3::jsonb, $4::integer), event_refs = t.event_refs || (SELECT id FROM ref)
   WHERE t.id = $1::bigint AND t.attempt = $2::integer AND t.state = 'running'
-  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
-            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
-            t.finished_at
+  RETURNING {{t.task_columns}}
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
@@ -319,8 +313,7 @@ WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
 found AS (
-  SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
-         timeout_ms, backoff_ms, node, created_at, started_at, finished_at
+  SELECT {{task_columns}}
   FROM {{schema}}.tasks WHERE id = $1::bigint FOR UPDATE
 ),
 cancelled AS (
@@ -331,9 +324,7 @@ cancelled AS (
   ), event_refs = t.event_refs || (SELECT id FROM ref)
   FROM found f
   WHERE t.id = f.id AND t.state IN ('scheduled', 'queued', 'running')
-  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
-            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
-            t.finished_at
+  RETURNING {{t.task_columns}}
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
@@ -361,8 +352,7 @@ WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
 found AS (
-  SELECT id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, error, errors,
-         timeout_ms, backoff_ms, node, created_at, started_at, finished_at
+  SELECT {{task_columns}}
   FROM {{schema}}.tasks WHERE id = $1::bigint FOR UPDATE
 ),
 rerun AS (
@@ -371,9 +361,7 @@ rerun AS (
       started_at = NULL, finished_at = NULL, event_refs = t.event_refs || (SELECT id FROM ref)
   FROM found f
   WHERE t.id = f.id AND t.state IN ('failed', 'cancelled')
-  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
-            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
-            t.finished_at
+  RETURNING {{t.task_columns}}
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
@@ -485,9 +473,7 @@ rescued AS (
   ), event_refs = t.event_refs || (SELECT id FROM ref)
   FROM stalled s
   WHERE t.id = s.id AND t.state = 'running'
-  RETURNING t.id, t.queue, t.type, t.data, t.priority, t.state, t.attempt, t.max_attempts, t.stalls, t.run_at, t.key,
-            t.progress, t.result, t.error, t.errors, t.timeout_ms, t.backoff_ms, t.node, t.created_at, t.started_at,
-            t.finished_at
+  RETURNING {{t.task_columns}}
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
