@@ -1,5 +1,6 @@
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { TASK_STATES } from "../core/states.ts";
 import { startFixture, type Fixture } from "./server-fixture.ts";
 
 describe("the home page", () => {
@@ -14,5 +15,6 @@ describe("the home page", () => {
     const html = await reply.text();
     assert.ok(html.includes(f.conveyor.nodeId));
     for (const link of ["/api/tasks", "/api/nodes", "/api/health", "/api/openapi.json"]) assert.ok(html.includes(`href="${link}"`), link);
+    for (const state of TASK_STATES) assert.ok(html.includes(`<th>${state}</th>`), `a column for ${state}`);
   });
 });
