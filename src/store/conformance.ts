@@ -13,7 +13,7 @@ import { ConflictError, type ErrorRecord } from "../core/errors.ts";
 import { TASK_STATES, type TaskState } from "../core/states.ts";
 import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEventType } from "../core/task.ts";
 import type {
-  ScheduleInput, NodeRecord, QueueStats, Store, TaskInsert } from "./store.ts";
+  ScheduleInput, NodeRecord, QueueStats, Store, TaskCompletion, TaskInsert } from "./store.ts";
 
 /** A fixed base time, far from the real clock, so a driver that reads the clock instead of `now` shows it. */
 const T0 = new Date("2030-01-01T00:00:00.000Z");
@@ -519,6 +519,30 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(done.result, 1, "the first result stands");
         assert.deepEqual(done.finishedAt, at(9));
         assert.equal(await store.eventLastOffset(), offset, "a stale completion writes no event");
+      });
+
+      storeTest("a large batch: every entry judged on its own and in order, one event and count each", async (store) => {
+        await store.taskInsertMany({ now: T0, tasks: Array.from({ length: 130 }, () => taskInput({ queue: "big" })) });
+        const tasks = await store.taskClaim({ queue: "big", types: ["t"], node: "n1", limit: 130, now: at(1) });
+        assert.equal(tasks.length, 130);
+        const offset = await store.eventLastOffset();
+        // Stale entries at and around every 50th place; a task named twice, stale then with its attempt, and an
+        // exact repeat, both a few places apart: whatever statements a driver splits the batch into, each entry
+        // must count as if it came alone, in order.
+        const stale = new Set([0, 49, 50, 55, 99, 129]);
+        const completions: TaskCompletion[] = tasks.map((task, i) => ({ id: task.id, queue: task.queue, attempt: stale.has(i) ? 2 : 1, result: i }));
+        completions.splice(58, 0, { id: tasks[55]!.id, queue: "big", attempt: 1, result: "second try" });
+        completions.splice(21, 0, { id: tasks[10]!.id, queue: "big", attempt: 1, result: "repeat" });
+        // What one statement per entry, in order, would do.
+        const done = new Set<number>();
+        const expected = completions.filter((c) => c.attempt === 1 && !done.has(c.id) && done.add(c.id) !== undefined);
+        const completed = await store.taskComplete({ now: at(2), completions });
+        assert.deepEqual(completed, expected.map((c) => c.id));
+        for (const { id, result } of expected) assert.deepEqual((await mustGet(store, id)).result, result);
+        const [counts] = (await store.queueStats()).filter((q) => q.queue === "big").map((q) => q.counts);
+        assert.deepEqual([counts!.running, counts!.completed], [5, 125]);
+        const events = await store.eventList({ after: offset, limit: 1000 });
+        assert.deepEqual(events.map((e) => [e.type, e.taskId]), completed.map((id) => ["task.completed", id]));
       });
     });
 

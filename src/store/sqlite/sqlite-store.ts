@@ -30,6 +30,9 @@ const ARRAY_ROWS = new Set(["taskClaim"]);
 /** Keyless tasks inserted per statement (taskInsertRows). */
 const INSERT_ROWS = 50;
 
+/** Completions per statement (taskComplete). */
+const COMPLETE_ROWS = 50;
+
 /** Tasks the pruner looks at per transaction. */
 const PRUNE_WINDOW = 1000;
 
@@ -340,19 +343,49 @@ export class SqliteStore implements Store {
   async taskComplete({ completions, now }: { completions: TaskCompletion[]; now: Date }): Promise<number[]> {
     if (completions.length === 0) return [];
     return this.#write(() => {
-      const statement = this.#sql("taskComplete");
       const nowMs = now.getTime();
       const ref = this.#ref();
       const ids: number[] = [];
-      // A second completion of the same attempt in a batch finds the task completed already: the first stands.
-      for (const { id, queue, attempt, result } of completions) {
-        if (statement.run(JSON.stringify(result ?? null), nowMs, ref, id, attempt, queue).changes === 0) continue;
-        ids.push(id);
-        this.#event("task.completed", id, queue, { attempt }, now);
-        this.#count(queue, "running", "completed");
+      const complete = (chunk: TaskCompletion[]) => {
+        const args: SQLInputValue[] = [nowMs, ref];
+        for (const { id, queue, attempt, result } of chunk) args.push(id, attempt, queue, JSON.stringify(result ?? null));
+        const rows = this.#completeStatement(chunk.length).all(...args) as unknown as [number][];
+        const completed = rows.length === chunk.length ? null : new Set(rows.map(([id]) => id));
+        for (const { id, queue, attempt } of chunk) {
+          if (completed !== null && !completed.has(id)) continue;
+          ids.push(id);
+          this.#event("task.completed", id, queue, { attempt }, now);
+          this.#count(queue, "running", "completed");
+        }
+      };
+      // A statement names each task once, so that the ids it returns say which entries completed. A task named
+      // again goes in the next statement, which sees the first one's change: as one statement per entry would.
+      let chunk: TaskCompletion[] = [];
+      const inChunk = new Set<number>();
+      for (const completion of completions) {
+        if (chunk.length === COMPLETE_ROWS || inChunk.has(completion.id)) {
+          complete(chunk);
+          chunk = [];
+          inChunk.clear();
+        }
+        chunk.push(completion);
+        inChunk.add(completion.id);
       }
+      complete(chunk);
       return ids;
     });
+  }
+
+  /** taskComplete for `count` completions, prepared once per count. */
+  #completeStatement(count: number): StatementSync {
+    const name = `taskComplete/${count}`;
+    let statement = this.#statements.get(name);
+    if (statement === undefined) {
+      statement = this.#db.prepare(STATEMENTS.get("taskComplete")!.replace("{{rows}}", new Array(count).fill("(?, ?, ?, ?)").join(", ")));
+      statement.setReturnArrays(true);
+      this.#statements.set(name, statement);
+    }
+    return statement;
   }
 
   async taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null> {
