@@ -198,9 +198,12 @@ export class PostgresStore implements Store {
     const starting = new Set(startOn?.indexes);
     const nowMs = now.getTime();
     if (indexes.length === 1) return this.#insertOne(tasks, indexes[0]!, now, client, outcomes, starting.has(indexes[0]!) ? startOn! : undefined);
+    if (startOn === undefined && isUniform(tasks, indexes)) {
+      const first = tasks[indexes[0]!]!;
+      return this.#insertUniform(tasks, indexes, now, client, outcomes, createdEventData(first, nowMs, first.runAt.toISOString()));
+    }
     // The task.created data of each input (a batch mostly shares one runAt: formatted once). When all are alike
-    // (the usual batch: one queue, one type, one runAt, none to start), the statement logs them as one entry and
-    // gets the data once.
+    // (one queue, one type, one runAt, none to start), the statement logs them as one entry and gets the data once.
     let iso: [Date | null, string] = [null, ""];
     const created = indexes.map((index) => {
       const input = tasks[index]!;
@@ -208,7 +211,6 @@ export class PostgresStore implements Store {
       return createdEventData(input, nowMs, iso[1]);
     });
     const [first] = created as [ReturnType<typeof createdEventData>];
-    if (startOn === undefined && isUniform(tasks, indexes)) return this.#insertUniform(tasks, indexes, now, client, outcomes, first);
     const queue = tasks[indexes[0]!]!.queue;
     const alike = startOn === undefined && indexes.every((index, i) => tasks[index]!.queue === queue &&
       created[i]!.type === first.type && created[i]!.state === first.state && created[i]!.runAt === first.runAt);
@@ -543,7 +545,6 @@ export class PostgresStore implements Store {
   }
 }
 
-/** The data of the task.created event of `input` inserted at `nowMs`; `runAtIso` is its runAt as ISO text. */
 /** Whether the inputs at `indexes` differ in nothing but their data, and none has a key (taskInsertUniform). */
 function isUniform(tasks: TaskInsert[], indexes: number[]): boolean {
   const first = tasks[indexes[0]!]!;
@@ -556,6 +557,7 @@ function isUniform(tasks: TaskInsert[], indexes: number[]): boolean {
   });
 }
 
+/** The data of the task.created event of `input` inserted at `nowMs`; `runAtIso` is its runAt as ISO text. */
 function createdEventData(input: TaskInsert, nowMs: number, runAtIso: string): { type: string; state: TaskState; runAt: string } {
   return { type: input.type, state: input.runAt.getTime() > nowMs ? "scheduled" : "queued", runAt: runAtIso };
 }

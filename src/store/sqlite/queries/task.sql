@@ -50,9 +50,8 @@ RETURNING id, queue, type, data, priority, attempt, max_attempts, stalls, run_at
 -- name: taskComplete
 -- Completes running attempts ({{rows}}: one `(?, ?, ?, ?)` per completion: id, attempt, queue, result) at the first
 -- parameter, with the event-log ref as the second. A stale attempt, or a queue that is not the task's, matches no
--- row. One statement for a batch (the driver prepares one per batch size): a third cheaper per task than one
--- UPDATE per completion, mostly calls into SQLite saved. Returns the ids completed (integers only: a claim showed
--- that reading strings back costs more than the update).
+-- row. One statement for a batch (the driver prepares one per batch size) rather than one per completion: claim +
+-- complete of 50 went from 18.0 to 14.6 µs per task (minimum of 11, CPU time). Returns the ids completed.
 UPDATE tasks SET state = 'completed', result = c.column4, finished_at = ?, event_refs = event_refs || ?
 FROM (VALUES {{rows}}) AS c
 WHERE tasks.id = c.column1 AND tasks.state = 'running' AND tasks.attempt = c.column2 AND tasks.queue = c.column3
