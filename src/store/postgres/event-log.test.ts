@@ -265,7 +265,7 @@ if (await postgresSuite("postgres event log")) {
         await beginFirst();
         await a.query("BEGIN");
         const error = JSON.stringify({ name: "Error", message: "again", attempt: 1, at: T0.toISOString() });
-        assert.equal((await a.query(statements.get("taskFailRetry")!, [task.id, 1, error, 10, T0, T0, T0.toISOString()])).rowCount, 1);
+        assert.equal((await a.query(statements.get("taskFail")!, [task.id, 1, error, 10, T0, T0, T0.toISOString()])).rowCount, 1);
         const cancel = b.query(statements.get("taskCancel")!, [task.id, "enough", T0, T0.toISOString(), 10]);
         assert.equal(await stillPending(cancel, 300), true, "the cancel waits for the retry's lock on the task");
         await a.query("COMMIT");

@@ -330,12 +330,10 @@ export class PostgresStore implements Store {
   }
 
   async taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null> {
-    const error = JSON.stringify(params.error);
-    const { rows } = params.retryAt === null
-      ? await this.#run("taskFailFinal", [params.id, params.attempt, error, MAX_ERROR_HISTORY, params.now])
-      : await this.#run("taskFailRetry", [
-        params.id, params.attempt, error, MAX_ERROR_HISTORY, params.retryAt, params.now, params.retryAt.toISOString(),
-      ]);
+    const { rows } = await this.#run("taskFail", [
+      params.id, params.attempt, JSON.stringify(params.error), MAX_ERROR_HISTORY, params.retryAt, params.now,
+      params.retryAt?.toISOString() ?? null,
+    ]);
     return rows[0] === undefined ? null : rowToTask(rows[0]);
   }
 

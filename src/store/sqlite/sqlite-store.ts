@@ -393,10 +393,10 @@ export class SqliteStore implements Store {
       const current = this.#sql("taskGetRunningAttempt").get({ id: params.id, attempt: params.attempt });
       if (current === undefined) return null;
       const history = appendError(current.errors, params.error);
-      const common = { id: params.id, attempt: params.attempt, error: JSON.stringify(params.error), errors: history, ref: this.#ref() };
-      const row = params.retryAt === null
-        ? this.#sql("taskFailFinal").get({ ...common, now: params.now.getTime() })
-        : this.#sql("taskFailRetry").get({ ...common, run_at: params.retryAt.getTime() });
+      const row = this.#sql("taskFail").get({
+        id: params.id, attempt: params.attempt, error: JSON.stringify(params.error), errors: history, ref: this.#ref(),
+        run_at: params.retryAt?.getTime() ?? null, now: params.now.getTime(),
+      });
       if (row === undefined) return null;
       const task = rowToTask(row);
       const data = { attempt: params.attempt, error: params.error.message };

@@ -279,59 +279,37 @@ appended AS (
 )
 SELECT json_agg(id ORDER BY n) AS ids FROM completed;
 
--- name: taskFailFinal
--- Fails running attempt $2 of task $1 for good with error $3 (history bounded to $4 entries) at $5.
+-- name: taskFail
+-- Fails running attempt $2 of task $1 with error $3 (history bounded to $4 entries) at $6: back to scheduled at $5
+-- for a retry ($7: $5 as ISO text), or failed for good when $5 is null.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
 failed AS (
   UPDATE {{schema}}.tasks t
-  SET state = 'failed', error = $3::jsonb, errors = {{schema}}.append_error(t.errors, $3::jsonb, $4::integer),
-      finished_at = $5::timestamptz, event_refs = t.event_refs || (SELECT id FROM ref)
+  SET state = CASE WHEN $5::timestamptz IS NULL THEN 'failed' ELSE 'scheduled' END,
+      run_at = coalesce($5::timestamptz, t.run_at), error = $3::jsonb,
+      errors = {{schema}}.append_error(t.errors, $3::jsonb, $4::integer),
+      finished_at = CASE WHEN $5::timestamptz IS NULL THEN $6::timestamptz END,
+      event_refs = t.event_refs || (SELECT id FROM ref)
   WHERE t.id = $1::bigint AND t.attempt = $2::integer AND t.state = 'running'
   RETURNING {{t.task_columns}}
 ),
 counted AS (
   INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
-  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
-  FROM failed c, (VALUES ('running', -1), ('failed', 1)) AS d(state, delta)
-  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
+  SELECT c.queue, d.state, pg_backend_pid() % 16, d.delta
+  FROM failed c, LATERAL (VALUES ('running', -1), (c.state, 1)) AS d(state, delta)
+  ORDER BY c.queue, d.state
   ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
 ),
 logged AS (
   SELECT count(*) AS n,
-         json_agg(json_build_array('task.failed', c.id, c.queue, json_build_object('attempt', c.attempt, 'error', c.error ->> 'message'))) AS events
-  FROM failed c
-),
-appended AS (
-  INSERT INTO {{schema}}.event_log (id, count, at, events)
-  SELECT (SELECT id FROM ref), n, $5::timestamptz, events FROM logged WHERE n > 0
-)
-SELECT * FROM failed;
-
--- name: taskFailRetry
--- Sends running attempt $2 of task $1 back to scheduled at $5 with error $3 (history bounded to $4) at $6; $7 is $5 as ISO text.
-WITH ref AS MATERIALIZED (
-  SELECT nextval('{{schema}}.event_log_ids') AS id
-),
-failed AS (
-  UPDATE {{schema}}.tasks t
-  SET state = 'scheduled', run_at = $5::timestamptz, error = $3::jsonb,
-      errors = {{schema}}.append_error(t.errors, $3::jsonb, $4::integer), event_refs = t.event_refs || (SELECT id FROM ref)
-  WHERE t.id = $1::bigint AND t.attempt = $2::integer AND t.state = 'running'
-  RETURNING {{t.task_columns}}
-),
-counted AS (
-  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
-  SELECT c.queue, d.state, pg_backend_pid() % 16, sum(d.delta)
-  FROM failed c, (VALUES ('running', -1), ('scheduled', 1)) AS d(state, delta)
-  GROUP BY c.queue, d.state ORDER BY c.queue, d.state
-  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
-),
-logged AS (
-  SELECT count(*) AS n,
-         json_agg(json_build_array('task.retrying', c.id, c.queue,
-                                   json_build_object('attempt', c.attempt, 'error', c.error ->> 'message', 'runAt', $7::text))) AS events
+         json_agg(CASE WHEN $5::timestamptz IS NULL
+                       THEN json_build_array('task.failed', c.id, c.queue,
+                                             json_build_object('attempt', c.attempt, 'error', c.error ->> 'message'))
+                       ELSE json_build_array('task.retrying', c.id, c.queue,
+                                             json_build_object('attempt', c.attempt, 'error', c.error ->> 'message', 'runAt', $7::text))
+                  END) AS events
   FROM failed c
 ),
 appended AS (

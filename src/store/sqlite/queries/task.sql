@@ -60,13 +60,10 @@ RETURNING tasks.id;
 -- name: taskGetRunningAttempt
 SELECT * FROM tasks WHERE id = :id AND attempt = :attempt AND state = 'running';
 
--- name: taskFailFinal
-UPDATE tasks SET state = 'failed', error = :error, errors = :errors, finished_at = :now, event_refs = event_refs || :ref
-WHERE id = :id AND attempt = :attempt AND state = 'running'
-RETURNING *;
-
--- name: taskFailRetry
-UPDATE tasks SET state = 'scheduled', run_at = :run_at, error = :error, errors = :errors, event_refs = event_refs || :ref
+-- name: taskFail
+-- Fails a running attempt: back to scheduled at :run_at for a retry, or failed for good when :run_at is null.
+UPDATE tasks SET state = CASE WHEN :run_at IS NULL THEN 'failed' ELSE 'scheduled' END, run_at = coalesce(:run_at, run_at),
+    error = :error, errors = :errors, finished_at = CASE WHEN :run_at IS NULL THEN :now END, event_refs = event_refs || :ref
 WHERE id = :id AND attempt = :attempt AND state = 'running'
 RETURNING *;
 
