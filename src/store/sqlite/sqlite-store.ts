@@ -25,10 +25,11 @@ import type { Json, TaskProgress } from "../../core/task.ts";
 type Row = Record<string, SQLInputValue>;
 
 /** Statements whose rows come back as arrays, not objects: cheaper on the hot path, mapped by position. */
-const ARRAY_ROWS = new Set(["taskClaim"]);
+const ARRAY_ROWS = new Set(["taskClaim", "taskComplete"]);
 
-/** Keyless tasks inserted per statement (taskInsertRows). */
+/** Keyless tasks inserted per statement (taskInsertRows), and the parameters of one. */
 const INSERT_ROWS = 50;
+const INSERT_ROW = `(${new Array(15).fill("?").join(", ")})`;
 
 /** Completions per statement (taskComplete). */
 const COMPLETE_ROWS = 50;
@@ -281,7 +282,7 @@ export class SqliteStore implements Store {
     for (; next + INSERT_ROWS <= count; next += INSERT_ROWS) {
       const args: SQLInputValue[] = [];
       for (let index = next; index < next + INSERT_ROWS; index++) values(index, args);
-      const { changes, lastInsertRowid } = this.#insertRowsStatement().run(...args);
+      const { changes, lastInsertRowid } = this.#rowsStatement("taskInsertRows", INSERT_ROW, INSERT_ROWS).run(...args);
       if (changes !== INSERT_ROWS) throw new Error(`taskInsertRows inserted ${changes} of ${INSERT_ROWS} rows`);
       const last = Number(lastInsertRowid);
       for (let id = last - INSERT_ROWS + 1; id <= last; id++) ids.push(id);
@@ -290,12 +291,17 @@ export class SqliteStore implements Store {
     return ids;
   }
 
-  #insertRowsStatement(): StatementSync {
-    let statement = this.#statements.get("taskInsertRows");
+  /**
+   * Statement `name` with its {{rows}} placeholder filled by `count` copies of `row` (one parenthesised parameter
+   * list per task), prepared once per count.
+   */
+  #rowsStatement(name: string, row: string, count: number): StatementSync {
+    const key = `${name}/${count}`;
+    let statement = this.#statements.get(key);
     if (statement === undefined) {
-      const row = `(${new Array(15).fill("?").join(", ")})`;
-      statement = this.#db.prepare(STATEMENTS.get("taskInsertRows")!.replace("{{rows}}", new Array(INSERT_ROWS).fill(row).join(", ")));
-      this.#statements.set("taskInsertRows", statement);
+      statement = this.#db.prepare(STATEMENTS.get(name)!.replace("{{rows}}", new Array(count).fill(row).join(", ")));
+      if (ARRAY_ROWS.has(name)) statement.setReturnArrays(true);
+      this.#statements.set(key, statement);
     }
     return statement;
   }
@@ -349,7 +355,7 @@ export class SqliteStore implements Store {
       const complete = (chunk: TaskCompletion[]) => {
         const args: SQLInputValue[] = [nowMs, ref];
         for (const { id, queue, attempt, result } of chunk) args.push(id, attempt, queue, JSON.stringify(result ?? null));
-        const rows = this.#completeStatement(chunk.length).all(...args) as unknown as [number][];
+        const rows = this.#rowsStatement("taskComplete", "(?, ?, ?, ?)", chunk.length).all(...args) as unknown as [number][];
         const completed = rows.length === chunk.length ? null : new Set(rows.map(([id]) => id));
         for (const { id, queue, attempt } of chunk) {
           if (completed !== null && !completed.has(id)) continue;
@@ -374,18 +380,6 @@ export class SqliteStore implements Store {
       complete(chunk);
       return ids;
     });
-  }
-
-  /** taskComplete for `count` completions, prepared once per count. */
-  #completeStatement(count: number): StatementSync {
-    const name = `taskComplete/${count}`;
-    let statement = this.#statements.get(name);
-    if (statement === undefined) {
-      statement = this.#db.prepare(STATEMENTS.get("taskComplete")!.replace("{{rows}}", new Array(count).fill("(?, ?, ?, ?)").join(", ")));
-      statement.setReturnArrays(true);
-      this.#statements.set(name, statement);
-    }
-    return statement;
   }
 
   async taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null> {
