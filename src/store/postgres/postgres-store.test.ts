@@ -242,7 +242,7 @@ if (await postgresSuite("postgres store")) {
       });
       const [one, two, three, four] = ids;
       try {
-        assert.deepEqual(await store.migrate(), { applied: ["003_lean_writes"] });
+        assert.deepEqual(await store.migrate(), { applied: ["003_lean_writes", "004_plans_by_id"] });
         const events = await store.eventList({ after: 0, limit: 100 });
         assert.deepEqual(events.map((e) => [e.offset, e.type, e.taskId, e.queue]), [
           [1, "task.created", one, "a"], [2, "task.created", two, "a"], [3, "task.started", one, "a"],

@@ -27,7 +27,7 @@ import { migrate, migrationStatus } from "./migrate.ts";
 import {
   claimedToTask, int8AsNumber, jsonParam, rowToLease, rowToNode, rowToSchedule, rowToTask, type Row,
 } from "./row-mapping.ts";
-import { loadStatements, quoteSchema, statementPrefix, TASK_COLUMNS } from "./statements.ts";
+import { loadStatements, quoteSchema, SESSION_SETTINGS, statementPrefix, TASK_COLUMNS } from "./statements.ts";
 
 export type PostgresStoreOptions = {
   /** A libpq-style URL: postgres://user:password@host:port/database. */
@@ -84,9 +84,7 @@ export class PostgresStore implements Store {
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
       keepAlive: true,
       application_name: `conveyor-store-${this.schema}`.slice(0, 63),
-      // Every statement here is a named prepared statement whose best plan does not depend on its parameters;
-      // left to choose, PostgreSQL re-plans the CTE-heavy ones on each call (~0.4 ms of its CPU each time).
-      options: "-c plan_cache_mode=force_generic_plan",
+      options: SESSION_SETTINGS,
     });
     // An idle connection that dies (server restart, terminated backend) is dropped by the pool; the next query
     // opens a new one. Without a listener the pool's 'error' event would crash the process.

@@ -7,7 +7,7 @@
 -- holding the $2-th event from there. Offsets are dense, and never given below one already given
 -- (event_sequence() in 003_lean_writes.sql), so a reader that moves its cursor to the last offset it saw never
 -- skips an event sequenced later. Rows still waiting for an offset match no comparison here.
-WITH first AS (
+WITH first AS MATERIALIZED (
   SELECT "offset" FROM (
     (SELECT "offset", count FROM {{schema}}.event_log WHERE "offset" <= $1::bigint + 1 ORDER BY "offset" DESC LIMIT 1)
     UNION ALL
@@ -17,19 +17,26 @@ WITH first AS (
   ORDER BY "offset"
   LIMIT 1
 )
+-- The range's ends are values (no join with `first`), so that it is an index condition in every plan.
 SELECT l."offset", l.at, l.events
-FROM {{schema}}.event_log l, first
-WHERE l."offset" >= first."offset" AND l."offset" < greatest(first."offset", $1::bigint + 1) + $2::integer
+FROM {{schema}}.event_log l
+WHERE l."offset" >= (SELECT "offset" FROM first)
+  AND l."offset" < greatest((SELECT "offset" FROM first), $1::bigint + 1) + $2::integer
 ORDER BY l."offset";
 
 -- name: eventLogForTask
 -- The log rows task $1's event_refs name that hold events after offset $2, in offset order, enough for $3 of its
 -- events: each row holds one event of the task (a statement changes a task once), and only the first may hold
--- it at or before $2.
-SELECT l."offset", l.at, l.events
-FROM {{schema}}.tasks t JOIN {{schema}}.event_log l ON l.id = ANY(t.event_refs)
-WHERE t.id = $1::bigint AND l."offset" + l.count > $2::bigint + 1
-ORDER BY l."offset"
+-- it at or before $2. The rows are fetched by id first: filtered and ordered by offset in the same scan, they
+-- could be read in offset order from the log's start.
+WITH mine AS MATERIALIZED (
+  SELECT l."offset", l.count, l.at, l.events
+  FROM {{schema}}.event_log l
+  WHERE l.id = ANY ((SELECT t.event_refs FROM {{schema}}.tasks t WHERE t.id = $1::bigint)::bigint[])
+)
+SELECT "offset", at, events FROM mine
+WHERE "offset" + count > $2::bigint + 1
+ORDER BY "offset"
 LIMIT $3::integer + 1;
 
 -- name: eventSequence
@@ -45,13 +52,13 @@ SELECT value AS "offset" FROM {{schema}}.event_counter;
 -- still waiting for an offset are never among them. The newest row stays, as the Store contract says (here the
 -- counter, not the log, keeps the last offset).
 DELETE FROM {{schema}}.event_log
-WHERE "offset" IN (
+WHERE "offset" = ANY (ARRAY(
   SELECT "offset" FROM (
     SELECT "offset", at FROM {{schema}}.event_log WHERE "offset" IS NOT NULL ORDER BY "offset" LIMIT $2::integer
   ) oldest
   WHERE at < $1::timestamptz
-)
-  AND "offset" < (SELECT max("offset") FROM {{schema}}.event_log);
+    AND "offset" < (SELECT "offset" FROM {{schema}}.event_log WHERE "offset" IS NOT NULL ORDER BY "offset" DESC LIMIT 1)
+));
 
 -- name: queueCounts
 -- Tasks per queue and state: the sum of the shards.

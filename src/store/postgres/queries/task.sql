@@ -20,6 +20,12 @@
 -- change the same tasks (or, rarely, the same count row), and concurrent commits can share a WAL flush. Locks
 -- follow one order, task rows then count rows: `counted` aggregates every changed task row before it upserts.
 
+-- Plans are made once per connection, often while the tables are empty (SESSION_SETTINGS in statements.ts), so a
+-- statement names the task rows it changes by index conditions only: `t.id = ANY (ARRAY(SELECT id FROM picked))`,
+-- never a join with its CTE (the planner may drive such a join from the table's side, reading every row of a
+-- partial index for each call), and never a condition that lets a partial index over a growing state (queued,
+-- scheduled, failed) stand in for the primary key. Rows a CTE locked FOR UPDATE need no second state check.
+
 -- Statements return the task columns the driver reads, never event_refs (a task's history, read only by
 -- eventList): {{task_columns}} is that list, {{t.task_columns}} the same qualified by `t.` (statements.ts).
 
@@ -190,12 +196,12 @@ FROM {{schema}}.tasks WHERE id = $1::bigint;
 -- name: taskClaim
 -- Claims up to $4 queued tasks of queue $1 whose type is in $2 for node $3 at $5, best priority first, then FIFO.
 -- The CTE reads the tasks_claim index in order and locks what it takes, skipping rows another claimer holds
--- (SKIP LOCKED), so concurrent claimers never wait for each other nor take a task twice. It is also an
--- optimisation fence: the UPDATE cannot be planned as a loop that touches more rows than the LIMIT.
+-- (SKIP LOCKED), so concurrent claimers never wait for each other nor take a task twice; the UPDATE then finds
+-- those rows by id.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
-picked AS (
+picked AS MATERIALIZED (
   SELECT id FROM {{schema}}.tasks
   WHERE state = 'queued' AND queue = $1::text AND type = ANY($2::text[])
     AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = $1::text AND q.paused)
@@ -207,8 +213,7 @@ claimed AS (
   UPDATE {{schema}}.tasks t
   SET state = 'running', attempt = t.attempt + 1, node = $3::text, started_at = $5::timestamptz, progress = NULL,
       event_refs = t.event_refs || (SELECT id FROM ref)
-  FROM picked
-  WHERE t.id = picked.id AND t.state = 'queued'
+  WHERE t.id = ANY (ARRAY(SELECT id FROM picked))
   -- Only the columns a claim does not set itself, times as epoch ms (the driver's claimedToTask): parsing 50
   -- full rows with their dates cost the node more than the statement cost the server.
   RETURNING t.id, t.queue, t.type, t.data, t.priority, t.attempt, t.max_attempts, t.stalls,
@@ -244,7 +249,7 @@ SELECT * FROM claimed ORDER BY priority DESC, id;
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
-input AS (
+input AS MATERIALIZED (
   SELECT (r ->> 0)::bigint AS id, (r ->> 1)::integer AS attempt, r ->> 2 AS queue, r -> 3 AS result, n
   FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS x(r, n)
 ),
@@ -252,7 +257,8 @@ completed AS (
   UPDATE {{schema}}.tasks t
   SET state = 'completed', result = i.result, finished_at = $2::timestamptz, event_refs = t.event_refs || (SELECT id FROM ref)
   FROM input i
-  WHERE t.id = i.id AND t.attempt = i.attempt AND t.state = 'running' AND t.queue = i.queue
+  WHERE t.id = ANY (ARRAY(SELECT id FROM input)) AND t.id = i.id AND t.attempt = i.attempt AND t.state = 'running'
+    AND t.queue = i.queue
   RETURNING t.id, t.queue, t.attempt, i.n
 ),
 counted AS (
@@ -333,8 +339,7 @@ cancelled AS (
     SELECT 'cancelled', $3::timestamptz, r.rec, {{schema}}.append_error(t.errors, r.rec, $5::integer)
     FROM (SELECT jsonb_build_object('name', 'CancelledError', 'message', $2::text, 'attempt', t.attempt, 'at', $4::text) AS rec) r
   ), event_refs = t.event_refs || (SELECT id FROM ref)
-  FROM found f
-  WHERE t.id = f.id AND t.state IN ('scheduled', 'queued', 'running')
+  WHERE t.id = $1::bigint AND (SELECT state FROM found) IN ('scheduled', 'queued', 'running')
   RETURNING {{t.task_columns}}
 ),
 counted AS (
@@ -370,8 +375,7 @@ rerun AS (
   UPDATE {{schema}}.tasks t
   SET state = 'queued', attempt = 0, stalls = 0, run_at = $2::timestamptz, node = NULL, progress = NULL, result = NULL,
       started_at = NULL, finished_at = NULL, event_refs = t.event_refs || (SELECT id FROM ref)
-  FROM found f
-  WHERE t.id = f.id AND t.state IN ('failed', 'cancelled')
+  WHERE t.id = $1::bigint AND (SELECT state FROM found) IN ('failed', 'cancelled')
   RETURNING {{t.task_columns}}
 ),
 counted AS (
@@ -417,7 +421,7 @@ SELECT id FROM updated;
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
-due AS (
+due AS MATERIALIZED (
   SELECT id FROM {{schema}}.tasks
   WHERE state = 'scheduled' AND run_at <= $1::timestamptz
   ORDER BY run_at
@@ -426,8 +430,7 @@ due AS (
 ),
 promoted AS (
   UPDATE {{schema}}.tasks t SET state = 'queued', event_refs = t.event_refs || (SELECT id FROM ref)
-  FROM due
-  WHERE t.id = due.id AND t.state = 'scheduled'
+  WHERE t.id = ANY (ARRAY(SELECT id FROM due))
   RETURNING t.id, t.queue, t.run_at
 ),
 counted AS (
@@ -448,7 +451,9 @@ appended AS (
 SELECT id, queue FROM promoted;
 
 -- name: taskNextRunAt
-SELECT min(run_at) AS run_at FROM {{schema}}.tasks WHERE state = 'scheduled';
+-- The earliest run_at of a scheduled task (no row when there is none), read from the front of tasks_scheduled:
+-- min(run_at) may be planned as a scan of all of them.
+SELECT run_at FROM {{schema}}.tasks WHERE state = 'scheduled' ORDER BY run_at LIMIT 1;
 
 -- name: taskStates
 SELECT id, state, attempt FROM {{schema}}.tasks WHERE id = ANY($1::bigint[]);
@@ -458,7 +463,7 @@ SELECT id, state, attempt FROM {{schema}}.tasks WHERE id = ANY($1::bigint[]);
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
-stalled AS (
+stalled AS MATERIALIZED (
   SELECT t.id FROM {{schema}}.tasks t
   WHERE t.state = 'running' AND t.node <> $1::text
     AND NOT EXISTS (SELECT 1 FROM {{schema}}.nodes n WHERE n.id = t.node AND n.heartbeat_at >= $2::timestamptz)
@@ -482,8 +487,7 @@ rescued AS (
                'at', $5::text) AS rec
     ) r
   ), event_refs = t.event_refs || (SELECT id FROM ref)
-  FROM stalled s
-  WHERE t.id = s.id AND t.state = 'running'
+  WHERE t.id = ANY (ARRAY(SELECT id FROM stalled))
   RETURNING {{t.task_columns}}
 ),
 counted AS (
@@ -548,7 +552,7 @@ edge AS (
   -- after $1 on can qualify.
   SELECT min(id) FILTER (WHERE created_at >= $1::timestamptz) AS young, max(id) AS last, count(*) AS n FROM seen
 ),
-doomed AS (
+doomed AS MATERIALIZED (
   SELECT t.id FROM {{schema}}.tasks t
   WHERE t.id > $2::bigint AND t.id < (SELECT coalesce(young, last + 1) FROM edge)
     AND t.state IN ('completed', 'failed', 'cancelled') AND t.finished_at < $1::timestamptz
@@ -557,7 +561,7 @@ doomed AS (
   FOR UPDATE OF t SKIP LOCKED
 ),
 deleted AS (
-  DELETE FROM {{schema}}.tasks t USING doomed WHERE t.id = doomed.id
+  DELETE FROM {{schema}}.tasks t WHERE t.id = ANY (ARRAY(SELECT id FROM doomed))
   RETURNING t.queue, t.state
 ),
 counted AS (

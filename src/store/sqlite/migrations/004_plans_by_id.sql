@@ -1,0 +1,3 @@
+-- 004_plans_by_id: PostgreSQL's sequencer finds its rows by id (plans made on empty tables must stay right as they
+-- grow). SQLite plans each statement when it is prepared and has no sequencer: nothing changes here. The file
+-- keeps the two drivers' migrations the same, name for name.
