@@ -83,3 +83,40 @@ export async function dropSchema(name: string): Promise<void> {
     await client.end();
   }
 }
+
+/**
+ * Rows the server read from `schema`.`table` (sequentially or through an index) and its sequential scans, once
+ * every connection of the store on that schema has closed: a backend hands its counts to the statistics when it
+ * exits (or at most once a second when idle), so they are complete only then.
+ */
+export async function tableReads(schema: string, table: string): Promise<{ rows: number; seqScans: number }> {
+  const client = new pg.Client({ connectionString: postgresUrl(), connectionTimeoutMillis: PROBE_TIMEOUT_MS });
+  client.on("error", () => {});
+  await client.connect();
+  try {
+    const read = async () => {
+      const { rows } = await client.query(
+        `SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0) AS rows, seq_scan FROM pg_stat_user_tables
+         WHERE schemaname = $1 AND relname = $2`,
+        [schema, table],
+      );
+      return { rows: Number(rows[0]?.rows ?? 0), seqScans: Number(rows[0]?.seq_scan ?? 0) };
+    };
+    for (let i = 0; i < 200; i++) {
+      const open = await client.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [`conveyor-store-${schema}`.slice(0, 63)]);
+      if (Number(open.rows[0].n) === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    // A backend leaves pg_stat_activity a moment before its last counts land: read until two reads agree.
+    let last = await read();
+    for (let i = 0; i < 40; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      const next = await read();
+      if (next.rows === last.rows && next.seqScans === last.seqScans) return next;
+      last = next;
+    }
+    return last;
+  } finally {
+    await client.end();
+  }
+}
