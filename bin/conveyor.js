@@ -16,6 +16,8 @@ if (major >= 24) {
     console.error(`conveyor needs Node.js 24 or newer (this is ${process.version}); run "npm install" first`);
     process.exit(1);
   }
-  const { status } = spawnSync(node, [new URL(import.meta.url).pathname, ...process.argv.slice(2)], { stdio: "inherit" });
+  const { status } = spawnSync(node, [new URL(import.meta.url).pathname, ...process.argv.slice(2)], {
+    stdio: "inherit",
+  });
   process.exit(status ?? 1);
 }

@@ -1,15 +1,36 @@
 /**
  * Conveyor's public API.
  */
-export { Conveyor, type TaskListQuery, type TaskPage, type NodeTree, type ClusterView, type ScheduleView } from "./runtime/conveyor.ts";
+export {
+  Conveyor,
+  type TaskListQuery,
+  type TaskPage,
+  type NodeTree,
+  type ClusterView,
+  type ScheduleView,
+} from "./runtime/conveyor.ts";
 export type { ScheduleSpec } from "./core/schedule-input.ts";
 export type { ConveyorOptions } from "./runtime/options.ts";
-export type { TaskContext, TaskHandler, TaskLogger, TaskTypeOptions, Isolation, ThreadHandlerRef } from "./runtime/handler.ts";
+export type {
+  TaskContext,
+  TaskHandler,
+  TaskLogger,
+  TaskTypeOptions,
+  Isolation,
+  ThreadHandlerRef,
+} from "./runtime/handler.ts";
 export type { Task, TaskInput, TaskEvent, TaskEventType, TaskProgress, Json } from "./core/task.ts";
 export { TASK_STATES, type TaskState } from "./core/states.ts";
 export {
-  ConveyorError, ValidationError, NotFoundError, ConflictError, ConfigError, TaskOutcomeError, UnrecoverableError,
-  ERROR_CODES, type ErrorCode,
+  ConveyorError,
+  ValidationError,
+  NotFoundError,
+  ConflictError,
+  ConfigError,
+  TaskOutcomeError,
+  UnrecoverableError,
+  ERROR_CODES,
+  type ErrorCode,
 } from "./core/errors.ts";
 export type { Store, StoreCapabilities, QueueStats, NodeRecord, Schedule } from "./store/store.ts";
 export { SqliteStore } from "./store/sqlite/sqlite-store.ts";

@@ -27,7 +27,10 @@ const DEAD_AFTER_BEATS = 3;
 
 // ---- child processes -----------------------------------------------------------------------------------
 
-/** A crash-node child; its plain output lines (`ready <id>`, `status <done> <inflight>`, `lag <ms> <at>`) kept as figures. */
+/**
+ * A crash-node child; its plain output lines (`ready <id>`, `status <done> <inflight>`, `lag <ms> <at>`) kept as
+ * figures.
+ */
 class CrashNode extends WatchedProcess {
   nodeId = "";
   readyAt = 0;
@@ -114,7 +117,12 @@ async function withStore<T>(db: string, read: (store: SqliteStore) => Promise<T>
 async function allTasks(store: SqliteStore, states?: Task["state"][]): Promise<Task[]> {
   const tasks: Task[] = [];
   for (;;) {
-    const page = await store.taskList({ ...(states ? { states } : {}), limit: 1000, order: "asc", ...(tasks.length ? { after: tasks.at(-1)!.id } : {}) });
+    const page = await store.taskList({
+      ...(states ? { states } : {}),
+      limit: 1000,
+      order: "asc",
+      ...(tasks.length ? { after: tasks.at(-1)!.id } : {}),
+    });
     tasks.push(...page);
     if (page.length < 1000) return tasks;
   }
@@ -133,10 +141,13 @@ type SideEffect = { id: number; attempt: number; pid: number };
 
 function sideEffects(log: string): SideEffect[] {
   if (!existsSync(log)) return [];
-  return readFileSync(log, "utf8").split("\n").filter(Boolean).map((line) => {
-    const [id, attempt, pid] = line.split(" ").map(Number);
-    return { id: id!, attempt: attempt!, pid: pid! };
-  });
+  return readFileSync(log, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const [id, attempt, pid] = line.split(" ").map(Number);
+      return { id: id!, attempt: attempt!, pid: pid! };
+    });
 }
 
 function countBy<T, K>(items: T[], key: (item: T) => K): Map<K, number> {
@@ -155,7 +166,10 @@ async function killMidRun(db: string, child: CrashNode, total: number): Promise<
     completedBefore: (await allTasks(store, ["completed"])).length,
   }));
   assert.ok(running.length > 0, `${child.name} was killed with no task running: the kill was not mid-run`);
-  assert.ok(completedBefore > 0 && completedBefore < total, `${child.name} was killed with ${completedBefore}/${total} completed: not mid-run`);
+  assert.ok(
+    completedBefore > 0 && completedBefore < total,
+    `${child.name} was killed with ${completedBefore}/${total} completed: not mid-run`,
+  );
   return { child, at, running, completedBefore };
 }
 
@@ -165,13 +179,20 @@ async function killMidRun(db: string, child: CrashNode, total: number): Promise<
  * numbers for the report.
  */
 async function checkAfterCrashes(db: string, log: string, ids: number[], kills: Kill[], children: CrashNode[]) {
-  const { tasks, events } = await withStore(db, async (store) => ({ tasks: await allTasks(store), events: await allEvents(store) }));
+  const { tasks, events } = await withStore(db, async (store) => ({
+    tasks: await allTasks(store),
+    events: await allEvents(store),
+  }));
   const byId = new Map(tasks.map((task) => [task.id, task]));
 
   // None lost: every enqueued task is there and completed; nothing else is.
   assert.equal(tasks.length, ids.length, "task count");
   const notCompleted = tasks.filter((task) => task.state !== "completed");
-  assert.deepEqual(notCompleted.map((task) => `${task.id}:${task.state}`), [], "every task completed");
+  assert.deepEqual(
+    notCompleted.map((task) => `${task.id}:${task.state}`),
+    [],
+    "every task completed",
+  );
 
   // None completed twice: one task.completed event per task, naming the attempt that holds the result.
   const completedEvents = events.filter((event) => event.type === "task.completed");
@@ -181,24 +202,42 @@ async function checkAfterCrashes(db: string, log: string, ids: number[], kills: 
   assert.equal(completedEvents.length, ids.length, "task.completed events");
   for (const event of completedEvents) {
     const task = byId.get(event.taskId)!;
-    assert.equal((event.data as { attempt: number }).attempt, task.attempt, `task ${task.id}: completed event's attempt`);
+    assert.equal(
+      (event.data as { attempt: number }).attempt,
+      task.attempt,
+      `task ${task.id}: completed event's attempt`,
+    );
     assert.deepEqual(task.result, { id: task.id }, `task ${task.id}: result`);
   }
   assert.equal(events.filter((event) => event.type === "task.failed").length, 0, "no task.failed event");
 
   // Rescues: exactly the tasks left running by a kill, each once per kill, naming the dead node and attempt.
   const rescued = events.filter((event) => event.type === "task.rescued");
-  assert.equal(rescued.filter((event) => (event.data as { released?: boolean }).released).length, 0, "no graceful hand-back in a crash run");
-  const expectedRescues = kills.flatMap((kill) => kill.running.map((task) => `${task.id}@${kill.child.nodeId}#${task.attempt}`)).sort();
+  assert.equal(
+    rescued.filter((event) => (event.data as { released?: boolean }).released).length,
+    0,
+    "no graceful hand-back in a crash run",
+  );
+  const expectedRescues = kills
+    .flatMap((kill) => kill.running.map((task) => `${task.id}@${kill.child.nodeId}#${task.attempt}`))
+    .sort();
   const actualRescues = rescued.map(rescueKey).sort();
   const unexpected = actualRescues.filter((r) => !expectedRescues.includes(r));
   const missing = expectedRescues.filter((r) => !actualRescues.includes(r));
   if (unexpected.length > 0 || missing.length > 0) {
-    assert.fail(`task.rescued events differ from the tasks running at each kill:\n` +
-      `  missing rescues: ${missing.length} ${missing.slice(0, 10).join(", ")}\n` +
-      `  unexpected rescues: ${unexpected.length}\n${explainRescues(rescued.filter((e) => unexpected.includes(rescueKey(e))), children)}`);
+    assert.fail(
+      `task.rescued events differ from the tasks running at each kill:\n` +
+        `  missing rescues: ${missing.length} ${missing.slice(0, 10).join(", ")}\n` +
+        `  unexpected rescues: ${unexpected.length}\n${explainRescues(
+          rescued.filter((e) => unexpected.includes(rescueKey(e))),
+          children,
+        )}`,
+    );
   }
-  const stallsExpected = countBy(kills.flatMap((kill) => kill.running), (task) => task.id);
+  const stallsExpected = countBy(
+    kills.flatMap((kill) => kill.running),
+    (task) => task.id,
+  );
   for (const task of tasks) {
     assert.equal(task.stalls, stallsExpected.get(task.id) ?? 0, `task ${task.id}: stalls`);
     if (task.stalls > 0) assert.equal(task.error?.name, "StalledError", `task ${task.id}: last error`);
@@ -206,22 +245,41 @@ async function checkAfterCrashes(db: string, log: string, ids: number[], kills: 
 
   // Rescue time: from each kill to the rescue of its tasks (the rescuer runs on the next live node).
   const rescueDelays = kills.map((kill) => {
-    const times = rescued.filter((event) => (event.data as { node: string }).node === kill.child.nodeId).map((event) => event.at.getTime() - kill.at);
-    return { node: kill.child.name, tasks: kill.running.length, firstMs: Math.min(...times), lastMs: Math.max(...times) };
+    const times = rescued
+      .filter((event) => (event.data as { node: string }).node === kill.child.nodeId)
+      .map((event) => event.at.getTime() - kill.at);
+    return {
+      node: kill.child.name,
+      tasks: kill.running.length,
+      firstMs: Math.min(...times),
+      lastMs: Math.max(...times),
+    };
   });
   for (const delay of rescueDelays) {
-    assert.ok(delay.lastMs <= RESCUE_TARGET_MS, `tasks of ${delay.node} rescued ${delay.lastMs} ms after its kill (target ${RESCUE_TARGET_MS} ms)`);
+    assert.ok(
+      delay.lastMs <= RESCUE_TARGET_MS,
+      `tasks of ${delay.node} rescued ${delay.lastMs} ms after its kill (target ${RESCUE_TARGET_MS} ms)`,
+    );
   }
   // ...and from each kill to the moment its last rescued task completed again.
-  const rerunDelays = kills.map((kill) => Math.max(...kill.running.map((task) => byId.get(task.id)!.finishedAt!.getTime() - kill.at)));
+  const rerunDelays = kills.map((kill) =>
+    Math.max(...kill.running.map((task) => byId.get(task.id)!.finishedAt!.getTime() - kill.at)),
+  );
 
   // Side effects: every task ran to its side effect at least once, the completing attempt included; an
   // attempt runs it at most once; and only tasks in flight at a kill ran it more than once.
   const effects = sideEffects(log);
   const perAttempt = countBy(effects, (e) => `${e.id}#${e.attempt}`);
-  assert.deepEqual([...perAttempt].filter(([, n]) => n > 1), [], "an attempt wrote its side effect twice");
+  assert.deepEqual(
+    [...perAttempt].filter(([, n]) => n > 1),
+    [],
+    "an attempt wrote its side effect twice",
+  );
   for (const task of tasks) {
-    assert.ok(perAttempt.has(`${task.id}#${task.attempt}`), `task ${task.id}: no side effect from its completing attempt ${task.attempt}`);
+    assert.ok(
+      perAttempt.has(`${task.id}#${task.attempt}`),
+      `task ${task.id}: no side effect from its completing attempt ${task.attempt}`,
+    );
   }
   const perTask = countBy(effects, (e) => e.id);
   assert.equal(perTask.size, ids.length, "tasks with a side effect");
@@ -257,16 +315,24 @@ function explainRescues(events: TaskEvent[], children: CrashNode[]): string {
     const node = (event.data as { node: string }).node;
     byNode.set(node, [...(byNode.get(node) ?? []), event]);
   }
-  return [...byNode].map(([nodeId, list]) => {
-    const child = children.find((c) => c.nodeId === nodeId);
-    const times = [...new Set(list.map((e) => e.at.getTime()))];
-    if (child === undefined) return `    ${list.length} from unknown node ${nodeId}`;
-    const rel = (at: number) => `${at - child.readyAt} ms after ${child.name} was ready, ` +
-      (child.killedAt === null ? `${child.name} never killed` : `${at - child.killedAt} ms after its kill`);
-    return `    ${list.length} tasks (ids ${list.slice(0, 5).map((e) => e.taskId).join(",")}...) taken from ${child.name} (${nodeId}) ` +
-      `in ${times.length} rescue(s): ${times.map(rel).join("; ")}${child.killedAt !== null && times.some((t) => t < child.killedAt!) ? " — WHILE IT WAS ALIVE" : ""}\n` +
-      `    ${child.name}'s event-loop lag reports: ${child.lags.map((l) => `${l.ms} ms @ ${l.at - child.readyAt} ms after ready`).join(", ") || "none over 100 ms"}`;
-  }).join("\n");
+  return [...byNode]
+    .map(([nodeId, list]) => {
+      const child = children.find((c) => c.nodeId === nodeId);
+      const times = [...new Set(list.map((e) => e.at.getTime()))];
+      if (child === undefined) return `    ${list.length} from unknown node ${nodeId}`;
+      const rel = (at: number) =>
+        `${at - child.readyAt} ms after ${child.name} was ready, ` +
+        (child.killedAt === null ? `${child.name} never killed` : `${at - child.killedAt} ms after its kill`);
+      return (
+        `    ${list.length} tasks (ids ${list
+          .slice(0, 5)
+          .map((e) => e.taskId)
+          .join(",")}...) taken from ${child.name} (${nodeId}) ` +
+        `in ${times.length} rescue(s): ${times.map(rel).join("; ")}${child.killedAt !== null && times.some((t) => t < child.killedAt!) ? " — WHILE IT WAS ALIVE" : ""}\n` +
+        `    ${child.name}'s event-loop lag reports: ${child.lags.map((l) => `${l.ms} ms @ ${l.at - child.readyAt} ms after ready`).join(", ") || "none over 100 ms"}`
+      );
+    })
+    .join("\n");
 }
 
 function workInputs(n: number, options: Partial<TaskInput> = {}): TaskInput[] {
@@ -275,7 +341,9 @@ function workInputs(n: number, options: Partial<TaskInput> = {}): TaskInput[] {
 
 // ---- the scenarios -------------------------------------------------------------------------------------
 
-test("kill -9 mid-run: a new process on the same file finishes every task; none lost, none completed twice", { timeout: 60_000 }, async (t) => {
+test("kill -9 mid-run: a new process on the same file finishes every task; none lost, none completed twice", {
+  timeout: 60_000,
+}, async (t) => {
   const N = 2000;
   const { db, log, spawnNode } = workspace(t);
   const started = Date.now();
@@ -298,13 +366,15 @@ test("kill -9 mid-run: a new process on the same file finishes every task; none 
   const rescue = report.rescueDelays[0]!;
   t.diagnostic(
     `N=${N}; A killed after ${kill.completedBefore} completions with ${kill.running.length} running; ` +
-    `B ready ${b.readyAt - kill.at} ms after the kill; rescue ${rescue.firstMs}-${rescue.lastMs} ms after the kill ` +
-    `(${rescue.firstMs - (b.readyAt - kill.at)} ms after B was ready); rescued tasks done again ${report.rerunDelays[0]} ms after the kill; ` +
-    `side effects run twice: ${report.duplicatedSideEffects}/${report.rescuedTasks} rescued tasks; total ${Date.now() - started} ms; ${worstLags([a, b])}`,
+      `B ready ${b.readyAt - kill.at} ms after the kill; rescue ${rescue.firstMs}-${rescue.lastMs} ms after the kill ` +
+      `(${rescue.firstMs - (b.readyAt - kill.at)} ms after B was ready); rescued tasks done again ${report.rerunDelays[0]} ms after the kill; ` +
+      `side effects run twice: ${report.duplicatedSideEffects}/${report.rescuedTasks} rescued tasks; total ${Date.now() - started} ms; ${worstLags([a, b])}`,
   );
 });
 
-test("kill -9 three times during a run, then finish: none lost, none completed twice", { timeout: 60_000 }, async (t) => {
+test("kill -9 three times during a run, then finish: none lost, none completed twice", {
+  timeout: 60_000,
+}, async (t) => {
   const N = 2000;
   const { db, log, spawnNode } = workspace(t);
   const started = Date.now();
@@ -327,19 +397,27 @@ test("kill -9 three times during a run, then finish: none lost, none completed t
   const report = await checkAfterCrashes(db, log, ids, kills, [...kills.map((k) => k.child), d]);
   t.diagnostic(
     `N=${N}; kills=${kills.length}; running at each kill: ${kills.map((k) => k.running.length).join("/")}; ` +
-    `completed at each kill: ${kills.map((k) => k.completedBefore).join("/")}; rescue events: ${report.rescued} ` +
-    `(${report.rescuedTasks} distinct tasks); rescue after each kill (first-last ms): ` +
-    `${report.rescueDelays.map((d) => `${d.firstMs}-${d.lastMs}`).join(", ")}; re-run done after: ${report.rerunDelays.join("/")} ms; ` +
-    `side effects run twice: ${report.duplicatedSideEffects}; total ${Date.now() - started} ms; ${worstLags([...kills.map((k) => k.child), d])}`,
+      `completed at each kill: ${kills.map((k) => k.completedBefore).join("/")}; rescue events: ${report.rescued} ` +
+      `(${report.rescuedTasks} distinct tasks); rescue after each kill (first-last ms): ` +
+      `${report.rescueDelays.map((d) => `${d.firstMs}-${d.lastMs}`).join(", ")}; re-run done after: ${report.rerunDelays.join("/")} ms; ` +
+      `side effects run twice: ${report.duplicatedSideEffects}; total ${Date.now() - started} ms; ${worstLags([...kills.map((k) => k.child), d])}`,
   );
 });
 
-test("SIGTERM mid-run: exits 0 within the grace period and hands unfinished tasks back at once", { timeout: 30_000 }, async (t) => {
+test("SIGTERM mid-run: exits 0 within the grace period and hands unfinished tasks back at once", {
+  timeout: 30_000,
+}, async (t) => {
   const GRACE_MS = 1000;
   const { db, log, spawnNode } = workspace(t);
   // Four tasks that finish within the grace period, four that would run for a minute.
-  const shortIds = await enqueue(db, Array.from({ length: 4 }, () => ({ type: "crash.work", data: { ms: 200 } })));
-  const longIds = await enqueue(db, Array.from({ length: 4 }, () => ({ type: "crash.work", data: { ms: 60_000 } })));
+  const shortIds = await enqueue(
+    db,
+    Array.from({ length: 4 }, () => ({ type: "crash.work", data: { ms: 200 } })),
+  );
+  const longIds = await enqueue(
+    db,
+    Array.from({ length: 4 }, () => ({ type: "crash.work", data: { ms: 60_000 } })),
+  );
   const env = { CRASH_CONCURRENCY: "8", CRASH_SHUTDOWN_GRACE_MS: String(GRACE_MS) };
 
   const a = spawnNode("A", env);
@@ -354,7 +432,9 @@ test("SIGTERM mid-run: exits 0 within the grace period and hands unfinished task
   assert.ok(exitMs < GRACE_MS + 2000, `A took ${exitMs} ms to exit after SIGTERM (grace ${GRACE_MS} ms)`);
 
   const { tasks, events, nodes } = await withStore(db, async (store) => ({
-    tasks: await allTasks(store), events: await allEvents(store), nodes: await store.nodeList(),
+    tasks: await allTasks(store),
+    events: await allEvents(store),
+    nodes: await store.nodeList(),
   }));
   const byId = new Map(tasks.map((task) => [task.id, task]));
   for (const id of shortIds) {
@@ -369,11 +449,20 @@ test("SIGTERM mid-run: exits 0 within the grace period and hands unfinished task
     const released = events.filter((e) => e.taskId === id && e.type === "task.rescued");
     assert.equal(released.length, 1, `long task ${id}: one hand-back event`);
     assert.equal((released[0]!.data as { released?: boolean }).released, true);
-    assert.ok(released[0]!.at.getTime() - termAt < GRACE_MS + 1000, `long task ${id} handed back ${released[0]!.at.getTime() - termAt} ms after SIGTERM`);
+    assert.ok(
+      released[0]!.at.getTime() - termAt < GRACE_MS + 1000,
+      `long task ${id} handed back ${released[0]!.at.getTime() - termAt} ms after SIGTERM`,
+    );
   }
   assert.equal(tasks.filter((task) => task.state === "running").length, 0, "nothing left running");
   assert.equal(nodes.filter((node) => node.id === a.nodeId).length, 0, "A left the cluster");
-  assert.deepEqual(sideEffects(log).map((e) => e.id).sort((x, y) => x - y), shortIds, "only the short tasks ran to their side effect");
+  assert.deepEqual(
+    sideEffects(log)
+      .map((e) => e.id)
+      .sort((x, y) => x - y),
+    shortIds,
+    "only the short tasks ran to their side effect",
+  );
 
   // The handed-back tasks are claimable at once: a new node runs them without waiting for any rescuer.
   const b = spawnNode("B", env);
@@ -388,16 +477,23 @@ test("SIGTERM mid-run: exits 0 within the grace period and hands unfinished task
     assert.equal(task.state, "queued", `long task ${id} handed back again by B`);
     assert.equal(task.attempt, 2, `long task ${id}: B ran attempt 2`);
   }
-  t.diagnostic(`SIGTERM → exit 0 in ${exitMs} ms (grace ${GRACE_MS} ms); 4 completed, 4 handed back; B claimed them ${claimMs} ms after it was ready`);
+  t.diagnostic(
+    `SIGTERM → exit 0 in ${exitMs} ms (grace ${GRACE_MS} ms); 4 completed, 4 handed back; B claimed them ${claimMs} ms after it was ready`,
+  );
 });
 
-test("a live node does not rescue its own running tasks after another process held the write lock", { timeout: 30_000 }, async (t) => {
+test("a live node does not rescue its own running tasks after another process held the write lock", {
+  timeout: 30_000,
+}, async (t) => {
   // A heartbeat waits for the SQLite write lock like any write. Another process's long transaction (well
   // under busy_timeout) must not make the node that is alive and running its tasks look dead to itself:
   // nothing died, so nothing may be rescued, stalled or run twice.
   const HOLD_MS = 1500; // > deadAfterBeats × heartbeatIntervalMs = 600 ms, < busy_timeout = 5000 ms
   const { db, log, spawnNode } = workspace(t);
-  const ids = await enqueue(db, Array.from({ length: 4 }, () => ({ type: "crash.work", data: { ms: 3000 } })));
+  const ids = await enqueue(
+    db,
+    Array.from({ length: 4 }, () => ({ type: "crash.work", data: { ms: 3000 } })),
+  );
   const a = spawnNode("A", { CRASH_CONCURRENCY: "4" });
   await a.ready();
   await a.until("A to run its 4 tasks", () => a.inflight === 4, 10_000);
@@ -407,7 +503,11 @@ test("a live node does not rescue its own running tasks after another process he
   let holderOut = "";
   holder.stdout.setEncoding("utf8").on("data", (chunk: string) => (holderOut += chunk));
   holder.stderr.setEncoding("utf8").on("data", (chunk: string) => (holderOut += chunk));
-  const held = await withTimeout(new Promise<number | null>((resolve) => holder.once("exit", resolve)), HOLD_MS + 10_000, "the lock holder");
+  const held = await withTimeout(
+    new Promise<number | null>((resolve) => holder.once("exit", resolve)),
+    HOLD_MS + 10_000,
+    "the lock holder",
+  );
   assert.equal(held, 0, `lock holder: ${holderOut}`);
   assert.match(holderOut, /released/);
 
@@ -415,10 +515,16 @@ test("a live node does not rescue its own running tasks after another process he
   a.process.kill("SIGTERM");
   assert.deepEqual(await withTimeout(a.exited, 5000, "A to exit after SIGTERM"), { code: 0, signal: null });
 
-  const { tasks, events } = await withStore(db, async (store) => ({ tasks: await allTasks(store), events: await allEvents(store) }));
+  const { tasks, events } = await withStore(db, async (store) => ({
+    tasks: await allTasks(store),
+    events: await allEvents(store),
+  }));
   const rescued = events.filter((e) => e.type === "task.rescued");
   assert.deepEqual(
-    rescued.map((e) => `task ${e.taskId} rescued from ${(e.data as { node: string }).node === a.nodeId ? "A itself" : "?"}: ${(e.data as { error?: string }).error}`),
+    rescued.map(
+      (e) =>
+        `task ${e.taskId} rescued from ${(e.data as { node: string }).node === a.nodeId ? "A itself" : "?"}: ${(e.data as { error?: string }).error}`,
+    ),
     [],
     `A (${a.nodeId}), alive all along, rescued its own running tasks once the ${HOLD_MS} ms write lock was released`,
   );
@@ -427,5 +533,11 @@ test("a live node does not rescue its own running tasks after another process he
     assert.equal(task.attempt, 1, `task ${task.id}: attempt`);
     assert.equal(task.stalls, 0, `task ${task.id}: stalls`);
   }
-  assert.deepEqual(sideEffects(log).map((e) => e.id).sort((x, y) => x - y), ids, "each task's side effect ran once");
+  assert.deepEqual(
+    sideEffects(log)
+      .map((e) => e.id)
+      .sort((x, y) => x - y),
+    ids,
+    "each task's side effect ran once",
+  );
 });

@@ -18,11 +18,15 @@ export default function register(conveyor: Conveyor): void {
   });
 
   /** `{times}`: fails that many attempts, then succeeds. */
-  conveyor.define("demo.fail", async (data: { times?: number }, ctx: TaskContext) => {
-    const times = data?.times ?? 1;
-    if (ctx.attempt <= times) throw new Error(`demo failure ${ctx.attempt} of ${times}`);
-    return { succeededOnAttempt: ctx.attempt };
-  }, { maxAttempts: 10, backoff: { baseMs: 500 } });
+  conveyor.define(
+    "demo.fail",
+    async (data: { times?: number }, ctx: TaskContext) => {
+      const times = data?.times ?? 1;
+      if (ctx.attempt <= times) throw new Error(`demo failure ${ctx.attempt} of ${times}`);
+      return { succeededOnAttempt: ctx.attempt };
+    },
+    { maxAttempts: 10, backoff: { baseMs: 500 } },
+  );
 
   /** `{ms}`: a busy CPU loop that ignores the abort signal; it runs in a worker thread so a stop can end it. */
   conveyor.define("demo.spin", new URL("./spin.ts", import.meta.url), { isolation: "thread", graceMs: 1000 });

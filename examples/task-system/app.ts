@@ -50,7 +50,10 @@ export function createApp(conveyor: Conveyor): Server {
 async function route(conveyor: Conveyor, req: IncomingMessage, res: ServerResponse): Promise<void> {
   // Like Plug's path_info: the query string is not part of the path, and empty segments are dropped,
   // so "/tasks/" is "/tasks".
-  const path = (req.url ?? "/").split("?", 1)[0]!.split("/").filter((segment) => segment !== "");
+  const path = (req.url ?? "/")
+    .split("?", 1)[0]!
+    .split("/")
+    .filter((segment) => segment !== "");
   if (path.length === 1 && path[0] === "tasks") {
     if (req.method === "GET") return send(res, 200, { tasks: await runningIds(conveyor) });
     if (req.method === "POST") {
@@ -78,7 +81,14 @@ async function runningIds(conveyor: Conveyor): Promise<number[]> {
   const ids: number[] = [];
   let after: number | undefined;
   for (;;) {
-    const page = await conveyor.list({ queue: QUEUE, type: TASK_TYPE, states: ["running"], order: "asc", limit: 1000, ...(after === undefined ? {} : { after }) });
+    const page = await conveyor.list({
+      queue: QUEUE,
+      type: TASK_TYPE,
+      states: ["running"],
+      order: "asc",
+      limit: 1000,
+      ...(after === undefined ? {} : { after }),
+    });
     for (const task of page.tasks) ids.push(task.id);
     if (page.nextCursor === null) return ids;
     after = page.nextCursor;
@@ -189,7 +199,10 @@ export async function startTaskSystem(options: StartOptions): Promise<RunningTas
     ...(options.shutdownGraceMs === undefined ? {} : { shutdownGraceMs: options.shutdownGraceMs }),
   });
   const system = defineTaskSystem(conveyor, {
-    poolSize: options.poolSize, minSeconds: options.minSeconds, maxSeconds: options.maxSeconds, log,
+    poolSize: options.poolSize,
+    minSeconds: options.minSeconds,
+    maxSeconds: options.maxSeconds,
+    log,
     ...(options.durationMs === undefined ? {} : { durationMs: options.durationMs }),
     ...(options.events === undefined ? {} : { events: options.events }),
   });
@@ -206,10 +219,11 @@ export async function startTaskSystem(options: StartOptions): Promise<RunningTas
     throw error;
   }
   let stopping: Promise<void> | null = null;
-  const stop = () => (stopping ??= (async () => {
-    await closeServer(server);
-    await conveyor.stop();
-  })());
+  const stop = () =>
+    (stopping ??= (async () => {
+      await closeServer(server);
+      await conveyor.stop();
+    })());
   return { ...system, conveyor, server, port: (server.address() as AddressInfo).port, stop };
 }
 

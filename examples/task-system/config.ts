@@ -15,7 +15,13 @@ export type TaskSystemConfig = {
   maxSeconds: number;
 };
 
-export const DEFAULT_CONFIG: TaskSystemConfig = { port: 4000, poolSize: 5, dataDir: "./tmp", minSeconds: 1, maxSeconds: 5 };
+export const DEFAULT_CONFIG: TaskSystemConfig = {
+  port: 4000,
+  poolSize: 5,
+  dataDir: "./tmp",
+  minSeconds: 1,
+  maxSeconds: 5,
+};
 
 export class ConfigurationError extends Error {
   override name = "ConfigurationError";
@@ -41,7 +47,9 @@ export function configFromEnv(env: Record<string, string | undefined>): TaskSyst
     if (value === undefined) return fallback;
     const parsed = /^(\d+(\.\d*)?|\.\d+)$/.test(value) ? Number(value) : NaN;
     if (!Number.isFinite(parsed) || parsed > 86_400) {
-      throw new ConfigurationError(`${name} must be a number of seconds from 0 to 86400, got ${JSON.stringify(env[name])}`);
+      throw new ConfigurationError(
+        `${name} must be a number of seconds from 0 to 86400, got ${JSON.stringify(env[name])}`,
+      );
     }
     return parsed;
   };
@@ -53,7 +61,9 @@ export function configFromEnv(env: Record<string, string | undefined>): TaskSyst
     maxSeconds: seconds("MAX_SECONDS", DEFAULT_CONFIG.maxSeconds),
   };
   if (config.minSeconds > config.maxSeconds) {
-    throw new ConfigurationError(`MIN_SECONDS (${config.minSeconds}) must not be greater than MAX_SECONDS (${config.maxSeconds})`);
+    throw new ConfigurationError(
+      `MIN_SECONDS (${config.minSeconds}) must not be greater than MAX_SECONDS (${config.maxSeconds})`,
+    );
   }
   return config;
 }

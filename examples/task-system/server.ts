@@ -16,7 +16,9 @@ try {
 }
 
 const system = await startTaskSystem(config);
-console.log(`Running TaskApi at http://localhost:${system.port} (pool size ${config.poolSize}, data in ${config.dataDir})`);
+console.log(
+  `Running TaskApi at http://localhost:${system.port} (pool size ${config.poolSize}, data in ${config.dataDir})`,
+);
 
 let signalled = false;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {

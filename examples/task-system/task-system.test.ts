@@ -70,21 +70,33 @@ async function boot(options: Partial<StartOptions> = {}): Promise<Harness> {
   events.on("completed", (id) => (seen.completed.add(id), poke()));
   events.on("stopped", (id, _worker, reason) => (seen.stopped.set(id, reason), poke()));
   const system = await startTaskSystem({
-    port: 0, host: "127.0.0.1", poolSize: 2, dataDir: tempDir(), minSeconds: 0.2, maxSeconds: 0.4,
-    shutdownGraceMs: 0, durationMs, log: (line) => lines.push(line), events,
+    port: 0,
+    host: "127.0.0.1",
+    poolSize: 2,
+    dataDir: tempDir(),
+    minSeconds: 0.2,
+    maxSeconds: 0.4,
+    shutdownGraceMs: 0,
+    durationMs,
+    log: (line) => lines.push(line),
+    events,
     ...options,
   });
-  const until = (what: string, check: () => boolean) => new Promise<void>((resolve, reject) => {
-    if (check()) return resolve();
-    const timer = setTimeout(() => (waiters.delete(waiter), reject(new Error(`timed out waiting until ${what}`))), WAIT_MS);
-    const waiter = () => {
-      if (!check()) return;
-      clearTimeout(timer);
-      waiters.delete(waiter);
-      resolve();
-    };
-    waiters.add(waiter);
-  });
+  const until = (what: string, check: () => boolean) =>
+    new Promise<void>((resolve, reject) => {
+      if (check()) return resolve();
+      const timer = setTimeout(
+        () => (waiters.delete(waiter), reject(new Error(`timed out waiting until ${what}`))),
+        WAIT_MS,
+      );
+      const waiter = () => {
+        if (!check()) return;
+        clearTimeout(timer);
+        waiters.delete(waiter);
+        resolve();
+      };
+      waiters.add(waiter);
+    });
   const harness: Harness = {
     ...system,
     url: `http://127.0.0.1:${system.port}`,
@@ -138,13 +150,23 @@ describe("configuration (env knobs)", () => {
 
   it("reads PORT, POOL_SIZE (0 allowed), DATA_DIR, MIN_SECONDS and MAX_SECONDS", () => {
     const env = { PORT: "8080", POOL_SIZE: "0", DATA_DIR: "/var/tasks", MIN_SECONDS: "0.2", MAX_SECONDS: "0.4" };
-    assert.deepEqual(configFromEnv(env), { port: 8080, poolSize: 0, dataDir: "/var/tasks", minSeconds: 0.2, maxSeconds: 0.4 });
+    assert.deepEqual(configFromEnv(env), {
+      port: 8080,
+      poolSize: 0,
+      dataDir: "/var/tasks",
+      minSeconds: 0.2,
+      maxSeconds: 0.4,
+    });
   });
 
   for (const value of ["abc", "-1", "1.5", "1e3", "5 workers", "99999"]) {
     it(`rejects POOL_SIZE=${JSON.stringify(value)} with a clear error`, () => {
-      assert.throws(() => configFromEnv({ POOL_SIZE: value }), (error: Error) =>
-        error instanceof ConfigurationError && error.message.startsWith("POOL_SIZE must be an integer from 0 to 1000"));
+      assert.throws(
+        () => configFromEnv({ POOL_SIZE: value }),
+        (error: Error) =>
+          error instanceof ConfigurationError &&
+          error.message.startsWith("POOL_SIZE must be an integer from 0 to 1000"),
+      );
     });
   }
 
@@ -152,7 +174,10 @@ describe("configuration (env knobs)", () => {
     assert.throws(() => configFromEnv({ PORT: "70000" }), /PORT must be an integer from 0 to 65535/);
     assert.throws(() => configFromEnv({ MIN_SECONDS: "-1" }), /MIN_SECONDS must be a number of seconds/);
     assert.throws(() => configFromEnv({ MAX_SECONDS: "soon" }), /MAX_SECONDS must be a number of seconds/);
-    assert.throws(() => configFromEnv({ MIN_SECONDS: "3", MAX_SECONDS: "2" }), /MIN_SECONDS \(3\) must not be greater than MAX_SECONDS \(2\)/);
+    assert.throws(
+      () => configFromEnv({ MIN_SECONDS: "3", MAX_SECONDS: "2" }),
+      /MIN_SECONDS \(3\) must not be greater than MAX_SECONDS \(2\)/,
+    );
   });
 
   it("numbers workers 1..n, reusing the lowest free number", () => {
@@ -172,17 +197,27 @@ describe("HTTP contract (C.3)", () => {
     assert.deepEqual(h.lines, ["Worker 1 is started!", "Worker 2 is started!", "Worker 3 is started!"]);
   });
 
-  it("GET /tasks with nothing running is exactly {\"tasks\":[]}, with the exact content-type", async () => {
+  it('GET /tasks with nothing running is exactly {"tasks":[]}, with the exact content-type', async () => {
     const h = await boot();
     const reply = await request(h, "GET", "/tasks");
     assert.deepEqual(reply, { status: 200, body: '{"tasks":[]}', contentType: CONTENT_TYPE });
   });
 
-  it("POST /tasks echoes any JSON value as {\"data\":…,\"id\":…} with a safe integer id", async () => {
+  it('POST /tasks echoes any JSON value as {"data":…,"id":…} with a safe integer id', async () => {
     const h = await boot({ poolSize: 0 }); // nothing runs: this test is only about the replies
     const values: Json[] = [
-      { name: "Jean", number: "42" }, [1, "two", { three: [3] }], "just a string", 42, -1.5, 0, true, false, null,
-      { nested: { deep: [null, { é: "ü 😀" }] } }, [], {},
+      { name: "Jean", number: "42" },
+      [1, "two", { three: [3] }],
+      "just a string",
+      42,
+      -1.5,
+      0,
+      true,
+      false,
+      null,
+      { nested: { deep: [null, { é: "ü 😀" }] } },
+      [],
+      {},
     ];
     const ids: number[] = [];
     for (const value of values) {
@@ -194,10 +229,18 @@ describe("HTTP contract (C.3)", () => {
       assert.equal(reply.body, `{"data":${JSON.stringify(value)},"id":${id}}`, "exact body, data first");
       ids.push(id);
     }
-    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), "ids increase");
+    assert.deepEqual(
+      ids,
+      [...ids].sort((a, b) => a - b),
+      "ids increase",
+    );
     assert.equal(new Set(ids).size, ids.length, "ids are unique");
     // Whitespace and key order of the body do not matter; Content-Type is not checked.
-    const reply = await fetch(`${h.url}/tasks`, { method: "POST", body: ' \n { "b" : 1 , "a" : [ ] } ', headers: { "content-type": "text/plain" } });
+    const reply = await fetch(`${h.url}/tasks`, {
+      method: "POST",
+      body: ' \n { "b" : 1 , "a" : [ ] } ',
+      headers: { "content-type": "text/plain" },
+    });
     assert.equal(reply.status, 201);
     assert.match(await reply.text(), /^\{"data":\{"b":1,"a":\[\]\},"id":\d+\}$/);
   });
@@ -244,7 +287,11 @@ describe("HTTP contract (C.3)", () => {
     assert.deepEqual(await runningIds(h), [a]);
 
     // b is queued, not started: the seed answers 404 for it, and so do we (and b is not cancelled).
-    assert.deepEqual(await request(h, "DELETE", `/tasks/${b}`), { status: 404, body: TASK_NOT_FOUND, contentType: CONTENT_TYPE });
+    assert.deepEqual(await request(h, "DELETE", `/tasks/${b}`), {
+      status: 404,
+      body: TASK_NOT_FOUND,
+      contentType: CONTENT_TYPE,
+    });
     assert.equal((await h.conveyor.get(b))?.state, "queued");
 
     const stop = await request(h, "DELETE", `/tasks/${a}`);
@@ -255,31 +302,66 @@ describe("HTTP contract (C.3)", () => {
 
     // The only worker is really free again: b runs now, long before a's minute would be up.
     assert.equal(await h.started(b), workerA);
-    assert.deepEqual(await request(h, "DELETE", `/tasks/${a}`), { status: 404, body: TASK_NOT_FOUND, contentType: CONTENT_TYPE }, "second DELETE");
+    assert.deepEqual(
+      await request(h, "DELETE", `/tasks/${a}`),
+      { status: 404, body: TASK_NOT_FOUND, contentType: CONTENT_TYPE },
+      "second DELETE",
+    );
     await h.completed(b);
     await h.conveyor.waitForFinish(b, WAIT_MS);
-    assert.deepEqual(await request(h, "DELETE", `/tasks/${b}`), { status: 404, body: TASK_NOT_FOUND, contentType: CONTENT_TYPE }, "finished task");
+    assert.deepEqual(
+      await request(h, "DELETE", `/tasks/${b}`),
+      { status: 404, body: TASK_NOT_FOUND, contentType: CONTENT_TYPE },
+      "finished task",
+    );
 
     assert.equal((await h.conveyor.get(a))?.state, "cancelled");
     assert.equal(h.seen.completed.has(a), false);
-    assert.equal(h.lines.some((line) => line.startsWith(`Task ${a} has just been completed`)), false, "a never completes");
+    assert.equal(
+      h.lines.some((line) => line.startsWith(`Task ${a} has just been completed`)),
+      false,
+      "a never completes",
+    );
   });
 
   it("DELETE of an unknown or non-integer id: 404 Task not found!", async () => {
     const h = await boot({ poolSize: 0 });
     const id = await post(h, { queued: true });
     for (const path of [
-      "/tasks/999999", "/tasks/0", "/tasks/abc", "/tasks/1.5", "/tasks/-1", "/tasks/1e3", "/tasks/%31",
-      "/tasks/99999999999999999999", `/tasks/${2 ** 53}`, `/tasks/${id}`,
+      "/tasks/999999",
+      "/tasks/0",
+      "/tasks/abc",
+      "/tasks/1.5",
+      "/tasks/-1",
+      "/tasks/1e3",
+      "/tasks/%31",
+      "/tasks/99999999999999999999",
+      `/tasks/${2 ** 53}`,
+      `/tasks/${id}`,
     ]) {
-      assert.deepEqual(await request(h, "DELETE", path), { status: 404, body: TASK_NOT_FOUND, contentType: CONTENT_TYPE }, path);
+      assert.deepEqual(
+        await request(h, "DELETE", path),
+        { status: 404, body: TASK_NOT_FOUND, contentType: CONTENT_TYPE },
+        path,
+      );
     }
     assert.equal((await h.conveyor.get(id))?.state, "queued");
   });
 
   it("bad or empty JSON: 400 with a message, and nothing is enqueued", async () => {
     const h = await boot({ poolSize: 0 });
-    const bodies: (string | Uint8Array)[] = ["", "   \n", "{bad", '{"a":1', "[1,]", "undefined", "'single'", "{} {}", "1e400", new Uint8Array([0x22, 0xff, 0x22])];
+    const bodies: (string | Uint8Array)[] = [
+      "",
+      "   \n",
+      "{bad",
+      '{"a":1',
+      "[1,]",
+      "undefined",
+      "'single'",
+      "{} {}",
+      "1e400",
+      new Uint8Array([0x22, 0xff, 0x22]),
+    ];
     for (const body of bodies) {
       const reply = await request(h, "POST", "/tasks", body);
       assert.equal(reply.status, 400, String(body));
@@ -289,7 +371,10 @@ describe("HTTP contract (C.3)", () => {
       assert.equal(parsed.status, 400);
       assert.ok(typeof parsed.message === "string" && parsed.message.length > 0);
     }
-    assert.match((await request(h, "POST", "/tasks", "")).body, /^\{"message":"Invalid JSON: the body is empty","status":400\}$/);
+    assert.match(
+      (await request(h, "POST", "/tasks", "")).body,
+      /^\{"message":"Invalid JSON: the body is empty","status":400\}$/,
+    );
     assert.equal(await taskCount(h), 0);
   });
 
@@ -304,22 +389,46 @@ describe("HTTP contract (C.3)", () => {
   it("any other route: 404 Not Found!", async () => {
     const h = await boot({ poolSize: 0 });
     for (const [method, path] of [
-      ["GET", "/task"], ["PUT", "/tasks"], ["DELETE", "/tasks"], ["PATCH", "/tasks"], ["GET", "/tasks/1/2"],
-      ["DELETE", "/tasks/1/2"], ["GET", "/tasks/1"], ["POST", "/tasks/1"], ["GET", "/"], ["GET", "/TASKS"],
+      ["GET", "/task"],
+      ["PUT", "/tasks"],
+      ["DELETE", "/tasks"],
+      ["PATCH", "/tasks"],
+      ["GET", "/tasks/1/2"],
+      ["DELETE", "/tasks/1/2"],
+      ["GET", "/tasks/1"],
+      ["POST", "/tasks/1"],
+      ["GET", "/"],
+      ["GET", "/TASKS"],
     ] as const) {
-      assert.deepEqual(await request(h, method, path), { status: 404, body: NOT_FOUND, contentType: CONTENT_TYPE }, `${method} ${path}`);
+      assert.deepEqual(
+        await request(h, method, path),
+        { status: 404, body: NOT_FOUND, contentType: CONTENT_TYPE },
+        `${method} ${path}`,
+      );
     }
     assert.equal(await taskCount(h), 0);
   });
 
   it("trailing (and doubled) slashes and query strings are ignored", async () => {
     const h = await boot({ poolSize: 0 });
-    assert.deepEqual(await request(h, "GET", "/tasks/"), { status: 200, body: '{"tasks":[]}', contentType: CONTENT_TYPE });
-    assert.deepEqual(await request(h, "GET", "//tasks//?x=1"), { status: 200, body: '{"tasks":[]}', contentType: CONTENT_TYPE });
+    assert.deepEqual(await request(h, "GET", "/tasks/"), {
+      status: 200,
+      body: '{"tasks":[]}',
+      contentType: CONTENT_TYPE,
+    });
+    assert.deepEqual(await request(h, "GET", "//tasks//?x=1"), {
+      status: 200,
+      body: '{"tasks":[]}',
+      contentType: CONTENT_TYPE,
+    });
     const reply = await request(h, "POST", "/tasks/", '{"slash":true}');
     assert.equal(reply.status, 201);
     const id = (JSON.parse(reply.body) as { id: number }).id;
-    assert.deepEqual(await request(h, "DELETE", `/tasks/${id}/`), { status: 404, body: TASK_NOT_FOUND, contentType: CONTENT_TYPE });
+    assert.deepEqual(await request(h, "DELETE", `/tasks/${id}/`), {
+      status: 404,
+      body: TASK_NOT_FOUND,
+      contentType: CONTENT_TYPE,
+    });
     assert.deepEqual(await request(h, "GET", "/task/"), { status: 404, body: NOT_FOUND, contentType: CONTENT_TYPE });
   });
 });
@@ -352,8 +461,10 @@ describe("durability and POOL_SIZE", () => {
     assert.deepEqual(second.seen.order, [a, b], "FIFO");
     assert.deepEqual([second.seen.started.get(a), second.seen.started.get(b)], [1, 2]);
     assert.deepEqual(second.lines.slice(0, 4), [
-      "Worker 1 is started!", "Worker 2 is started!",
-      `Task ${a} is being processed by the worker 1`, `Task ${b} is being processed by the worker 2`,
+      "Worker 1 is started!",
+      "Worker 2 is started!",
+      `Task ${a} is being processed by the worker 1`,
+      `Task ${b} is being processed by the worker 2`,
     ]);
     assert.ok(second.lines.includes(completedLine(a, "{ name: 'first' }")));
     assert.ok(second.lines.includes(completedLine(b, "[ 'second' ]")));
@@ -387,35 +498,57 @@ async function freePort(): Promise<number> {
 const SERVER = new URL("./server.ts", import.meta.url).pathname;
 
 function spawnServer(env: Record<string, string>) {
-  const child = spawn(process.execPath, [SERVER], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(process.execPath, [SERVER], {
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
   let stdout = "";
   let stderr = "";
   const waiters = new Set<() => void>();
   child.stdout.setEncoding("utf8").on("data", (chunk: string) => ((stdout += chunk), waiters.forEach((w) => w())));
   child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => (waiters.forEach((w) => w()), resolve(code))));
-  const output = (text: string) => new Promise<void>((resolve, reject) => {
-    const check = () => {
-      if (stdout.includes(text)) return (cleanup(), resolve());
-      if (child.exitCode !== null) return (cleanup(), reject(new Error(`server exited before printing ${JSON.stringify(text)}:\n${stdout}\n${stderr}`)));
-    };
-    const timer = setTimeout(() => (cleanup(), reject(new Error(`timed out waiting for ${JSON.stringify(text)}:\n${stdout}\n${stderr}`))), WAIT_MS);
-    const cleanup = () => (clearTimeout(timer), waiters.delete(check));
-    waiters.add(check);
-    check();
-  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.on("exit", (code) => (waiters.forEach((w) => w()), resolve(code))),
+  );
+  const output = (text: string) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => {
+        if (stdout.includes(text)) return (cleanup(), resolve());
+        if (child.exitCode !== null)
+          return (
+            cleanup(), reject(new Error(`server exited before printing ${JSON.stringify(text)}:\n${stdout}\n${stderr}`))
+          );
+      };
+      const timer = setTimeout(
+        () => (cleanup(), reject(new Error(`timed out waiting for ${JSON.stringify(text)}:\n${stdout}\n${stderr}`))),
+        WAIT_MS,
+      );
+      const cleanup = () => (clearTimeout(timer), waiters.delete(check));
+      waiters.add(check);
+      check();
+    });
   return { child, exited, output, stdout: () => stdout, stderr: () => stderr };
 }
 
 describe("server.ts (the real entry point)", () => {
   it("boots from env, answers GET /tasks, processes a task, and exits 0 on SIGTERM", async () => {
     const port = await freePort();
-    const server = spawnServer({ PORT: String(port), POOL_SIZE: "2", DATA_DIR: join(tempDir(), "data"), MIN_SECONDS: "0.1", MAX_SECONDS: "0.2" });
+    const server = spawnServer({
+      PORT: String(port),
+      POOL_SIZE: "2",
+      DATA_DIR: join(tempDir(), "data"),
+      MIN_SECONDS: "0.1",
+      MAX_SECONDS: "0.2",
+    });
     try {
       await server.output("Running TaskApi at");
       assert.ok(server.stdout().startsWith("Worker 1 is started!\nWorker 2 is started!\n"));
       const h = { url: `http://127.0.0.1:${port}` };
-      assert.deepEqual(await request(h, "GET", "/tasks"), { status: 200, body: '{"tasks":[]}', contentType: CONTENT_TYPE });
+      assert.deepEqual(await request(h, "GET", "/tasks"), {
+        status: 200,
+        body: '{"tasks":[]}',
+        contentType: CONTENT_TYPE,
+      });
       const reply = await request(h, "POST", "/tasks", '{"name":"Jean","number":"42"}');
       assert.equal(reply.status, 201);
       const id = (JSON.parse(reply.body) as { id: number }).id;

@@ -78,43 +78,51 @@ export function defineTaskSystem(conveyor: Conveyor, options: TaskSystemOptions)
   const log = options.log ?? ((line: string) => console.log(line));
   const events = options.events ?? new EventEmitter<TaskSystemEvents>();
   const slots = new WorkerSlots(options.poolSize);
-  const durationMs = options.durationMs ?? (() => {
-    const { minSeconds: min, maxSeconds: max } = options;
-    return Math.round((min + Math.random() * (max - min)) * 1000);
-  });
+  const durationMs =
+    options.durationMs ??
+    (() => {
+      const { minSeconds: min, maxSeconds: max } = options;
+      return Math.round((min + Math.random() * (max - min)) * 1000);
+    });
 
-  conveyor.define<Json>(TASK_TYPE, async (data, ctx) => {
-    const worker = slots.acquire();
-    try {
-      log(`Task ${ctx.id} is being processed by the worker ${worker}`);
-      events.emit("started", ctx.id, worker);
-      const ms = durationMs(ctx.id, data);
+  conveyor.define<Json>(
+    TASK_TYPE,
+    async (data, ctx) => {
+      const worker = slots.acquire();
       try {
-        await sleep(ms, undefined, { signal: ctx.signal });
-      } catch (error) {
-        if (!ctx.signal.aborted) throw error;
-        const reason = String(ctx.signal.reason);
-        if (reason === "cancelled") {
-          log(`Task ${ctx.id} has just been stopped with the reference ${referenceOf(ctx)}`);
-        } else {
-          // Not a seed line: on shutdown Conveyor puts the task back in the queue, and the next start runs it.
-          log(`Task ${ctx.id} was interrupted (${reason}) and goes back to the queue`);
+        log(`Task ${ctx.id} is being processed by the worker ${worker}`);
+        events.emit("started", ctx.id, worker);
+        const ms = durationMs(ctx.id, data);
+        try {
+          await sleep(ms, undefined, { signal: ctx.signal });
+        } catch (error) {
+          if (!ctx.signal.aborted) throw error;
+          const reason = String(ctx.signal.reason);
+          if (reason === "cancelled") {
+            log(`Task ${ctx.id} has just been stopped with the reference ${referenceOf(ctx)}`);
+          } else {
+            // Not a seed line: on shutdown Conveyor puts the task back in the queue, and the next start runs it.
+            log(`Task ${ctx.id} was interrupted (${reason}) and goes back to the queue`);
+          }
+          events.emit("stopped", ctx.id, worker, reason);
+          return null; // Conveyor discards what a stopped handler returns
         }
-        events.emit("stopped", ctx.id, worker, reason);
-        return null; // Conveyor discards what a stopped handler returns
+        log(
+          `Task ${ctx.id} has just been completed with the following content: ${inspect(data, { depth: null, breakLength: Infinity })}`,
+        );
+        events.emit("completed", ctx.id, worker);
+        return { worker, ms };
+      } finally {
+        slots.release(worker);
       }
-      log(`Task ${ctx.id} has just been completed with the following content: ${inspect(data, { depth: null, breakLength: Infinity })}`);
-      events.emit("completed", ctx.id, worker);
-      return { worker, ms };
-    } finally {
-      slots.release(worker);
-    }
-  }, {
-    queue: QUEUE,
-    // Conveyor's default of 3 attempts is kept: this handler only fails on a bug, but an attempt is also
-    // used up when the node stops (or dies) under a running task, which then runs again from the queue.
-    graceMs: 1000,
-  });
+    },
+    {
+      queue: QUEUE,
+      // Conveyor's default of 3 attempts is kept: this handler only fails on a bug, but an attempt is also
+      // used up when the node stops (or dies) under a running task, which then runs again from the queue.
+      graceMs: 1000,
+    },
+  );
 
   return { events, slots };
 }

@@ -5,7 +5,16 @@ import { promisify } from "node:util";
 import amqp from "amqplib";
 import { amqpAvailable, amqpUrl, requireService } from "../../test/support/services.ts";
 import { AmqpBus } from "./amqp-bus.ts";
-import { Inbox, isWake, nextReconnect, record, remoteBusCases, settle, started, uniqueName } from "./remote-bus-cases.ts";
+import {
+  Inbox,
+  isWake,
+  nextReconnect,
+  record,
+  remoteBusCases,
+  settle,
+  started,
+  uniqueName,
+} from "./remote-bus-cases.ts";
 
 const run = promisify(execFile);
 
@@ -18,7 +27,11 @@ remoteBusCases({
   name: "AmqpBus",
   available: async (t) => requireService(t, "RabbitMQ", await amqpAvailable()),
   create: (exchange) => new AmqpBus({ url: amqpUrl(), exchange }),
-  standalone: (exchange) => ({ module: new URL("./amqp-bus.ts", import.meta.url).href, exportName: "AmqpBus", options: { url: amqpUrl(), exchange } }),
+  standalone: (exchange) => ({
+    module: new URL("./amqp-bus.ts", import.meta.url).href,
+    exportName: "AmqpBus",
+    options: { url: amqpUrl(), exchange },
+  }),
   maxPayloadBytes: 1024 * 1024,
   async raw(exchange) {
     const connection = await amqp.connect(amqpUrl());
@@ -28,9 +41,13 @@ remoteBusCases({
     const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true });
     await channel.bindQueue(queue, exchange, "");
     const payloads = new Inbox<string>();
-    await channel.consume(queue, (message) => {
-      if (message !== null) payloads.push(message.content.toString("utf8"));
-    }, { noAck: true });
+    await channel.consume(
+      queue,
+      (message) => {
+        if (message !== null) payloads.push(message.content.toString("utf8"));
+      },
+      { noAck: true },
+    );
     return {
       payloads,
       async close() {
@@ -63,7 +80,9 @@ async function connectionPid(bus: AmqpBus): Promise<string> {
   return line.split("\t")[0]!;
 }
 
-test("AmqpBus: a connection closed by the broker is reopened with a new queue, and messages flow again", { timeout: 60_000 }, async (t) => {
+test("AmqpBus: a connection closed by the broker is reopened with a new queue, and messages flow again", {
+  timeout: 60_000,
+}, async (t) => {
   if (!requireService(t, "RabbitMQ", await amqpAvailable())) return;
   const exchange = uniqueName("conveyor.t");
   const a = await started(t, new AmqpBus({ url: amqpUrl(), exchange }));
@@ -98,7 +117,10 @@ test("AmqpBus: both nodes recover from a broker restart (stop_app / start_app)",
     await rabbitmqctl("await_startup").catch(() => {});
   });
 
-  const reconnected = Promise.all([nextReconnect(a, "A's reconnect", 90_000), nextReconnect(b, "B's reconnect", 90_000)]);
+  const reconnected = Promise.all([
+    nextReconnect(a, "A's reconnect", 90_000),
+    nextReconnect(b, "B's reconnect", 90_000),
+  ]);
   stopped = true;
   await rabbitmqctl("stop_app");
   a.publish("wake", { queue: "while-down" }); // must not throw; B never hears it, A does locally
@@ -109,13 +131,18 @@ test("AmqpBus: both nodes recover from a broker restart (stop_app / start_app)",
   stopped = false;
   const readyAt = Date.now();
   const [ra, rb] = await reconnected;
-  t.diagnostic(`start_app + await_startup took ${readyAt - startedAt} ms; both reconnected ${Date.now() - readyAt} ms after the broker was up ` +
-    `(A down ${ra.downMs} ms, ${ra.attempts} attempts; B down ${rb.downMs} ms, ${rb.attempts} attempts)`);
+  t.diagnostic(
+    `start_app + await_startup took ${readyAt - startedAt} ms; both reconnected ${Date.now() - readyAt} ms after the broker was up ` +
+      `(A down ${ra.downMs} ms, ${ra.attempts} attempts; B down ${rb.downMs} ms, ${rb.attempts} attempts)`,
+  );
 
   a.publish("wake", { queue: "a-after-restart" });
   await bIn.waitFor("A's message on B after the restart", isWake("a-after-restart"));
   b.publish("cancel", { id: 99 });
-  await aIn.waitFor("B's message on A after the restart", ([c, m]) => c === "cancel" && (m as { id: number }).id === 99);
+  await aIn.waitFor(
+    "B's message on A after the restart",
+    ([c, m]) => c === "cancel" && (m as { id: number }).id === 99,
+  );
   await settle(a, aIn, b, bIn);
   assert.equal(aIn.count(isWake("a-after-restart")), 1, "no echo on A");
   assert.equal(bIn.count(isWake("while-down")), 0);

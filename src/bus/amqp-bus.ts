@@ -32,7 +32,9 @@ export class AmqpBus extends RemoteBus {
     super({ logger: options.logger, maxPayloadBytes: MAX_PAYLOAD_BYTES, transport: "amqp" });
     const exchange = options.exchange ?? "conveyor.bus";
     if (!EXCHANGE.test(exchange) || exchange.startsWith("amq.")) {
-      throw new TypeError(`AmqpBus: exchange must match ${EXCHANGE} and not start with "amq.", got ${JSON.stringify(exchange)}`);
+      throw new TypeError(
+        `AmqpBus: exchange must match ${EXCHANGE} and not start with "amq.", got ${JSON.stringify(exchange)}`,
+      );
     }
     if (typeof options.url !== "string" || options.url === "") throw new TypeError("AmqpBus: url is required");
     this.exchange = exchange;
@@ -64,11 +66,15 @@ export class AmqpBus extends RemoteBus {
     await channel.assertExchange(this.exchange, "fanout", { durable: false });
     const { queue } = await channel.assertQueue("", { exclusive: true, autoDelete: true, durable: false });
     await channel.bindQueue(queue, this.exchange, "");
-    await channel.consume(queue, (message) => {
-      if (this.#connection !== connection) return;
-      if (message === null) lost(new Error("AMQP consumer cancelled by the broker"));
-      else this.receive(message.content.toString("utf8"));
-    }, { noAck: true });
+    await channel.consume(
+      queue,
+      (message) => {
+        if (this.#connection !== connection) return;
+        if (message === null) lost(new Error("AMQP consumer cancelled by the broker"));
+        else this.receive(message.content.toString("utf8"));
+      },
+      { noAck: true },
+    );
     this.#queue = queue;
   }
 

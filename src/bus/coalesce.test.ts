@@ -18,8 +18,13 @@ test("SignalBatch: events once, wake once per queue, the earliest scheduled, eve
   }
   assert.equal(batch.empty, false);
   assert.deepEqual(batch.drain(), [
-    cancel(0), cancel(1), cancel(2), cancel(3),
-    wake("q0"), wake("q1"), wake("q2"),
+    cancel(0),
+    cancel(1),
+    cancel(2),
+    cancel(3),
+    wake("q0"),
+    wake("q1"),
+    wake("q2"),
     scheduled(9001),
     events,
   ]);
@@ -34,10 +39,11 @@ test("Coalescer: everything published in one tick goes out in one send, the next
     sends.push(signals);
     notify();
   });
-  const sent = (n: number) => new Promise<void>((resolve) => {
-    notify = () => sends.length >= n && resolve();
-    notify();
-  });
+  const sent = (n: number) =>
+    new Promise<void>((resolve) => {
+      notify = () => sends.length >= n && resolve();
+      notify();
+    });
   for (let i = 0; i < 1000; i++) coalescer.add(events);
   coalescer.add(wake("a"));
   coalescer.add(wake("b"));
@@ -57,10 +63,11 @@ test("Coalescer: a batch of only events waits for the delay; any other signal se
     sends.push([performance.now(), signals]);
     notify();
   }, 50);
-  const sent = (n: number) => new Promise<void>((resolve) => {
-    notify = () => sends.length >= n && resolve();
-    notify();
-  });
+  const sent = (n: number) =>
+    new Promise<void>((resolve) => {
+      notify = () => sends.length >= n && resolve();
+      notify();
+    });
   const t0 = performance.now();
   coalescer.add(events);
   await new Promise((resolve) => setImmediate(resolve));
@@ -110,13 +117,17 @@ test("encodeSignals: splits so that no payload exceeds the byte limit, counting 
   for (const maxBytes of [64, 200, 1000, 7999]) {
     const { payloads, dropped } = encodeSignals("origin-1", signals, maxBytes);
     assert.deepEqual(dropped, []);
-    for (const payload of payloads) assert.ok(Buffer.byteLength(payload) <= maxBytes, `${Buffer.byteLength(payload)} > ${maxBytes}`);
+    for (const payload of payloads)
+      assert.ok(Buffer.byteLength(payload) <= maxBytes, `${Buffer.byteLength(payload)} > ${maxBytes}`);
     const back = payloads.flatMap((payload) => decodeSignals(payload)!.signals);
     assert.deepEqual(back, signals, `round trip at ${maxBytes} bytes`);
     // Packed greedily: every payload but the last would overflow with the next payload's first entry.
     for (let i = 0; i + 1 < payloads.length; i++) {
       const next = JSON.stringify((JSON.parse(payloads[i + 1]!) as unknown[])[1]);
-      assert.ok(Buffer.byteLength(payloads[i]!) + 1 + Buffer.byteLength(next) > maxBytes, `payload ${i} at ${maxBytes} could take one more`);
+      assert.ok(
+        Buffer.byteLength(payloads[i]!) + 1 + Buffer.byteLength(next) > maxBytes,
+        `payload ${i} at ${maxBytes} could take one more`,
+      );
     }
   }
 });
@@ -125,13 +136,19 @@ test("encodeSignals: a signal that can never fit is dropped and reported, the re
   const huge = wake("x".repeat(10_000));
   const { payloads, dropped } = encodeSignals("o", [wake("a"), huge, wake("b")], 7999);
   assert.deepEqual(dropped, [huge]);
-  assert.deepEqual(payloads.flatMap((p) => decodeSignals(p)!.signals), [wake("a"), wake("b")]);
+  assert.deepEqual(
+    payloads.flatMap((p) => decodeSignals(p)!.signals),
+    [wake("a"), wake("b")],
+  );
   assert.deepEqual(encodeSignals("o", [], 7999).payloads, []);
 });
 
 test("decodeSignals: foreign payloads are null; unknown or malformed entries are skipped", () => {
-  for (const payload of ["", "not json", "{}", "[]", "[1]", "null", '"x"']) assert.equal(decodeSignals(payload), null, payload);
-  const decoded = decodeSignals('["o",["e"],["z",1],["w",5],["c",1.5],["c",9007199254740993],["s","soon"],"junk",["c",3],["w","q"]]');
+  for (const payload of ["", "not json", "{}", "[]", "[1]", "null", '"x"'])
+    assert.equal(decodeSignals(payload), null, payload);
+  const decoded = decodeSignals(
+    '["o",["e"],["z",1],["w",5],["c",1.5],["c",9007199254740993],["s","soon"],"junk",["c",3],["w","q"]]',
+  );
   assert.deepEqual(decoded, { origin: "o", signals: [events, cancel(3), wake("q")] });
 });
 

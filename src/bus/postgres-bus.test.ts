@@ -3,7 +3,16 @@ import { test } from "node:test";
 import pg from "pg";
 import { postgresAvailable, postgresUrl, requireService } from "../../test/support/services.ts";
 import { PostgresBus } from "./postgres-bus.ts";
-import { Inbox, isWake, nextReconnect, record, remoteBusCases, settle, started, uniqueName } from "./remote-bus-cases.ts";
+import {
+  Inbox,
+  isWake,
+  nextReconnect,
+  record,
+  remoteBusCases,
+  settle,
+  started,
+  uniqueName,
+} from "./remote-bus-cases.ts";
 
 async function admin(): Promise<pg.Client> {
   const client = new pg.Client({ connectionString: postgresUrl() });
@@ -16,7 +25,11 @@ remoteBusCases({
   name: "PostgresBus",
   available: async (t) => requireService(t, "PostgreSQL", await postgresAvailable()),
   create: (channel) => new PostgresBus({ connectionString: postgresUrl(), channel }),
-  standalone: (channel) => ({ module: new URL("./postgres-bus.ts", import.meta.url).href, exportName: "PostgresBus", options: { connectionString: postgresUrl(), channel } }),
+  standalone: (channel) => ({
+    module: new URL("./postgres-bus.ts", import.meta.url).href,
+    exportName: "PostgresBus",
+    options: { connectionString: postgresUrl(), channel },
+  }),
   maxPayloadBytes: 7999,
   async raw(channel) {
     const client = await admin();
@@ -43,7 +56,9 @@ test("PostgresBus: start() rejects when the server cannot be reached, and leaves
   await bus.close();
 });
 
-test("PostgresBus: recovers after its LISTEN backends are terminated, and messages flow again", { timeout: 30_000 }, async (t) => {
+test("PostgresBus: recovers after its LISTEN backends are terminated, and messages flow again", {
+  timeout: 30_000,
+}, async (t) => {
   if (!requireService(t, "PostgreSQL", await postgresAvailable())) return;
   const channel = uniqueName("conveyor_t");
   const a = await started(t, new PostgresBus({ connectionString: postgresUrl(), channel }));
@@ -53,18 +68,27 @@ test("PostgresBus: recovers after its LISTEN backends are terminated, and messag
   t.after(() => sql.end());
 
   const listenPids = async (bus: PostgresBus) =>
-    (await sql.query<{ pid: number }>("SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'", [bus.applicationName])).rows.map((r) => r.pid);
+    (
+      await sql.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND query ILIKE 'LISTEN%'",
+        [bus.applicationName],
+      )
+    ).rows.map((r) => r.pid);
   const [aPids, bPids] = [await listenPids(a), await listenPids(b)];
   assert.equal(aPids.length, 1, "A's LISTEN connection in pg_stat_activity");
   assert.equal(bPids.length, 1, "B's LISTEN connection in pg_stat_activity");
 
   const reconnected = Promise.all([nextReconnect(a, "A's reconnect"), nextReconnect(b, "B's reconnect")]);
   const killedAt = Date.now();
-  await sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1", [`conveyor-bus-%${a.origin}`]);
+  await sql.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1", [
+    `conveyor-bus-%${a.origin}`,
+  ]);
   await sql.query("SELECT pg_terminate_backend($1)", [bPids[0]]);
   a.publish("wake", { queue: "while-down" }); // must not throw; local subscribers still hear it
   const [ra, rb] = await reconnected;
-  t.diagnostic(`reconnected after ${Date.now() - killedAt} ms (A: ${ra.downMs} ms, ${ra.attempts} attempt(s); B: ${rb.downMs} ms, ${rb.attempts} attempt(s))`);
+  t.diagnostic(
+    `reconnected after ${Date.now() - killedAt} ms (A: ${ra.downMs} ms, ${ra.attempts} attempt(s); B: ${rb.downMs} ms, ${rb.attempts} attempt(s))`,
+  );
   await aIn.waitFor("local delivery of the message published while down", isWake("while-down"));
   await aIn.waitFor("the synthetic events {} after A reconnected", ([c]) => c === "events");
   await bIn.waitFor("the synthetic events {} after B reconnected", ([c]) => c === "events");

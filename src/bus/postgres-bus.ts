@@ -32,7 +32,9 @@ export class PostgresBus extends RemoteBus {
     super({ logger: options.logger, maxPayloadBytes: MAX_PAYLOAD_BYTES, transport: "postgres" });
     const channel = options.channel ?? "conveyor";
     if (!CHANNEL.test(channel)) {
-      throw new TypeError(`PostgresBus: channel must match ${CHANNEL} (lower-case identifier, at most 63 characters), got ${JSON.stringify(channel)}`);
+      throw new TypeError(
+        `PostgresBus: channel must match ${CHANNEL} (lower-case identifier, at most 63 characters), got ${JSON.stringify(channel)}`,
+      );
     }
     if (typeof options.connectionString !== "string" || options.connectionString === "") {
       throw new TypeError("PostgresBus: connectionString is required");

@@ -29,11 +29,23 @@ export class Inbox<T> {
 
   /** Resolves once `predicate` holds for at least `n` items; rejects after `ms` naming `what`. */
   waitFor(what: string, predicate: (item: T) => boolean = () => true, n = 1, ms = WAIT_MS): Promise<void> {
-    return waitUntil(what, () => this.count(predicate) >= n, ms, this.#waiters, () => JSON.stringify(this.items).slice(0, 500));
+    return waitUntil(
+      what,
+      () => this.count(predicate) >= n,
+      ms,
+      this.#waiters,
+      () => JSON.stringify(this.items).slice(0, 500),
+    );
   }
 }
 
-function waitUntil(what: string, done: () => boolean, ms: number, waiters: Set<() => void>, seen: () => string): Promise<void> {
+function waitUntil(
+  what: string,
+  done: () => boolean,
+  ms: number,
+  waiters: Set<() => void>,
+  seen: () => string,
+): Promise<void> {
   if (done()) return Promise.resolve();
   return new Promise((resolve, reject) => {
     const check = () => {
@@ -63,10 +75,16 @@ export function record(bus: RemoteBus): Inbox<[BusChannel, unknown]> {
 export function nextReconnect(bus: RemoteBus, what: string, ms = WAIT_MS): Promise<ReconnectInfo> {
   const inbox = new Inbox<ReconnectInfo>();
   const stop = bus.onReconnect(inbox.push);
-  return inbox.waitFor(what, undefined, 1, ms).then(() => inbox.items[0]!).finally(stop);
+  return inbox
+    .waitFor(what, undefined, 1, ms)
+    .then(() => inbox.items[0]!)
+    .finally(stop);
 }
 
-export const isWake = (queue: string) => ([c, m]: [BusChannel, unknown]) => c === "wake" && (m as BusMessages["wake"]).queue === queue;
+export const isWake =
+  (queue: string) =>
+  ([c, m]: [BusChannel, unknown]) =>
+    c === "wake" && (m as BusMessages["wake"]).queue === queue;
 
 export function uniqueName(prefix: string): string {
   return `${prefix}_${randomBytes(5).toString("hex")}`;
@@ -98,7 +116,12 @@ export async function started<B extends RemoteBus>(t: TestContext, bus: B): Prom
  * Waits until both nodes have heard everything published so far: a marker sent each way, in order behind it.
  * Both transports keep one sender's messages in order, so whatever A or B sent before has arrived by then.
  */
-export async function settle(a: RemoteBus, aInbox: Inbox<[BusChannel, unknown]>, b: RemoteBus, bInbox: Inbox<[BusChannel, unknown]>): Promise<void> {
+export async function settle(
+  a: RemoteBus,
+  aInbox: Inbox<[BusChannel, unknown]>,
+  b: RemoteBus,
+  bInbox: Inbox<[BusChannel, unknown]>,
+): Promise<void> {
   const marker = uniqueName("marker");
   a.publish("wake", { queue: `${marker}_ab` });
   await bInbox.waitFor(`marker ${marker}_ab on B`, isWake(`${marker}_ab`));
@@ -124,9 +147,18 @@ export function remoteBusCases<B extends RemoteBus>(h: BusHarness<B>): void {
 
     for (const inbox of [aIn, bIn]) {
       assert.equal(inbox.count(isWake("q1")), 1);
-      assert.deepEqual(inbox.items.filter(([c]) => c === "cancel"), [["cancel", { id: 42 }]]);
-      assert.deepEqual(inbox.items.filter(([c]) => c === "scheduled"), [["scheduled", { at: 1_767_225_600_000 }]]);
-      assert.deepEqual(inbox.items.filter(([c]) => c === "events"), [["events", {}]]);
+      assert.deepEqual(
+        inbox.items.filter(([c]) => c === "cancel"),
+        [["cancel", { id: 42 }]],
+      );
+      assert.deepEqual(
+        inbox.items.filter(([c]) => c === "scheduled"),
+        [["scheduled", { at: 1_767_225_600_000 }]],
+      );
+      assert.deepEqual(
+        inbox.items.filter(([c]) => c === "events"),
+        [["events", {}]],
+      );
     }
   });
 
@@ -159,13 +191,30 @@ export function remoteBusCases<B extends RemoteBus>(h: BusHarness<B>): void {
     await bIn.waitFor("the coalesced signals on B", () => true, 7);
     await settle(a, record(a), b, bIn);
 
-    assert.equal(raw.payloads.count((p) => !p.includes("marker")), 1, `raw messages: ${raw.payloads.items.join(" | ")}`);
-    const received = bIn.items.filter(([c, m]) => !(c === "wake" && (m as { queue: string }).queue.startsWith("marker")));
+    assert.equal(
+      raw.payloads.count((p) => !p.includes("marker")),
+      1,
+      `raw messages: ${raw.payloads.items.join(" | ")}`,
+    );
+    const received = bIn.items.filter(
+      ([c, m]) => !(c === "wake" && (m as { queue: string }).queue.startsWith("marker")),
+    );
     assert.equal(received.filter(([c]) => c === "events").length, 1);
-    assert.deepEqual(received.filter(([c]) => c === "wake").map(([, m]) => m).sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y))),
-      [{ queue: "q0" }, { queue: "q1" }, { queue: "q2" }]);
-    assert.deepEqual(received.filter(([c]) => c === "scheduled"), [["scheduled", { at: 4001 }]]);
-    assert.deepEqual(received.filter(([c]) => c === "cancel").map(([, m]) => m), [{ id: 0 }, { id: 1 }]);
+    assert.deepEqual(
+      received
+        .filter(([c]) => c === "wake")
+        .map(([, m]) => m)
+        .sort((x, y) => JSON.stringify(x).localeCompare(JSON.stringify(y))),
+      [{ queue: "q0" }, { queue: "q1" }, { queue: "q2" }],
+    );
+    assert.deepEqual(
+      received.filter(([c]) => c === "scheduled"),
+      [["scheduled", { at: 4001 }]],
+    );
+    assert.deepEqual(
+      received.filter(([c]) => c === "cancel").map(([, m]) => m),
+      [{ id: 0 }, { id: 1 }],
+    );
   });
 
   test(`${h.name}: a batch too large for one message is split, and every signal arrives`, async (t) => {
@@ -185,7 +234,8 @@ export function remoteBusCases<B extends RemoteBus>(h: BusHarness<B>): void {
     const got = bIn.items.filter(([c]) => c === "cancel").map(([, m]) => (m as { id: number }).id);
     assert.deepEqual(got.sort(), ids, "every id exactly once");
     const batches = raw.payloads.items.filter((p) => !p.includes("marker"));
-    for (const payload of batches) assert.ok(Buffer.byteLength(payload) <= h.maxPayloadBytes, `payload of ${Buffer.byteLength(payload)} bytes`);
+    for (const payload of batches)
+      assert.ok(Buffer.byteLength(payload) <= h.maxPayloadBytes, `payload of ${Buffer.byteLength(payload)} bytes`);
     const bytes = batches.reduce((sum, p) => sum + Buffer.byteLength(p), 0);
     t.diagnostic(`3000 cancels went out in ${batches.length} message(s) of ${bytes} bytes in all`);
   });
@@ -223,8 +273,15 @@ export function remoteBusCases<B extends RemoteBus>(h: BusHarness<B>): void {
       a.publish("wake", { queue: "after-close" }); // ignored, does not throw
       setTimeout(() => { console.log(JSON.stringify(process.getActiveResourcesInfo())); process.exit(3); }, 3000).unref();
     `;
-    const child = spawnSync(process.execPath, ["--input-type=module", "--eval", code], { encoding: "utf8", timeout: 20_000 });
-    assert.equal(child.status, 0, `the child did not exit cleanly (status ${child.status}, signal ${child.signal}); ` +
-      `still open: ${child.stdout.trim()}; stderr: ${child.stderr.trim().slice(0, 1000)}`);
+    const child = spawnSync(process.execPath, ["--input-type=module", "--eval", code], {
+      encoding: "utf8",
+      timeout: 20_000,
+    });
+    assert.equal(
+      child.status,
+      0,
+      `the child did not exit cleanly (status ${child.status}, signal ${child.signal}); ` +
+        `still open: ${child.stdout.trim()}; stderr: ${child.stderr.trim().slice(0, 1000)}`,
+    );
   });
 }

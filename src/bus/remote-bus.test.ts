@@ -52,15 +52,43 @@ class MemoryBus extends RemoteBus {
 }
 
 test("reconnectDelay: 100 ms doubling to a 5 s cap, with ±20 % jitter", () => {
-  assert.equal(reconnectDelay(0, () => 0.5), 100);
-  assert.equal(reconnectDelay(1, () => 0.5), 200);
-  assert.equal(reconnectDelay(5, () => 0.5), 3200);
-  assert.equal(reconnectDelay(6, () => 0.5), 5000);
-  assert.equal(reconnectDelay(1000, () => 0.5), 5000);
-  assert.equal(reconnectDelay(0, () => 0), 80);
-  assert.equal(reconnectDelay(0, () => 0.999999), 120);
-  assert.equal(reconnectDelay(10, () => 0.999999), 5000, "jitter never exceeds the cap");
-  assert.equal(reconnectDelay(10, () => 0), 4000);
+  assert.equal(
+    reconnectDelay(0, () => 0.5),
+    100,
+  );
+  assert.equal(
+    reconnectDelay(1, () => 0.5),
+    200,
+  );
+  assert.equal(
+    reconnectDelay(5, () => 0.5),
+    3200,
+  );
+  assert.equal(
+    reconnectDelay(6, () => 0.5),
+    5000,
+  );
+  assert.equal(
+    reconnectDelay(1000, () => 0.5),
+    5000,
+  );
+  assert.equal(
+    reconnectDelay(0, () => 0),
+    80,
+  );
+  assert.equal(
+    reconnectDelay(0, () => 0.999999),
+    120,
+  );
+  assert.equal(
+    reconnectDelay(10, () => 0.999999),
+    5000,
+    "jitter never exceeds the cap",
+  );
+  assert.equal(
+    reconnectDelay(10, () => 0),
+    4000,
+  );
 });
 
 test("RemoteBus: a lost connection is reopened with backoff; listeners and local subscribers hear about it", async (t) => {

@@ -148,7 +148,10 @@ export abstract class RemoteBus implements Bus {
     if (this.#state === "closed") return;
     const signals = this.#codec.receive(payload);
     if (signals === null) {
-      this.logger.debug({ payload: payload.slice(0, 200) }, `${this.#transport} bus: ignored a message that is not ours`);
+      this.logger.debug(
+        { payload: payload.slice(0, 200) },
+        `${this.#transport} bus: ignored a message that is not ours`,
+      );
       return;
     }
     for (const { channel, message } of signals) this.#local.publish(channel, message as never);
@@ -207,7 +210,8 @@ export abstract class RemoteBus implements Bus {
 
   #send(signals: BusSignal[]): void {
     const { payloads, dropped } = this.#codec.encode(signals);
-    if (dropped.length > 0) this.logger.warn({ dropped }, `${this.#transport} bus: signals too large to send were dropped`);
+    if (dropped.length > 0)
+      this.logger.warn({ dropped }, `${this.#transport} bus: signals too large to send were dropped`);
     for (const payload of payloads) {
       const sending = (async () => this.transmit(payload))().catch((error: unknown) => {
         this.logger.debug({ err: error }, `${this.#transport} bus: send failed; signals dropped`);

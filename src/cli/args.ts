@@ -22,7 +22,12 @@ export function parse<const T extends Options>(args: string[], options: T, allow
 }
 
 /** An integer flag within bounds, or undefined when absent. */
-export function integerFlag(name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+export function integerFlag(
+  name: string,
+  value: string | undefined,
+  min: number,
+  max = Number.MAX_SAFE_INTEGER,
+): number | undefined {
   if (value === undefined || value === "") return undefined;
   const number = Number(value);
   if (!/^-?\d+$/.test(value.trim()) || !Number.isSafeInteger(number) || number < min || number > max) {

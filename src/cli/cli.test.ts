@@ -12,7 +12,11 @@ import { fileURLToPath } from "node:url";
 const MAIN = fileURLToPath(new URL("./main.ts", import.meta.url));
 
 function conveyor(args: string[], env: Record<string, string> = {}) {
-  const run = spawnSync(process.execPath, [MAIN, ...args], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 30_000 });
+  const run = spawnSync(process.execPath, [MAIN, ...args], {
+    encoding: "utf8",
+    env: { ...process.env, ...env },
+    timeout: 30_000,
+  });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
@@ -20,7 +24,11 @@ test("--help everywhere: the commands and each command's options", () => {
   const top = conveyor(["--help"]);
   assert.equal(top.code, 0);
   for (const command of ["start", "enqueue", "migrate"]) assert.match(top.stdout, new RegExp(`\\b${command}\\b`));
-  for (const [command, option] of [["start", "--handlers"], ["enqueue", "--delay"], ["migrate", "--status"]] as const) {
+  for (const [command, option] of [
+    ["start", "--handlers"],
+    ["enqueue", "--delay"],
+    ["migrate", "--status"],
+  ] as const) {
     const help = conveyor([command, "--help"]);
     assert.equal(help.code, 0, `${command} --help`);
     assert.match(help.stdout, new RegExp(option));
@@ -34,7 +42,17 @@ test("migrate, migrate --status and enqueue on a SQLite file", () => {
   assert.match(migrated.stdout, /applied {2}001_init/);
   assert.match(conveyor(["migrate", "--database", database]).stdout, /up to date/);
   assert.match(conveyor(["migrate", "--database", database, "--status"]).stdout, /applied {2}002_cluster/);
-  const added = conveyor(["enqueue", "demo.sleep", '{"ms":10}', "--database", database, "--priority", "3", "--key", "k1"]);
+  const added = conveyor([
+    "enqueue",
+    "demo.sleep",
+    '{"ms":10}',
+    "--database",
+    database,
+    "--priority",
+    "3",
+    "--key",
+    "k1",
+  ]);
   assert.equal(added.code, 0, added.stderr);
   const task = JSON.parse(added.stdout);
   assert.equal(task.type, "demo.sleep");
@@ -65,5 +83,9 @@ test("bad input: a one-line error naming the flag or variable, a non-zero exit, 
   }
   const status = conveyor(["migrate", "--database", database, "--status"]).stdout;
   assert.match(status, /pending {2}001_init/, "the bad commands did not even migrate the store");
-  assert.match(conveyor(["enqueue", "t", "--database", database]).stdout, /"id": 1\b/, "no task was added by the bad enqueues");
+  assert.match(
+    conveyor(["enqueue", "t", "--database", database]).stdout,
+    /"id": 1\b/,
+    "no task was added by the bad enqueues",
+  );
 });

@@ -26,9 +26,10 @@ export function connect(options: { database?: string; schema?: string; amqp?: st
   }
   const schema = options.schema ?? "conveyor";
   const store = new PostgresStore({ connectionString: database, schema });
-  const bus = options.amqp !== undefined
-    ? new AmqpBus({ url: options.amqp, exchange: `conveyor.${schema}`, logger: options.logger })
-    : new PostgresBus({ connectionString: database, channel: schema, logger: options.logger });
+  const bus =
+    options.amqp !== undefined
+      ? new AmqpBus({ url: options.amqp, exchange: `conveyor.${schema}`, logger: options.logger })
+      : new PostgresBus({ connectionString: database, channel: schema, logger: options.logger });
   const where = new URL(database);
   const description = `PostgreSQL ${where.host}${where.pathname} schema ${schema}, bus ${options.amqp !== undefined ? "RabbitMQ" : "LISTEN/NOTIFY"}`;
   return { store, bus, description };

@@ -24,17 +24,21 @@ Options:
 `;
 
 export async function enqueue(args: string[]): Promise<void> {
-  const { values, positionals } = parse(args, {
-    help: HELP_FLAG,
-    database: { type: "string" },
-    schema: { type: "string" },
-    queue: { type: "string" },
-    priority: { type: "string" },
-    delay: { type: "string" },
-    key: { type: "string" },
-    "max-attempts": { type: "string" },
-    wait: { type: "string" },
-  }, true);
+  const { values, positionals } = parse(
+    args,
+    {
+      help: HELP_FLAG,
+      database: { type: "string" },
+      schema: { type: "string" },
+      queue: { type: "string" },
+      priority: { type: "string" },
+      delay: { type: "string" },
+      key: { type: "string" },
+      "max-attempts": { type: "string" },
+      wait: { type: "string" },
+    },
+    true,
+  );
   if (values.help) return void process.stdout.write(ENQUEUE_HELP);
   const [type, dataText, ...rest] = positionals;
   if (type === undefined) throw new UsageError("missing <type>; see conveyor enqueue --help");
@@ -48,7 +52,10 @@ export async function enqueue(args: string[]): Promise<void> {
     }
   }
   const waitSeconds = integerFlag("wait", values.wait, 0, 24 * 3600);
-  const { store, bus } = connect({ database: values.database ?? process.env.CONVEYOR_DATABASE, schema: values.schema ?? process.env.CONVEYOR_SCHEMA });
+  const { store, bus } = connect({
+    database: values.database ?? process.env.CONVEYOR_DATABASE,
+    schema: values.schema ?? process.env.CONVEYOR_SCHEMA,
+  });
   await bus.start();
   const conveyor = new Conveyor({ store, bus, pollIntervalMs: 250 });
   try {

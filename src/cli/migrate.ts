@@ -16,12 +16,21 @@ Options:
 `;
 
 export async function migrate(args: string[]): Promise<void> {
-  const { values } = parse(args, { help: HELP_FLAG, database: { type: "string" }, schema: { type: "string" }, status: { type: "boolean" } });
+  const { values } = parse(args, {
+    help: HELP_FLAG,
+    database: { type: "string" },
+    schema: { type: "string" },
+    status: { type: "boolean" },
+  });
   if (values.help) return void process.stdout.write(MIGRATE_HELP);
-  const { store } = connect({ database: values.database ?? process.env.CONVEYOR_DATABASE, schema: values.schema ?? process.env.CONVEYOR_SCHEMA });
+  const { store } = connect({
+    database: values.database ?? process.env.CONVEYOR_DATABASE,
+    schema: values.schema ?? process.env.CONVEYOR_SCHEMA,
+  });
   try {
     if (values.status) {
-      for (const { name, applied } of await store.migrationStatus()) console.log(`${applied ? "applied" : "pending"}  ${name}`);
+      for (const { name, applied } of await store.migrationStatus())
+        console.log(`${applied ? "applied" : "pending"}  ${name}`);
       return;
     }
     const { applied } = await store.migrate();

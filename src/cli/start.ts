@@ -34,8 +34,17 @@ Options (each also read from the environment variable in brackets):
 
 /** Flag → setting; each flag is checked like its environment variable. */
 const FLAGS: Record<string, keyof NodeConfig> = {
-  database: "database", schema: "schema", amqp: "amqp", port: "port", host: "host", concurrency: "concurrency",
-  token: "token", name: "nodeName", "heartbeat-ms": "heartbeatIntervalMs", "dead-after": "deadAfterBeats", "grace-ms": "shutdownGraceMs",
+  database: "database",
+  schema: "schema",
+  amqp: "amqp",
+  port: "port",
+  host: "host",
+  concurrency: "concurrency",
+  token: "token",
+  name: "nodeName",
+  "heartbeat-ms": "heartbeatIntervalMs",
+  "dead-after": "deadAfterBeats",
+  "grace-ms": "shutdownGraceMs",
 };
 
 export type HandlerModule = { default?: unknown; register?: unknown };
@@ -73,9 +82,16 @@ export async function start(args: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(START_HELP);
   const config = startConfig(values, process.env);
   const logger = pino({ level: config.logLevel ?? "info" });
-  const { store, bus, description } = connect({ database: config.database, schema: config.schema, amqp: config.amqp, logger });
+  const { store, bus, description } = connect({
+    database: config.database,
+    schema: config.schema,
+    amqp: config.amqp,
+    logger,
+  });
   const conveyor = new Conveyor({
-    store, bus, logger,
+    store,
+    bus,
+    logger,
     concurrency: config.concurrency,
     nodeName: config.nodeName,
     pollIntervalMs: config.pollIntervalMs,

@@ -6,7 +6,10 @@ const noJitter: BackoffOptions = { baseMs: 100, maxMs: 1_000_000, jitter: 0 };
 const pinned = (value: number) => () => value;
 
 test("grows exponentially from baseMs: base, 2·base, 4·base, ...", () => {
-  assert.deepEqual([1, 2, 3, 4, 5].map((attempt) => backoffDelay(attempt, noJitter)), [100, 200, 400, 800, 1600]);
+  assert.deepEqual(
+    [1, 2, 3, 4, 5].map((attempt) => backoffDelay(attempt, noJitter)),
+    [100, 200, 400, 800, 1600],
+  );
 });
 
 test("attempt 0, negative or fractional attempts count as the first", () => {
@@ -39,7 +42,10 @@ test("jitter bounds hold for any random value, and the cap applies before jitter
     const raw = Math.min(3000, 50 * 2 ** (attempt - 1));
     for (const r of [0, 0.1, 0.25, 0.5, 0.75, 0.9, 0.999]) {
       const delay = backoffDelay(attempt, options, pinned(r));
-      assert.ok(delay >= Math.floor(raw * 0.7) && delay <= raw, `attempt ${attempt}, r ${r}: ${delay} outside [${raw * 0.7}, ${raw}]`);
+      assert.ok(
+        delay >= Math.floor(raw * 0.7) && delay <= raw,
+        `attempt ${attempt}, r ${r}: ${delay} outside [${raw * 0.7}, ${raw}]`,
+      );
     }
   }
 });

@@ -22,7 +22,10 @@ export type NodeConfig = {
   logLevel?: string;
 };
 
-type Kind = { type: "string" } | { type: "integer"; min: number; max: number } | { type: "enum"; values: readonly string[] };
+type Kind =
+  | { type: "string" }
+  | { type: "integer"; min: number; max: number }
+  | { type: "enum"; values: readonly string[] };
 
 /** Every variable a node reads, with the setting it fills. */
 export const ENVIRONMENT: Record<string, { key: keyof NodeConfig; kind: Kind }> = {
@@ -39,7 +42,10 @@ export const ENVIRONMENT: Record<string, { key: keyof NodeConfig; kind: Kind }> 
   CONVEYOR_DEAD_AFTER_BEATS: { key: "deadAfterBeats", kind: { type: "integer", min: 2, max: 1000 } },
   CONVEYOR_MAX_STALLS: { key: "maxStalls", kind: { type: "integer", min: 0, max: 1000 } },
   CONVEYOR_SHUTDOWN_GRACE_MS: { key: "shutdownGraceMs", kind: { type: "integer", min: 0, max: 3_600_000 } },
-  CONVEYOR_LOG_LEVEL: { key: "logLevel", kind: { type: "enum", values: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] } },
+  CONVEYOR_LOG_LEVEL: {
+    key: "logLevel",
+    kind: { type: "enum", values: ["fatal", "error", "warn", "info", "debug", "trace", "silent"] },
+  },
 };
 
 export function parseEnvConfig(env: Record<string, string | undefined>): NodeConfig {
@@ -56,7 +62,8 @@ export function parseEnvConfig(env: Record<string, string | undefined>): NodeCon
 export function parseValue(name: string, raw: string, kind: Kind): string | number {
   if (kind.type === "string") return raw;
   if (kind.type === "enum") {
-    if (!kind.values.includes(raw)) throw new ConfigError(`${name} must be one of ${kind.values.join(", ")}, got "${raw}"`);
+    if (!kind.values.includes(raw))
+      throw new ConfigError(`${name} must be one of ${kind.values.join(", ")}, got "${raw}"`);
     return raw;
   }
   const value = Number(raw);

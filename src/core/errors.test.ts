@@ -1,7 +1,14 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
-import { ConflictError, ConveyorError, ERROR_CODES, NotFoundError, TaskOutcomeError, ValidationError } from "./errors.ts";
+import {
+  ConflictError,
+  ConveyorError,
+  ERROR_CODES,
+  NotFoundError,
+  TaskOutcomeError,
+  ValidationError,
+} from "./errors.ts";
 
 /** The rows of docs/errors.md's table: `| \`code\` | status | meaning | when |`. */
 function documentedCodes(): Map<string, number> {

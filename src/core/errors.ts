@@ -65,7 +65,12 @@ export class ConflictError extends ConveyorError {
 /** `conveyor.result(id)` on a task that ended without a result (failed or cancelled), or waited too long. */
 export class TaskOutcomeError extends ConveyorError {
   readonly taskId: number;
-  constructor(code: "task_failed" | "task_cancelled" | "wait_timeout", taskId: number, message: string, cause?: unknown) {
+  constructor(
+    code: "task_failed" | "task_cancelled" | "wait_timeout",
+    taskId: number,
+    message: string,
+    cause?: unknown,
+  ) {
     super(code, message, { cause });
     this.taskId = taskId;
   }
@@ -89,7 +94,9 @@ export class UnrecoverableError extends Error {
   }
 }
 
-/** Whether a thrown value asks for no retry. Checked by name too, because errors from worker threads lose their class. */
+/**
+ * Whether a thrown value asks for no retry. Checked by name too, because errors from worker threads lose their class.
+ */
 export function isUnrecoverable(error: unknown): boolean {
   return error instanceof UnrecoverableError || (error instanceof Error && error.name === "UnrecoverableError");
 }

@@ -31,10 +31,13 @@ export type NormalizedSchedule = {
 
 export function normalizeSchedule(name: string, spec: ScheduleSpec): NormalizedSchedule {
   const problems: { field: string; message: string }[] = [];
-  if (typeof name !== "string" || !NAME_PATTERN.test(name)) problems.push({ field: "name", message: "must match " + NAME_PATTERN.source });
+  if (typeof name !== "string" || !NAME_PATTERN.test(name))
+    problems.push({ field: "name", message: "must match " + NAME_PATTERN.source });
   const timezone = spec.timezone ?? null;
-  if (timezone !== null && !isTimeZone(timezone)) problems.push({ field: "timezone", message: "must be an IANA time zone such as Europe/Paris" });
-  if (typeof spec.cron !== "string" || !isCron(spec.cron)) problems.push({ field: "cron", message: "must be a cron expression of 5 or 6 fields" });
+  if (timezone !== null && !isTimeZone(timezone))
+    problems.push({ field: "timezone", message: "must be an IANA time zone such as Europe/Paris" });
+  if (typeof spec.cron !== "string" || !isCron(spec.cron))
+    problems.push({ field: "cron", message: "must be a cron expression of 5 or 6 fields" });
   const data = spec.data ?? null;
   if (!isJson(data)) problems.push({ field: "data", message: "must be JSON" });
   const options: NormalizedSchedule["options"] = {};
@@ -44,13 +47,19 @@ export function normalizeSchedule(name: string, spec: ScheduleSpec): NormalizedS
   if (spec.timeoutMs !== undefined) options.timeoutMs = spec.timeoutMs;
   try {
     // The tasks it will enqueue must pass the same checks as any other task; defaults do not matter here.
-    normalizeTaskInput({ type: spec.type, ...options }, () => ({ queue: "default", priority: 0, maxAttempts: 1, timeoutMs: null }), new Date());
+    normalizeTaskInput(
+      { type: spec.type, ...options },
+      () => ({ queue: "default", priority: 0, maxAttempts: 1, timeoutMs: null }),
+      new Date(),
+    );
   } catch (error) {
     if (!(error instanceof ValidationError)) throw error;
     problems.push(...(error.details as { field: string; message: string }[]));
   }
-  if (spec.enabled !== undefined && typeof spec.enabled !== "boolean") problems.push({ field: "enabled", message: "must be a boolean" });
-  if (problems.length > 0) throw new ValidationError(problems.map((p) => `${p.field} ${p.message}`).join("; "), problems);
+  if (spec.enabled !== undefined && typeof spec.enabled !== "boolean")
+    problems.push({ field: "enabled", message: "must be a boolean" });
+  if (problems.length > 0)
+    throw new ValidationError(problems.map((p) => `${p.field} ${p.message}`).join("; "), problems);
   return { name, cron: spec.cron, timezone, type: spec.type, data, options, enabled: spec.enabled ?? true };
 }
 

@@ -1,16 +1,33 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { ACTIVE_STATES, canTransition, FINAL_STATES, isFinalState, isTaskState, TASK_STATES, TRANSITIONS } from "./states.ts";
+import {
+  ACTIVE_STATES,
+  canTransition,
+  FINAL_STATES,
+  isFinalState,
+  isTaskState,
+  TASK_STATES,
+  TRANSITIONS,
+} from "./states.ts";
 
 test("docs/states.md lists exactly the transitions of the code's table", () => {
   const doc = readFileSync(new URL("../../docs/states.md", import.meta.url), "utf8");
-  const rows = doc.split("\n").filter((line) => /^\| [a-z]+ \| [a-z, ]+ \| [a-z]+ \|/.test(line) && !line.startsWith("| transition |"));
-  const documented = Object.fromEntries(rows.map((row) => {
-    const [name, from, to] = row.split("|").slice(1, 4).map((cell) => cell.trim());
-    return [name, { from: from!.split(",").map((s) => s.trim()), to }];
-  }));
-  const code = Object.fromEntries(Object.entries(TRANSITIONS).map(([name, t]) => [name, { from: [...t.from], to: t.to }]));
+  const rows = doc
+    .split("\n")
+    .filter((line) => /^\| [a-z]+ \| [a-z, ]+ \| [a-z]+ \|/.test(line) && !line.startsWith("| transition |"));
+  const documented = Object.fromEntries(
+    rows.map((row) => {
+      const [name, from, to] = row
+        .split("|")
+        .slice(1, 4)
+        .map((cell) => cell.trim());
+      return [name, { from: from!.split(",").map((s) => s.trim()), to }];
+    }),
+  );
+  const code = Object.fromEntries(
+    Object.entries(TRANSITIONS).map(([name, t]) => [name, { from: [...t.from], to: t.to }]),
+  );
   assert.deepEqual(documented, code);
 });
 

@@ -12,29 +12,60 @@ const normalize = (input: TaskInput) => normalizeTaskInput(input, defaults, NOW)
 
 /** Asserts the input is refused, naming `field` among the problems. */
 function refuses(input: TaskInput, field: string) {
-  assert.throws(() => normalize(input), (error: unknown) => {
-    assert.ok(error instanceof ValidationError, String(error));
-    assert.equal(error.code, "validation_failed");
-    const fields = (error.details as { field: string }[]).map((p) => p.field);
-    assert.ok(fields.includes(field), `expected a problem with ${field}, got ${fields.join(", ")} (${error.message})`);
-    return true;
-  }, `${field} should be refused`);
+  assert.throws(
+    () => normalize(input),
+    (error: unknown) => {
+      assert.ok(error instanceof ValidationError, String(error));
+      assert.equal(error.code, "validation_failed");
+      const fields = (error.details as { field: string }[]).map((p) => p.field);
+      assert.ok(
+        fields.includes(field),
+        `expected a problem with ${field}, got ${fields.join(", ")} (${error.message})`,
+      );
+      return true;
+    },
+    `${field} should be refused`,
+  );
 }
 
 test("fills every default from the global defaults for an unknown type", () => {
   assert.deepEqual(normalize({ type: "anything" }), {
-    queue: "default", type: "anything", data: null, priority: 0, maxAttempts: 3, runAt: NOW, key: null, timeoutMs: null, backoffMs: null,
+    queue: "default",
+    type: "anything",
+    data: null,
+    priority: 0,
+    maxAttempts: 3,
+    runAt: NOW,
+    key: null,
+    timeoutMs: null,
+    backoffMs: null,
   });
 });
 
 test("takes the defaults of the task's type", () => {
   assert.deepEqual(normalize({ type: "email.send", data: { to: "a@b.c" } }), {
-    queue: "mail", type: "email.send", data: { to: "a@b.c" }, priority: 7, maxAttempts: 5, runAt: NOW, key: null, timeoutMs: 30_000, backoffMs: null,
+    queue: "mail",
+    type: "email.send",
+    data: { to: "a@b.c" },
+    priority: 7,
+    maxAttempts: 5,
+    runAt: NOW,
+    key: null,
+    timeoutMs: 30_000,
+    backoffMs: null,
   });
 });
 
 test("given values override the type's defaults, including null for timeoutMs", () => {
-  const out = normalize({ type: "email.send", queue: "urgent", priority: -2, maxAttempts: 1, timeoutMs: null, backoffMs: 250, key: "k1" });
+  const out = normalize({
+    type: "email.send",
+    queue: "urgent",
+    priority: -2,
+    maxAttempts: 1,
+    timeoutMs: null,
+    backoffMs: 250,
+    key: "k1",
+  });
   assert.equal(out.queue, "urgent");
   assert.equal(out.priority, -2);
   assert.equal(out.maxAttempts, 1);
@@ -56,7 +87,8 @@ test("delay and runAt set runAt; runAt may be in the past", () => {
 });
 
 test("type: a name of letters, digits and _ . : -, 1 to 128 characters", () => {
-  for (const type of ["a", "email.send", "A_b-c:d.e", "9", "x".repeat(128)]) assert.equal(normalize({ type }).type, type);
+  for (const type of ["a", "email.send", "A_b-c:d.e", "9", "x".repeat(128)])
+    assert.equal(normalize({ type }).type, type);
   for (const type of ["", "has space", "slash/no", "ünïcode", "x".repeat(129), 42, null, undefined]) {
     refuses({ type } as unknown as TaskInput, "type");
   }
@@ -64,11 +96,13 @@ test("type: a name of letters, digits and _ . : -, 1 to 128 characters", () => {
 
 test("queue: same rule as type", () => {
   assert.equal(normalize({ type: "t", queue: "q.1:a-b_c" }).queue, "q.1:a-b_c");
-  for (const queue of ["", "a b", "a/b", "q".repeat(129), 5]) refuses({ type: "t", queue } as unknown as TaskInput, "queue");
+  for (const queue of ["", "a b", "a/b", "q".repeat(129), 5])
+    refuses({ type: "t", queue } as unknown as TaskInput, "queue");
 });
 
 test("priority: an integer within ±1,000,000", () => {
-  for (const priority of [-1_000_000, -1, 0, 1, 1_000_000]) assert.equal(normalize({ type: "t", priority }).priority, priority);
+  for (const priority of [-1_000_000, -1, 0, 1, 1_000_000])
+    assert.equal(normalize({ type: "t", priority }).priority, priority);
   for (const priority of [1.5, Number.NaN, Infinity, 1_000_001, -1_000_001, "1"]) {
     refuses({ type: "t", priority } as unknown as TaskInput, "priority");
   }
@@ -82,14 +116,16 @@ test("maxAttempts: an integer from 1 to 1000", () => {
 });
 
 test("timeoutMs: null or an integer from 1 ms to one year", () => {
-  for (const timeoutMs of [1, 1000, MAX_DURATION_MS]) assert.equal(normalize({ type: "t", timeoutMs }).timeoutMs, timeoutMs);
+  for (const timeoutMs of [1, 1000, MAX_DURATION_MS])
+    assert.equal(normalize({ type: "t", timeoutMs }).timeoutMs, timeoutMs);
   for (const timeoutMs of [0, -1, 1.5, MAX_DURATION_MS + 1, Number.NaN, Infinity, "10"]) {
     refuses({ type: "t", timeoutMs } as unknown as TaskInput, "timeoutMs");
   }
 });
 
 test("backoffMs: null or an integer from 0 ms to one year", () => {
-  for (const backoffMs of [0, 10, MAX_DURATION_MS]) assert.equal(normalize({ type: "t", backoffMs }).backoffMs, backoffMs);
+  for (const backoffMs of [0, 10, MAX_DURATION_MS])
+    assert.equal(normalize({ type: "t", backoffMs }).backoffMs, backoffMs);
   for (const backoffMs of [-1, 0.5, MAX_DURATION_MS + 1, Number.NaN, "5"]) {
     refuses({ type: "t", backoffMs } as unknown as TaskInput, "backoffMs");
   }
@@ -98,7 +134,8 @@ test("backoffMs: null or an integer from 0 ms to one year", () => {
 test("key: null or a string of 1 to 255 characters", () => {
   assert.equal(normalize({ type: "t", key: "k".repeat(MAX_KEY_LENGTH) }).key, "k".repeat(MAX_KEY_LENGTH));
   assert.equal(normalize({ type: "t", key: "any chars / é ✓" }).key, "any chars / é ✓");
-  for (const key of ["", "k".repeat(MAX_KEY_LENGTH + 1), 7, {}]) refuses({ type: "t", key } as unknown as TaskInput, "key");
+  for (const key of ["", "k".repeat(MAX_KEY_LENGTH + 1), 7, {}])
+    refuses({ type: "t", key } as unknown as TaskInput, "key");
 });
 
 test("delay: an integer number of ms from 0 to one year; runAt: a valid Date; not both", () => {
@@ -120,24 +157,55 @@ test("data: JSON only", () => {
   let deep: unknown = 1;
   for (let i = 0; i < 100; i++) deep = [deep];
   const bad = [
-    () => 1, Number.NaN, Infinity, -Infinity, 1n, Symbol("s"), new Date(), new Map(), new Set(), /re/, new (class Point { x = 1 })(),
-    { f: () => 1 }, { n: Number.NaN }, [undefined], { u: undefined }, cyclic, deep, new Uint8Array(2),
+    () => 1,
+    Number.NaN,
+    Infinity,
+    -Infinity,
+    1n,
+    Symbol("s"),
+    new Date(),
+    new Map(),
+    new Set(),
+    /re/,
+    new (class Point {
+      x = 1;
+    })(),
+    { f: () => 1 },
+    { n: Number.NaN },
+    [undefined],
+    { u: undefined },
+    cyclic,
+    deep,
+    new Uint8Array(2),
   ];
   for (const data of bad) refuses({ type: "t", data } as unknown as TaskInput, "data");
 });
 
 test("every problem is reported at once, each naming its field", () => {
-  assert.throws(() => normalize({ type: "bad type", queue: "", priority: 0.5, maxAttempts: 0, key: "", data: { n: Number.NaN } }), (error: unknown) => {
-    assert.ok(error instanceof ValidationError);
-    assert.deepEqual((error.details as { field: string }[]).map((p) => p.field).sort(), ["data", "key", "maxAttempts", "priority", "queue", "type"]);
-    assert.match(error.message, /type must match/);
-    return true;
-  });
+  assert.throws(
+    () => normalize({ type: "bad type", queue: "", priority: 0.5, maxAttempts: 0, key: "", data: { n: Number.NaN } }),
+    (error: unknown) => {
+      assert.ok(error instanceof ValidationError);
+      assert.deepEqual((error.details as { field: string }[]).map((p) => p.field).sort(), [
+        "data",
+        "key",
+        "maxAttempts",
+        "priority",
+        "queue",
+        "type",
+      ]);
+      assert.match(error.message, /type must match/);
+      return true;
+    },
+  );
 });
 
 test("a bad type does not consult the type's defaults", () => {
   const asked: string[] = [];
-  assert.throws(() => normalizeTaskInput({ type: "bad type" }, (type) => (asked.push(type), GLOBAL), NOW), ValidationError);
+  assert.throws(
+    () => normalizeTaskInput({ type: "bad type" }, (type) => (asked.push(type), GLOBAL), NOW),
+    ValidationError,
+  );
   assert.ok(!asked.includes("bad type"));
 });
 

@@ -34,7 +34,11 @@ export type NormalizedTaskInput = {
 
 type Problem = { field: string; message: string };
 
-export function normalizeTaskInput(input: TaskInput, defaults: (type: string) => TaskDefaults, now: Date): NormalizedTaskInput {
+export function normalizeTaskInput(
+  input: TaskInput,
+  defaults: (type: string) => TaskDefaults,
+  now: Date,
+): NormalizedTaskInput {
   const problems: Problem[] = [];
   const check = (ok: boolean, field: string, message: string) => {
     if (!ok) problems.push({ field, message });
@@ -44,18 +48,42 @@ export function normalizeTaskInput(input: TaskInput, defaults: (type: string) =>
   const queue = input.queue ?? base.queue;
   check(typeof queue === "string" && NAME_PATTERN.test(queue), "queue", "must match " + NAME_PATTERN.source);
   const priority = input.priority ?? base.priority;
-  check(Number.isInteger(priority) && Math.abs(priority) <= MAX_PRIORITY, "priority", `must be an integer within ±${MAX_PRIORITY}`);
+  check(
+    Number.isInteger(priority) && Math.abs(priority) <= MAX_PRIORITY,
+    "priority",
+    `must be an integer within ±${MAX_PRIORITY}`,
+  );
   const maxAttempts = input.maxAttempts ?? base.maxAttempts;
-  check(Number.isInteger(maxAttempts) && maxAttempts >= 1 && maxAttempts <= MAX_ATTEMPTS, "maxAttempts", `must be an integer from 1 to ${MAX_ATTEMPTS}`);
+  check(
+    Number.isInteger(maxAttempts) && maxAttempts >= 1 && maxAttempts <= MAX_ATTEMPTS,
+    "maxAttempts",
+    `must be an integer from 1 to ${MAX_ATTEMPTS}`,
+  );
   const timeoutMs = input.timeoutMs === undefined ? base.timeoutMs : input.timeoutMs;
-  check(timeoutMs === null || isDuration(timeoutMs, 1), "timeoutMs", "must be null or an integer number of ms from 1 to one year");
+  check(
+    timeoutMs === null || isDuration(timeoutMs, 1),
+    "timeoutMs",
+    "must be null or an integer number of ms from 1 to one year",
+  );
   const backoffMs = input.backoffMs ?? null;
-  check(backoffMs === null || isDuration(backoffMs, 0), "backoffMs", "must be null or an integer number of ms up to one year");
+  check(
+    backoffMs === null || isDuration(backoffMs, 0),
+    "backoffMs",
+    "must be null or an integer number of ms up to one year",
+  );
   const key = input.key ?? null;
-  check(key === null || (typeof key === "string" && key.length >= 1 && key.length <= MAX_KEY_LENGTH), "key", `must be null or a string of 1 to ${MAX_KEY_LENGTH} characters`);
+  check(
+    key === null || (typeof key === "string" && key.length >= 1 && key.length <= MAX_KEY_LENGTH),
+    "key",
+    `must be null or a string of 1 to ${MAX_KEY_LENGTH} characters`,
+  );
   const runAt = resolveRunAt(input, now, problems);
   const data = input.data === undefined ? null : input.data;
-  check(isJson(data), "data", "must be JSON (objects, arrays, strings without NUL characters, finite numbers, booleans and null) nested at most 64 levels deep");
+  check(
+    isJson(data),
+    "data",
+    "must be JSON (objects, arrays, strings without NUL characters, finite numbers, booleans and null) nested at most 64 levels deep",
+  );
   if (problems.length > 0) {
     throw new ValidationError(problems.map((p) => `${p.field} ${p.message}`).join("; "), problems);
   }
@@ -68,7 +96,8 @@ function resolveRunAt(input: TaskInput, now: Date, problems: Problem[]): Date {
     return now;
   }
   if (input.delay !== undefined) {
-    if (!isDuration(input.delay, 0)) problems.push({ field: "delay", message: "must be an integer number of ms up to one year" });
+    if (!isDuration(input.delay, 0))
+      problems.push({ field: "delay", message: "must be an integer number of ms up to one year" });
     return new Date(now.getTime() + input.delay);
   }
   if (input.runAt !== undefined) {

@@ -28,14 +28,18 @@ export function installAuth(app: FastifyInstance, token: string | null | undefin
   // Say so in the OpenAPI document too (this hook runs before @fastify/swagger's, which reads the schema).
   app.addHook("onRoute", (route) => {
     const methods = Array.isArray(route.method) ? route.method : [route.method];
-    if (route.schema !== undefined && methods.some((m) => WRITE_METHODS.has(m))) route.schema = { ...route.schema, security: [{ bearer: [] }] };
+    if (route.schema !== undefined && methods.some((m) => WRITE_METHODS.has(m)))
+      route.schema = { ...route.schema, security: [{ bearer: [] }] };
   });
   app.addHook("onRequest", async (request: FastifyRequest, reply: FastifyReply) => {
     if (!WRITE_METHODS.has(request.method)) return;
     const given = bearerToken(request.headers.authorization);
     if (given !== null && tokenMatches(token, given)) return;
     const body: ErrorBody = {
-      error: { code: "unauthorized", message: given === null ? "this endpoint needs Authorization: Bearer <token>" : "the token is wrong" },
+      error: {
+        code: "unauthorized",
+        message: given === null ? "this endpoint needs Authorization: Bearer <token>" : "the token is wrong",
+      },
     };
     return reply.code(401).header("www-authenticate", 'Bearer realm="conveyor"').send(body);
   });

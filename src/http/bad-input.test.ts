@@ -8,7 +8,15 @@ import { after, before, describe, it } from "node:test";
 import type { ErrorCode } from "../core/errors.ts";
 import { startFixture, type CallInit, type Fixture } from "./server-fixture.ts";
 
-type Row = { name: string; method: string; path: string; init?: CallInit; status: number; code: ErrorCode; detail?: RegExp };
+type Row = {
+  name: string;
+  method: string;
+  path: string;
+  init?: CallInit;
+  status: number;
+  code: ErrorCode;
+  detail?: RegExp;
+};
 
 const MiB = 1024 * 1024;
 const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
@@ -17,14 +25,46 @@ const nested = (depth: number) => "[".repeat(depth) + "]".repeat(depth);
 type Ids = { completed: number; failed: number; cancelled: number; held: number };
 
 function rows(ids: Ids): Row[] {
-  const post = (name: string, body: unknown, status: number, code: ErrorCode, detail?: RegExp): Row =>
-    ({ name, method: "POST", path: "/api/tasks", init: { body }, status, code, detail });
-  const raw = (name: string, raw: string, status: number, code: ErrorCode, headers: Record<string, string> = { "content-type": "application/json" }): Row =>
-    ({ name, method: "POST", path: "/api/tasks", init: { raw, headers }, status, code });
-  const bulk = (name: string, body: unknown, detail?: RegExp): Row =>
-    ({ name, method: "POST", path: "/api/tasks/bulk", init: { body }, status: 400, code: "validation_failed", detail });
-  const get = (path: string, status: number, code: ErrorCode, detail?: RegExp): Row => ({ name: `GET ${path.slice(0, 80)}`, method: "GET", path, status, code, detail });
-  const bad = (method: string, path: string) => ({ name: `${method} ${path.slice(0, 80)}`, method, path, status: 400, code: "validation_failed" as const });
+  const post = (name: string, body: unknown, status: number, code: ErrorCode, detail?: RegExp): Row => ({
+    name,
+    method: "POST",
+    path: "/api/tasks",
+    init: { body },
+    status,
+    code,
+    detail,
+  });
+  const raw = (
+    name: string,
+    raw: string,
+    status: number,
+    code: ErrorCode,
+    headers: Record<string, string> = { "content-type": "application/json" },
+  ): Row => ({ name, method: "POST", path: "/api/tasks", init: { raw, headers }, status, code });
+  const bulk = (name: string, body: unknown, detail?: RegExp): Row => ({
+    name,
+    method: "POST",
+    path: "/api/tasks/bulk",
+    init: { body },
+    status: 400,
+    code: "validation_failed",
+    detail,
+  });
+  const get = (path: string, status: number, code: ErrorCode, detail?: RegExp): Row => ({
+    name: `GET ${path.slice(0, 80)}`,
+    method: "GET",
+    path,
+    status,
+    code,
+    detail,
+  });
+  const bad = (method: string, path: string) => ({
+    name: `${method} ${path.slice(0, 80)}`,
+    method,
+    path,
+    status: 400,
+    code: "validation_failed" as const,
+  });
   return [
     // POST /api/tasks: JSON and content
     raw("malformed JSON", '{"type": "echo",', 400, "invalid_json"),
@@ -37,7 +77,9 @@ function rows(ids: Ids): Row[] {
     raw("a number body", "42", 400, "validation_failed"),
     raw("body over 1 MiB", JSON.stringify({ type: "echo", data: "x".repeat(MiB) }), 413, "payload_too_large"),
     raw("text/plain", '{"type": "echo"}', 415, "unsupported_media_type", { "content-type": "text/plain" }),
-    raw("form-encoded", "type=echo", 415, "unsupported_media_type", { "content-type": "application/x-www-form-urlencoded" }),
+    raw("form-encoded", "type=echo", 415, "unsupported_media_type", {
+      "content-type": "application/x-www-form-urlencoded",
+    }),
     raw("no content type", '{"type": "echo"}', 415, "unsupported_media_type", {}),
     // POST /api/tasks: fields
     post("no type", { data: 1 }, 400, "validation_failed", /type/),
@@ -55,7 +97,13 @@ function rows(ids: Ids): Row[] {
     post("runAt not a date", { type: "echo", runAt: "not-a-date" }, 400, "validation_failed", /runAt/),
     post("runAt without a time", { type: "echo", runAt: "2030-01-01" }, 400, "validation_failed", /runAt/),
     post("runAt as a number", { type: "echo", runAt: 1700000000000 }, 400, "validation_failed", /runAt/),
-    post("runAt and delay", { type: "echo", runAt: "2030-01-01T00:00:00Z", delay: 10 }, 400, "validation_failed", /runAt/),
+    post(
+      "runAt and delay",
+      { type: "echo", runAt: "2030-01-01T00:00:00Z", delay: 10 },
+      400,
+      "validation_failed",
+      /runAt/,
+    ),
     post("negative delay", { type: "echo", delay: -1 }, 400, "validation_failed", /delay/),
     post("delay over a year", { type: "echo", delay: 366 * 24 * 3600 * 1000 }, 400, "validation_failed", /delay/),
     post("timeoutMs 0", { type: "echo", timeoutMs: 0 }, 400, "validation_failed", /timeoutMs/),
@@ -73,8 +121,16 @@ function rows(ids: Ids): Row[] {
     bulk("tasks not an array", { tasks: { type: "echo" } }, /tasks/),
     bulk("no tasks property", { type: "echo" }, /tasks/),
     bulk("an unknown top-level property", { tasks: [{ type: "echo" }], atomic: true }, /atomic/),
-    bulk("one bad item among good ones", { tasks: [{ type: "echo" }, { type: "echo" }, { type: "echo", priority: "high" }] }, /tasks\.2\.priority/),
-    bulk("a bad item only the library catches", { tasks: [{ type: "echo" }, { type: "echo", runAt: "2030-01-01T00:00:00Z", delay: 1 }] }, /tasks\.1\.runAt/),
+    bulk(
+      "one bad item among good ones",
+      { tasks: [{ type: "echo" }, { type: "echo" }, { type: "echo", priority: "high" }] },
+      /tasks\.2\.priority/,
+    ),
+    bulk(
+      "a bad item only the library catches",
+      { tasks: [{ type: "echo" }, { type: "echo", runAt: "2030-01-01T00:00:00Z", delay: 1 }] },
+      /tasks\.1\.runAt/,
+    ),
     bulk("an item that is not an object", { tasks: [{ type: "echo" }, 3] }, /tasks\.1/),
     // GET /api/tasks
     get("/api/tasks?limit=0", 400, "validation_failed", /limit/),
@@ -90,7 +146,9 @@ function rows(ids: Ids): Row[] {
     get("/api/tasks?queue=bad%20name", 400, "validation_failed", /queue/),
     get("/api/tasks?sort=id", 400, "validation_failed", /sort/),
     // GET /api/tasks/:id and friends: malformed ids are 400, unknown ones 404
-    ...["abc", "-1", "0", "1.5", "1e3", "0x10", "99999999999999999999", "9007199254740992", "%20"].map((id) => get(`/api/tasks/${id}`, 400, "validation_failed", /id/)),
+    ...["abc", "-1", "0", "1.5", "1e3", "0x10", "99999999999999999999", "9007199254740992", "%20"].map((id) =>
+      get(`/api/tasks/${id}`, 400, "validation_failed", /id/),
+    ),
     get(`/api/tasks/${"9".repeat(300)}`, 400, "validation_failed"),
     get("/api/tasks/%E0%A4%A", 400, "validation_failed"),
     get("/api/tasks/999999", 404, "task_not_found"),
@@ -117,10 +175,35 @@ function rows(ids: Ids): Row[] {
     bad("DELETE", "/api/tasks/-1"),
     { name: "retry unknown", method: "POST", path: "/api/tasks/999999/retry", status: 404, code: "task_not_found" },
     bad("POST", "/api/tasks/1.5/retry"),
-    { name: "retry a queued task", method: "POST", path: `/api/tasks/${ids.held}/retry`, status: 409, code: "invalid_state" },
-    { name: "retry a completed task", method: "POST", path: `/api/tasks/${ids.completed}/retry`, status: 409, code: "invalid_state" },
-    { name: "retry a failed task whose key is held again", method: "POST", path: `/api/tasks/${ids.failed}/retry`, status: 409, code: "duplicate_key" },
-    { name: "retry with a malformed JSON body", method: "POST", path: `/api/tasks/${ids.failed}/retry`, init: { raw: "{", headers: { "content-type": "application/json" } }, status: 400, code: "invalid_json" },
+    {
+      name: "retry a queued task",
+      method: "POST",
+      path: `/api/tasks/${ids.held}/retry`,
+      status: 409,
+      code: "invalid_state",
+    },
+    {
+      name: "retry a completed task",
+      method: "POST",
+      path: `/api/tasks/${ids.completed}/retry`,
+      status: 409,
+      code: "invalid_state",
+    },
+    {
+      name: "retry a failed task whose key is held again",
+      method: "POST",
+      path: `/api/tasks/${ids.failed}/retry`,
+      status: 409,
+      code: "duplicate_key",
+    },
+    {
+      name: "retry with a malformed JSON body",
+      method: "POST",
+      path: `/api/tasks/${ids.failed}/retry`,
+      init: { raw: "{", headers: { "content-type": "application/json" } },
+      status: 400,
+      code: "invalid_json",
+    },
     // queues
     bad("POST", "/api/queues/bad%20name/pause"),
     bad("POST", "/api/queues/a%2Fb/pause"),
@@ -128,8 +211,22 @@ function rows(ids: Ids): Row[] {
     bad("POST", `/api/queues/${"q".repeat(300)}/resume`),
     // routes
     { name: "unknown route", method: "GET", path: "/api/nope", status: 404, code: "not_found" },
-    { name: "unknown method on a route", method: "PUT", path: "/api/tasks", init: { body: { type: "echo" } }, status: 404, code: "not_found" },
-    { name: "PATCH a task", method: "PATCH", path: `/api/tasks/${ids.completed}`, init: { body: {} }, status: 404, code: "not_found" },
+    {
+      name: "unknown method on a route",
+      method: "PUT",
+      path: "/api/tasks",
+      init: { body: { type: "echo" } },
+      status: 404,
+      code: "not_found",
+    },
+    {
+      name: "PATCH a task",
+      method: "PATCH",
+      path: `/api/tasks/${ids.completed}`,
+      init: { body: {} },
+      status: 404,
+      code: "not_found",
+    },
     { name: "outside /api", method: "GET", path: "/tasks", status: 404, code: "not_found" },
   ];
 }
@@ -137,7 +234,10 @@ function rows(ids: Ids): Row[] {
 /** Everything a bad request must not change: every task's state and attempt, and every queue's stats. */
 async function snapshot(f: Fixture): Promise<string> {
   const { tasks } = await f.conveyor.list({ limit: 500, order: "asc" });
-  return JSON.stringify({ tasks: tasks.map((t) => [t.id, t.state, t.attempt, t.key, t.priority]), queues: await f.conveyor.queues() });
+  return JSON.stringify({
+    tasks: tasks.map((t) => [t.id, t.state, t.attempt, t.key, t.priority]),
+    queues: await f.conveyor.queues(),
+  });
 }
 
 async function prepare(f: Fixture): Promise<Ids> {
@@ -187,7 +287,9 @@ describe("bad requests change nothing", () => {
   });
 
   it("validation errors list each problem with its field", async () => {
-    const reply = await f.call("POST", "/api/tasks/bulk", { body: { tasks: [{ type: "echo" }, { type: "echo", maxAttempts: 0 }] } });
+    const reply = await f.call("POST", "/api/tasks/bulk", {
+      body: { tasks: [{ type: "echo" }, { type: "echo", maxAttempts: 0 }] },
+    });
     assert.deepEqual(reply.body.error.details, [{ in: "body", field: "tasks.1.maxAttempts", message: "must be >= 1" }]);
   });
 
@@ -195,7 +297,12 @@ describe("bad requests change nothing", () => {
     const { tasks: before } = await f.conveyor.list({ limit: 500 });
     const reply = await f.call("POST", "/api/tasks/bulk", {
       // The second item passes the schema; only the library's check (runAt and delay together) rejects it.
-      body: { tasks: [{ type: "echo", queue: "held", data: 1 }, { type: "echo", queue: "held", runAt: "2030-01-01T00:00:00Z", delay: 5 }] },
+      body: {
+        tasks: [
+          { type: "echo", queue: "held", data: 1 },
+          { type: "echo", queue: "held", runAt: "2030-01-01T00:00:00Z", delay: 5 },
+        ],
+      },
     });
     assert.equal(reply.status, 400);
     const { tasks: after } = await f.conveyor.list({ limit: 500 });
@@ -235,7 +342,10 @@ describe("with a token, writes need it and reads do not", () => {
     for (const write of writes(ids.held)) {
       for (const [name, headers] of wrong) {
         const before = await snapshot(f);
-        const reply = await f.call(write.method, write.path, { ...write.init, headers: { ...write.init?.headers, ...headers } });
+        const reply = await f.call(write.method, write.path, {
+          ...write.init,
+          headers: { ...write.init?.headers, ...headers },
+        });
         const where = `${write.method} ${write.path} with ${name}`;
         assert.equal(reply.status, 401, where);
         assert.equal(reply.body.error.code, "unauthorized", where);
@@ -246,13 +356,26 @@ describe("with a token, writes need it and reads do not", () => {
   });
 
   it("allows reads without a token", async () => {
-    for (const path of ["/api/tasks", `/api/tasks/${ids.completed}`, `/api/tasks/${ids.completed}/events`, "/api/queues", "/api/node", "/api/nodes", "/api/health", "/metrics", "/api/openapi.json"]) {
+    for (const path of [
+      "/api/tasks",
+      `/api/tasks/${ids.completed}`,
+      `/api/tasks/${ids.completed}/events`,
+      "/api/queues",
+      "/api/node",
+      "/api/nodes",
+      "/api/health",
+      "/metrics",
+      "/api/openapi.json",
+    ]) {
       assert.equal((await f.call("GET", path)).status, 200, path);
     }
   });
 
   it("accepts writes with the token, and documents it in OpenAPI", async () => {
-    const added = await f.call("POST", "/api/tasks", { body: { type: "echo", data: "ok" }, headers: { authorization: `bearer ${token}` } });
+    const added = await f.call("POST", "/api/tasks", {
+      body: { type: "echo", data: "ok" },
+      headers: { authorization: `bearer ${token}` },
+    });
     assert.equal(added.status, 201);
     const stopped = await f.call("DELETE", `/api/tasks/${ids.held}`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(stopped.body.task.state, "cancelled");

@@ -44,7 +44,12 @@ export function toHttpError(error: unknown): HttpError {
   }
   // A 4xx from a plugin or parser we did not list is still the client's doing: keep it out of the 500s.
   if (typeof fastify.statusCode === "number" && fastify.statusCode >= 400 && fastify.statusCode < 500) {
-    const code: ErrorCode = fastify.statusCode === 413 ? "payload_too_large" : fastify.statusCode === 415 ? "unsupported_media_type" : "validation_failed";
+    const code: ErrorCode =
+      fastify.statusCode === 413
+        ? "payload_too_large"
+        : fastify.statusCode === 415
+          ? "unsupported_media_type"
+          : "validation_failed";
     return reply(ERROR_CODES[code], code, fastify.message ?? "bad request");
   }
   return reply(500, "internal_error", "internal server error");
@@ -58,7 +63,11 @@ function reply(status: number, code: ErrorCode, message: string, details?: unkno
 
 /** An Ajv issue as a field path (`tasks.3.priority`) and a sentence, naming the property when Ajv knows it. */
 function describeIssue(part: string, issue: AjvIssue): ValidationProblem {
-  let field = issue.instancePath.split("/").slice(1).map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~")).join(".");
+  let field = issue.instancePath
+    .split("/")
+    .slice(1)
+    .map((s) => s.replaceAll("~1", "/").replaceAll("~0", "~"))
+    .join(".");
   let message = issue.message ?? "is invalid";
   const join = (name: unknown) => (field === "" ? String(name) : `${field}.${String(name)}`);
   if (issue.keyword === "additionalProperties") {

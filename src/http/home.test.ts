@@ -14,7 +14,8 @@ describe("the home page", () => {
     assert.match(reply.headers.get("content-type") ?? "", /^text\/html/);
     const html = await reply.text();
     assert.ok(html.includes(f.conveyor.nodeId));
-    for (const link of ["/api/tasks", "/api/nodes", "/api/health", "/api/openapi.json"]) assert.ok(html.includes(`href="${link}"`), link);
+    for (const link of ["/api/tasks", "/api/nodes", "/api/health", "/api/openapi.json"])
+      assert.ok(html.includes(`href="${link}"`), link);
     for (const state of TASK_STATES) assert.ok(html.includes(`<th>${state}</th>`), `a column for ${state}`);
   });
 });

@@ -46,8 +46,11 @@ export function createMetrics(conveyor: Conveyor): ServerMetrics {
     collect() {
       this.reset();
       const labels = {
-        node: conveyor.nodeId, name: conveyor.nodeName, version: conveyor.options.version,
-        driver: conveyor.store.capabilities.driver, state: conveyor.state,
+        node: conveyor.nodeId,
+        name: conveyor.nodeName,
+        version: conveyor.options.version,
+        driver: conveyor.store.capabilities.driver,
+        state: conveyor.state,
       };
       this.set(labels, 1);
     },

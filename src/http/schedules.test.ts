@@ -8,15 +8,22 @@ describe("HTTP API: schedules", () => {
   after(async () => f.close());
 
   it("creates with PUT, lists, gets, replaces, deletes", async () => {
-    const created = await f.call("PUT", "/api/schedules/nightly", { body: { cron: "0 3 * * *", type: "echo", data: { n: 1 }, timezone: "Europe/Paris" } });
+    const created = await f.call("PUT", "/api/schedules/nightly", {
+      body: { cron: "0 3 * * *", type: "echo", data: { n: 1 }, timezone: "Europe/Paris" },
+    });
     assert.equal(created.status, 200);
     assert.equal(created.body.schedule.name, "nightly");
     assert.equal(created.body.schedule.timezone, "Europe/Paris");
     assert.equal(created.body.schedule.lastTick, null);
     assert.ok(Date.parse(created.body.schedule.nextRun) > Date.now(), "the next run is in the future");
     const listed = await f.call("GET", "/api/schedules");
-    assert.deepEqual(listed.body.schedules.map((s: { name: string }) => s.name), ["nightly"]);
-    const replaced = await f.call("PUT", "/api/schedules/nightly", { body: { cron: "*/10 * * * * *", type: "echo", enabled: false } });
+    assert.deepEqual(
+      listed.body.schedules.map((s: { name: string }) => s.name),
+      ["nightly"],
+    );
+    const replaced = await f.call("PUT", "/api/schedules/nightly", {
+      body: { cron: "*/10 * * * * *", type: "echo", enabled: false },
+    });
     assert.equal(replaced.body.schedule.cron, "*/10 * * * * *");
     assert.equal(replaced.body.schedule.nextRun, null, "a disabled schedule has no next run");
     assert.equal((await f.call("GET", "/api/schedules/nightly")).body.schedule.enabled, false);

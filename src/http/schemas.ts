@@ -37,7 +37,12 @@ const taskInput = {
     maxAttempts: { type: "integer", minimum: 1, maximum: MAX_ATTEMPTS },
     runAt: { ...dateTime, description: "When to run, with a time zone (RFC 3339)." },
     delay: { type: "integer", minimum: 0, maximum: MAX_DURATION_MS, description: "Milliseconds from now." },
-    key: { type: ["string", "null"], minLength: 1, maxLength: MAX_KEY_LENGTH, description: "Uniqueness key among active tasks." },
+    key: {
+      type: ["string", "null"],
+      minLength: 1,
+      maxLength: MAX_KEY_LENGTH,
+      description: "Uniqueness key among active tasks.",
+    },
     timeoutMs: duration(1),
     backoffMs: duration(0),
   },
@@ -46,15 +51,40 @@ const taskInput = {
 const errorRecord = {
   type: "object",
   additionalProperties: true,
-  properties: { name: { type: "string" }, message: { type: "string" }, stack: { type: "string" }, attempt: { type: "integer" }, at: { type: "string" } },
+  properties: {
+    name: { type: "string" },
+    message: { type: "string" },
+    stack: { type: "string" },
+    attempt: { type: "integer" },
+    at: { type: "string" },
+  },
 } as const;
 
 const task = {
   $id: "Task",
   type: "object",
   required: [
-    "id", "queue", "type", "data", "priority", "state", "attempt", "maxAttempts", "stalls", "runAt", "key", "progress",
-    "result", "error", "errors", "timeoutMs", "backoffMs", "node", "createdAt", "startedAt", "finishedAt",
+    "id",
+    "queue",
+    "type",
+    "data",
+    "priority",
+    "state",
+    "attempt",
+    "maxAttempts",
+    "stalls",
+    "runAt",
+    "key",
+    "progress",
+    "result",
+    "error",
+    "errors",
+    "timeoutMs",
+    "backoffMs",
+    "node",
+    "createdAt",
+    "startedAt",
+    "finishedAt",
   ],
   properties: {
     id: { type: "integer", minimum: 1 },
@@ -152,7 +182,12 @@ const scheduleInput = {
   required: ["cron", "type"],
   additionalProperties: false,
   properties: {
-    cron: { type: "string", minLength: 1, maxLength: 200, description: "5 fields (minute precision) or 6 (seconds first)." },
+    cron: {
+      type: "string",
+      minLength: 1,
+      maxLength: 200,
+      description: "5 fields (minute precision) or 6 (seconds first).",
+    },
     timezone: { type: ["string", "null"], maxLength: 100, description: "IANA time zone; UTC when null." },
     type: name,
     data: { description: "Any JSON, handed to each task." },
@@ -167,7 +202,19 @@ const scheduleInput = {
 const schedule = {
   $id: "Schedule",
   type: "object",
-  required: ["name", "cron", "timezone", "type", "data", "options", "enabled", "lastTick", "nextRun", "createdAt", "updatedAt"],
+  required: [
+    "name",
+    "cron",
+    "timezone",
+    "type",
+    "data",
+    "options",
+    "enabled",
+    "lastTick",
+    "nextRun",
+    "createdAt",
+    "updatedAt",
+  ],
   properties: {
     name: { type: "string" },
     cron: { type: "string" },
@@ -183,7 +230,16 @@ const schedule = {
   },
 } as const;
 
-export const SHARED_SCHEMAS = [taskInput, task, taskEvent, queueStats, nodeRecord, errorResponse, scheduleInput, schedule];
+export const SHARED_SCHEMAS = [
+  taskInput,
+  task,
+  taskEvent,
+  queueStats,
+  nodeRecord,
+  errorResponse,
+  scheduleInput,
+  schedule,
+];
 
 // ---- request parts -----------------------------------------------------------------------------------
 
@@ -210,7 +266,11 @@ export const scheduleNameParams = {
 } as const;
 
 export const scheduleBody = ref("ScheduleInput");
-export const scheduleReply = { type: "object", required: ["schedule"], properties: { schedule: ref("Schedule") } } as const;
+export const scheduleReply = {
+  type: "object",
+  required: ["schedule"],
+  properties: { schedule: ref("Schedule") },
+} as const;
 export const schedulesReply = {
   type: "object",
   required: ["schedules"],
@@ -239,7 +299,12 @@ export const listQuery = {
     },
     type: name,
     key: { type: "string", minLength: 1, maxLength: MAX_KEY_LENGTH },
-    after: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description: "nextCursor of the previous page." },
+    after: {
+      type: "integer",
+      minimum: 1,
+      maximum: Number.MAX_SAFE_INTEGER,
+      description: "nextCursor of the previous page.",
+    },
     limit: { type: "integer", minimum: 1, maximum: MAX_LIST_LIMIT, default: 50 },
     order: { type: "string", enum: ["asc", "desc"], default: "desc", description: "By id." },
   },
@@ -249,7 +314,13 @@ export const eventsQuery = {
   type: "object",
   additionalProperties: false,
   properties: {
-    after: { type: "integer", minimum: 0, maximum: Number.MAX_SAFE_INTEGER, default: 0, description: "Offset already seen." },
+    after: {
+      type: "integer",
+      minimum: 0,
+      maximum: Number.MAX_SAFE_INTEGER,
+      default: 0,
+      description: "Offset already seen.",
+    },
     limit: { type: "integer", minimum: 1, maximum: MAX_EVENT_LIMIT, default: 100 },
   },
 } as const;
@@ -280,7 +351,11 @@ export const bulkReply = {
   required: ["tasks", "created"],
   properties: {
     tasks: { type: "array", items: ref("Task") },
-    created: { type: "array", items: { type: "boolean" }, description: "Per item: false when its key was already held." },
+    created: {
+      type: "array",
+      items: { type: "boolean" },
+      description: "Per item: false when its key was already held.",
+    },
   },
 } as const;
 

@@ -52,22 +52,38 @@ export type Fixture = {
 
 export async function startFixture(options: { token?: string; start?: boolean } = {}): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), "conveyor-http-"));
-  const conveyor = new Conveyor({ database: join(dir, "conveyor.db"), logger: pino({ level: "silent" }), shutdownGraceMs: 200 });
+  const conveyor = new Conveyor({
+    database: join(dir, "conveyor.db"),
+    logger: pino({ level: "silent" }),
+    shutdownGraceMs: 200,
+  });
   const started = deferredMap<void>();
   const gates = deferredMap<Json>();
   const abortReasons = new Map<number, unknown>();
   conveyor.define("echo", (data: Json) => data);
   conveyor.define("side.echo", (data: Json) => data, { queue: "side" });
-  conveyor.define("fail", () => {
-    throw new Error("boom");
-  }, { maxAttempts: 1 });
-  conveyor.define("block", (_data, ctx) => new Promise((_resolve, reject) => {
-    started(ctx.id).resolve();
-    ctx.signal.addEventListener("abort", () => {
-      abortReasons.set(ctx.id, ctx.signal.reason);
-      reject(new Error(`stopped: ${String(ctx.signal.reason)}`));
-    }, { once: true });
-  }));
+  conveyor.define(
+    "fail",
+    () => {
+      throw new Error("boom");
+    },
+    { maxAttempts: 1 },
+  );
+  conveyor.define(
+    "block",
+    (_data, ctx) =>
+      new Promise((_resolve, reject) => {
+        started(ctx.id).resolve();
+        ctx.signal.addEventListener(
+          "abort",
+          () => {
+            abortReasons.set(ctx.id, ctx.signal.reason);
+            reject(new Error(`stopped: ${String(ctx.signal.reason)}`));
+          },
+          { once: true },
+        );
+      }),
+  );
   conveyor.define("gate", (_data, ctx) => {
     started(ctx.id).resolve();
     return gates(ctx.id).promise;
@@ -93,7 +109,11 @@ export async function startFixture(options: { token?: string; start?: boolean } 
   };
 
   return {
-    conveyor, app, base, call, abortReasons,
+    conveyor,
+    app,
+    base,
+    call,
+    abortReasons,
     started: (id) => started(id).promise,
     open: (id, result) => gates(id).resolve(result),
     async close() {

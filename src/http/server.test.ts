@@ -31,7 +31,11 @@ describe("HTTP API", () => {
     assert.match(task.createdAt, ISO);
     assert.match(task.runAt, ISO);
     const result = await f.call("GET", `/api/tasks/${task.id}/result?wait=10`);
-    assert.deepEqual(result, { status: 200, body: { state: "completed", result: { hello: "world" } }, headers: result.headers });
+    assert.deepEqual(result, {
+      status: 200,
+      body: { state: "completed", result: { hello: "world" } },
+      headers: result.headers,
+    });
     const got = await f.call("GET", `/api/tasks/${task.id}`);
     assert.equal(got.body.task.state, "completed");
     assert.match(got.body.task.finishedAt, ISO);
@@ -45,7 +49,8 @@ describe("HTTP API", () => {
     assert.equal(later.runAt, runAt);
     const delayed = await add({ type: "echo", delay: 3_600_000 });
     assert.equal(delayed.state, "scheduled");
-    for (const id of [later.id, delayed.id]) assert.equal((await f.call("DELETE", `/api/tasks/${id}`)).body.task.state, "cancelled");
+    for (const id of [later.id, delayed.id])
+      assert.equal((await f.call("DELETE", `/api/tasks/${id}`)).body.task.state, "cancelled");
   });
 
   it("answers a result wait as soon as the task completes", async () => {
@@ -121,13 +126,22 @@ describe("HTTP API", () => {
     assert.equal(second.body.error.code, "duplicate_key");
     assert.equal(second.body.error.details.task.id, first.id);
     const listed = await f.call("GET", "/api/tasks?key=only-one");
-    assert.deepEqual(listed.body.tasks.map((t: { id: number }) => t.id), [first.id]);
+    assert.deepEqual(
+      listed.body.tasks.map((t: { id: number }) => t.id),
+      [first.id],
+    );
     await f.call("DELETE", `/api/tasks/${first.id}`);
   });
 
   it("adds tasks in bulk, saying which were created", async () => {
     const reply = await f.call("POST", "/api/tasks/bulk", {
-      body: { tasks: [{ type: "echo", data: 1, key: "bulk-a" }, { type: "echo", data: 2, key: "bulk-a" }, { type: "echo", data: 3 }] },
+      body: {
+        tasks: [
+          { type: "echo", data: 1, key: "bulk-a" },
+          { type: "echo", data: 2, key: "bulk-a" },
+          { type: "echo", data: 3 },
+        ],
+      },
     });
     assert.equal(reply.status, 201);
     assert.deepEqual(reply.body.created, [true, false, true]);
@@ -137,23 +151,33 @@ describe("HTTP API", () => {
   });
 
   it("lists with filters and pages with the cursor", async () => {
-    const { body } = await f.call("POST", "/api/tasks/bulk", { body: { tasks: Array.from({ length: 5 }, (_, i) => ({ type: "echo", queue: "listing", data: i })) } });
+    const { body } = await f.call("POST", "/api/tasks/bulk", {
+      body: { tasks: Array.from({ length: 5 }, (_, i) => ({ type: "echo", queue: "listing", data: i })) },
+    });
     const ids: number[] = body.tasks.map((t: { id: number }) => t.id);
     const seen: number[] = [];
     let cursor: number | null = null;
     do {
-      const page: Awaited<ReturnType<Fixture["call"]>> = await f.call("GET", `/api/tasks?queue=listing&order=asc&limit=2${cursor === null ? "" : `&after=${cursor}`}`);
+      const page: Awaited<ReturnType<Fixture["call"]>> = await f.call(
+        "GET",
+        `/api/tasks?queue=listing&order=asc&limit=2${cursor === null ? "" : `&after=${cursor}`}`,
+      );
       assert.equal(page.status, 200);
       seen.push(...page.body.tasks.map((t: { id: number }) => t.id));
       cursor = page.body.nextCursor;
     } while (cursor !== null);
     assert.deepEqual(seen, ids);
     const desc = await f.call("GET", "/api/tasks?queue=listing");
-    assert.deepEqual(desc.body.tasks.map((t: { id: number }) => t.id), [...ids].reverse());
+    assert.deepEqual(
+      desc.body.tasks.map((t: { id: number }) => t.id),
+      [...ids].reverse(),
+    );
     const byType = await f.call("GET", "/api/tasks?type=fail&limit=500");
     assert.ok(byType.body.tasks.every((t: { type: string }) => t.type === "fail"));
     const byStates = await f.call("GET", "/api/tasks?queue=listing&state=queued,running&state=scheduled");
-    assert.ok(byStates.body.tasks.every((t: { state: string }) => ["queued", "running", "scheduled"].includes(t.state)));
+    assert.ok(
+      byStates.body.tasks.every((t: { state: string }) => ["queued", "running", "scheduled"].includes(t.state)),
+    );
     const cancelled = await f.call("GET", "/api/tasks?state=cancelled&limit=500");
     assert.ok(cancelled.body.tasks.length > 0);
     assert.ok(cancelled.body.tasks.every((t: { state: string }) => t.state === "cancelled"));
@@ -164,10 +188,16 @@ describe("HTTP API", () => {
     await f.call("GET", `/api/tasks/${task.id}/result?wait=10`);
     const { status, body } = await f.call("GET", `/api/tasks/${task.id}/events`);
     assert.equal(status, 200);
-    assert.deepEqual(body.events.map((e: { type: string }) => e.type), ["task.created", "task.started", "task.completed"]);
+    assert.deepEqual(
+      body.events.map((e: { type: string }) => e.type),
+      ["task.created", "task.started", "task.completed"],
+    );
     assert.match(body.events[0].at, ISO);
     const rest = await f.call("GET", `/api/tasks/${task.id}/events?after=${body.events[0].offset}&limit=1`);
-    assert.deepEqual(rest.body.events.map((e: { type: string }) => e.type), ["task.started"]);
+    assert.deepEqual(
+      rest.body.events.map((e: { type: string }) => e.type),
+      ["task.started"],
+    );
   });
 
   it("pauses and resumes a queue: a paused queue's tasks wait", async () => {
@@ -182,13 +212,20 @@ describe("HTTP API", () => {
     assert.deepEqual({ paused: side.paused, queued: side.counts.queued }, { paused: true, queued: 1 });
     const resumed = await f.call("POST", "/api/queues/side/resume");
     assert.equal(resumed.body.queue.paused, false);
-    assert.deepEqual((await f.call("GET", `/api/tasks/${task.id}/result?wait=10`)).body, { state: "completed", result: "later" });
+    assert.deepEqual((await f.call("GET", `/api/tasks/${task.id}/result?wait=10`)).body, {
+      state: "completed",
+      result: "later",
+    });
   });
 
   it("pre-pauses a queue no task has used yet", async () => {
     const reply = await f.call("POST", "/api/queues/not-yet-used/pause");
     assert.equal(reply.status, 200);
-    assert.deepEqual(reply.body.queue, { queue: "not-yet-used", paused: true, counts: Object.fromEntries(TASK_STATES.map((s) => [s, 0])) });
+    assert.deepEqual(reply.body.queue, {
+      queue: "not-yet-used",
+      paused: true,
+      counts: Object.fromEntries(TASK_STATES.map((s) => [s, 0])),
+    });
     await f.call("POST", "/api/queues/not-yet-used/resume");
   });
 
@@ -199,14 +236,21 @@ describe("HTTP API", () => {
     assert.equal(node.body.driver, "sqlite");
     assert.equal(node.body.state, "running");
     const names = node.body.tree.children.map((c: { name: string }) => c.name);
-    assert.deepEqual(names.filter((name: string) => name !== "leader"), ["services", "queues"]);
+    assert.deepEqual(
+      names.filter((name: string) => name !== "leader"),
+      ["services", "queues"],
+    );
     const nodes = await f.call("GET", "/api/nodes");
     const me = nodes.body.nodes.find((n: { id: string }) => n.id === f.conveyor.nodeId);
     assert.ok(me);
     assert.match(me.heartbeatAt, ISO);
     assert.equal(me.alive, true);
     assert.equal(typeof me.heartbeatAgeMs, "number");
-    assert.equal(nodes.body.leader === null || nodes.body.leader === f.conveyor.nodeId, true, "a lone node is the leader once elected");
+    assert.equal(
+      nodes.body.leader === null || nodes.body.leader === f.conveyor.nodeId,
+      true,
+      "a lone node is the leader once elected",
+    );
   });
 
   it("reports health by asking the store", async () => {
@@ -220,7 +264,10 @@ describe("HTTP API", () => {
     await add({ type: "echo" });
     const second = await buildServer({ conveyor: f.conveyor });
     try {
-      const [one, two] = await Promise.all([f.call("GET", "/metrics"), second.inject({ method: "GET", url: "/metrics" })]);
+      const [one, two] = await Promise.all([
+        f.call("GET", "/metrics"),
+        second.inject({ method: "GET", url: "/metrics" }),
+      ]);
       assert.equal(one.status, 200);
       assert.equal(two.statusCode, 200);
       assert.match(one.headers.get("content-type") ?? "", /^text\/plain/);
@@ -239,14 +286,30 @@ describe("HTTP API", () => {
     assert.equal(status, 200);
     assert.equal(body.openapi, "3.1.0");
     const expected = [
-      "post /api/tasks", "post /api/tasks/bulk", "get /api/tasks", "get /api/tasks/{id}", "get /api/tasks/{id}/result",
-      "delete /api/tasks/{id}", "post /api/tasks/{id}/retry", "get /api/tasks/{id}/events", "get /api/queues",
-      "post /api/queues/{name}/pause", "post /api/queues/{name}/resume", "get /api/node", "get /api/nodes",
-      "get /api/health", "get /metrics", "get /api/openapi.json",
-      "get /api/schedules", "get /api/schedules/{name}", "put /api/schedules/{name}", "delete /api/schedules/{name}",
+      "post /api/tasks",
+      "post /api/tasks/bulk",
+      "get /api/tasks",
+      "get /api/tasks/{id}",
+      "get /api/tasks/{id}/result",
+      "delete /api/tasks/{id}",
+      "post /api/tasks/{id}/retry",
+      "get /api/tasks/{id}/events",
+      "get /api/queues",
+      "post /api/queues/{name}/pause",
+      "post /api/queues/{name}/resume",
+      "get /api/node",
+      "get /api/nodes",
+      "get /api/health",
+      "get /metrics",
+      "get /api/openapi.json",
+      "get /api/schedules",
+      "get /api/schedules/{name}",
+      "put /api/schedules/{name}",
+      "delete /api/schedules/{name}",
     ];
-    const operations = Object.entries(body.paths as Record<string, Record<string, { summary?: string; tags?: string[] }>>)
-      .flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ name: `${method} ${path}`, op })));
+    const operations = Object.entries(
+      body.paths as Record<string, Record<string, { summary?: string; tags?: string[] }>>,
+    ).flatMap(([path, methods]) => Object.entries(methods).map(([method, op]) => ({ name: `${method} ${path}`, op })));
     assert.deepEqual(operations.map((o) => o.name).sort(), [...expected].sort());
     for (const { name, op } of operations) {
       assert.ok(op.summary, `${name} has a summary`);

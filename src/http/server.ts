@@ -56,7 +56,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   await app.register(swagger, {
     openapi: {
       openapi: "3.1.0",
-      info: { title: "Conveyor", version: conveyor.options.version, description: "Durable tasks: add, watch, stop, retry. Errors: docs/errors.md." },
+      info: {
+        title: "Conveyor",
+        version: conveyor.options.version,
+        description: "Durable tasks: add, watch, stop, retry. Errors: docs/errors.md.",
+      },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       tags: [
         { name: "tasks", description: "Tasks and their results" },
@@ -75,9 +79,13 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerQueueRoutes(app, { conveyor });
   registerScheduleRoutes(app, { conveyor });
   registerNodeRoutes(app, { conveyor, metrics });
-  app.get("/api/openapi.json", {
-    schema: { summary: "This API as an OpenAPI 3.1 document", tags: ["meta"] },
-  }, async () => app.swagger());
+  app.get(
+    "/api/openapi.json",
+    {
+      schema: { summary: "This API as an OpenAPI 3.1 document", tags: ["meta"] },
+    },
+    async () => app.swagger(),
+  );
   return app;
 }
 

@@ -11,7 +11,12 @@ import type { ConveyorOptions } from "./options.ts";
 import { singletonKey } from "./singleton-keeper.ts";
 import { tempDatabase } from "./fixtures/runtime-handlers.ts";
 
-const FAST = { heartbeatIntervalMs: 100, deadAfterBeats: 3, pollIntervalMs: 100, logger: pino({ level: "silent" }) } satisfies ConveyorOptions;
+const FAST = {
+  heartbeatIntervalMs: 100,
+  deadAfterBeats: 3,
+  pollIntervalMs: 100,
+  logger: pino({ level: "silent" }),
+} satisfies ConveyorOptions;
 
 function nodes(t: TestContext, count: number, options: ConveyorOptions = {}): Conveyor[] {
   const database = tempDatabase();
@@ -21,7 +26,11 @@ function nodes(t: TestContext, count: number, options: ConveyorOptions = {}): Co
 }
 
 /** Bounded wait for a condition that a background service brings about. */
-async function until<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, ms = 5000): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined | null | false> | T | undefined | null | false,
+  ms = 5000,
+): Promise<T> {
   const deadline = Date.now() + ms;
   for (;;) {
     const value = await probe();
@@ -56,7 +65,11 @@ test("a cron schedule fires once per tick with three nodes", { timeout: 15_000 }
   for (const node of [a!, b!, c!]) node.define("tick", (_data, ctx) => void runs.push(ctx.id));
   await a!.schedule("every-second", { cron: "* * * * * *", type: "tick", data: { hello: "world" } });
   await Promise.all([a!.start(), b!.start(), c!.start()]);
-  await until("four ticks", async () => (await a!.list({ type: "tick", states: ["completed"] })).tasks.length >= 4, 8000);
+  await until(
+    "four ticks",
+    async () => (await a!.list({ type: "tick", states: ["completed"] })).tasks.length >= 4,
+    8000,
+  );
   const tasks = (await a!.list({ type: "tick", limit: 100 })).tasks;
   const seconds = tasks.map((task) => Math.floor(task.createdAt.getTime() / 1000));
   assert.equal(new Set(seconds).size, seconds.length, `one task per second: ${seconds.join(", ")}`);
@@ -64,18 +77,27 @@ test("a cron schedule fires once per tick with three nodes", { timeout: 15_000 }
   assert.deepEqual(tasks[0]!.data, { hello: "world" });
 });
 
-test("a singleton type has exactly one live task, which moves to another node when its node stops", { timeout: 15_000 }, async (t) => {
+test("a singleton type has exactly one live task, which moves to another node when its node stops", {
+  timeout: 15_000,
+}, async (t) => {
   const running = new Map<string, number>();
   const [a, b] = nodes(t, 2, { shutdownGraceMs: 0 });
   for (const node of [a!, b!]) {
-    node.define("cleaner", async (_data, ctx) => {
-      running.set(node.nodeId, (running.get(node.nodeId) ?? 0) + 1);
-      await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
-      running.set(node.nodeId, running.get(node.nodeId)! - 1);
-    }, { singleton: true, graceMs: 100 });
+    node.define(
+      "cleaner",
+      async (_data, ctx) => {
+        running.set(node.nodeId, (running.get(node.nodeId) ?? 0) + 1);
+        await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+        running.set(node.nodeId, running.get(node.nodeId)! - 1);
+      },
+      { singleton: true, graceMs: 100 },
+    );
   }
   await Promise.all([a!.start(), b!.start()]);
-  const first = await until("the singleton running", async () => (await a!.list({ key: singletonKey("cleaner"), states: ["running"] })).tasks[0]);
+  const first = await until(
+    "the singleton running",
+    async () => (await a!.list({ key: singletonKey("cleaner"), states: ["running"] })).tasks[0],
+  );
   await sleep(500); // several keeper passes: still one
   const active = (await a!.list({ type: "cleaner", states: ["scheduled", "queued", "running"] })).tasks;
   assert.equal(active.length, 1, "one active singleton task");

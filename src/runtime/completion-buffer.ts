@@ -45,7 +45,13 @@ export class CompletionBuffer {
     while (this.#pending.length > 0) {
       const batch = this.#pending.splice(0, MAX_BATCH);
       const completions = batch.map((entry) => entry.completion);
-      const done = new Set(await persist("completing tasks", () => this.#store.taskComplete({ completions, now: new Date() }), this.#logger));
+      const done = new Set(
+        await persist(
+          "completing tasks",
+          () => this.#store.taskComplete({ completions, now: new Date() }),
+          this.#logger,
+        ),
+      );
       for (const entry of batch) entry.resolve(done.has(entry.completion.id));
       if (done.size > 0) this.#onFlushed([...done]);
     }

@@ -4,7 +4,14 @@
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import pino from "pino";
-import { deferred, type Deferred, leakedResources, logWatcher, tempDatabase, threadResources } from "./fixtures/runtime-handlers.ts";
+import {
+  deferred,
+  type Deferred,
+  leakedResources,
+  logWatcher,
+  tempDatabase,
+  threadResources,
+} from "./fixtures/runtime-handlers.ts";
 import { testNode as node } from "./fixtures/test-node.ts";
 import type { TaskHandler } from "./handler.ts";
 
@@ -17,10 +24,14 @@ function cancellable(started: Deferred<void>, aborted: Deferred<unknown>): TaskH
   return async (_data, ctx) => {
     started.resolve();
     await new Promise((_resolve, reject) => {
-      ctx.signal.addEventListener("abort", () => {
-        aborted.resolve(ctx.signal.reason);
-        reject(new Error("stopped"));
-      }, { once: true });
+      ctx.signal.addEventListener(
+        "abort",
+        () => {
+          aborted.resolve(ctx.signal.reason);
+          reject(new Error("stopped"));
+        },
+        { once: true },
+      );
     });
   };
 }
@@ -80,7 +91,9 @@ test("cancel a finished task: returned unchanged; an unknown id: task_not_found"
   await assert.rejects(conveyor.cancel(999_999), { code: "task_not_found" });
 });
 
-test("cancel a running inline task: its signal fires with reason cancelled, state cancelled, result rejects", { timeout: 10_000 }, async (t) => {
+test("cancel a running inline task: its signal fires with reason cancelled, state cancelled, result rejects", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { concurrency: 1 });
   const started = deferred();
   const aborted = deferred<unknown>();
@@ -100,25 +113,35 @@ test("cancel a running inline task: its signal fires with reason cancelled, stat
   const next = await conveyor.enqueue("next");
   assert.equal(await conveyor.result(next.id, { timeoutMs: 2000 }), "next");
   const after = (await conveyor.get(task.id))!;
-  assert.equal(after.state, "cancelled", "the handler's rejection after the cancel does not turn it into a failure or retry");
+  assert.equal(
+    after.state,
+    "cancelled",
+    "the handler's rejection after the cancel does not turn it into a failure or retry",
+  );
   assert.equal(after.attempt, 1);
   assert.equal(after.error?.name, "CancelledError");
 });
 
-test("cancel a running inline task that ignores its signal: abandoned after graceMs, late result discarded, slot freed", { timeout: 10_000 }, async (t) => {
+test("cancel a running inline task that ignores its signal: abandoned after graceMs, late result discarded, slot freed", {
+  timeout: 10_000,
+}, async (t) => {
   const gate = deferred();
   t.after(() => gate.resolve()); // before the node's stop hook: hooks run in order
   const conveyor = node(t, { concurrency: 1 });
   const started = deferred();
   const returned = deferred();
   let sawAbort: unknown = null;
-  conveyor.define("stubborn", async (_data, ctx) => {
-    started.resolve();
-    ctx.signal.addEventListener("abort", () => (sawAbort = ctx.signal.reason), { once: true });
-    await gate.promise;
-    returned.resolve();
-    return "late result";
-  }, { graceMs: 150 });
+  conveyor.define(
+    "stubborn",
+    async (_data, ctx) => {
+      started.resolve();
+      ctx.signal.addEventListener("abort", () => (sawAbort = ctx.signal.reason), { once: true });
+      await gate.promise;
+      returned.resolve();
+      return "late result";
+    },
+    { graceMs: 150 },
+  );
   let nextStartedAt = 0;
   conveyor.define("next", () => {
     nextStartedAt = Date.now();
@@ -134,7 +157,10 @@ test("cancel a running inline task that ignores its signal: abandoned after grac
   // Concurrency 1: the next task can only start once the stubborn one's slot is given up.
   const next = await conveyor.enqueue("next");
   assert.equal(await conveyor.result(next.id, { timeoutMs: 3000 }), "next");
-  assert.ok(nextStartedAt - cancelledAt >= 150 - 5, `slot freed ${nextStartedAt - cancelledAt} ms after the cancel, before graceMs`);
+  assert.ok(
+    nextStartedAt - cancelledAt >= 150 - 5,
+    `slot freed ${nextStartedAt - cancelledAt} ms after the cancel, before graceMs`,
+  );
   assert.equal(returned.settled, false, "the stubborn handler is still running: it was abandoned, not awaited");
   // Now let the abandoned handler return late: its value must go nowhere.
   gate.resolve();
@@ -148,7 +174,9 @@ test("cancel a running inline task that ignores its signal: abandoned after grac
   assert.ok(!events.includes("task.completed") && !events.includes("task.failed"), `events: ${events.join(", ")}`);
 });
 
-test("cancel a running thread task that busy-loops: the thread is terminated after graceMs and the next task runs", { timeout: 15_000 }, async (t) => {
+test("cancel a running thread task that busy-loops: the thread is terminated after graceMs and the next task runs", {
+  timeout: 15_000,
+}, async (t) => {
   const logs = logWatcher();
   const conveyor = node(t, { concurrency: 1, logger: pino({ level: "info" }, logs.stream) });
   conveyor.define("spin", { module: FIXTURES, export: "spinIgnoringSignal" }, { graceMs: 150 });
@@ -186,7 +214,9 @@ test("a thread task runs and returns its value", { timeout: 10_000 }, async (t) 
   assert.deepEqual(threadResources(), []);
 });
 
-test("cancel from another Conveyor on the same file: the running handler is signalled (poll backstop)", { timeout: 10_000 }, async (t) => {
+test("cancel from another Conveyor on the same file: the running handler is signalled (poll backstop)", {
+  timeout: 10_000,
+}, async (t) => {
   const database = tempDatabase();
   const runner = node(t, { database });
   const other = node(t, { database });

@@ -19,7 +19,11 @@ const N = 4000;
 const BATCH = 500;
 const CONCURRENCY = 20;
 
-type Fixture = { options: () => ConveyorOptions; close: () => Promise<void>; reads?: () => Promise<{ rows: number; seqScans: number }> };
+type Fixture = {
+  options: () => ConveyorOptions;
+  close: () => Promise<void>;
+  reads?: () => Promise<{ rows: number; seqScans: number }>;
+};
 
 const stores: Record<string, () => Fixture> = {
   sqlite: () => ({ options: () => ({ database: tempDatabase() }), close: async () => {} }),
@@ -43,14 +47,16 @@ const stores: Record<string, () => Fixture> = {
   },
 };
 
-
 for (const [storeName, makeFixture] of Object.entries(stores)) {
   describe(`a started node on ${storeName} drains a backlog with its slots full`, () => {
     async function drain(t: TestContext, fill: (conveyor: Conveyor) => Promise<void>): Promise<void> {
       if (storeName === "postgres" && !(await requirePostgres(t))) return;
       const fixture = makeFixture();
       const conveyor = new Conveyor({
-        ...fixture.options(), concurrency: CONCURRENCY, pollIntervalMs: 60_000, logger: pino({ level: "silent" }),
+        ...fixture.options(),
+        concurrency: CONCURRENCY,
+        pollIntervalMs: 60_000,
+        logger: pino({ level: "silent" }),
       });
       const done = deferred();
       let ran = 0;
@@ -89,14 +95,16 @@ for (const [storeName, makeFixture] of Object.entries(stores)) {
 
     test("that it enqueues itself, in batches", { timeout: 60_000 }, async (t) => {
       await drain(t, async (conveyor) => {
-        for (let i = 0; i < N / BATCH; i++) await conveyor.enqueueMany(Array.from({ length: BATCH }, () => ({ type: "noop" })));
+        for (let i = 0; i < N / BATCH; i++)
+          await conveyor.enqueueMany(Array.from({ length: BATCH }, () => ({ type: "noop" })));
       });
     });
 
     test("waiting in a paused queue that is resumed", { timeout: 60_000 }, async (t) => {
       await drain(t, async (conveyor) => {
         await conveyor.pauseQueue("default");
-        for (let i = 0; i < N / BATCH; i++) await conveyor.enqueueMany(Array.from({ length: BATCH }, () => ({ type: "noop" })));
+        for (let i = 0; i < N / BATCH; i++)
+          await conveyor.enqueueMany(Array.from({ length: BATCH }, () => ({ type: "noop" })));
         await conveyor.resumeQueue("default");
       });
     });

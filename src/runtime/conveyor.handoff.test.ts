@@ -22,7 +22,9 @@ async function startIdle(conveyor: Conveyor, queue?: string): Promise<void> {
   await conveyor.result(warmUp.id, { timeoutMs: 5000 });
 }
 
-test("an idle node starts a task it enqueues in the insert itself: running on it, attempt 1, no claim", { timeout: 10_000 }, async (t) => {
+test("an idle node starts a task it enqueues in the insert itself: running on it, attempt 1, no claim", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t);
   conveyor.define("echo", (data: { n: number }) => data.n * 2);
   await startIdle(conveyor);
@@ -31,13 +33,21 @@ test("an idle node starts a task it enqueues in the insert itself: running on it
   conveyor.store.taskClaim = (params) => (claims++, claim(params));
 
   const task = await conveyor.enqueue("echo", { n: 21 });
-  assert.deepEqual({ state: task.state, attempt: task.attempt, node: task.node }, { state: "running", attempt: 1, node: conveyor.nodeId });
+  assert.deepEqual(
+    { state: task.state, attempt: task.attempt, node: task.node },
+    { state: "running", attempt: 1, node: conveyor.nodeId },
+  );
   assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), 42);
-  assert.deepEqual((await conveyor.taskEvents(task.id)).map((e) => e.type), ["task.created", "task.started", "task.completed"]);
+  assert.deepEqual(
+    (await conveyor.taskEvents(task.id)).map((e) => e.type),
+    ["task.created", "task.started", "task.completed"],
+  );
   assert.equal(claims, 0, "the task was never claimed");
 });
 
-test("enqueueMany starts only as many as there are idle slots; the rest queue and run after, in order", { timeout: 10_000 }, async (t) => {
+test("enqueueMany starts only as many as there are idle slots; the rest queue and run after, in order", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { concurrency: 2 });
   const release = deferred();
   const started: number[] = [];
@@ -51,7 +61,10 @@ test("enqueueMany starts only as many as there are idle slots; the rest queue an
   });
   await startIdle(conveyor);
   const outcomes = await conveyor.enqueueMany(Array.from({ length: 6 }, (_, i) => ({ type: "work", data: { i } })));
-  assert.deepEqual(outcomes.map((o) => o.task.state), ["running", "running", "queued", "queued", "queued", "queued"]);
+  assert.deepEqual(
+    outcomes.map((o) => o.task.state),
+    ["running", "running", "queued", "queued", "queued", "queued"],
+  );
   release.resolve();
   await Promise.all(outcomes.map((o) => conveyor.result(o.task.id, { timeoutMs: 5000 })));
   assert.deepEqual(started, [0, 1, 2, 3, 4, 5], "queued tasks run in order after the started ones");
@@ -71,7 +84,9 @@ test("a task enqueued while others wait in the queue does not overtake them", { 
   assert.deepEqual(order, ["waiting", "late"]);
 });
 
-test("nothing starts directly in a paused queue, for a type this node does not run, or before start()", { timeout: 10_000 }, async (t) => {
+test("nothing starts directly in a paused queue, for a type this node does not run, or before start()", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t);
   conveyor.define("here", () => "ok", { queue: "mine" });
   const before = await conveyor.enqueue("here");
@@ -92,7 +107,9 @@ test("nothing starts directly in a paused queue, for a type this node does not r
   assert.equal((await conveyor.get(elsewhere.id))?.state, "queued");
 });
 
-test("a task started by an insert that finishes after the node began stopping is handed back, not run", { timeout: 10_000 }, async (t) => {
+test("a task started by an insert that finishes after the node began stopping is handed back, not run", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t);
   let runs = 0;
   conveyor.define("late", () => void runs++);

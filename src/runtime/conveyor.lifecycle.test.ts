@@ -11,7 +11,9 @@ after(() => assert.deepEqual(leakedResources(), [], "a test left a timer, socket
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
-test("progress: 1000 quick reports are coalesced into a few writes, the latest one stored", { timeout: 10_000 }, async (t) => {
+test("progress: 1000 quick reports are coalesced into a few writes, the latest one stored", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { progressIntervalMs: 100 });
   conveyor.define("busy", async (_data, ctx) => {
     for (let i = 1; i <= 1000; i++) {
@@ -25,7 +27,9 @@ test("progress: 1000 quick reports are coalesced into a few writes, the latest o
   await conveyor.start();
   const task = await conveyor.enqueue("busy");
   assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), "done");
-  const progress = (await conveyor.store.eventList({ after: 0, limit: 1000 })).filter((e) => e.taskId === task.id && e.type === "task.progress");
+  const progress = (await conveyor.store.eventList({ after: 0, limit: 1000 })).filter(
+    (e) => e.taskId === task.id && e.type === "task.progress",
+  );
   assert.ok(progress.length >= 1 && progress.length <= 5, `${progress.length} progress writes for 1000 reports`);
   assert.deepEqual(progress.at(-1)?.data, { attempt: 1, percent: 100, info: { step: 1000 } });
   assert.deepEqual((await conveyor.get(task.id))?.progress, { percent: 100, info: { step: 1000 } });
@@ -43,13 +47,20 @@ test("progress: the last report made just before the handler returns is not lost
   await conveyor.start();
   const task = await conveyor.enqueue("quick");
   assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), "done");
-  const progress = (await conveyor.store.eventList({ after: 0, limit: 1000 })).filter((e) => e.taskId === task.id && e.type === "task.progress");
+  const progress = (await conveyor.store.eventList({ after: 0, limit: 1000 })).filter(
+    (e) => e.taskId === task.id && e.type === "task.progress",
+  );
   assert.ok(progress.length <= 5, `${progress.length} progress writes for 1000 reports`);
-  assert.deepEqual((await conveyor.get(task.id))?.progress, { percent: 100, info: { step: 1000 } },
-    "a completed task shows the progress its handler last reported");
+  assert.deepEqual(
+    (await conveyor.get(task.id))?.progress,
+    { percent: 100, info: { step: 1000 } },
+    "a completed task shows the progress its handler last reported",
+  );
 });
 
-test("graceful stop: a task finishing within shutdownGraceMs completes; one that does not is handed back and runs on the next node", { timeout: 10_000 }, async (t) => {
+test("graceful stop: a task finishing within shutdownGraceMs completes; one that does not is handed back and runs on the next node", {
+  timeout: 10_000,
+}, async (t) => {
   const database = tempDatabase();
   const first = node(t, { database, shutdownGraceMs: 200 });
   const quickGate = deferred();
@@ -63,10 +74,14 @@ test("graceful stop: a task finishing within shutdownGraceMs completes; one that
   first.define("stuck", async (_data, ctx) => {
     bothStarted.stuck.resolve();
     await new Promise((_resolve, reject) => {
-      ctx.signal.addEventListener("abort", () => {
-        stuckReason = ctx.signal.reason;
-        reject(new Error("interrupted"));
-      }, { once: true });
+      ctx.signal.addEventListener(
+        "abort",
+        () => {
+          stuckReason = ctx.signal.reason;
+          reject(new Error("interrupted"));
+        },
+        { once: true },
+      );
     });
   });
   await first.start();
@@ -103,10 +118,16 @@ test("graceful stop: a handed-back attempt does not use up the task's retries", 
   const database = tempDatabase();
   const first = node(t, { database, shutdownGraceMs: 50 });
   const started = deferred();
-  first.define("job", async (_data, ctx) => {
-    started.resolve();
-    await new Promise((_resolve, reject) => ctx.signal.addEventListener("abort", () => reject(new Error("interrupted")), { once: true }));
-  }, { maxAttempts: 2, backoff: { baseMs: 10 } });
+  first.define(
+    "job",
+    async (_data, ctx) => {
+      started.resolve();
+      await new Promise((_resolve, reject) =>
+        ctx.signal.addEventListener("abort", () => reject(new Error("interrupted")), { once: true }),
+      );
+    },
+    { maxAttempts: 2, backoff: { baseMs: 10 } },
+  );
   await first.start();
   const task = await first.enqueue("job");
   await started.promise;
@@ -114,11 +135,15 @@ test("graceful stop: a handed-back attempt does not use up the task's retries", 
 
   const second = node(t, { database });
   let runs = 0;
-  second.define("job", () => {
-    runs++;
-    if (runs === 1) throw new Error("first real failure");
-    return "done";
-  }, { maxAttempts: 2, backoff: { baseMs: 10 } });
+  second.define(
+    "job",
+    () => {
+      runs++;
+      if (runs === 1) throw new Error("first real failure");
+      return "done";
+    },
+    { maxAttempts: 2, backoff: { baseMs: 10 } },
+  );
   await second.start();
   // maxAttempts 2: one failure on the new node must still leave one retry, since the release did not count.
   assert.equal(await second.result(task.id, { timeoutMs: 5000 }), "done");
@@ -129,11 +154,25 @@ function ghostTask(conveyor: Conveyor) {
   const now = new Date();
   return conveyor.store.taskInsertMany({
     now,
-    tasks: [{ queue: "default", type: "job", data: { from: "ghost" }, priority: 0, maxAttempts: 3, runAt: now, key: null, timeoutMs: null, backoffMs: null }],
+    tasks: [
+      {
+        queue: "default",
+        type: "job",
+        data: { from: "ghost" },
+        priority: 0,
+        maxAttempts: 3,
+        runAt: now,
+        key: null,
+        timeoutMs: null,
+        backoffMs: null,
+      },
+    ],
   });
 }
 
-test("rescue: a task left running by a node with no heartbeat is rescued by a started node and completes, stalls 1", { timeout: 10_000 }, async (t) => {
+test("rescue: a task left running by a node with no heartbeat is rescued by a started node and completes, stalls 1", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { heartbeatIntervalMs: 100 });
   const ran: number[] = [];
   conveyor.define("job", (data: { from: string }, ctx) => {
@@ -142,7 +181,13 @@ test("rescue: a task left running by a node with no heartbeat is rescued by a st
   });
   await conveyor.store.migrate();
   const [inserted] = await ghostTask(conveyor);
-  const [claimed] = await conveyor.store.taskClaim({ queue: "default", types: ["job"], node: "ghost", limit: 1, now: new Date() });
+  const [claimed] = await conveyor.store.taskClaim({
+    queue: "default",
+    types: ["job"],
+    node: "ghost",
+    limit: 1,
+    now: new Date(),
+  });
   assert.equal(claimed?.id, inserted!.task.id);
   assert.equal(claimed?.state, "running");
   await conveyor.start();
@@ -155,7 +200,9 @@ test("rescue: a task left running by a node with no heartbeat is rescued by a st
   assert.equal(done.errors[0]?.name, "StalledError");
 });
 
-test("rescue: a node that heartbeated is trusted until it has been silent for deadAfterBeats heartbeats", { timeout: 10_000 }, async (t) => {
+test("rescue: a node that heartbeated is trusted until it has been silent for deadAfterBeats heartbeats", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { heartbeatIntervalMs: 100, deadAfterBeats: 3 });
   let ranAt = 0;
   conveyor.define("job", () => {
@@ -166,13 +213,25 @@ test("rescue: a node that heartbeated is trusted until it has been silent for de
   const lastBeat = new Date();
   await conveyor.store.nodeHeartbeat({
     now: lastBeat,
-    node: { id: "ghost", name: "ghost", host: "nowhere", pid: 1, version: "0", roles: ["worker"], startedAt: lastBeat, info: null },
+    node: {
+      id: "ghost",
+      name: "ghost",
+      host: "nowhere",
+      pid: 1,
+      version: "0",
+      roles: ["worker"],
+      startedAt: lastBeat,
+      info: null,
+    },
   });
   const [inserted] = await ghostTask(conveyor);
   await conveyor.store.taskClaim({ queue: "default", types: ["job"], node: "ghost", limit: 1, now: new Date() });
   await conveyor.start();
   assert.equal(await conveyor.result(inserted!.task.id, { timeoutMs: 3000 }), "rescued");
-  assert.ok(ranAt - lastBeat.getTime() >= 300, `rescued ${ranAt - lastBeat.getTime()} ms after the ghost's last heartbeat`);
+  assert.ok(
+    ranAt - lastBeat.getTime() >= 300,
+    `rescued ${ranAt - lastBeat.getTime()} ms after the ghost's last heartbeat`,
+  );
   assert.ok(ranAt - lastBeat.getTime() < 1500, "rescued within a few heartbeats");
   assert.equal((await conveyor.get(inserted!.task.id))?.stalls, 1);
 });

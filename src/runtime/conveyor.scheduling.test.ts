@@ -43,7 +43,9 @@ class Gate {
   }
 }
 
-test("concurrency 3: twelve blocking tasks never run more than 3 at once, and all complete", { timeout: 10_000 }, async (t) => {
+test("concurrency 3: twelve blocking tasks never run more than 3 at once, and all complete", {
+  timeout: 10_000,
+}, async (t) => {
   const gate = new Gate();
   t.after(() => gate.releaseAll()); // before the node's stop hook: hooks run in order
   const conveyor = node(t, { concurrency: 3 });
@@ -57,30 +59,41 @@ test("concurrency 3: twelve blocking tasks never run more than 3 at once, and al
     return data.i;
   });
   await conveyor.start();
-  const outcomes = await conveyor.enqueueMany(Array.from({ length: TOTAL }, (_, i) => ({ type: "block", data: { i } })));
+  const outcomes = await conveyor.enqueueMany(
+    Array.from({ length: TOTAL }, (_, i) => ({ type: "block", data: { i } })),
+  );
   const results = await Promise.all(outcomes.map((o) => conveyor.result(o.task.id, { timeoutMs: 8000 })));
-  assert.deepEqual(results, Array.from({ length: TOTAL }, (_, i) => i));
+  assert.deepEqual(
+    results,
+    Array.from({ length: TOTAL }, (_, i) => i),
+  );
   assert.equal(gate.started, TOTAL);
   assert.equal(gate.max, 3, "exactly 3 at once: never more, and the limit is used");
   const { tasks } = await conveyor.list({ states: ["completed"], limit: 100 });
   assert.equal(tasks.length, TOTAL);
 });
 
-test("per-queue concurrency: queue slow runs 1 at a time while the default queue runs 3, independently", { timeout: 10_000 }, async (t) => {
+test("per-queue concurrency: queue slow runs 1 at a time while the default queue runs 3, independently", {
+  timeout: 10_000,
+}, async (t) => {
   const slow = new Gate();
   const fast = new Gate();
   t.after(() => (slow.releaseAll(), fast.releaseAll())); // before the node's stop hook: hooks run in order
   const conveyor = node(t, { concurrency: 3, queues: { slow: { concurrency: 1 } } });
   const fastSaturated = deferred();
   const slowStarted = deferred();
-  conveyor.define("slow.job", async (data: { i: number }) => {
-    await slow.enter((g) => {
-      slowStarted.resolve();
-      // Hold the first slow task until the default queue was seen full, then let them through one by one.
-      if (g.started > 1) g.releaseOne();
-    });
-    return data.i;
-  }, { queue: "slow" });
+  conveyor.define(
+    "slow.job",
+    async (data: { i: number }) => {
+      await slow.enter((g) => {
+        slowStarted.resolve();
+        // Hold the first slow task until the default queue was seen full, then let them through one by one.
+        if (g.started > 1) g.releaseOne();
+      });
+      return data.i;
+    },
+    { queue: "slow" },
+  );
   conveyor.define("fast.job", async (data: { i: number }) => {
     await fast.enter((g) => {
       if (g.inFlight === 3) fastSaturated.resolve();
@@ -96,16 +109,24 @@ test("per-queue concurrency: queue slow runs 1 at a time while the default queue
   const fastTasks = await conveyor.enqueueMany([0, 1, 2, 3, 4, 5].map((i) => ({ type: "fast.job", data: { i } })));
   // The default queue fills its 3 slots and drains while the slow queue's single slot stays taken.
   await fastSaturated.promise;
-  assert.deepEqual(await Promise.all(fastTasks.map((o) => conveyor.result(o.task.id, { timeoutMs: 5000 }))), [0, 1, 2, 3, 4, 5]);
+  assert.deepEqual(
+    await Promise.all(fastTasks.map((o) => conveyor.result(o.task.id, { timeoutMs: 5000 }))),
+    [0, 1, 2, 3, 4, 5],
+  );
   assert.equal(slow.inFlight, 1, "the first slow task is still blocked");
   assert.equal(slow.started, 1, "no second slow task started while the first runs");
   slow.releaseOne();
-  assert.deepEqual(await Promise.all(slowTasks.map((o) => conveyor.result(o.task.id, { timeoutMs: 5000 }))), [0, 1, 2, 3]);
+  assert.deepEqual(
+    await Promise.all(slowTasks.map((o) => conveyor.result(o.task.id, { timeoutMs: 5000 }))),
+    [0, 1, 2, 3],
+  );
   assert.equal(slow.max, 1);
   assert.equal(fast.max, 3);
 });
 
-test("priorities: higher priority first, then enqueue order (FIFO) within a priority", { timeout: 10_000 }, async (t) => {
+test("priorities: higher priority first, then enqueue order (FIFO) within a priority", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { concurrency: 1 });
   const order: string[] = [];
   conveyor.define("job", (data: { name: string }) => {
@@ -115,7 +136,14 @@ test("priorities: higher priority first, then enqueue order (FIFO) within a prio
   await conveyor.start();
   await conveyor.pauseQueue("default");
   const plan: [string, number][] = [
-    ["a0", 0], ["b5", 5], ["c0", 0], ["d10", 10], ["e5", 5], ["f-1", -1], ["g10", 10], ["h0", 0],
+    ["a0", 0],
+    ["b5", 5],
+    ["c0", 0],
+    ["d10", 10],
+    ["e5", 5],
+    ["f-1", -1],
+    ["g10", 10],
+    ["h0", 0],
   ];
   const ids: number[] = [];
   for (const [name, priority] of plan) {
@@ -133,7 +161,9 @@ test("priorities: higher priority first, then enqueue order (FIFO) within a prio
 
 // A slow backstop poll: a delayed task must run on time because the scheduler sleeps until its runAt, not
 // because some poll happened to come by.
-test("delay: a delayed task is scheduled, does not start before its runAt, and runs shortly after", { timeout: 10_000 }, async (t) => {
+test("delay: a delayed task is scheduled, does not start before its runAt, and runs shortly after", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { pollIntervalMs: 1000 });
   const startedAt = new Map<number, number>();
   conveyor.define("later", (_data, ctx) => {
@@ -148,10 +178,15 @@ test("delay: a delayed task is scheduled, does not start before its runAt, and r
   assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), "ran");
   const started = startedAt.get(task.id)!;
   assert.ok(started >= task.runAt.getTime(), `started ${task.runAt.getTime() - started} ms before its runAt`);
-  assert.ok(started - task.runAt.getTime() < 400, `started ${started - task.runAt.getTime()} ms after its runAt: not "shortly"`);
+  assert.ok(
+    started - task.runAt.getTime() < 400,
+    `started ${started - task.runAt.getTime()} ms after its runAt: not "shortly"`,
+  );
 });
 
-test("runAt in the future: scheduled, started at or after runAt, and it does not block immediate tasks", { timeout: 10_000 }, async (t) => {
+test("runAt in the future: scheduled, started at or after runAt, and it does not block immediate tasks", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { concurrency: 1, pollIntervalMs: 1000 });
   const startedAt = new Map<string, number>();
   conveyor.define("job", (data: { name: string }) => {

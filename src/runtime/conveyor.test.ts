@@ -17,9 +17,15 @@ after(() => assert.deepEqual(leakedResources(), [], "a test left a timer, socket
 
 // ---- results -------------------------------------------------------------------------------------------
 
-test("result() resolves with the handler's return value; waitForFinish returns the finished task", { timeout: 10_000 }, async (t) => {
+test("result() resolves with the handler's return value; waitForFinish returns the finished task", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t);
-  conveyor.define("sum", (data: { a: number; b: number }, ctx) => ({ sum: data.a + data.b, id: ctx.id, nothing: undefined }));
+  conveyor.define("sum", (data: { a: number; b: number }, ctx) => ({
+    sum: data.a + data.b,
+    id: ctx.id,
+    nothing: undefined,
+  }));
   conveyor.define("void", () => undefined);
   await conveyor.start();
   const task = await conveyor.enqueue("sum", { a: 2, b: 3 });
@@ -35,13 +41,19 @@ test("result() resolves with the handler's return value; waitForFinish returns t
   await assert.rejects(conveyor.result(999_999), { code: "task_not_found" });
 });
 
-test("result() of a failed task rejects with task_failed; with timeoutMs it rejects with wait_timeout", { timeout: 10_000 }, async (t) => {
+test("result() of a failed task rejects with task_failed; with timeoutMs it rejects with wait_timeout", {
+  timeout: 10_000,
+}, async (t) => {
   const gate = deferred();
   t.after(() => gate.resolve()); // before the node's stop hook: hooks run in order
   const conveyor = node(t);
-  conveyor.define("bad", () => {
-    throw new Error("kaput");
-  }, { maxAttempts: 1 });
+  conveyor.define(
+    "bad",
+    () => {
+      throw new Error("kaput");
+    },
+    { maxAttempts: 1 },
+  );
   conveyor.define("blocked", async () => {
     await gate.promise;
     return "eventually";
@@ -79,15 +91,21 @@ test("result() sees a task completed by another Conveyor on the same SQLite file
   assert.equal((await producer.get(task.id))?.node, worker.nodeId);
 });
 
-test("result() on a started node sees a task completed by another node, and a failure there too", { timeout: 10_000 }, async (t) => {
+test("result() on a started node sees a task completed by another node, and a failure there too", {
+  timeout: 10_000,
+}, async (t) => {
   const database = tempDatabase();
   const producer = node(t, { database });
   const worker = node(t, { database });
   producer.define("elsewhere.other", () => "unused", { queue: "other" });
-  worker.define("remote", (data: { fail: boolean }) => {
-    if (data.fail) throw new Error("remote failure");
-    return "remote ok";
-  }, { maxAttempts: 1 });
+  worker.define(
+    "remote",
+    (data: { fail: boolean }) => {
+      if (data.fail) throw new Error("remote failure");
+      return "remote ok";
+    },
+    { maxAttempts: 1 },
+  );
   await producer.start();
   await worker.start();
   const ok = await producer.enqueue("remote", { fail: false });
@@ -101,7 +119,9 @@ test("result() on a started node sees a task completed by another node, and a fa
 
 // ---- uniqueness ----------------------------------------------------------------------------------------
 
-test("uniqueness: 50 concurrent enqueues with one key make one task; the key is free again once it completes", { timeout: 10_000 }, async (t) => {
+test("uniqueness: 50 concurrent enqueues with one key make one task; the key is free again once it completes", {
+  timeout: 10_000,
+}, async (t) => {
   const gate = deferred();
   t.after(() => gate.resolve()); // before the node's stop hook: hooks run in order
   const conveyor = node(t);
@@ -112,7 +132,9 @@ test("uniqueness: 50 concurrent enqueues with one key make one task; the key is 
     return data.i;
   });
   await conveyor.start();
-  const tasks = await Promise.all(Array.from({ length: 50 }, (_, i) => conveyor.enqueue("once", { i }, { key: "same" })));
+  const tasks = await Promise.all(
+    Array.from({ length: 50 }, (_, i) => conveyor.enqueue("once", { i }, { key: "same" })),
+  );
   const ids = new Set(tasks.map((task) => task.id));
   assert.equal(ids.size, 1, `ids: ${[...ids].join(", ")}`);
   assert.equal((await conveyor.list({ key: "same" })).tasks.length, 1);
@@ -132,7 +154,9 @@ test("uniqueness: 50 concurrent enqueues with one key make one task; the key is 
 
 // ---- supervision and health ----------------------------------------------------------------------------
 
-test("supervisionTree lists every service and one worker per queue, all running; health follows the node's life", { timeout: 10_000 }, async (t) => {
+test("supervisionTree lists every service and one worker per queue, all running; health follows the node's life", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t, { queues: { slow: { concurrency: 1 } } });
   conveyor.define("a", () => null);
   conveyor.define("b", () => null, { queue: "slow" });
@@ -140,16 +164,28 @@ test("supervisionTree lists every service and one worker per queue, all running;
   assert.equal(idle.ok, false, "not running yet");
   await conveyor.start();
   // A lone node wins the leader lease on its elector's first attempt, right after start.
-  for (let i = 0; i < 100 && !conveyor.supervisionTree().leader; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 100 && !conveyor.supervisionTree().leader; i++)
+    await new Promise((resolve) => setTimeout(resolve, 10));
   const tree = conveyor.supervisionTree();
   assert.equal(tree.state, "running");
   assert.equal(tree.leader, true);
-  assert.deepEqual(tree.children.map((supervisor) => supervisor.name), ["services", "leader", "queues"]);
-  const services = tree.children.flatMap((supervisor) => supervisor.children.map((child) => [child.name, child.state]));
   assert.deepEqual(
-    services.map(([name]) => name).sort(),
-    ["cron", "event-feed", "heartbeat", "leader-elector", "pruner", "queue:default", "queue:slow", "rescuer", "scheduler", "singletons"],
+    tree.children.map((supervisor) => supervisor.name),
+    ["services", "leader", "queues"],
   );
+  const services = tree.children.flatMap((supervisor) => supervisor.children.map((child) => [child.name, child.state]));
+  assert.deepEqual(services.map(([name]) => name).sort(), [
+    "cron",
+    "event-feed",
+    "heartbeat",
+    "leader-elector",
+    "pruner",
+    "queue:default",
+    "queue:slow",
+    "rescuer",
+    "scheduler",
+    "singletons",
+  ]);
   const cluster = await conveyor.cluster();
   assert.equal(cluster.leader, conveyor.nodeId);
   for (const [name, state] of services) assert.equal(state, "running", `${name} is ${state}`);
@@ -177,7 +213,9 @@ test("start twice throws; define after start throws", { timeout: 10_000 }, async
 
 // ---- bad input -----------------------------------------------------------------------------------------
 
-test("enqueue with bad input throws ValidationError (validation_failed) and inserts nothing", { timeout: 10_000 }, async (t) => {
+test("enqueue with bad input throws ValidationError (validation_failed) and inserts nothing", {
+  timeout: 10_000,
+}, async (t) => {
   const conveyor = node(t);
   conveyor.define("ok", () => null);
   await conveyor.start();
@@ -232,18 +270,35 @@ test("enqueue with bad input throws ValidationError (validation_failed) and inse
     );
   }
   // All or none: one bad input in a batch stops the good ones too.
-  await assert.rejects(conveyor.enqueueMany([{ type: "ok", data: 1 }, { type: "ok", data: { n: Number.NaN } }]), ValidationError);
+  await assert.rejects(
+    conveyor.enqueueMany([
+      { type: "ok", data: 1 },
+      { type: "ok", data: { n: Number.NaN } },
+    ]),
+    ValidationError,
+  );
   assert.deepEqual((await conveyor.list()).tasks, []);
-  assert.deepEqual((await conveyor.queues()).flatMap((q) => Object.values(q.counts)).filter((n) => n > 0), []);
+  assert.deepEqual(
+    (await conveyor.queues()).flatMap((q) => Object.values(q.counts)).filter((n) => n > 0),
+    [],
+  );
   // The same edge accepts good input.
-  const good = await conveyor.enqueue("ok", { nested: [1, "two", true, null, { x: -0.5 }] }, { priority: -3, key: "k", delay: 0 });
+  const good = await conveyor.enqueue(
+    "ok",
+    { nested: [1, "two", true, null, { x: -0.5 }] },
+    { priority: -3, key: "k", delay: 0 },
+  );
   assert.equal(good.state, "queued");
 });
 
 test("define with a bad type or queue name throws ConfigError", (t) => {
   const conveyor = node(t);
   for (const type of ["", "has space", "slash/type", "x".repeat(129)]) {
-    assert.throws(() => conveyor.define(type, () => null), (error: unknown) => error instanceof ConfigError && error.code === "config_invalid", type);
+    assert.throws(
+      () => conveyor.define(type, () => null),
+      (error: unknown) => error instanceof ConfigError && error.code === "config_invalid",
+      type,
+    );
   }
   assert.throws(() => conveyor.define("ok", () => null, { queue: "bad queue" }), ConfigError);
   assert.throws(() => conveyor.define("ok", () => null, { isolation: "thread" }), ConfigError);

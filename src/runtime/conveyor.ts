@@ -94,7 +94,9 @@ export class Conveyor {
     this.nodeName = this.options.nodeName ?? `${hostname()}:${process.pid}`;
     const log = taskLoggerOf(this.logger);
     this.#completions = new CompletionBuffer(this.store, log, () => this.bus.publish("events", {}));
-    this.#progress = new ProgressWriter(this.store, log, this.options.progressIntervalMs, () => this.bus.publish("events", {}));
+    this.#progress = new ProgressWriter(this.store, log, this.options.progressIntervalMs, () =>
+      this.bus.publish("events", {}),
+    );
     this.#events = new EventFeed(this.store, this.bus, this.options.pollIntervalMs);
   }
 
@@ -104,7 +106,11 @@ export class Conveyor {
    * Declare how tasks of `type` run. An inline handler is a function; a thread-isolated one is a module URL
    * (or `{ module, export }`) whose export is the handler. Define types before `start()`.
    */
-  define<TData = any>(type: string, handler: TaskHandler<TData> | ThreadHandlerRef | URL, options: TaskTypeOptions = {}): this {
+  define<TData = any>(
+    type: string,
+    handler: TaskHandler<TData> | ThreadHandlerRef | URL,
+    options: TaskTypeOptions = {},
+  ): this {
     if (this.#state !== "idle") throw new Error("define task types before start()");
     this.#definitions.define(type, handler as TaskHandler, options);
     return this;
@@ -130,7 +136,9 @@ export class Conveyor {
     let outcomes: TaskInsertOutcome[];
     try {
       outcomes = await this.store.taskInsertMany({
-        tasks, now, ...(reserved.size > 0 ? { startOn: { node: this.nodeId, indexes: [...reserved.keys()] } } : {}),
+        tasks,
+        now,
+        ...(reserved.size > 0 ? { startOn: { node: this.nodeId, indexes: [...reserved.keys()] } } : {}),
       });
     } catch (error) {
       for (const worker of reserved.values()) worker.unreserve();
@@ -236,9 +244,20 @@ export class Conveyor {
     const task = await this.waitForFinish(id, timeoutMs, options.signal);
     if (task === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
     if (task.state === "completed") return task.result as T;
-    if (task.state === "failed") throw new TaskOutcomeError("task_failed", id, `task ${id} failed: ${task.error?.message ?? "unknown error"}`, task.error);
-    if (task.state === "cancelled") throw new TaskOutcomeError("task_cancelled", id, `task ${id} was cancelled: ${task.error?.message ?? ""}`);
-    throw new TaskOutcomeError("wait_timeout", id, `task ${id} is still ${task.state}: the wait ended before it finished`);
+    if (task.state === "failed")
+      throw new TaskOutcomeError(
+        "task_failed",
+        id,
+        `task ${id} failed: ${task.error?.message ?? "unknown error"}`,
+        task.error,
+      );
+    if (task.state === "cancelled")
+      throw new TaskOutcomeError("task_cancelled", id, `task ${id} was cancelled: ${task.error?.message ?? ""}`);
+    throw new TaskOutcomeError(
+      "wait_timeout",
+      id,
+      `task ${id} is still ${task.state}: the wait ended before it finished`,
+    );
   }
 
   /**
@@ -346,11 +365,23 @@ export class Conveyor {
     await this.#ready();
     await this.bus.start();
     this.#parts = buildNodeServices({
-      store: this.store, bus: this.bus, options: this.options, definitions: this.#definitions,
-      completions: this.#completions, progress: this.#progress, events: this.#events, logger: this.logger, taskLogger: taskLoggerOf,
+      store: this.store,
+      bus: this.bus,
+      options: this.options,
+      definitions: this.#definitions,
+      completions: this.#completions,
+      progress: this.#progress,
+      events: this.#events,
+      logger: this.logger,
+      taskLogger: taskLoggerOf,
       node: {
-        id: this.nodeId, name: this.nodeName, host: hostname(), pid: process.pid, version: this.options.version,
-        roles: ["worker"], startedAt: this.#startedAt,
+        id: this.nodeId,
+        name: this.nodeName,
+        host: hostname(),
+        pid: process.pid,
+        version: this.options.version,
+        roles: ["worker"],
+        startedAt: this.#startedAt,
       },
       info: () => this.#nodeInfo(),
     });
@@ -364,7 +395,10 @@ export class Conveyor {
     this.#parts.services.start();
     this.#parts.queues.start();
     this.#state = "running";
-    this.logger.info({ node: this.nodeId, queues: this.#parts.workers.map((w) => w.options.queue) }, "conveyor node started");
+    this.logger.info(
+      { node: this.nodeId, queues: this.#parts.workers.map((w) => w.options.queue) },
+      "conveyor node started",
+    );
   }
 
   /**
@@ -381,12 +415,15 @@ export class Conveyor {
     if (wasRunning && parts !== null) {
       await parts.queues.stop();
       const deadline = Date.now() + this.options.shutdownGraceMs;
-      const unfinished = (await Promise.all(parts.workers.map((w) => w.settle(Math.max(0, deadline - Date.now()))))).flat();
+      const unfinished = (
+        await Promise.all(parts.workers.map((w) => w.settle(Math.max(0, deadline - Date.now()))))
+      ).flat();
       if (unfinished.length > 0) {
         const ids = unfinished.map((execution) => execution.task.id);
         await this.store.taskRelease({ node: this.nodeId, ids, now: new Date() });
         // Other nodes take them at once, not at their next poll.
-        for (const queue of new Set(unfinished.map((execution) => execution.task.queue))) this.bus.publish("wake", { queue });
+        for (const queue of new Set(unfinished.map((execution) => execution.task.queue)))
+          this.bus.publish("wake", { queue });
         for (const execution of unfinished) execution.stop("shutdown");
         this.logger.info({ ids }, "handed unfinished tasks back to the queue");
         await Promise.all(unfinished.map((execution) => execution.outcome));
@@ -416,7 +453,9 @@ export class Conveyor {
     if (this.#privateFeed === null) {
       const feed = { controller: new AbortController(), users: 0 };
       this.#privateFeed = feed;
-      this.#events.run(feed.controller.signal).catch((error: unknown) => this.logger.error({ err: error }, "event feed failed"));
+      this.#events
+        .run(feed.controller.signal)
+        .catch((error: unknown) => this.logger.error({ err: error }, "event feed failed"));
     }
     const feed = this.#privateFeed;
     feed.users++;
@@ -444,7 +483,11 @@ export class Conveyor {
   #nodeInfo(): Json {
     return {
       tree: this.supervisionTree() as unknown as Json,
-      queues: (this.#parts?.workers ?? []).map((w) => ({ queue: w.options.queue, concurrency: w.options.concurrency, running: w.runningCount })),
+      queues: (this.#parts?.workers ?? []).map((w) => ({
+        queue: w.options.queue,
+        concurrency: w.options.concurrency,
+        running: w.runningCount,
+      })),
     };
   }
 }

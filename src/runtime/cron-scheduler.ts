@@ -52,7 +52,11 @@ export class CronScheduler implements Service {
   }
 
   async #fire(schedule: Schedule, tick: Date, now: Date): Promise<void> {
-    const input = normalizeTaskInput({ type: schedule.type, data: schedule.data, ...schedule.options }, this.#options.defaults, now);
+    const input = normalizeTaskInput(
+      { type: schedule.type, data: schedule.data, ...schedule.options },
+      this.#options.defaults,
+      now,
+    );
     const outcome = await this.#store.scheduleFire({ name: schedule.name, tick, task: input, now });
     if (outcome === null) return; // another node fired this tick
     this.#logger.info(`schedule ${schedule.name} fired for ${tick.toISOString()}: task ${outcome.task.id}`);
@@ -63,10 +67,15 @@ export class CronScheduler implements Service {
 
 /** A tick fires if it is after the last one fired; a new schedule starts with the first tick after its creation. */
 function isUnfired(schedule: Schedule, tick: Date): boolean {
-  return schedule.lastTick === null ? tick.getTime() >= schedule.createdAt.getTime() : tick.getTime() > schedule.lastTick.getTime();
+  return schedule.lastTick === null
+    ? tick.getTime() >= schedule.createdAt.getTime()
+    : tick.getTime() > schedule.lastTick.getTime();
 }
 
 /** A paused croner instance: a pattern evaluator only, it schedules nothing itself. */
 export function cronOf(schedule: { cron: string; timezone: string | null }): Cron {
-  return new Cron(schedule.cron, { paused: true, ...(schedule.timezone === null ? {} : { timezone: schedule.timezone }) });
+  return new Cron(schedule.cron, {
+    paused: true,
+    ...(schedule.timezone === null ? {} : { timezone: schedule.timezone }),
+  });
 }

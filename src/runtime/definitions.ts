@@ -22,7 +22,13 @@ export type Definition = {
   singleton: boolean;
 };
 
-export const DEFAULT_TYPE_OPTIONS = { queue: "default", priority: 0, maxAttempts: 3, timeoutMs: null, graceMs: 5000 } as const;
+export const DEFAULT_TYPE_OPTIONS = {
+  queue: "default",
+  priority: 0,
+  maxAttempts: 3,
+  timeoutMs: null,
+  graceMs: 5000,
+} as const;
 
 export class Definitions {
   readonly #byType = new Map<string, Definition>();
@@ -30,7 +36,8 @@ export class Definitions {
   define(type: string, handler: TaskHandler | ThreadHandlerRef | URL, options: TaskTypeOptions = {}): Definition {
     if (!NAME_PATTERN.test(type)) throw new ConfigError(`task type "${type}" must match ${NAME_PATTERN.source}`);
     const queue = options.queue ?? DEFAULT_TYPE_OPTIONS.queue;
-    if (!NAME_PATTERN.test(queue)) throw new ConfigError(`queue "${queue}" of ${type} must match ${NAME_PATTERN.source}`);
+    if (!NAME_PATTERN.test(queue))
+      throw new ConfigError(`queue "${queue}" of ${type} must match ${NAME_PATTERN.source}`);
     const threadRef = handler instanceof URL ? { module: handler } : typeof handler === "function" ? null : handler;
     const isolation = options.isolation ?? (threadRef === null ? "inline" : "thread");
     if (isolation === "thread" && threadRef === null) {
@@ -85,15 +92,21 @@ export class Definitions {
 
 /** Bad options fail at define(), naming the option, rather than misbehaving at the first task. */
 function checkDefinition(d: Definition): void {
-  const integerIn = (value: unknown, min: number, max: number) => Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max;
+  const integerIn = (value: unknown, min: number, max: number) =>
+    Number.isSafeInteger(value) && (value as number) >= min && (value as number) <= max;
   const problems: string[] = [];
-  if (!integerIn(d.priority, -MAX_PRIORITY, MAX_PRIORITY)) problems.push(`priority must be an integer within ±${MAX_PRIORITY}`);
-  if (!integerIn(d.maxAttempts, 1, MAX_ATTEMPTS)) problems.push(`maxAttempts must be an integer from 1 to ${MAX_ATTEMPTS}`);
-  if (d.timeoutMs !== null && !integerIn(d.timeoutMs, 1, MAX_DURATION_MS)) problems.push("timeoutMs must be null or a positive integer (ms, up to a year)");
+  if (!integerIn(d.priority, -MAX_PRIORITY, MAX_PRIORITY))
+    problems.push(`priority must be an integer within ±${MAX_PRIORITY}`);
+  if (!integerIn(d.maxAttempts, 1, MAX_ATTEMPTS))
+    problems.push(`maxAttempts must be an integer from 1 to ${MAX_ATTEMPTS}`);
+  if (d.timeoutMs !== null && !integerIn(d.timeoutMs, 1, MAX_DURATION_MS))
+    problems.push("timeoutMs must be null or a positive integer (ms, up to a year)");
   if (!integerIn(d.graceMs, 0, MAX_DURATION_MS)) problems.push("graceMs must be an integer >= 0 (ms)");
   if (!integerIn(d.backoff.baseMs, 0, MAX_DURATION_MS)) problems.push("backoff.baseMs must be an integer >= 0 (ms)");
-  if (!integerIn(d.backoff.maxMs, d.backoff.baseMs, MAX_DURATION_MS)) problems.push("backoff.maxMs must be an integer >= backoff.baseMs (ms)");
-  if (typeof d.backoff.jitter !== "number" || !(d.backoff.jitter >= 0 && d.backoff.jitter <= 1)) problems.push("backoff.jitter must be a number from 0 to 1");
+  if (!integerIn(d.backoff.maxMs, d.backoff.baseMs, MAX_DURATION_MS))
+    problems.push("backoff.maxMs must be an integer >= backoff.baseMs (ms)");
+  if (typeof d.backoff.jitter !== "number" || !(d.backoff.jitter >= 0 && d.backoff.jitter <= 1))
+    problems.push("backoff.jitter must be a number from 0 to 1");
   if (d.isolation !== "inline" && d.isolation !== "thread") problems.push(`isolation must be "inline" or "thread"`);
   if (problems.length > 0) throw new ConfigError(`task type ${d.type}: ${problems.join("; ")}`);
 }

@@ -51,11 +51,12 @@ export class Execution {
     });
     this.#start(hooks).then(
       (value) => this.#settle({ kind: "returned", value }),
-      (error: unknown) => this.#settle(
-        this.#terminating && error instanceof Error && error.name === "ThreadTerminatedError"
-          ? { kind: "ended", how: "terminated" }
-          : { kind: "threw", error },
-      ),
+      (error: unknown) =>
+        this.#settle(
+          this.#terminating && error instanceof Error && error.name === "ThreadTerminatedError"
+            ? { kind: "ended", how: "terminated" }
+            : { kind: "threw", error },
+        ),
     );
   }
 
@@ -91,7 +92,8 @@ export class Execution {
   #start(hooks: ExecutionHooks): Promise<unknown> {
     const { task, definition } = this;
     const progress = (percent: number, info?: Json) => {
-      if (typeof percent !== "number" || !Number.isFinite(percent)) throw new TypeError("progress must be a finite number");
+      if (typeof percent !== "number" || !Number.isFinite(percent))
+        throw new TypeError("progress must be a finite number");
       const value: TaskProgress = { percent: Math.min(100, Math.max(0, percent)) };
       if (info !== undefined) value.info = info;
       hooks.onProgress(task, value);
@@ -101,7 +103,13 @@ export class Execution {
       this.#thread = runInThread({
         handler: definition.threadRef,
         data: task.data,
-        context: { id: task.id, type: task.type, queue: task.queue, attempt: task.attempt, maxAttempts: task.maxAttempts },
+        context: {
+          id: task.id,
+          type: task.type,
+          queue: task.queue,
+          attempt: task.attempt,
+          maxAttempts: task.maxAttempts,
+        },
         onProgress: (percent, info) => progress(percent, info),
         onLog: (level, msg, fields) => logger[level](msg, fields),
       });

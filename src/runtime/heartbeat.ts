@@ -18,7 +18,12 @@ export class Heartbeat implements Service {
 
   readonly #deadAfterMs: number;
 
-  constructor(store: Store, node: Omit<NodeRecord, "heartbeatAt" | "info">, timing: { intervalMs: number; deadAfterMs: number }, info: () => Json) {
+  constructor(
+    store: Store,
+    node: Omit<NodeRecord, "heartbeatAt" | "info">,
+    timing: { intervalMs: number; deadAfterMs: number },
+    info: () => Json,
+  ) {
     this.#store = store;
     this.#node = node;
     this.#intervalMs = timing.intervalMs;
@@ -38,12 +43,15 @@ export class Heartbeat implements Service {
     const now = Date.now();
     // A beat that came late means the store (or this process) stalled: other nodes may have stalled too,
     // so their silence proves nothing until a full dead-time has passed with beats on time again.
-    if (this.#lastBeatAt > 0 && now - this.#lastBeatAt > 2 * this.#intervalMs) this.#stalledUntil = now + this.#deadAfterMs;
+    if (this.#lastBeatAt > 0 && now - this.#lastBeatAt > 2 * this.#intervalMs)
+      this.#stalledUntil = now + this.#deadAfterMs;
     this.#lastBeatAt = now;
   }
 
   /** Whether this node can judge others now: its own beats have been on time for a dead-time. */
   get trustworthy(): boolean {
-    return this.#lastBeatAt > 0 && Date.now() >= this.#stalledUntil && Date.now() - this.#lastBeatAt <= 2 * this.#intervalMs;
+    return (
+      this.#lastBeatAt > 0 && Date.now() >= this.#stalledUntil && Date.now() - this.#lastBeatAt <= 2 * this.#intervalMs
+    );
   }
 }

@@ -66,7 +66,12 @@ export class LeaderElector implements Service {
     const started = Date.now();
     let held = false;
     try {
-      held = await this.#store.leaseAcquire({ name: LEADER_LEASE, node: this.#options.node, ttlMs: this.#options.ttlMs, now: new Date(started) });
+      held = await this.#store.leaseAcquire({
+        name: LEADER_LEASE,
+        node: this.#options.node,
+        ttlMs: this.#options.ttlMs,
+        now: new Date(started),
+      });
     } catch (error) {
       // Unsure whether we still hold it: keep leading only while the last confirmed lease lasts.
       if (Date.now() >= this.#heldUntil) await this.#stepDown();

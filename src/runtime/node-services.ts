@@ -64,25 +64,74 @@ export function buildNodeServices(parts: NodeParts): NodeServices {
   const deadAfterMs = opts.heartbeatIntervalMs * opts.deadAfterBeats;
   const heartbeat = new Heartbeat(store, parts.node, { intervalMs: opts.heartbeatIntervalMs, deadAfterMs }, parts.info);
   const defaults = (type: string) => definitions.defaultsFor(type);
-  const leaderServices = () => new Supervisor({ name: "leader", onEvent, ...BUDGET }, [
-    new Rescuer(store, bus, { node: parts.node.id, canJudge: () => heartbeat.trustworthy, intervalMs: opts.heartbeatIntervalMs, deadAfterMs, maxStalls: opts.maxStalls }, log),
-    new CronScheduler(store, bus, { pollIntervalMs: opts.pollIntervalMs, defaults }, log),
-    new Pruner(store, { intervalMs: opts.pruneIntervalMs, taskRetentionMs: opts.taskRetentionMs, eventRetentionMs: opts.eventRetentionMs }),
-    new SingletonKeeper(store, bus, { types: definitions.all().filter((d) => d.singleton).map((d) => d.type), defaults, intervalMs: opts.heartbeatIntervalMs }),
-  ]);
-  const leader = new LeaderElector(store, { node: parts.node.id, intervalMs: opts.heartbeatIntervalMs, ttlMs: deadAfterMs }, leaderServices, log);
-  const workers = [...definitions.byQueue()].map(([queue, types]) => new QueueWorker(
-    {
-      store, bus, nodeId: parts.node.id, definitions, completions: parts.completions, progress: parts.progress, logger: log,
-      taskLogger: (task: Task) => parts.taskLogger(logger.child({ taskId: task.id, type: task.type, attempt: task.attempt })),
-    },
-    { queue, types, concurrency: opts.queues[queue]?.concurrency ?? opts.concurrency, batchSize: opts.batchSize, pollIntervalMs: opts.pollIntervalMs },
-  ));
+  const leaderServices = () =>
+    new Supervisor({ name: "leader", onEvent, ...BUDGET }, [
+      new Rescuer(
+        store,
+        bus,
+        {
+          node: parts.node.id,
+          canJudge: () => heartbeat.trustworthy,
+          intervalMs: opts.heartbeatIntervalMs,
+          deadAfterMs,
+          maxStalls: opts.maxStalls,
+        },
+        log,
+      ),
+      new CronScheduler(store, bus, { pollIntervalMs: opts.pollIntervalMs, defaults }, log),
+      new Pruner(store, {
+        intervalMs: opts.pruneIntervalMs,
+        taskRetentionMs: opts.taskRetentionMs,
+        eventRetentionMs: opts.eventRetentionMs,
+      }),
+      new SingletonKeeper(store, bus, {
+        types: definitions
+          .all()
+          .filter((d) => d.singleton)
+          .map((d) => d.type),
+        defaults,
+        intervalMs: opts.heartbeatIntervalMs,
+      }),
+    ]);
+  const leader = new LeaderElector(
+    store,
+    { node: parts.node.id, intervalMs: opts.heartbeatIntervalMs, ttlMs: deadAfterMs },
+    leaderServices,
+    log,
+  );
+  const workers = [...definitions.byQueue()].map(
+    ([queue, types]) =>
+      new QueueWorker(
+        {
+          store,
+          bus,
+          nodeId: parts.node.id,
+          definitions,
+          completions: parts.completions,
+          progress: parts.progress,
+          logger: log,
+          taskLogger: (task: Task) =>
+            parts.taskLogger(logger.child({ taskId: task.id, type: task.type, attempt: task.attempt })),
+        },
+        {
+          queue,
+          types,
+          concurrency: opts.queues[queue]?.concurrency ?? opts.concurrency,
+          batchSize: opts.batchSize,
+          pollIntervalMs: opts.pollIntervalMs,
+        },
+      ),
+  );
   return {
     heartbeat,
     leader,
     workers,
-    services: new Supervisor({ name: "services", onEvent, ...BUDGET }, [heartbeat, new Scheduler(store, bus, opts.pollIntervalMs), parts.events, leader]),
+    services: new Supervisor({ name: "services", onEvent, ...BUDGET }, [
+      heartbeat,
+      new Scheduler(store, bus, opts.pollIntervalMs),
+      parts.events,
+      leader,
+    ]),
     queues: new Supervisor({ name: "queues", onEvent, ...BUDGET }, workers),
   };
 }

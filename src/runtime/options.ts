@@ -67,8 +67,14 @@ export const DEFAULT_OPTIONS = {
 } as const;
 
 const POSITIVE_INTEGERS = [
-  "batchSize", "pollIntervalMs", "heartbeatIntervalMs", "deadAfterBeats",
-  "progressIntervalMs", "taskRetentionMs", "eventRetentionMs", "pruneIntervalMs",
+  "batchSize",
+  "pollIntervalMs",
+  "heartbeatIntervalMs",
+  "deadAfterBeats",
+  "progressIntervalMs",
+  "taskRetentionMs",
+  "eventRetentionMs",
+  "pruneIntervalMs",
 ] as const;
 
 export function resolveOptions(options: ConveyorOptions): ResolvedOptions {
@@ -78,12 +84,14 @@ export function resolveOptions(options: ConveyorOptions): ResolvedOptions {
   }
   for (const name of POSITIVE_INTEGERS) {
     const value = resolved[name];
-    if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`${name} must be a positive integer, got ${String(value)}`);
+    if (!Number.isSafeInteger(value) || value < 1)
+      throw new ConfigError(`${name} must be a positive integer, got ${String(value)}`);
   }
   // maxStalls 0: a task fails the first time its node dies under it.
   for (const name of ["concurrency", "shutdownGraceMs", "maxStalls"] as const) {
     const value = resolved[name];
-    if (!Number.isSafeInteger(value) || value < 0) throw new ConfigError(`${name} must be an integer >= 0, got ${String(value)}`);
+    if (!Number.isSafeInteger(value) || value < 0)
+      throw new ConfigError(`${name} must be an integer >= 0, got ${String(value)}`);
   }
   for (const [queue, settings] of Object.entries(resolved.queues)) {
     if (!NAME_PATTERN.test(queue)) throw new ConfigError(`queue name "${queue}" must match ${NAME_PATTERN.source}`);

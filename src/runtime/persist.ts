@@ -5,7 +5,12 @@
  */
 import type { TaskLogger } from "./handler.ts";
 
-export async function persist<T>(what: string, write: () => Promise<T>, logger: TaskLogger, maxDelayMs = 5000): Promise<T> {
+export async function persist<T>(
+  what: string,
+  write: () => Promise<T>,
+  logger: TaskLogger,
+  maxDelayMs = 5000,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await write();

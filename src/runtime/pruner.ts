@@ -33,8 +33,10 @@ export class Pruner implements Service {
     const eventsBefore = new Date(now.getTime() - this.#options.eventRetentionMs);
     let tasks = 0;
     let eventEntries = 0;
-    for (let n = PRUNE_BATCH; n === PRUNE_BATCH; tasks += n) n = await this.#store.taskPrune({ before: tasksBefore, limit: PRUNE_BATCH });
-    for (let n = PRUNE_BATCH; n === PRUNE_BATCH; eventEntries += n) n = await this.#store.eventPrune({ before: eventsBefore, limit: PRUNE_BATCH });
+    for (let n = PRUNE_BATCH; n === PRUNE_BATCH; tasks += n)
+      n = await this.#store.taskPrune({ before: tasksBefore, limit: PRUNE_BATCH });
+    for (let n = PRUNE_BATCH; n === PRUNE_BATCH; eventEntries += n)
+      n = await this.#store.eventPrune({ before: eventsBefore, limit: PRUNE_BATCH });
     return { tasks, eventEntries };
   }
 }

@@ -133,7 +133,8 @@ export class QueueWorker implements Service {
     // One try: if it fails, the task stays running on a node that is going away, and the rescuer takes it.
     store.taskRelease({ node: nodeId, ids: [task.id], now: new Date() }).then(
       () => bus.publish("wake", { queue: task.queue }),
-      (error: unknown) => logger.warn("handing back a task started during shutdown failed", { err: error, taskId: task.id }),
+      (error: unknown) =>
+        logger.warn("handing back a task started during shutdown failed", { err: error, taskId: task.id }),
     );
   }
 
@@ -165,7 +166,13 @@ export class QueueWorker implements Service {
 
   async #claim(limit: number): Promise<number> {
     const { store, nodeId } = this.#deps;
-    const tasks = await store.taskClaim({ queue: this.options.queue, types: this.options.types, node: nodeId, limit, now: new Date() });
+    const tasks = await store.taskClaim({
+      queue: this.options.queue,
+      types: this.options.types,
+      node: nodeId,
+      limit,
+      now: new Date(),
+    });
     for (const task of tasks) this.#start(task);
     if (tasks.length > 0) this.#deps.bus.publish("events", {});
     return tasks.length;
@@ -234,9 +241,16 @@ export class QueueWorker implements Service {
     const final = isUnrecoverable(error) || task.attempt >= task.maxAttempts || definition === undefined;
     const retryAt = final
       ? null
-      : new Date(now.getTime() + backoffDelay(task.attempt, { ...definition.backoff, baseMs: task.backoffMs ?? definition.backoff.baseMs }));
+      : new Date(
+          now.getTime() +
+            backoffDelay(task.attempt, { ...definition.backoff, baseMs: task.backoffMs ?? definition.backoff.baseMs }),
+        );
     const record = toErrorRecord(error, task.attempt, now);
-    const updated = await persist("failing a task", () => store.taskFail({ id: task.id, attempt: task.attempt, error: record, retryAt, now }), logger);
+    const updated = await persist(
+      "failing a task",
+      () => store.taskFail({ id: task.id, attempt: task.attempt, error: record, retryAt, now }),
+      logger,
+    );
     if (updated === null) return; // stale: cancelled or rescued meanwhile
     bus.publish("events", {});
     if (retryAt !== null) bus.publish("scheduled", { at: retryAt.getTime() });
@@ -256,7 +270,8 @@ export class QueueWorker implements Service {
 }
 
 function describe(outcome: ExecutionOutcome): string {
-  if (outcome.kind === "ended") return outcome.how === "terminated" ? "its thread was terminated" : "its handler was abandoned";
+  if (outcome.kind === "ended")
+    return outcome.how === "terminated" ? "its thread was terminated" : "its handler was abandoned";
   return outcome.kind === "returned" ? "its handler returned" : "its handler threw";
 }
 

@@ -54,7 +54,10 @@ export class Rescuer implements Service {
     for (const queue of queues) this.#bus.publish("wake", { queue });
     this.#bus.publish("events", {});
     for (const { task, outcome } of outcomes) {
-      this.#logger.warn(`task ${task.id} rescued from a dead node: ${outcome}`, { taskId: task.id, stalls: task.stalls });
+      this.#logger.warn(`task ${task.id} rescued from a dead node: ${outcome}`, {
+        taskId: task.id,
+        stalls: task.stalls,
+      });
     }
     await this.#store.nodePrune({ before: new Date(now.getTime() - this.#options.deadAfterMs * 10) });
     return outcomes.length;

@@ -23,7 +23,11 @@ export class SingletonKeeper implements Service {
   readonly #defaults: (type: string) => TaskDefaults;
   readonly #intervalMs: number;
 
-  constructor(store: Store, bus: Bus, options: { types: string[]; defaults: (type: string) => TaskDefaults; intervalMs: number }) {
+  constructor(
+    store: Store,
+    bus: Bus,
+    options: { types: string[]; defaults: (type: string) => TaskDefaults; intervalMs: number },
+  ) {
     this.#store = store;
     this.#bus = bus;
     this.#types = options.types;

@@ -111,7 +111,9 @@ test("abort() fires ctx.signal in the thread; a cooperative handler throws with 
   await assert.rejects(run.result, { name: "Error", message: "stopped: timeout" });
 });
 
-test("terminate() ends a busy loop that ignores the signal, and the thread is really gone", { timeout: 10_000 }, async () => {
+test("terminate() ends a busy loop that ignores the signal, and the thread is really gone", {
+  timeout: 10_000,
+}, async () => {
   const { run, logged } = start("busyLoop");
   await logged("spinning");
   run.abort("cancelled"); // ignored: the loop never yields
@@ -170,7 +172,10 @@ test("a missing module rejects with handler_not_defined", async () => {
 });
 
 test("a missing export, or one that is not a function, rejects with handler_not_defined", async () => {
-  for (const [name, found] of [["nope", "undefined"], ["notAFunction", "number"]] as const) {
+  for (const [name, found] of [
+    ["nope", "undefined"],
+    ["notAFunction", "number"],
+  ] as const) {
     const { run } = start(name);
     await assert.rejects(run.result, (error: Error) => {
       assert.ok(error instanceof ConveyorError);
@@ -185,7 +190,10 @@ test("runs are isolated: parallel threads, each with its own answer, none left b
   const runs = [1, 2, 3, 4].map((n) => start(undefined, { n }).run);
   assert.equal(new Set(runs.map((r) => r.threadId)).size, 4);
   const results = (await Promise.all(runs.map((r) => r.result))) as Array<{ doubled: number }>;
-  assert.deepEqual(results.map((r) => r.doubled), [2, 4, 6, 8]);
+  assert.deepEqual(
+    results.map((r) => r.doubled),
+    [2, 4, 6, 8],
+  );
   assert.deepEqual(threadResources(), []);
 });
 

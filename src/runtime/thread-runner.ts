@@ -31,7 +31,10 @@ export type ThreadRun = {
   result: Promise<unknown>;
   /** Fires ctx.signal inside the thread with this reason. Harmless after settle. */
   abort(reason: string): void;
-  /** Hard stop: terminates the thread; `result` then rejects with a ThreadTerminatedError. Resolves once the thread is gone. */
+  /**
+   * Hard stop: terminates the thread; `result` then rejects with a ThreadTerminatedError. Resolves once the thread is
+   * gone.
+   */
   terminate(): Promise<void>;
   /** The worker's threadId (stays set after exit, unlike Worker#threadId which turns -1). */
   threadId: number;
@@ -104,7 +107,9 @@ export function runInThread(params: ThreadRunParams): ThreadRun {
       case "progress":
         return msg.info === undefined ? params.onProgress(msg.percent) : params.onProgress(msg.percent, msg.info);
       case "log":
-        return msg.fields === undefined ? params.onLog(msg.level, msg.msg) : params.onLog(msg.level, msg.msg, msg.fields);
+        return msg.fields === undefined
+          ? params.onLog(msg.level, msg.msg)
+          : params.onLog(msg.level, msg.msg, msg.fields);
       case "result":
         outcome = { ok: true, value: msg.value };
         break;
@@ -117,7 +122,10 @@ export function runInThread(params: ThreadRunParams): ThreadRun {
     worker.terminate().catch(() => {});
   });
   worker.on("messageerror", (error) => {
-    outcome ??= { ok: false, error: new Error(`task ${context.id}: a message from the worker could not be read: ${error.message}`) };
+    outcome ??= {
+      ok: false,
+      error: new Error(`task ${context.id}: a message from the worker could not be read: ${error.message}`),
+    };
     worker.terminate().catch(() => {});
   });
   // An uncaught exception in the thread (e.g. from a callback the handler scheduled). 'exit' follows.
@@ -129,7 +137,12 @@ export function runInThread(params: ThreadRunParams): ThreadRun {
     if (outcome === undefined) {
       outcome = terminating
         ? { ok: false, error: threadTerminated(context) }
-        : { ok: false, error: new Error(`task ${context.id} (${context.type}): worker thread exited with code ${code} before the handler returned`) };
+        : {
+            ok: false,
+            error: new Error(
+              `task ${context.id} (${context.type}): worker thread exited with code ${code} before the handler returned`,
+            ),
+          };
     }
     if (outcome.ok) settle.resolve(outcome.value);
     else settle.reject(outcome.error);

@@ -38,7 +38,9 @@ async function loadHandler(): Promise<TaskHandler> {
     mod = (await import(input.module)) as Record<string, unknown>;
   } catch (error) {
     const why = error instanceof Error ? error.message : String(error);
-    throw new ConveyorError("handler_not_defined", `cannot import handler module ${input.module}: ${why}`, { cause: error });
+    throw new ConveyorError("handler_not_defined", `cannot import handler module ${input.module}: ${why}`, {
+      cause: error,
+    });
   }
   const fn = mod[input.export];
   if (typeof fn !== "function") {
@@ -84,7 +86,9 @@ try {
     send({ kind: "result", value });
   } catch (error) {
     // postMessage throws DataCloneError synchronously for functions, class instances with private state, etc.
-    throw new TypeError(`handler for ${input.context.type} returned a value that cannot be structured-cloned: ${String(error)}`);
+    throw new TypeError(
+      `handler for ${input.context.type} returned a value that cannot be structured-cloned: ${String(error)}`,
+    );
   }
 } catch (error) {
   send({ kind: "error", error: toThreadError(error) });

@@ -1,5 +1,6 @@
 /**
- * Waiting in a service loop. A Wakeup is a doorbell: `wait()` resolves at the first of ring(), the timeout, or the abort
+ * Waiting in a service loop. A Wakeup is a doorbell: `wait()` resolves at the first of ring(), the timeout, or the
+ * abort
  * signal. A ring that comes while nobody waits is remembered, so a loop never misses work that arrived
  * between its last check and its next wait.
  */

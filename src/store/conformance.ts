@@ -12,8 +12,7 @@ import { describe, test } from "node:test";
 import { ConflictError, type ErrorRecord } from "../core/errors.ts";
 import { TASK_STATES, type TaskState } from "../core/states.ts";
 import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEventType } from "../core/task.ts";
-import type {
-  ScheduleInput, NodeRecord, QueueStats, Store, TaskCompletion, TaskInsert } from "./store.ts";
+import type { ScheduleInput, NodeRecord, QueueStats, Store, TaskCompletion, TaskInsert } from "./store.ts";
 
 /** A fixed base time, far from the real clock, so a driver that reads the clock instead of `now` shows it. */
 const T0 = new Date("2030-01-01T00:00:00.000Z");
@@ -46,10 +45,19 @@ async function insert(store: Store, partial: Partial<TaskInsert> = {}, now: Date
 }
 
 /** Insert one task in its own queue and claim it; returns the running task. */
-async function running(store: Store, partial: Partial<TaskInsert> & { queue: string }, node = "n1", now: Date = at(1)): Promise<Task> {
+async function running(
+  store: Store,
+  partial: Partial<TaskInsert> & { queue: string },
+  node = "n1",
+  now: Date = at(1),
+): Promise<Task> {
   const task = await insert(store, partial);
   const claimed = await store.taskClaim({ queue: partial.queue, types: [partial.type ?? "t"], node, limit: 1, now });
-  assert.deepEqual(claimed.map((t) => t.id), [task.id], "the helper's queue must hold only this task");
+  assert.deepEqual(
+    claimed.map((t) => t.id),
+    [task.id],
+    "the helper's queue must hold only this task",
+  );
   return claimed[0]!;
 }
 
@@ -68,7 +76,13 @@ function sortedIds(tasks: { id: number }[]): number[] {
 }
 
 function errorRecord(message: string, attempt: number, when: Date): ErrorRecord {
-  return { name: "Error", message, stack: `Error: ${message}\n    at handler (task.ts:1:1)`, attempt, at: when.toISOString() };
+  return {
+    name: "Error",
+    message,
+    stack: `Error: ${message}\n    at handler (task.ts:1:1)`,
+    attempt,
+    at: when.toISOString(),
+  };
 }
 
 function zeroCounts(): Record<TaskState, number> {
@@ -76,7 +90,9 @@ function zeroCounts(): Record<TaskState, number> {
 }
 
 async function eventTypes(store: Store, taskId?: number): Promise<TaskEventType[]> {
-  const events = await store.eventList(taskId === undefined ? { after: 0, limit: 10_000 } : { after: 0, limit: 10_000, taskId });
+  const events = await store.eventList(
+    taskId === undefined ? { after: 0, limit: 10_000 } : { after: 0, limit: 10_000, taskId },
+  );
   return events.map((e) => e.type);
 }
 
@@ -185,8 +201,14 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           now: T0,
           tasks: [taskInput({ runAt: at(-1) }), taskInput({ runAt: T0 }), taskInput({ runAt: at(1) })],
         });
-        assert.deepEqual(outcomes.map((o) => o.task.state), ["queued", "queued", "scheduled"]);
-        assert.deepEqual(outcomes.map((o) => o.task.attempt), [0, 0, 0]);
+        assert.deepEqual(
+          outcomes.map((o) => o.task.state),
+          ["queued", "queued", "scheduled"],
+        );
+        assert.deepEqual(
+          outcomes.map((o) => o.task.attempt),
+          [0, 0, 0],
+        );
         assert.deepEqual((await mustGet(store, outcomes[2]!.task.id)).runAt, at(1));
       });
 
@@ -199,57 +221,137 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.ok([...first, ...second].every((o) => o.created));
       });
 
-      storeTest("a large batch (drivers insert it in chunks) returns each task as the store keeps it", async (store) => {
-        // 123 tasks: chunks of any size up to 100 and a remainder; fields differ per task so a misaligned id shows.
-        const inputs = Array.from({ length: 123 }, (_, i) => taskInput({
-          queue: i % 3 === 0 ? "a" : "b", type: `t${i % 4}`, data: { i }, priority: i % 5, maxAttempts: 1 + (i % 7),
-          runAt: at(i % 10 === 0 ? 5 : -1), timeoutMs: i % 2 === 0 ? null : 1000 + i, backoffMs: i % 3 === 0 ? 10 + i : null,
-        }));
-        const outcomes = await store.taskInsertMany({ now: T0, tasks: inputs, startOn: { node: "n1", indexes: [1, 61, 122] } });
-        assert.equal(outcomes.length, 123);
-        for (let i = 1; i < outcomes.length; i++) assert.ok(outcomes[i]!.task.id > outcomes[i - 1]!.task.id, "ids increase in input order");
-        for (const [i, { task, created }] of outcomes.entries()) {
-          assert.equal(created, true);
-          assert.deepEqual(task.data, { i }, `task ${task.id} holds input ${i}`);
-          assert.equal(task.state, [1, 61, 122].includes(i) ? "running" : i % 10 === 0 ? "scheduled" : "queued");
-          assert.deepEqual(await store.taskGet({ id: task.id }), task, `taskGet of input ${i} returns what insert returned`);
-        }
-        const counts = (await store.queueStats()).map((q) => [q.queue, q.counts.scheduled, q.counts.queued, q.counts.running]);
-        assert.deepEqual(counts.sort(), [["a", 5, 36, 0], ["b", 8, 71, 3]]);
-      });
-
-      storeTest("a batch differing only in data, and one where a single field differs, give the same tasks and events", async (store) => {
-        // Drivers may take a shortcut for the usual batch (same queue, type, options; no key; none to start): it must
-        // not show. Each field in turn differs in the last task only, so the batch falls back to the general path.
-        const shape = { queue: "u", type: "tu", priority: 3, maxAttempts: 4, runAt: at(60), timeoutMs: 500, backoffMs: 70 };
-        const variants: [string, Partial<TaskInsert>][] = [
-          ["none", {}], ["queue", { queue: "u2" }], ["type", { type: "tu2" }], ["priority", { priority: 4 }],
-          ["maxAttempts", { maxAttempts: 5 }], ["runAt", { runAt: at(61) }], ["timeoutMs", { timeoutMs: null }],
-          ["backoffMs", { backoffMs: null }], ["key", { key: "ku" }],
-        ];
-        for (const [differs, last] of variants) {
-          const inputs = Array.from({ length: 60 }, (_, i) => taskInput({ ...shape, data: { i, differs }, ...(i === 59 ? last : {}) }));
-          const offset = await store.eventLastOffset();
-          const outcomes = await store.taskInsertMany({ now: T0, tasks: inputs });
-          for (let i = 1; i < outcomes.length; i++) assert.ok(outcomes[i]!.task.id > outcomes[i - 1]!.task.id, `${differs}: ids in input order`);
+      storeTest(
+        "a large batch (drivers insert it in chunks) returns each task as the store keeps it",
+        async (store) => {
+          // 123 tasks: chunks of any size up to 100 and a remainder; fields differ per task so a misaligned id shows.
+          const inputs = Array.from({ length: 123 }, (_, i) =>
+            taskInput({
+              queue: i % 3 === 0 ? "a" : "b",
+              type: `t${i % 4}`,
+              data: { i },
+              priority: i % 5,
+              maxAttempts: 1 + (i % 7),
+              runAt: at(i % 10 === 0 ? 5 : -1),
+              timeoutMs: i % 2 === 0 ? null : 1000 + i,
+              backoffMs: i % 3 === 0 ? 10 + i : null,
+            }),
+          );
+          const outcomes = await store.taskInsertMany({
+            now: T0,
+            tasks: inputs,
+            startOn: { node: "n1", indexes: [1, 61, 122] },
+          });
+          assert.equal(outcomes.length, 123);
+          for (let i = 1; i < outcomes.length; i++)
+            assert.ok(outcomes[i]!.task.id > outcomes[i - 1]!.task.id, "ids increase in input order");
           for (const [i, { task, created }] of outcomes.entries()) {
-            const input = inputs[i]!;
-            assert.ok(created);
+            assert.equal(created, true);
+            assert.deepEqual(task.data, { i }, `task ${task.id} holds input ${i}`);
+            assert.equal(task.state, [1, 61, 122].includes(i) ? "running" : i % 10 === 0 ? "scheduled" : "queued");
             assert.deepEqual(
-              [task.queue, task.type, task.data, task.priority, task.maxAttempts, task.runAt, task.timeoutMs, task.backoffMs, task.key, task.state],
-              [input.queue, input.type, input.data, input.priority, input.maxAttempts, input.runAt, input.timeoutMs, input.backoffMs, input.key, "scheduled"],
-              `${differs}: input ${i}`,
+              await store.taskGet({ id: task.id }),
+              task,
+              `taskGet of input ${i} returns what insert returned`,
             );
-            assert.deepEqual(await store.taskGet({ id: task.id }), task, `${differs}: taskGet of input ${i}`);
           }
-          const events = await store.eventList({ after: offset, limit: 100 });
-          assert.deepEqual(events.map((e) => [e.type, e.taskId, e.queue, e.data]), outcomes.map(({ task }) => [
-            "task.created", task.id, task.queue, { type: task.type, state: "scheduled", runAt: task.runAt.toISOString() },
-          ]), `${differs}: one task.created each`);
-        }
-        const scheduled = (await store.queueStats()).map((q) => [q.queue, q.counts.scheduled]).sort();
-        assert.deepEqual(scheduled, [["u", 60 * 9 - 1], ["u2", 1]]);
-      });
+          const counts = (await store.queueStats()).map((q) => [
+            q.queue,
+            q.counts.scheduled,
+            q.counts.queued,
+            q.counts.running,
+          ]);
+          assert.deepEqual(counts.sort(), [
+            ["a", 5, 36, 0],
+            ["b", 8, 71, 3],
+          ]);
+        },
+      );
+
+      storeTest(
+        "a batch differing only in data, and one where a single field differs, give the same tasks and events",
+        async (store) => {
+          // Drivers may take a shortcut for the usual batch (same queue, type, options; no key; none to start): it must
+          // not show. Each field in turn differs in the last task only, so the batch falls back to the general path.
+          const shape = {
+            queue: "u",
+            type: "tu",
+            priority: 3,
+            maxAttempts: 4,
+            runAt: at(60),
+            timeoutMs: 500,
+            backoffMs: 70,
+          };
+          const variants: [string, Partial<TaskInsert>][] = [
+            ["none", {}],
+            ["queue", { queue: "u2" }],
+            ["type", { type: "tu2" }],
+            ["priority", { priority: 4 }],
+            ["maxAttempts", { maxAttempts: 5 }],
+            ["runAt", { runAt: at(61) }],
+            ["timeoutMs", { timeoutMs: null }],
+            ["backoffMs", { backoffMs: null }],
+            ["key", { key: "ku" }],
+          ];
+          for (const [differs, last] of variants) {
+            const inputs = Array.from({ length: 60 }, (_, i) =>
+              taskInput({ ...shape, data: { i, differs }, ...(i === 59 ? last : {}) }),
+            );
+            const offset = await store.eventLastOffset();
+            const outcomes = await store.taskInsertMany({ now: T0, tasks: inputs });
+            for (let i = 1; i < outcomes.length; i++)
+              assert.ok(outcomes[i]!.task.id > outcomes[i - 1]!.task.id, `${differs}: ids in input order`);
+            for (const [i, { task, created }] of outcomes.entries()) {
+              const input = inputs[i]!;
+              assert.ok(created);
+              assert.deepEqual(
+                [
+                  task.queue,
+                  task.type,
+                  task.data,
+                  task.priority,
+                  task.maxAttempts,
+                  task.runAt,
+                  task.timeoutMs,
+                  task.backoffMs,
+                  task.key,
+                  task.state,
+                ],
+                [
+                  input.queue,
+                  input.type,
+                  input.data,
+                  input.priority,
+                  input.maxAttempts,
+                  input.runAt,
+                  input.timeoutMs,
+                  input.backoffMs,
+                  input.key,
+                  "scheduled",
+                ],
+                `${differs}: input ${i}`,
+              );
+              assert.deepEqual(await store.taskGet({ id: task.id }), task, `${differs}: taskGet of input ${i}`);
+            }
+            const events = await store.eventList({ after: offset, limit: 100 });
+            assert.deepEqual(
+              events.map((e) => [e.type, e.taskId, e.queue, e.data]),
+              outcomes.map(({ task }) => [
+                "task.created",
+                task.id,
+                task.queue,
+                { type: task.type, state: "scheduled", runAt: task.runAt.toISOString() },
+              ]),
+              `${differs}: one task.created each`,
+            );
+          }
+          const scheduled = (await store.queueStats()).map((q) => [q.queue, q.counts.scheduled]).sort();
+          assert.deepEqual(scheduled, [
+            ["u", 60 * 9 - 1],
+            ["u2", 1],
+          ]);
+        },
+      );
 
       storeTest("an empty batch inserts nothing", async (store) => {
         assert.deepEqual(await store.taskInsertMany({ now: T0, tasks: [] }), []);
@@ -303,10 +405,17 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("the same key twice in one batch yields one task", async (store) => {
         const outcomes = await store.taskInsertMany({
           now: T0,
-          tasks: [taskInput({ key: "k", data: "first" }), taskInput({ key: "k", data: "second" }), taskInput({ key: "other" })],
+          tasks: [
+            taskInput({ key: "k", data: "first" }),
+            taskInput({ key: "k", data: "second" }),
+            taskInput({ key: "other" }),
+          ],
         });
         assert.equal(outcomes.length, 3, "one outcome per input");
-        assert.deepEqual(outcomes.map((o) => o.created), [true, false, true]);
+        assert.deepEqual(
+          outcomes.map((o) => o.created),
+          [true, false, true],
+        );
         assert.equal(outcomes[1]!.task.id, outcomes[0]!.task.id);
         assert.deepEqual(outcomes[1]!.task.data, "first");
         assert.equal((await allTasks(store)).length, 2);
@@ -315,9 +424,23 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("a key is free again once its task is completed, failed or cancelled", async (store) => {
         const done = await running(store, { queue: "a", key: "done" });
-        assert.deepEqual(await store.taskComplete({ now: at(2), completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }] }), [done.id]);
+        assert.deepEqual(
+          await store.taskComplete({
+            now: at(2),
+            completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }],
+          }),
+          [done.id],
+        );
         const failed = await running(store, { queue: "b", key: "failed" });
-        assert.ok(await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(2)), retryAt: null, now: at(2) }));
+        assert.ok(
+          await store.taskFail({
+            id: failed.id,
+            attempt: 1,
+            error: errorRecord("x", 1, at(2)),
+            retryAt: null,
+            now: at(2),
+          }),
+        );
         const cancelled = await insert(store, { key: "cancelled" });
         assert.equal((await store.taskCancel({ id: cancelled.id, reason: "test", now: at(2) }))?.cancelled, true);
 
@@ -356,45 +479,75 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(ids(await store.taskList({ limit: 10, order: "asc", type: "x" })), [a1.id, b1.id]);
         assert.deepEqual(ids(await store.taskList({ limit: 10, order: "asc", key: "key-a2" })), [a2.id]);
         assert.deepEqual(ids(await store.taskList({ limit: 10, order: "asc", states: ["scheduled"] })), [b1.id]);
-        assert.deepEqual(ids(await store.taskList({ limit: 10, order: "asc", states: ["scheduled", "queued"], queue: "b", type: "y" })), [b2.id]);
+        assert.deepEqual(
+          ids(
+            await store.taskList({ limit: 10, order: "asc", states: ["scheduled", "queued"], queue: "b", type: "y" }),
+          ),
+          [b2.id],
+        );
         assert.deepEqual(ids(await store.taskList({ limit: 10, order: "asc", states: ["running"] })), []);
       });
     });
 
     describe("taskInsertMany with startOn", () => {
-      storeTest("the named inputs start at once on the node: running, attempt 1, created and started events", async (store) => {
-        const outcomes = await store.taskInsertMany({
-          now: at(1),
-          tasks: [taskInput({ queue: "a" }), taskInput({ queue: "a" }), taskInput({ queue: "b", data: { x: 1 } })],
-          startOn: { node: "n1", indexes: [0, 2] },
-        });
-        const [first, second, third] = outcomes.map((o) => o.task);
-        for (const task of [first!, third!]) {
+      storeTest(
+        "the named inputs start at once on the node: running, attempt 1, created and started events",
+        async (store) => {
+          const outcomes = await store.taskInsertMany({
+            now: at(1),
+            tasks: [taskInput({ queue: "a" }), taskInput({ queue: "a" }), taskInput({ queue: "b", data: { x: 1 } })],
+            startOn: { node: "n1", indexes: [0, 2] },
+          });
+          const [first, second, third] = outcomes.map((o) => o.task);
+          for (const task of [first!, third!]) {
+            assert.deepEqual(
+              { state: task.state, attempt: task.attempt, node: task.node, startedAt: task.startedAt },
+              { state: "running", attempt: 1, node: "n1", startedAt: at(1) },
+            );
+            assert.deepEqual(await mustGet(store, task.id), task, "the returned task is what the store holds");
+          }
+          assert.equal(second!.state, "queued");
+          assert.deepEqual(await eventTypes(store, first!.id), ["task.created", "task.started"]);
+          const stats = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
+          assert.deepEqual(stats.get("a"), { ...zeroCounts(), running: 1, queued: 1 });
+          assert.deepEqual(stats.get("b"), { ...zeroCounts(), running: 1 });
+          // A started task is a claimed one: its node completes it, and nobody claims it again.
           assert.deepEqual(
-            { state: task.state, attempt: task.attempt, node: task.node, startedAt: task.startedAt },
-            { state: "running", attempt: 1, node: "n1", startedAt: at(1) },
+            await store
+              .taskClaim({ queue: "a", types: ["t"], node: "n2", limit: 10, now: at(2) })
+              .then((ts) => ts.map((t) => t.id)),
+            [second!.id],
           );
-          assert.deepEqual(await mustGet(store, task.id), task, "the returned task is what the store holds");
-        }
-        assert.equal(second!.state, "queued");
-        assert.deepEqual(await eventTypes(store, first!.id), ["task.created", "task.started"]);
-        const stats = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
-        assert.deepEqual(stats.get("a"), { ...zeroCounts(), running: 1, queued: 1 });
-        assert.deepEqual(stats.get("b"), { ...zeroCounts(), running: 1 });
-        // A started task is a claimed one: its node completes it, and nobody claims it again.
-        assert.deepEqual(await store.taskClaim({ queue: "a", types: ["t"], node: "n2", limit: 10, now: at(2) }).then((ts) => ts.map((t) => t.id)), [second!.id]);
-        assert.deepEqual(await store.taskComplete({ now: at(3), completions: [{ id: first!.id, queue: first!.queue, attempt: 1, result: "ok" }] }), [first!.id]);
-      });
+          assert.deepEqual(
+            await store.taskComplete({
+              now: at(3),
+              completions: [{ id: first!.id, queue: first!.queue, attempt: 1, result: "ok" }],
+            }),
+            [first!.id],
+          );
+        },
+      );
 
       storeTest("a future, duplicate or paused-queue input does not start", async (store) => {
         const holder = await insert(store, { queue: "a", key: "k" });
         await store.queueSetPaused({ queue: "p", paused: true, now: T0 });
         const outcomes = await store.taskInsertMany({
           now: at(1),
-          tasks: [taskInput({ queue: "a", runAt: at(60) }), taskInput({ queue: "a", key: "k" }), taskInput({ queue: "p" })],
+          tasks: [
+            taskInput({ queue: "a", runAt: at(60) }),
+            taskInput({ queue: "a", key: "k" }),
+            taskInput({ queue: "p" }),
+          ],
           startOn: { node: "n1", indexes: [0, 1, 2] },
         });
-        assert.deepEqual(outcomes.map((o) => [o.created, o.task.state]), [[true, "scheduled"], [false, "queued"], [true, "queued"]]);
+        assert.deepEqual(
+          outcomes.map((o) => [o.created, o.task.state]),
+          [
+            [true, "scheduled"],
+            [false, "queued"],
+            [true, "queued"],
+          ],
+        );
         assert.equal(outcomes[1]!.task.id, holder.id);
         assert.equal((await mustGet(store, holder.id)).attempt, 0);
       });
@@ -417,18 +570,33 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       });
 
       storeTest("a batch takes the first `limit` tasks in claim order", async (store) => {
-        const outcomes = await store.taskInsertMany({ now: T0, tasks: [0, 5, 0, 10, 5].map((priority) => taskInput({ priority })) });
+        const outcomes = await store.taskInsertMany({
+          now: T0,
+          tasks: [0, 5, 0, 10, 5].map((priority) => taskInput({ priority })),
+        });
         const [p0a, p5a, p0b, p10, p5b] = outcomes.map((o) => o.task.id);
         const claim = () => store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 2, now: at(1) });
-        assert.deepEqual(sortedIds(await claim()), [p5a!, p10!].sort((a, b) => a - b));
-        assert.deepEqual(sortedIds(await claim()), [p0a!, p5b!].sort((a, b) => a - b));
+        assert.deepEqual(
+          sortedIds(await claim()),
+          [p5a!, p10!].sort((a, b) => a - b),
+        );
+        assert.deepEqual(
+          sortedIds(await claim()),
+          [p0a!, p5b!].sort((a, b) => a - b),
+        );
         assert.deepEqual(sortedIds(await claim()), [p0b]);
         assert.deepEqual(await claim(), []);
       });
 
       storeTest("sets running, node, attempt + 1 and startedAt", async (store) => {
         const task = await insert(store, { maxAttempts: 4 });
-        const [claimed] = await store.taskClaim({ queue: "default", types: ["t"], node: "node-a", limit: 10, now: at(5) });
+        const [claimed] = await store.taskClaim({
+          queue: "default",
+          types: ["t"],
+          node: "node-a",
+          limit: 10,
+          now: at(5),
+        });
         assert.ok(claimed);
         assert.equal(claimed.id, task.id);
         assert.equal(claimed.state, "running");
@@ -477,21 +645,35 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const other = await insert(store, { queue: "o" });
         await store.queueSetPaused({ queue: "p", paused: true, now: at(1) });
         assert.deepEqual(await store.taskClaim({ queue: "p", types: ["t"], node: "n1", limit: 10, now: at(2) }), []);
-        assert.deepEqual(sortedIds(await store.taskClaim({ queue: "o", types: ["t"], node: "n1", limit: 10, now: at(2) })), [other.id]);
+        assert.deepEqual(
+          sortedIds(await store.taskClaim({ queue: "o", types: ["t"], node: "n1", limit: 10, now: at(2) })),
+          [other.id],
+        );
         await store.queueSetPaused({ queue: "p", paused: false, now: at(3) });
-        assert.deepEqual(sortedIds(await store.taskClaim({ queue: "p", types: ["t"], node: "n1", limit: 10, now: at(4) })), [task.id]);
+        assert.deepEqual(
+          sortedIds(await store.taskClaim({ queue: "p", types: ["t"], node: "n1", limit: 10, now: at(4) })),
+          [task.id],
+        );
       });
 
       storeTest("a queue paused before it has tasks stays paused", async (store) => {
         await store.queueSetPaused({ queue: "early", paused: true, now: T0 });
         await insert(store, { queue: "early" }, at(1));
-        assert.deepEqual(await store.taskClaim({ queue: "early", types: ["t"], node: "n1", limit: 10, now: at(2) }), []);
+        assert.deepEqual(
+          await store.taskClaim({ queue: "early", types: ["t"], node: "n1", limit: 10, now: at(2) }),
+          [],
+        );
       });
 
       storeTest("20 concurrent claims over 50 tasks claim each task exactly once", async (store) => {
-        const outcomes = await store.taskInsertMany({ now: T0, tasks: Array.from({ length: 50 }, (_, i) => taskInput({ data: i })) });
+        const outcomes = await store.taskInsertMany({
+          now: T0,
+          tasks: Array.from({ length: 50 }, (_, i) => taskInput({ data: i })),
+        });
         const batches = await Promise.all(
-          Array.from({ length: 20 }, (_, i) => store.taskClaim({ queue: "default", types: ["t"], node: `n${i}`, limit: 5, now: at(1) })),
+          Array.from({ length: 20 }, (_, i) =>
+            store.taskClaim({ queue: "default", types: ["t"], node: `n${i}`, limit: 5, now: at(1) }),
+          ),
         );
         const claimed = batches.flat();
         assert.equal(claimed.length, 50, "all 50 claimed");
@@ -513,7 +695,13 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("completes a running attempt and stores its result", async (store) => {
         const task = await running(store, { queue: "c" });
         const result = { ok: true, items: [1, "ü", null] };
-        assert.deepEqual(await store.taskComplete({ now: at(9), completions: [{ id: task.id, queue: task.queue, attempt: 1, result }] }), [task.id]);
+        assert.deepEqual(
+          await store.taskComplete({
+            now: at(9),
+            completions: [{ id: task.id, queue: task.queue, attempt: 1, result }],
+          }),
+          [task.id],
+        );
         const done = await mustGet(store, task.id);
         assert.equal(done.state, "completed");
         assert.deepEqual(done.result, result);
@@ -545,7 +733,10 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("completing twice returns the id once", async (store) => {
         const task = await running(store, { queue: "c" });
         const completion = { id: task.id, queue: task.queue, attempt: 1, result: 1 };
-        assert.deepEqual(await store.taskComplete({ now: at(9), completions: [completion, { ...completion, result: 2 }] }), [task.id]);
+        assert.deepEqual(
+          await store.taskComplete({ now: at(9), completions: [completion, { ...completion, result: 2 }] }),
+          [task.id],
+        );
         const offset = await store.eventLastOffset();
         assert.deepEqual(await store.taskComplete({ now: at(10), completions: [{ ...completion, result: 3 }] }), []);
         const done = await mustGet(store, task.id);
@@ -554,29 +745,48 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(await store.eventLastOffset(), offset, "a stale completion writes no event");
       });
 
-      storeTest("a large batch: every entry judged on its own and in order, one event and count each", async (store) => {
-        await store.taskInsertMany({ now: T0, tasks: Array.from({ length: 130 }, () => taskInput({ queue: "big" })) });
-        const tasks = await store.taskClaim({ queue: "big", types: ["t"], node: "n1", limit: 130, now: at(1) });
-        assert.equal(tasks.length, 130);
-        const offset = await store.eventLastOffset();
-        // Stale entries at and around every 50th place; a task named twice, stale then with its attempt, and an
-        // exact repeat, both a few places apart: whatever statements a driver splits the batch into, each entry
-        // must count as if it came alone, in order.
-        const stale = new Set([0, 49, 50, 55, 99, 129]);
-        const completions: TaskCompletion[] = tasks.map((task, i) => ({ id: task.id, queue: task.queue, attempt: stale.has(i) ? 2 : 1, result: i }));
-        completions.splice(58, 0, { id: tasks[55]!.id, queue: "big", attempt: 1, result: "second try" });
-        completions.splice(21, 0, { id: tasks[10]!.id, queue: "big", attempt: 1, result: "repeat" });
-        // What one statement per entry, in order, would do.
-        const done = new Set<number>();
-        const expected = completions.filter((c) => c.attempt === 1 && !done.has(c.id) && done.add(c.id) !== undefined);
-        const completed = await store.taskComplete({ now: at(2), completions });
-        assert.deepEqual(completed, expected.map((c) => c.id));
-        for (const { id, result } of expected) assert.deepEqual((await mustGet(store, id)).result, result);
-        const [counts] = (await store.queueStats()).filter((q) => q.queue === "big").map((q) => q.counts);
-        assert.deepEqual([counts!.running, counts!.completed], [5, 125]);
-        const events = await store.eventList({ after: offset, limit: 1000 });
-        assert.deepEqual(events.map((e) => [e.type, e.taskId]), completed.map((id) => ["task.completed", id]));
-      });
+      storeTest(
+        "a large batch: every entry judged on its own and in order, one event and count each",
+        async (store) => {
+          await store.taskInsertMany({
+            now: T0,
+            tasks: Array.from({ length: 130 }, () => taskInput({ queue: "big" })),
+          });
+          const tasks = await store.taskClaim({ queue: "big", types: ["t"], node: "n1", limit: 130, now: at(1) });
+          assert.equal(tasks.length, 130);
+          const offset = await store.eventLastOffset();
+          // Stale entries at and around every 50th place; a task named twice, stale then with its attempt, and an
+          // exact repeat, both a few places apart: whatever statements a driver splits the batch into, each entry
+          // must count as if it came alone, in order.
+          const stale = new Set([0, 49, 50, 55, 99, 129]);
+          const completions: TaskCompletion[] = tasks.map((task, i) => ({
+            id: task.id,
+            queue: task.queue,
+            attempt: stale.has(i) ? 2 : 1,
+            result: i,
+          }));
+          completions.splice(58, 0, { id: tasks[55]!.id, queue: "big", attempt: 1, result: "second try" });
+          completions.splice(21, 0, { id: tasks[10]!.id, queue: "big", attempt: 1, result: "repeat" });
+          // What one statement per entry, in order, would do.
+          const done = new Set<number>();
+          const expected = completions.filter(
+            (c) => c.attempt === 1 && !done.has(c.id) && done.add(c.id) !== undefined,
+          );
+          const completed = await store.taskComplete({ now: at(2), completions });
+          assert.deepEqual(
+            completed,
+            expected.map((c) => c.id),
+          );
+          for (const { id, result } of expected) assert.deepEqual((await mustGet(store, id)).result, result);
+          const [counts] = (await store.queueStats()).filter((q) => q.queue === "big").map((q) => q.counts);
+          assert.deepEqual([counts!.running, counts!.completed], [5, 125]);
+          const events = await store.eventList({ after: offset, limit: 1000 });
+          assert.deepEqual(
+            events.map((e) => [e.type, e.taskId]),
+            completed.map((id) => ["task.completed", id]),
+          );
+        },
+      );
     });
 
     describe("taskFail", () => {
@@ -642,7 +852,13 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           const [claimed] = await store.taskClaim({ queue: "h", types: ["t"], node: "n1", limit: 1, now });
           assert.ok(claimed, `claim for attempt ${attempt}`);
           assert.equal(claimed.attempt, attempt);
-          last = await store.taskFail({ id: task.id, attempt, error: errorRecord(`e${attempt}`, attempt, now), retryAt: now, now });
+          last = await store.taskFail({
+            id: task.id,
+            attempt,
+            error: errorRecord(`e${attempt}`, attempt, now),
+            retryAt: now,
+            now,
+          });
           assert.ok(last);
         }
         assert.ok(last);
@@ -652,8 +868,14 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const attempts = last.errors.map((e) => e.attempt);
         const end = attempts.at(-1)!;
         assert.ok(end === failures || end === failures - 1, `history ends at attempt ${end}`);
-        assert.deepEqual(attempts, Array.from({ length: MAX_ERROR_HISTORY }, (_, i) => end - MAX_ERROR_HISTORY + 1 + i));
-        assert.deepEqual(last.errors.map((e) => e.message), attempts.map((a) => `e${a}`));
+        assert.deepEqual(
+          attempts,
+          Array.from({ length: MAX_ERROR_HISTORY }, (_, i) => end - MAX_ERROR_HISTORY + 1 + i),
+        );
+        assert.deepEqual(
+          last.errors.map((e) => e.message),
+          attempts.map((a) => `e${a}`),
+        );
       });
     });
 
@@ -714,13 +936,26 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("a final task is left as it is", async (store) => {
         const done = await running(store, { queue: "c" });
-        await store.taskComplete({ now: at(2), completions: [{ id: done.id, queue: done.queue, attempt: 1, result: "r" }] });
+        await store.taskComplete({
+          now: at(2),
+          completions: [{ id: done.id, queue: done.queue, attempt: 1, result: "r" }],
+        });
         const failed = await running(store, { queue: "f" });
-        await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(2)), retryAt: null, now: at(2) });
+        await store.taskFail({
+          id: failed.id,
+          attempt: 1,
+          error: errorRecord("x", 1, at(2)),
+          retryAt: null,
+          now: at(2),
+        });
         const cancelled = await insert(store, { queue: "x" });
         await store.taskCancel({ id: cancelled.id, reason: "first", now: at(2) });
 
-        for (const [id, state] of [[done.id, "completed"], [failed.id, "failed"], [cancelled.id, "cancelled"]] as const) {
+        for (const [id, state] of [
+          [done.id, "completed"],
+          [failed.id, "failed"],
+          [cancelled.id, "cancelled"],
+        ] as const) {
           const before = await mustGet(store, id);
           const offset = await store.eventLastOffset();
           const outcome = await store.taskCancel({ id, reason: "again", now: at(9) });
@@ -741,9 +976,27 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const task = await running(store, { queue: "r" });
         await store.taskCancel({ id: task.id, reason: "stop", now: at(2) });
         const offset = await store.eventLastOffset();
-        assert.deepEqual(await store.taskComplete({ now: at(3), completions: [{ id: task.id, queue: task.queue, attempt: 1, result: "late" }] }), []);
-        assert.equal(await store.taskProgress({ id: task.id, attempt: 1, progress: { percent: 50 }, now: at(3) }), false);
-        assert.equal(await store.taskFail({ id: task.id, attempt: 1, error: errorRecord("late", 1, at(3)), retryAt: at(4), now: at(3) }), null);
+        assert.deepEqual(
+          await store.taskComplete({
+            now: at(3),
+            completions: [{ id: task.id, queue: task.queue, attempt: 1, result: "late" }],
+          }),
+          [],
+        );
+        assert.equal(
+          await store.taskProgress({ id: task.id, attempt: 1, progress: { percent: 50 }, now: at(3) }),
+          false,
+        );
+        assert.equal(
+          await store.taskFail({
+            id: task.id,
+            attempt: 1,
+            error: errorRecord("late", 1, at(3)),
+            retryAt: at(4),
+            now: at(3),
+          }),
+          null,
+        );
         const after = await mustGet(store, task.id);
         assert.equal(after.state, "cancelled");
         assert.equal(after.result, null, "the late result is discarded");
@@ -754,7 +1007,13 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
     describe("taskRerun", () => {
       storeTest("runs a failed or cancelled task again from attempt 0", async (store) => {
         const failed = await running(store, { queue: "f", key: "kf" });
-        await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(2)), retryAt: null, now: at(2) });
+        await store.taskFail({
+          id: failed.id,
+          attempt: 1,
+          error: errorRecord("x", 1, at(2)),
+          retryAt: null,
+          now: at(2),
+        });
         const cancelled = await insert(store, { queue: "c", runAt: at(60) });
         await store.taskCancel({ id: cancelled.id, reason: "x", now: at(2) });
 
@@ -807,7 +1066,10 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           assert.deepEqual(await mustGet(store, task.id), before);
         }
         const done = await running(store, { queue: "d" });
-        await store.taskComplete({ now: at(2), completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }] });
+        await store.taskComplete({
+          now: at(2),
+          completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }],
+        });
         await assert.rejects(
           store.taskRerun({ id: done.id, now: at(5) }),
           (error: unknown) => error instanceof ConflictError && error.code === "invalid_state",
@@ -822,14 +1084,26 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const progress = { percent: 42.5, info: { step: "download", bytes: [1, 2], note: "ünïcode" } };
         assert.equal(await store.taskProgress({ id: task.id, attempt: 1, progress, now: at(2) }), true);
         assert.deepEqual((await mustGet(store, task.id)).progress, progress);
-        assert.equal(await store.taskProgress({ id: task.id, attempt: 1, progress: { percent: 60 }, now: at(3) }), true);
+        assert.equal(
+          await store.taskProgress({ id: task.id, attempt: 1, progress: { percent: 60 }, now: at(3) }),
+          true,
+        );
         assert.equal((await mustGet(store, task.id)).progress?.percent, 60);
 
-        assert.equal(await store.taskProgress({ id: task.id, attempt: 2, progress: { percent: 99 }, now: at(4) }), false);
+        assert.equal(
+          await store.taskProgress({ id: task.id, attempt: 2, progress: { percent: 99 }, now: at(4) }),
+          false,
+        );
         assert.equal((await mustGet(store, task.id)).progress?.percent, 60, "a stale attempt changes nothing");
         const queued = await insert(store, { queue: "q" });
-        assert.equal(await store.taskProgress({ id: queued.id, attempt: 0, progress: { percent: 1 }, now: at(4) }), false);
-        assert.equal(await store.taskProgress({ id: 987_654, attempt: 1, progress: { percent: 1 }, now: at(4) }), false);
+        assert.equal(
+          await store.taskProgress({ id: queued.id, attempt: 0, progress: { percent: 1 }, now: at(4) }),
+          false,
+        );
+        assert.equal(
+          await store.taskProgress({ id: 987_654, attempt: 1, progress: { percent: 1 }, now: at(4) }),
+          false,
+        );
       });
 
       storeTest("taskStates gives state and attempt of known ids", async (store) => {
@@ -869,12 +1143,19 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           assert.deepEqual(await mustGet(store, outcome.task.id), outcome.task);
         }
         assert.deepEqual(await mustGet(store, onLive.id), onLive, "the live node's task is untouched");
-        assert.deepEqual(await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 3, now: at(111) }), [], "nothing left to rescue");
+        assert.deepEqual(
+          await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 3, now: at(111) }),
+          [],
+          "nothing left to rescue",
+        );
 
         // A rescuer never rescues its own tasks, however stale its row: it is alive, it is running this.
         await node("self", at(10));
         const onSelf = await running(store, { queue: "s" }, "self");
-        assert.deepEqual(await store.taskRescue({ rescuer: "self", deadBefore: at(50), maxStalls: 3, now: at(111) }), []);
+        assert.deepEqual(
+          await store.taskRescue({ rescuer: "self", deadBefore: at(50), maxStalls: 3, now: at(111) }),
+          [],
+        );
         assert.equal((await mustGet(store, onSelf.id)).state, "running");
 
         // The rescued attempt is stale: only the next claim's attempt may complete.
@@ -882,16 +1163,35 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.equal(again?.id, onDead.id);
         assert.equal(again?.attempt, 2);
         assert.equal(again?.stalls, 1);
-        assert.deepEqual(await store.taskComplete({ now: at(113), completions: [{ id: onDead.id, queue: onDead.queue, attempt: 1, result: "old" }] }), []);
-        assert.equal(await store.taskProgress({ id: onDead.id, attempt: 1, progress: { percent: 5 }, now: at(113) }), false);
-        assert.deepEqual(await store.taskComplete({ now: at(113), completions: [{ id: onDead.id, queue: onDead.queue, attempt: 2, result: "new" }] }), [onDead.id]);
+        assert.deepEqual(
+          await store.taskComplete({
+            now: at(113),
+            completions: [{ id: onDead.id, queue: onDead.queue, attempt: 1, result: "old" }],
+          }),
+          [],
+        );
+        assert.equal(
+          await store.taskProgress({ id: onDead.id, attempt: 1, progress: { percent: 5 }, now: at(113) }),
+          false,
+        );
+        assert.deepEqual(
+          await store.taskComplete({
+            now: at(113),
+            completions: [{ id: onDead.id, queue: onDead.queue, attempt: 2, result: "new" }],
+          }),
+          [onDead.id],
+        );
         assert.equal((await mustGet(store, onDead.id)).result, "new");
       });
 
       storeTest("fails a task past maxStalls", async (store) => {
         const task = await running(store, { queue: "s", maxAttempts: 10 }, "ghost");
         const first = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 1, now: at(100) });
-        assert.deepEqual(first.map((o) => o.outcome), ["retried"], "one stall is within maxStalls 1");
+        assert.deepEqual(
+          first.map((o) => o.outcome),
+          ["retried"],
+          "one stall is within maxStalls 1",
+        );
         await store.taskClaim({ queue: "s", types: ["t"], node: "ghost", limit: 1, now: at(101) });
         const second = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 1, now: at(102) });
         assert.equal(second.length, 1);
@@ -905,14 +1205,25 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("with maxStalls 0 the first stall fails the task", async (store) => {
         const task = await running(store, { queue: "b", maxAttempts: 5 }, "ghost");
         const outcomes = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 0, now: at(100) });
-        assert.deepEqual(outcomes.map((o) => [o.task.id, o.outcome, o.task.state]), [[task.id, "failed", "failed"]]);
+        assert.deepEqual(
+          outcomes.map((o) => [o.task.id, o.outcome, o.task.state]),
+          [[task.id, "failed", "failed"]],
+        );
         assert.equal((await mustGet(store, task.id)).state, "failed");
       });
 
       storeTest("a task out of attempts fails even with stalls to spare", async (store) => {
         const task = await running(store, { queue: "a", maxAttempts: 1 }, "ghost");
-        const outcomes = await store.taskRescue({ rescuer: "rescuer", deadBefore: at(50), maxStalls: 10, now: at(100) });
-        assert.deepEqual(outcomes.map((o) => [o.task.id, o.outcome]), [[task.id, "failed"]]);
+        const outcomes = await store.taskRescue({
+          rescuer: "rescuer",
+          deadBefore: at(50),
+          maxStalls: 10,
+          now: at(100),
+        });
+        assert.deepEqual(
+          outcomes.map((o) => [o.task.id, o.outcome]),
+          [[task.id, "failed"]],
+        );
         assert.equal((await mustGet(store, task.id)).state, "failed");
       });
     });
@@ -928,9 +1239,16 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(await store.taskRelease({ node: "n1", ids: [a.id], now: at(5) }), [a.id]);
         assert.equal((await mustGet(store, a.id)).state, "queued");
         assert.equal((await mustGet(store, b.id)).state, "running");
-        assert.deepEqual(await store.taskRelease({ node: "n1", ids: [other.id, queued.id], now: at(5) }), [], "not n1's running tasks");
+        assert.deepEqual(
+          await store.taskRelease({ node: "n1", ids: [other.id, queued.id], now: at(5) }),
+          [],
+          "not n1's running tasks",
+        );
 
-        assert.deepEqual([...(await store.taskRelease({ node: "n1", now: at(6) }))].sort((x, y) => x - y), sortedIds([b, c]));
+        assert.deepEqual(
+          [...(await store.taskRelease({ node: "n1", now: at(6) }))].sort((x, y) => x - y),
+          sortedIds([b, c]),
+        );
         assert.equal((await mustGet(store, c.id)).state, "queued");
         assert.deepEqual(await mustGet(store, other.id), other, "n2's task is untouched");
         assert.deepEqual(await mustGet(store, queued.id), queued);
@@ -945,20 +1263,42 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const [again] = await store.taskClaim({ queue: "a", types: ["t"], node: "n2", limit: 1, now: at(8) });
         assert.equal(again?.id, task.id);
         assert.equal(again?.attempt, task.attempt + 1, "attempt numbers only grow: they fence off the released run");
-        assert.equal(again?.maxAttempts, task.maxAttempts + 1, "the interrupted run is not held against the task's budget");
+        assert.equal(
+          again?.maxAttempts,
+          task.maxAttempts + 1,
+          "the interrupted run is not held against the task's budget",
+        );
         assert.equal(again?.stalls, 0, "a release is not a stall");
-        assert.deepEqual(await store.taskComplete({ now: at(9), completions: [{ id: task.id, queue: task.queue, attempt: task.attempt, result: null }] }), []);
+        assert.deepEqual(
+          await store.taskComplete({
+            now: at(9),
+            completions: [{ id: task.id, queue: task.queue, attempt: task.attempt, result: null }],
+          }),
+          [],
+        );
       });
     });
 
     describe("pruning", () => {
       storeTest("taskPrune deletes only tasks finished before `before`", async (store) => {
         const completed = await running(store, { queue: "a" });
-        await store.taskComplete({ now: at(10), completions: [{ id: completed.id, queue: completed.queue, attempt: 1, result: null }] });
+        await store.taskComplete({
+          now: at(10),
+          completions: [{ id: completed.id, queue: completed.queue, attempt: 1, result: null }],
+        });
         const failed = await running(store, { queue: "b" });
-        await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(20)), retryAt: null, now: at(20) });
+        await store.taskFail({
+          id: failed.id,
+          attempt: 1,
+          error: errorRecord("x", 1, at(20)),
+          retryAt: null,
+          now: at(20),
+        });
         const late = await running(store, { queue: "c" });
-        await store.taskComplete({ now: at(30), completions: [{ id: late.id, queue: late.queue, attempt: 1, result: null }] });
+        await store.taskComplete({
+          now: at(30),
+          completions: [{ id: late.id, queue: late.queue, attempt: 1, result: null }],
+        });
         const cancelled = await insert(store, { queue: "d" });
         await store.taskCancel({ id: cancelled.id, reason: "x", now: at(15) });
         const queued = await insert(store, { queue: "e" });
@@ -974,7 +1314,10 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("taskPrune deletes at most `limit` per call", async (store) => {
         for (const queue of ["a", "b", "c"]) {
           const task = await running(store, { queue });
-          await store.taskComplete({ now: at(10), completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }] });
+          await store.taskComplete({
+            now: at(10),
+            completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }],
+          });
         }
         assert.equal(await store.taskPrune({ before: at(100), limit: 2 }), 2);
         assert.equal(await store.taskPrune({ before: at(100), limit: 2 }), 1);
@@ -989,7 +1332,10 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const done: Task[] = [];
         for (const queue of ["a", "b", "c"]) {
           const task = await running(store, { queue });
-          await store.taskComplete({ now: at(10), completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }] });
+          await store.taskComplete({
+            now: at(10),
+            completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }],
+          });
           done.push(task);
         }
         assert.equal(await store.taskPrune({ before: at(100), limit: 100 }), 3);
@@ -998,7 +1344,10 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("taskPrune stops at the first task created at or after `before`", async (store) => {
         const old = await running(store, { queue: "a" });
-        await store.taskComplete({ now: at(10), completions: [{ id: old.id, queue: old.queue, attempt: 1, result: null }] });
+        await store.taskComplete({
+          now: at(10),
+          completions: [{ id: old.id, queue: old.queue, attempt: 1, result: null }],
+        });
         const young = await insert(store, { queue: "b" }, at(50));
         // A clock behind the creator's says it finished before `before`: only a walk that ends at `young`'s
         // creation leaves it (and everything after it) alone.
@@ -1037,9 +1386,18 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await insert(store, { queue: "a" });
         await insert(store, { queue: "a", runAt: at(60) });
         const done = await running(store, { queue: "b" });
-        await store.taskComplete({ now: at(2), completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }] });
+        await store.taskComplete({
+          now: at(2),
+          completions: [{ id: done.id, queue: done.queue, attempt: 1, result: null }],
+        });
         const failed = await running(store, { queue: "b" });
-        await store.taskFail({ id: failed.id, attempt: 1, error: errorRecord("x", 1, at(2)), retryAt: null, now: at(2) });
+        await store.taskFail({
+          id: failed.id,
+          attempt: 1,
+          error: errorRecord("x", 1, at(2)),
+          retryAt: null,
+          now: at(2),
+        });
         const cancelled = await insert(store, { queue: "b" });
         await store.taskCancel({ id: cancelled.id, reason: "x", now: at(2) });
         await running(store, { queue: "b" });
@@ -1069,24 +1427,46 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const stats = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
         const expected = await countedFromTasks(store);
         for (const queue of new Set([...stats.keys(), ...expected.keys()])) {
-          assert.deepEqual(stats.get(queue) ?? zeroCounts(), expected.get(queue) ?? zeroCounts(), `${queue} after ${label}`);
+          assert.deepEqual(
+            stats.get(queue) ?? zeroCounts(),
+            expected.get(queue) ?? zeroCounts(),
+            `${queue} after ${label}`,
+          );
         }
       }
 
       storeTest("queueStats follows every transition, and ignores what changed nothing", async (store) => {
-        const node = (id: string, heartbeat: Date) => store.nodeHeartbeat({
-          node: { id, name: id, host: "h", pid: 1, version: "1", roles: [], startedAt: T0, info: null }, now: heartbeat,
+        const node = (id: string, heartbeat: Date) =>
+          store.nodeHeartbeat({
+            node: { id, name: id, host: "h", pid: 1, version: "1", roles: [], startedAt: T0, info: null },
+            now: heartbeat,
+          });
+        await store.taskInsertMany({
+          now: T0,
+          tasks: [
+            taskInput({ queue: "a" }),
+            taskInput({ queue: "a" }),
+            taskInput({ queue: "b", runAt: at(5) }),
+            taskInput({ queue: "b", key: "k" }),
+            taskInput({ queue: "b", key: "k" }),
+            taskInput({ queue: "c" }),
+          ],
         });
-        await store.taskInsertMany({ now: T0, tasks: [
-          taskInput({ queue: "a" }), taskInput({ queue: "a" }), taskInput({ queue: "b", runAt: at(5) }),
-          taskInput({ queue: "b", key: "k" }), taskInput({ queue: "b", key: "k" }), taskInput({ queue: "c" }),
-        ] });
         await assertCountsAgree(store, "insert (one duplicate key)");
         const [a1, a2] = await store.taskClaim({ queue: "a", types: ["t"], node: "n1", limit: 10, now: at(1) });
         const [c1] = await store.taskClaim({ queue: "c", types: ["t"], node: "dead", limit: 10, now: at(1) });
         await assertCountsAgree(store, "claim");
-        await store.taskComplete({ now: at(2), completions: [{ id: a1!.id, queue: a1!.queue, attempt: 1, result: null }, { id: a1!.id, queue: a1!.queue, attempt: 1, result: null }] });
-        await store.taskComplete({ now: at(2), completions: [{ id: a1!.id, queue: a1!.queue, attempt: 1, result: null }] });
+        await store.taskComplete({
+          now: at(2),
+          completions: [
+            { id: a1!.id, queue: a1!.queue, attempt: 1, result: null },
+            { id: a1!.id, queue: a1!.queue, attempt: 1, result: null },
+          ],
+        });
+        await store.taskComplete({
+          now: at(2),
+          completions: [{ id: a1!.id, queue: a1!.queue, attempt: 1, result: null }],
+        });
         await assertCountsAgree(store, "complete (twice)");
         await store.taskFail({ id: a2!.id, attempt: 1, error: errorRecord("x", 1, at(3)), retryAt: at(4), now: at(3) });
         await store.taskFail({ id: a2!.id, attempt: 1, error: errorRecord("x", 1, at(3)), retryAt: null, now: at(3) });
@@ -1106,7 +1486,13 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await store.taskRerun({ id: claimed[1]!.id, now: at(15) });
         await assertCountsAgree(store, "rerun");
         for (const task of await store.taskClaim({ queue: "a", types: ["t"], node: "n1", limit: 10, now: at(16) })) {
-          await store.taskFail({ id: task.id, attempt: task.attempt, error: errorRecord("x", task.attempt, at(16)), retryAt: null, now: at(16) });
+          await store.taskFail({
+            id: task.id,
+            attempt: task.attempt,
+            error: errorRecord("x", task.attempt, at(16)),
+            retryAt: null,
+            now: at(16),
+          });
         }
         await store.taskCancel({ id: c1!.id, reason: "x", now: at(16) });
         await assertCountsAgree(store, "final failure");
@@ -1130,7 +1516,8 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
             expect,
             `events after ${label}`,
           );
-          for (let i = 1; i < events.length; i++) assert.ok(events[i]!.offset > events[i - 1]!.offset, "offsets increase");
+          for (let i = 1; i < events.length; i++)
+            assert.ok(events[i]!.offset > events[i - 1]!.offset, "offsets increase");
           for (const e of events) assert.ok(Number.isSafeInteger(e.offset) && e.offset > 0);
           assert.equal(await store.eventLastOffset(), events.at(-1)?.offset ?? 0, `last offset after ${label}`);
         };
@@ -1167,7 +1554,10 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
         await store.taskClaim({ queue: "qa", types: ["t"], node: "n1", limit: 1, now: at(14) });
         expect.push({ type: "task.started", taskId: a.id, queue: "qa", at: at(14) });
-        await store.taskComplete({ now: at(15), completions: [{ id: a.id, queue: a.queue, attempt: 1, result: "ok" }] });
+        await store.taskComplete({
+          now: at(15),
+          completions: [{ id: a.id, queue: a.queue, attempt: 1, result: "ok" }],
+        });
         expect.push({ type: "task.completed", taskId: a.id, queue: "qa", at: at(15) });
         await check("complete");
 
@@ -1186,31 +1576,62 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
         // Operations that change nothing write nothing.
         await store.taskInsertMany({ now: at(21), tasks: [] });
-        await store.taskComplete({ now: at(21), completions: [{ id: a.id, queue: a.queue, attempt: 1, result: "again" }] });
+        await store.taskComplete({
+          now: at(21),
+          completions: [{ id: a.id, queue: a.queue, attempt: 1, result: "again" }],
+        });
         await store.taskCancel({ id: a.id, reason: "x", now: at(21) });
         await store.taskPromote({ now: at(21), limit: 10 });
         await check("no-ops");
       });
 
       storeTest("a task's events come from every transaction that touched it, in offset order", async (store) => {
-        const [a, b] = (await store.taskInsertMany({ now: T0, tasks: [taskInput({ queue: "q" }), taskInput({ queue: "q" })] })).map((o) => o.task);
+        const [a, b] = (
+          await store.taskInsertMany({ now: T0, tasks: [taskInput({ queue: "q" }), taskInput({ queue: "q" })] })
+        ).map((o) => o.task);
         for (let attempt = 1; attempt <= 3; attempt++) {
-          const claimed = await store.taskClaim({ queue: "q", types: ["t"], node: "n1", limit: 10, now: at(attempt * 10) });
+          const claimed = await store.taskClaim({
+            queue: "q",
+            types: ["t"],
+            node: "n1",
+            limit: 10,
+            now: at(attempt * 10),
+          });
           assert.equal(claimed.length, 2);
           await store.taskProgress({ id: a!.id, attempt, progress: { percent: 50 }, now: at(attempt * 10 + 1) });
           for (const task of claimed) {
             const final = attempt === 3;
-            await store.taskFail({ id: task.id, attempt, error: errorRecord("x", attempt, at(attempt * 10 + 2)), retryAt: final ? null : at(attempt * 10 + 5), now: at(attempt * 10 + 2) });
+            await store.taskFail({
+              id: task.id,
+              attempt,
+              error: errorRecord("x", attempt, at(attempt * 10 + 2)),
+              retryAt: final ? null : at(attempt * 10 + 5),
+              now: at(attempt * 10 + 2),
+            });
           }
           await store.taskPromote({ now: at(attempt * 10 + 5), limit: 10 });
         }
         const all = await store.eventList({ after: 0, limit: 1000 });
         const ofA = all.filter((e) => e.taskId === a!.id && e.type !== "task.progress");
-        assert.deepEqual(await store.eventList({ after: 0, limit: 1000, taskId: a!.id }), ofA, "progress events stay out of a task's own list");
-        assert.deepEqual(ofA.map((e) => e.type), [
-          "task.created", "task.started", "task.retrying", "task.promoted", "task.started", "task.retrying", "task.promoted",
-          "task.started", "task.failed",
-        ]);
+        assert.deepEqual(
+          await store.eventList({ after: 0, limit: 1000, taskId: a!.id }),
+          ofA,
+          "progress events stay out of a task's own list",
+        );
+        assert.deepEqual(
+          ofA.map((e) => e.type),
+          [
+            "task.created",
+            "task.started",
+            "task.retrying",
+            "task.promoted",
+            "task.started",
+            "task.retrying",
+            "task.promoted",
+            "task.started",
+            "task.failed",
+          ],
+        );
         assert.deepEqual(await store.eventList({ after: ofA[3]!.offset, limit: 2, taskId: a!.id }), ofA.slice(4, 6));
         assert.equal(all.filter((e) => e.taskId === b!.id).length, 9);
         assert.deepEqual(await store.eventList({ after: 0, limit: 10, taskId: 987_654 }), []);
@@ -1228,44 +1649,81 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const page = await store.eventList({ after: all[1]!.offset, limit: 2 });
         assert.deepEqual(page, all.slice(2, 4));
         assert.deepEqual(await store.eventList({ after: all[4]!.offset, limit: 10 }), []);
-        assert.deepEqual(await store.eventList({ after: 0, limit: 100, taskId: a.id }), all.filter((e) => e.taskId === a.id));
+        assert.deepEqual(
+          await store.eventList({ after: 0, limit: 100, taskId: a.id }),
+          all.filter((e) => e.taskId === a.id),
+        );
         assert.deepEqual(await eventTypes(store, a.id), ["task.created", "task.started", "task.completed"]);
         assert.deepEqual(await eventTypes(store, b.id), ["task.created", "task.started"]);
         const afterFirstOfA = await store.eventList({ after: all[0]!.offset, limit: 1, taskId: a.id });
-        assert.deepEqual(afterFirstOfA.map((e) => e.type), ["task.started"]);
+        assert.deepEqual(
+          afterFirstOfA.map((e) => e.type),
+          ["task.started"],
+        );
         for (const e of all) assert.ok(e.at instanceof Date);
       });
 
-      storeTest("alike events of one transaction list one by one, from any offset, each with data of its own", async (store) => {
-        // One batch: six created events alike but for the id, then a claim's six started events, one of them a retry.
-        const tasks = (await store.taskInsertMany({ now: T0, tasks: Array.from({ length: 6 }, () => taskInput()) })).map((o) => o.task);
-        const [retried] = await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 1, now: T0 });
-        await store.taskFail({ id: retried!.id, attempt: 1, error: { name: "E", message: "m", attempt: 1, at: T0.toISOString() }, retryAt: T0, now: T0 });
-        await store.taskPromote({ now: at(1), limit: 10 });
-        const claimed = await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 10, now: at(2) });
-        assert.equal(claimed.length, 6);
+      storeTest(
+        "alike events of one transaction list one by one, from any offset, each with data of its own",
+        async (store) => {
+          // One batch: six created events alike but for the id, then a claim's six started events, one of them a retry.
+          const tasks = (
+            await store.taskInsertMany({ now: T0, tasks: Array.from({ length: 6 }, () => taskInput()) })
+          ).map((o) => o.task);
+          const [retried] = await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 1, now: T0 });
+          await store.taskFail({
+            id: retried!.id,
+            attempt: 1,
+            error: { name: "E", message: "m", attempt: 1, at: T0.toISOString() },
+            retryAt: T0,
+            now: T0,
+          });
+          await store.taskPromote({ now: at(1), limit: 10 });
+          const claimed = await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 10, now: at(2) });
+          assert.equal(claimed.length, 6);
 
-        const all = await store.eventList({ after: 0, limit: 100 });
-        const created = all.filter((e) => e.type === "task.created");
-        assert.deepEqual(created.map((e) => e.taskId), tasks.map((t) => t.id));
-        assert.deepEqual(created.map((e) => e.offset), tasks.map((_, i) => all[0]!.offset + i), "consecutive offsets");
-        const started = all.slice(-6);
-        assert.deepEqual(started.map((e) => [e.type, e.taskId, e.data]), claimed.map((t) => ["task.started", t.id, { attempt: t.attempt, node: "n1" }]));
-        for (let i = 1; i < all.length; i++) assert.equal(all[i]!.offset, all[i - 1]!.offset + 1);
-        // Any page boundary, even inside a transaction's events, gives the same sequence.
-        for (let k = 0; k < all.length; k++) {
-          assert.deepEqual(await store.eventList({ after: all[k]!.offset, limit: 2 }), all.slice(k + 1, k + 3), `after ${all[k]!.offset}`);
-        }
-        for (const task of tasks) {
-          assert.deepEqual(await store.eventList({ after: 0, limit: 100, taskId: task.id }), all.filter((e) => e.taskId === task.id));
-        }
-        (created[0]!.data as { type: string }).type = "changed";
-        assert.equal((created[1]!.data as { type: string }).type, "t", "events do not share data objects");
-      });
+          const all = await store.eventList({ after: 0, limit: 100 });
+          const created = all.filter((e) => e.type === "task.created");
+          assert.deepEqual(
+            created.map((e) => e.taskId),
+            tasks.map((t) => t.id),
+          );
+          assert.deepEqual(
+            created.map((e) => e.offset),
+            tasks.map((_, i) => all[0]!.offset + i),
+            "consecutive offsets",
+          );
+          const started = all.slice(-6);
+          assert.deepEqual(
+            started.map((e) => [e.type, e.taskId, e.data]),
+            claimed.map((t) => ["task.started", t.id, { attempt: t.attempt, node: "n1" }]),
+          );
+          for (let i = 1; i < all.length; i++) assert.equal(all[i]!.offset, all[i - 1]!.offset + 1);
+          // Any page boundary, even inside a transaction's events, gives the same sequence.
+          for (let k = 0; k < all.length; k++) {
+            assert.deepEqual(
+              await store.eventList({ after: all[k]!.offset, limit: 2 }),
+              all.slice(k + 1, k + 3),
+              `after ${all[k]!.offset}`,
+            );
+          }
+          for (const task of tasks) {
+            assert.deepEqual(
+              await store.eventList({ after: 0, limit: 100, taskId: task.id }),
+              all.filter((e) => e.taskId === task.id),
+            );
+          }
+          (created[0]!.data as { type: string }).type = "changed";
+          assert.equal((created[1]!.data as { type: string }).type, "t", "events do not share data objects");
+        },
+      );
     });
 
     describe("nodes", () => {
-      const record = (id: string, overrides: Partial<Omit<NodeRecord, "heartbeatAt">> = {}): Omit<NodeRecord, "heartbeatAt"> => ({
+      const record = (
+        id: string,
+        overrides: Partial<Omit<NodeRecord, "heartbeatAt">> = {},
+      ): Omit<NodeRecord, "heartbeatAt"> => ({
         id,
         name: `name-${id}`,
         host: "host-1",
@@ -1295,7 +1753,13 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("a heartbeat refreshes every field (a node restarted under the same id)", async (store) => {
         await store.nodeHeartbeat({ node: record("a"), now: at(1) });
         // Same id, new process: the dashboard's version notice and the supervision view need the new values.
-        const restarted = record("a", { name: "renamed", host: "host-2", pid: 777, version: "1.2.4", startedAt: at(3) });
+        const restarted = record("a", {
+          name: "renamed",
+          host: "host-2",
+          pid: 777,
+          version: "1.2.4",
+          startedAt: at(3),
+        });
         await store.nodeHeartbeat({ node: restarted, now: at(4) });
         assert.deepEqual(await store.nodeList(), [{ ...restarted, heartbeatAt: at(4) }]);
       });
@@ -1309,7 +1773,10 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         await store.nodeRemove({ id: "never-existed" });
         assert.deepEqual((await store.nodeList()).map((n) => n.id).sort(), ["fresh", "old1", "old2"]);
         assert.equal(await store.nodePrune({ before: at(10) }), 2);
-        assert.deepEqual((await store.nodeList()).map((n) => n.id), ["fresh"]);
+        assert.deepEqual(
+          (await store.nodeList()).map((n) => n.id),
+          ["fresh"],
+        );
         assert.equal(await store.nodePrune({ before: at(10) }), 0);
       });
     });
@@ -1318,13 +1785,37 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       storeTest("a free lease is taken; the holder renews it; others wait until it expires", async (store) => {
         assert.equal(await store.leaseGet({ name: "leader" }), null);
         assert.equal(await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 5000, now: at(0) }), true);
-        assert.equal(await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(1) }), false, "held by a");
-        assert.equal(await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 5000, now: at(4) }), true, "a renews");
+        assert.equal(
+          await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(1) }),
+          false,
+          "held by a",
+        );
+        assert.equal(
+          await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 5000, now: at(4) }),
+          true,
+          "a renews",
+        );
         assert.deepEqual(await store.leaseGet({ name: "leader" }), { name: "leader", node: "a", expiresAt: at(9) });
-        assert.equal(await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(8) }), false, "renewed: not expired yet");
-        assert.equal(await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(9) }), true, "expired: b takes it");
-        assert.equal(await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 5000, now: at(10) }), false, "a lost it");
-        assert.equal(await store.leaseAcquire({ name: "other", node: "a", ttlMs: 5000, now: at(10) }), true, "leases are independent");
+        assert.equal(
+          await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(8) }),
+          false,
+          "renewed: not expired yet",
+        );
+        assert.equal(
+          await store.leaseAcquire({ name: "leader", node: "b", ttlMs: 5000, now: at(9) }),
+          true,
+          "expired: b takes it",
+        );
+        assert.equal(
+          await store.leaseAcquire({ name: "leader", node: "a", ttlMs: 5000, now: at(10) }),
+          false,
+          "a lost it",
+        );
+        assert.equal(
+          await store.leaseAcquire({ name: "other", node: "a", ttlMs: 5000, now: at(10) }),
+          true,
+          "leases are independent",
+        );
       });
 
       storeTest("release frees the lease only for its holder", async (store) => {
@@ -1338,7 +1829,9 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
       storeTest("concurrent attempts: exactly one node wins", async (store) => {
         const nodes = Array.from({ length: 10 }, (_, i) => `n${i}`);
-        const won = await Promise.all(nodes.map((node) => store.leaseAcquire({ name: "leader", node, ttlMs: 5000, now: at(0) })));
+        const won = await Promise.all(
+          nodes.map((node) => store.leaseAcquire({ name: "leader", node, ttlMs: 5000, now: at(0) })),
+        );
         assert.equal(won.filter(Boolean).length, 1);
         assert.equal((await store.leaseGet({ name: "leader" }))?.node, nodes[won.indexOf(true)]);
       });
@@ -1346,7 +1839,14 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
     describe("schedules", () => {
       const schedule = (name: string, extra: Partial<ScheduleInput> = {}): ScheduleInput => ({
-        name, cron: "*/5 * * * * *", timezone: null, type: "t", data: { from: name }, options: { queue: "cron" }, enabled: true, ...extra,
+        name,
+        cron: "*/5 * * * * *",
+        timezone: null,
+        type: "t",
+        data: { from: name },
+        options: { queue: "cron" },
+        enabled: true,
+        ...extra,
       });
 
       storeTest("upsert creates, replaces by name and keeps lastTick; list, get, delete", async (store) => {
@@ -1354,39 +1854,77 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         assert.deepEqual(created, { ...schedule("b"), lastTick: null, createdAt: at(1), updatedAt: at(1) });
         await store.scheduleUpsert({ schedule: schedule("a"), now: at(1) });
         await store.scheduleFire({ name: "b", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) });
-        const replaced = await store.scheduleUpsert({ schedule: schedule("b", { cron: "0 * * * *", data: [1, 2], enabled: false }), now: at(6) });
-        assert.deepEqual(replaced, { ...schedule("b", { cron: "0 * * * *", data: [1, 2], enabled: false }), lastTick: at(5), createdAt: at(1), updatedAt: at(6) });
-        assert.deepEqual((await store.scheduleList()).map((s) => s.name), ["a", "b"]);
+        const replaced = await store.scheduleUpsert({
+          schedule: schedule("b", { cron: "0 * * * *", data: [1, 2], enabled: false }),
+          now: at(6),
+        });
+        assert.deepEqual(replaced, {
+          ...schedule("b", { cron: "0 * * * *", data: [1, 2], enabled: false }),
+          lastTick: at(5),
+          createdAt: at(1),
+          updatedAt: at(6),
+        });
+        assert.deepEqual(
+          (await store.scheduleList()).map((s) => s.name),
+          ["a", "b"],
+        );
         assert.deepEqual(await store.scheduleGet({ name: "b" }), replaced);
         assert.equal(await store.scheduleGet({ name: "zzz" }), null);
         assert.equal(await store.scheduleDelete({ name: "a" }), true);
         assert.equal(await store.scheduleDelete({ name: "a" }), false);
-        assert.deepEqual((await store.scheduleList()).map((s) => s.name), ["b"]);
+        assert.deepEqual(
+          (await store.scheduleList()).map((s) => s.name),
+          ["b"],
+        );
       });
 
       storeTest("each tick fires once: the same or an earlier tick inserts nothing", async (store) => {
         await store.scheduleUpsert({ schedule: schedule("s"), now: at(0) });
-        const first = await store.scheduleFire({ name: "s", tick: at(5), task: taskInput({ queue: "cron", data: 5 }), now: at(5) });
+        const first = await store.scheduleFire({
+          name: "s",
+          tick: at(5),
+          task: taskInput({ queue: "cron", data: 5 }),
+          now: at(5),
+        });
         assert.equal(first?.created, true);
         assert.equal(first?.task.data, 5);
-        assert.equal(await store.scheduleFire({ name: "s", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }), null);
-        assert.equal(await store.scheduleFire({ name: "s", tick: at(0), task: taskInput({ queue: "cron" }), now: at(6) }), null);
-        assert.equal((await store.scheduleFire({ name: "s", tick: at(10), task: taskInput({ queue: "cron" }), now: at(10) }))?.created, true);
+        assert.equal(
+          await store.scheduleFire({ name: "s", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }),
+          null,
+        );
+        assert.equal(
+          await store.scheduleFire({ name: "s", tick: at(0), task: taskInput({ queue: "cron" }), now: at(6) }),
+          null,
+        );
+        assert.equal(
+          (await store.scheduleFire({ name: "s", tick: at(10), task: taskInput({ queue: "cron" }), now: at(10) }))
+            ?.created,
+          true,
+        );
         assert.equal((await store.taskList({ queue: "cron", limit: 10, order: "asc" })).length, 2);
         assert.deepEqual((await store.scheduleGet({ name: "s" }))?.lastTick, at(10));
       });
 
       storeTest("a disabled or unknown schedule fires nothing", async (store) => {
         await store.scheduleUpsert({ schedule: schedule("off", { enabled: false }), now: at(0) });
-        assert.equal(await store.scheduleFire({ name: "off", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }), null);
-        assert.equal(await store.scheduleFire({ name: "nope", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }), null);
+        assert.equal(
+          await store.scheduleFire({ name: "off", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }),
+          null,
+        );
+        assert.equal(
+          await store.scheduleFire({ name: "nope", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }),
+          null,
+        );
         assert.deepEqual(await store.taskList({ queue: "cron", limit: 10, order: "asc" }), []);
       });
 
       storeTest("concurrent fires of one tick insert exactly one task", async (store) => {
         await store.scheduleUpsert({ schedule: schedule("s"), now: at(0) });
-        const outcomes = await Promise.all(Array.from({ length: 10 }, () =>
-          store.scheduleFire({ name: "s", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) })));
+        const outcomes = await Promise.all(
+          Array.from({ length: 10 }, () =>
+            store.scheduleFire({ name: "s", tick: at(5), task: taskInput({ queue: "cron" }), now: at(5) }),
+          ),
+        );
         assert.equal(outcomes.filter((o) => o !== null).length, 1);
         assert.equal((await store.taskList({ queue: "cron", limit: 20, order: "asc" })).length, 1);
       });

@@ -14,7 +14,10 @@ export type LogRow = { offset: number; at: Date; entries: LogEntry[] };
  * The events of `rows` (in offset order) after offset `after`, of task `taskId` only when it is given, at most
  * `limit` of them.
  */
-export function eventsAfter(rows: Iterable<LogRow>, { after, limit, taskId }: { after: number; limit: number; taskId?: number | undefined }): TaskEvent[] {
+export function eventsAfter(
+  rows: Iterable<LogRow>,
+  { after, limit, taskId }: { after: number; limit: number; taskId?: number | undefined },
+): TaskEvent[] {
   const events: TaskEvent[] = [];
   if (limit <= 0) return events;
   for (const { offset: first, at, entries } of rows) {
@@ -24,7 +27,14 @@ export function eventsAfter(rows: Iterable<LogRow>, { after, limit, taskId }: { 
       for (const [k, id] of group.entries()) {
         if (offset > after && (taskId === undefined || id === taskId)) {
           // Events of one entry share its data: each gets a copy of its own.
-          events.push({ offset, type, taskId: Number(id), queue, data: k === 0 ? (data ?? null) : structuredClone(data ?? null), at: new Date(at) });
+          events.push({
+            offset,
+            type,
+            taskId: Number(id),
+            queue,
+            data: k === 0 ? (data ?? null) : structuredClone(data ?? null),
+            at: new Date(at),
+          });
           if (events.length === limit) return events;
         }
         offset++;

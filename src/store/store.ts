@@ -47,7 +47,10 @@ export type TaskListParams = {
   order: "asc" | "desc";
 };
 
-/** A completion of attempt `attempt` of task `id`, whose queue is `queue` (the store checks it: a wrong one matches nothing). */
+/**
+ * A completion of attempt `attempt` of task `id`, whose queue is `queue` (the store checks it: a wrong one matches
+ * nothing).
+ */
 export type TaskCompletion = { id: number; queue: string; attempt: number; result: Json };
 
 export type TaskCancelOutcome = {
@@ -81,7 +84,12 @@ export type RescueOutcome = { task: Task; outcome: "retried" | "failed" };
 export type Lease = { name: string; node: string; expiresAt: Date };
 
 /** What a schedule enqueues on each tick, besides its type and data. */
-export type ScheduleTaskOptions = { queue?: string; priority?: number; maxAttempts?: number; timeoutMs?: number | null };
+export type ScheduleTaskOptions = {
+  queue?: string;
+  priority?: number;
+  maxAttempts?: number;
+  timeoutMs?: number | null;
+};
 
 export type ScheduleInput = {
   name: string;
@@ -127,7 +135,13 @@ export interface Store {
    * Fail a running attempt: back to `scheduled` at `retryAt`, or `failed` for good when `retryAt` is null.
    * Returns the updated task, or null when the attempt is stale.
    */
-  taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null>;
+  taskFail(params: {
+    id: number;
+    attempt: number;
+    error: ErrorRecord;
+    retryAt: Date | null;
+    now: Date;
+  }): Promise<Task | null>;
   /** Cancel a task in any active state. Null when the id is unknown. */
   taskCancel(params: { id: number; reason: string; now: Date }): Promise<TaskCancelOutcome | null>;
   /** Run a failed or cancelled task again from attempt 0. Null when unknown; throws ConflictError when active. */

@@ -11,7 +11,16 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  allEvents, allTasks, Cluster, countBy, distribution, eventually, pause, queueCounts, sideEffects, type NodeProcess,
+  allEvents,
+  allTasks,
+  Cluster,
+  countBy,
+  distribution,
+  eventually,
+  pause,
+  queueCounts,
+  sideEffects,
+  type NodeProcess,
 } from "./harness.ts";
 import type { Task } from "../../src/index.ts";
 
@@ -28,7 +37,9 @@ const KILL_UNTIL_LEFT = 600;
 
 type Kill = { name: string; nodeId: string; at: number; inFlight: number };
 
-test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: each completes exactly once", { timeout: 180_000 }, async (t) => {
+test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: each completes exactly once", {
+  timeout: 180_000,
+}, async (t) => {
   const cluster = await Cluster.open(t, "chaos");
   if (cluster === null) return;
   const spec = (name: string) => ({ name, concurrency: CONCURRENCY });
@@ -48,13 +59,19 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   let enqueuedMs = 0;
   let nextPostAt = startedAt;
   let nextKillAt = startedAt + 2000 + Math.floor(Math.random() * 500);
-  for (let turn = 0; ;) {
+  for (let turn = 0; ; ) {
     const counts = await queueCounts(store, "work");
     const waiting = counts.queued + counts.scheduled;
     // Any node that is up, but not the one killed next.
-    const via = [...current.values()].find((node) => node.nodeId !== "" && node !== current.get(names[turn % names.length]!));
+    const via = [...current.values()].find(
+      (node) => node.nodeId !== "" && node !== current.get(names[turn % names.length]!),
+    );
     if (posted < TOTAL && waiting < BACKLOG && via !== undefined && Date.now() >= nextPostAt) {
-      const tasks = Array.from({ length: BULK }, () => ({ type: "cluster.work", data: { ms: 1 + Math.floor(Math.random() * 50) }, maxAttempts: 20 }));
+      const tasks = Array.from({ length: BULK }, () => ({
+        type: "cluster.work",
+        data: { ms: 1 + Math.floor(Math.random() * 50) },
+        maxAttempts: 20,
+      }));
       const { status, body } = await via.api<{ created: boolean[] }>("POST", "/api/tasks/bulk", { tasks }, 30_000);
       assert.equal(status, 201);
       assert.equal(body.created.filter(Boolean).length, BULK);
@@ -70,7 +87,9 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
       const victim = current.get(victimName)!;
       await victim.ready(); // restarted two kills ago: up long since, normally
       const at = await victim.kill9();
-      const inFlight = (await allTasks(store, { states: ["running"] })).filter((task) => task.node === victim.nodeId).length;
+      const inFlight = (await allTasks(store, { states: ["running"] })).filter(
+        (task) => task.node === victim.nodeId,
+      ).length;
       kills.push({ name: victimName, nodeId: victim.nodeId, at, inFlight });
       // Restarted at once, under the same name, without waiting for it to come up.
       current.set(victimName, await cluster.spawn(spec(victimName)));
@@ -81,12 +100,20 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
     await pause(100);
   }
   await Promise.all([...current.values()].map((node) => node.ready()));
-  assert.ok(kills.length >= 3, `only ${kills.length} kills happened while the tasks ran: the run was too short to be chaos`);
+  assert.ok(
+    kills.length >= 3,
+    `only ${kills.length} kills happened while the tasks ran: the run was too short to be chaos`,
+  );
 
-  await eventually(`all ${TOTAL} tasks to finish`, 90_000, async () => {
-    const counts = await queueCounts(store, "work");
-    return counts.queued + counts.running + counts.scheduled === 0 ? counts : undefined;
-  }, 200);
+  await eventually(
+    `all ${TOTAL} tasks to finish`,
+    90_000,
+    async () => {
+      const counts = await queueCounts(store, "work");
+      return counts.queued + counts.running + counts.scheduled === 0 ? counts : undefined;
+    },
+    200,
+  );
   const runMs = Date.now() - startedAt;
 
   const tasks = await allTasks(store, { type: "cluster.work" });
@@ -96,12 +123,20 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   // Lost or unfinished: none.
   assert.equal(tasks.length, TOTAL, "every enqueued task is in the store");
   const notCompleted = tasks.filter((task) => task.state !== "completed");
-  const failedForStalls = notCompleted.filter((task) => task.state === "failed" && /stopped while running/.test(task.error?.message ?? ""));
-  assert.deepEqual(notCompleted.map((task) => ({ id: task.id, state: task.state, stalls: task.stalls, error: task.error?.message })), [],
-    `tasks not completed (${failedForStalls.length} failed for stalls)`);
+  const failedForStalls = notCompleted.filter(
+    (task) => task.state === "failed" && /stopped while running/.test(task.error?.message ?? ""),
+  );
+  assert.deepEqual(
+    notCompleted.map((task) => ({ id: task.id, state: task.state, stalls: task.stalls, error: task.error?.message })),
+    [],
+    `tasks not completed (${failedForStalls.length} failed for stalls)`,
+  );
 
   // Exactly one completion each.
-  const completions = countBy(events.filter((e) => e.type === "task.completed"), (e) => e.taskId);
+  const completions = countBy(
+    events.filter((e) => e.type === "task.completed"),
+    (e) => e.taskId,
+  );
   const duplicatedCompletions = [...completions].filter(([, n]) => n > 1);
   const missingCompletions = tasks.filter((task) => completions.get(task.id) !== 1);
   assert.deepEqual(duplicatedCompletions, [], "no task has two task.completed events");
@@ -130,8 +165,10 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   });
   const rescuedPerKill = countBy(rescued, (e) => (e.data as { node: string }).node);
   for (const kill of kills) {
-    assert.ok((rescuedPerKill.get(kill.nodeId) ?? 0) >= kill.inFlight,
-      `kill of ${kill.name} left ${kill.inFlight} tasks running, but ${rescuedPerKill.get(kill.nodeId) ?? 0} were rescued`);
+    assert.ok(
+      (rescuedPerKill.get(kill.nodeId) ?? 0) >= kill.inFlight,
+      `kill of ${kill.name} left ${kill.inFlight} tasks running, but ${rescuedPerKill.get(kill.nodeId) ?? 0} were rescued`,
+    );
   }
   const late = rescueDelays.filter((ms) => ms >= RESCUE_LIMIT_MS);
   assert.deepEqual(late, [], `rescues later than ${RESCUE_LIMIT_MS} ms after their kill`);
@@ -151,7 +188,11 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   for (const task of tasks as Task[]) {
     const done = byTask.get(task.id) ?? [];
     if (!done.some((d) => d.attempt === task.attempt && d.nodeId === task.node)) missingWork.push(task.id);
-    assert.equal(new Set(done.map((d) => d.attempt)).size, done.length, `task ${task.id}: one attempt did its work twice`);
+    assert.equal(
+      new Set(done.map((d) => d.attempt)).size,
+      done.length,
+      `task ${task.id}: one attempt did its work twice`,
+    );
     if (done.length > 1) {
       duplicates += done.length - 1;
       if (!rescuedIds.has(task.id)) unexplained.push(task.id);
@@ -161,10 +202,20 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   assert.deepEqual(unexplained, [], "tasks whose work was done twice although they were never rescued");
 
   const stalls = countBy(tasks, (task) => task.stalls);
-  t.diagnostic(`chaos: ${TOTAL} tasks, enqueued in ${enqueuedMs} ms, all done in ${runMs} ms (${Math.round(TOTAL / (runMs / 1000))} tasks/s) with ${kills.length} kills`);
-  t.diagnostic(`chaos kills: ${kills.map((k) => `${k.name}@+${k.at - startedAt}ms (${k.inFlight} in flight)`).join(", ")}`);
-  t.diagnostic(`chaos: lost 0, duplicated completions ${duplicatedCompletions.length}, failed ${notCompleted.length} (for stalls ${failedForStalls.length}); rescued ${rescued.length} attempts of ${rescuedIds.size} tasks; tasks by stall count ${JSON.stringify(Object.fromEntries(stalls))}`);
-  t.diagnostic(`chaos: side effects ${effects.length} for ${TOTAL} tasks: ${duplicates} duplicate runs (all of rescued attempts)`);
+  t.diagnostic(
+    `chaos: ${TOTAL} tasks, enqueued in ${enqueuedMs} ms, all done in ${runMs} ms (${Math.round(TOTAL / (runMs / 1000))} tasks/s) with ${kills.length} kills`,
+  );
+  t.diagnostic(
+    `chaos kills: ${kills.map((k) => `${k.name}@+${k.at - startedAt}ms (${k.inFlight} in flight)`).join(", ")}`,
+  );
+  t.diagnostic(
+    `chaos: lost 0, duplicated completions ${duplicatedCompletions.length}, failed ${notCompleted.length} (for stalls ${failedForStalls.length}); rescued ${rescued.length} attempts of ${rescuedIds.size} tasks; tasks by stall count ${JSON.stringify(Object.fromEntries(stalls))}`,
+  );
+  t.diagnostic(
+    `chaos: side effects ${effects.length} for ${TOTAL} tasks: ${duplicates} duplicate runs (all of rescued attempts)`,
+  );
   t.diagnostic(`chaos rescue time after kill: ${distribution(rescueDelays)}`);
-  t.diagnostic(`chaos: rescues from live nodes (judged dead): ${wrongful.length}${wrongNodes.length ? `: ${wrongNodes.join("; ")}` : ""}`);
+  t.diagnostic(
+    `chaos: rescues from live nodes (judged dead): ${wrongful.length}${wrongNodes.length ? `: ${wrongNodes.join("; ")}` : ""}`,
+  );
 });

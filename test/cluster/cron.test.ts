@@ -17,28 +17,45 @@ const MAX_GAP_S = 3;
 
 /** TICK lines of every node so far: [taskId, epochMs]. */
 function ticks(nodes: NodeProcess[]): { id: number; at: number; node: string }[] {
-  return nodes.flatMap((node) => node.words("TICK").map(({ words }) => ({ id: Number(words[1]), at: Number(words[3]), node: words[2]! })));
+  return nodes.flatMap((node) =>
+    node.words("TICK").map(({ words }) => ({ id: Number(words[1]), at: Number(words[3]), node: words[2]! })),
+  );
 }
 
-test("a schedule every second fires once per tick cluster-wide, and carries on after the leader is kill -9ed", { timeout: 120_000 }, async (t) => {
+test("a schedule every second fires once per tick cluster-wide, and carries on after the leader is kill -9ed", {
+  timeout: 120_000,
+}, async (t) => {
   const cluster = await Cluster.open(t, "cron");
   if (cluster === null) return;
   const nodes = await cluster.startAll(["a", "b", "c"].map((name) => ({ name, concurrency: 2 })));
   const { leader } = await cluster.settled();
   const via = nodes.find((node) => node !== leader)!;
 
-  const { status, body } = await via.api("PUT", "/api/schedules/every-second", { cron: "* * * * * *", type: "cluster.tick", data: { via: via.name } });
+  const { status, body } = await via.api("PUT", "/api/schedules/every-second", {
+    cron: "* * * * * *",
+    type: "cluster.tick",
+    data: { via: via.name },
+  });
   assert.equal(status, 200, JSON.stringify(body));
 
-  await eventually(`${TICKS_BEFORE} ticks`, 20_000, async () => (new Set(ticks(nodes).map((x) => x.id)).size >= TICKS_BEFORE ? true : undefined));
+  await eventually(`${TICKS_BEFORE} ticks`, 20_000, async () =>
+    new Set(ticks(nodes).map((x) => x.id)).size >= TICKS_BEFORE ? true : undefined,
+  );
   const marks = nodes.map((node) => node.lines.length);
   const killedAt = await leader.kill9();
   const survivors = nodes.filter((node) => node !== leader);
-  const taken = await Promise.any(survivors.map((node) => node.waitLog(/^this node is now the leader$/, 10_000, marks[nodes.indexOf(node)])
-    .then((line) => ({ node, at: line.json.time as number }))));
+  const taken = await Promise.any(
+    survivors.map((node) =>
+      node
+        .waitLog(/^this node is now the leader$/, 10_000, marks[nodes.indexOf(node)])
+        .then((line) => ({ node, at: line.json.time as number })),
+    ),
+  );
   t.diagnostic(`leader ${leader.name} killed; ${taken.node.name} leads ${taken.at - killedAt} ms later`);
   await eventually(`${TICKS_AFTER} ticks fired by the new leader`, 20_000, async () => {
-    const fired = taken.node.logs(/^schedule every-second fired for /).filter((line) => (line.json.time as number) > killedAt);
+    const fired = taken.node
+      .logs(/^schedule every-second fired for /)
+      .filter((line) => (line.json.time as number) > killedAt);
     return fired.length >= TICKS_AFTER ? true : undefined;
   });
 
@@ -56,28 +73,53 @@ test("a schedule every second fires once per tick cluster-wide, and carries on a
   assert.deepEqual(dupSeconds, [], "never two tasks created in the same second");
 
   // The leaders' own words: each tick fired once, each task belongs to one tick.
-  const fired = survivors.concat(leader).flatMap((node) => node.logs(/^schedule every-second fired for /).map((line) => {
-    const match = /^schedule every-second fired for (\S+): task (\d+)$/.exec(line.json.msg as string)!;
-    return { tick: match[1]!, id: Number(match[2]), node: node.name };
-  }));
-  assert.deepEqual([...countBy(fired, (f) => f.tick)].filter(([, n]) => n > 1), [], "no tick fired twice");
-  assert.deepEqual([...countBy(fired, (f) => f.id)].filter(([, n]) => n > 1), [], "no task fired for two ticks");
+  const fired = survivors.concat(leader).flatMap((node) =>
+    node.logs(/^schedule every-second fired for /).map((line) => {
+      const match = /^schedule every-second fired for (\S+): task (\d+)$/.exec(line.json.msg as string)!;
+      return { tick: match[1]!, id: Number(match[2]), node: node.name };
+    }),
+  );
+  assert.deepEqual(
+    [...countBy(fired, (f) => f.tick)].filter(([, n]) => n > 1),
+    [],
+    "no tick fired twice",
+  );
+  assert.deepEqual(
+    [...countBy(fired, (f) => f.id)].filter(([, n]) => n > 1),
+    [],
+    "no task fired for two ticks",
+  );
   const byId = new Map(tasks.map((task) => [task.id, task]));
   for (const f of fired) {
     const task = byId.get(f.id);
     assert.ok(task !== undefined, `fired task ${f.id} is in the store`);
-    assert.equal(Math.floor(task.createdAt.getTime() / 1000), Math.floor(Date.parse(f.tick) / 1000), `task ${f.id} was created in its tick's second`);
+    assert.equal(
+      Math.floor(task.createdAt.getTime() / 1000),
+      Math.floor(Date.parse(f.tick) / 1000),
+      `task ${f.id} was created in its tick's second`,
+    );
   }
-  assert.ok(fired.length >= tasks.length - 1, `the leaders logged ${fired.length} of ${tasks.length} fires (a killed leader may not log its last)`);
+  assert.ok(
+    fired.length >= tasks.length - 1,
+    `the leaders logged ${fired.length} of ${tasks.length} fires (a killed leader may not log its last)`,
+  );
 
   // Gaps: one second apart, except across the failover.
   const sorted = [...seconds].sort((x, y) => x - y);
   const gaps = sorted.slice(1).map((s, i) => s - sorted[i]!);
   const killSecond = Math.floor(killedAt / 1000);
-  const longGaps = sorted.slice(1).map((s, i) => ({ from: sorted[i]!, to: s })).filter(({ from, to }) => to - from > 1);
-  t.diagnostic(`${tasks.length} tick tasks over ${sorted.at(-1)! - sorted[0]! + 1} s; gaps > 1 s: ${JSON.stringify(longGaps.map((g) => ({ ...g, killAt: killSecond })))}`);
+  const longGaps = sorted
+    .slice(1)
+    .map((s, i) => ({ from: sorted[i]!, to: s }))
+    .filter(({ from, to }) => to - from > 1);
+  t.diagnostic(
+    `${tasks.length} tick tasks over ${sorted.at(-1)! - sorted[0]! + 1} s; gaps > 1 s: ${JSON.stringify(longGaps.map((g) => ({ ...g, killAt: killSecond })))}`,
+  );
   for (const gap of longGaps) {
-    assert.ok(gap.from <= killSecond + 1 && gap.to >= killSecond, `a gap ${gap.from}→${gap.to} away from the kill at ${killSecond}`);
+    assert.ok(
+      gap.from <= killSecond + 1 && gap.to >= killSecond,
+      `a gap ${gap.from}→${gap.to} away from the kill at ${killSecond}`,
+    );
     assert.ok(gap.to - gap.from <= MAX_GAP_S, `a gap of ${gap.to - gap.from} s across the failover`);
   }
   assert.ok(Math.max(...gaps) <= MAX_GAP_S);

@@ -49,7 +49,12 @@ export function pause(ms: number): Promise<void> {
  * Polls `probe` until it returns something other than undefined, at most `timeoutMs`; the last failure (a thrown
  * error or the description `probe` returned as a string via `miss`) is in the timeout's message.
  */
-export async function eventually<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, everyMs = 50): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  timeoutMs: number,
+  probe: () => Promise<T | undefined>,
+  everyMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last = "";
   for (;;) {
@@ -59,7 +64,8 @@ export async function eventually<T>(what: string, timeoutMs: number, probe: () =
     } catch (error) {
       last = error instanceof Error ? error.message : String(error);
     }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${last}` : ""}`);
+    if (Date.now() >= deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${last}` : ""}`);
     await pause(everyMs);
   }
 }
@@ -116,7 +122,8 @@ export class NodeProcess extends WatchedProcess {
   constructor(args: string[], env: Record<string, string>, name: string, port: number) {
     super(name, [MAIN, "start", ...args], { cwd: REPO, env }, (line) => {
       const msg = line.json?.msg;
-      const listening = typeof msg === "string" ? /^conveyor node .* \((node-[0-9a-f]+)\) on .* listening on /.exec(msg) : null;
+      const listening =
+        typeof msg === "string" ? /^conveyor node .* \((node-[0-9a-f]+)\) on .* listening on /.exec(msg) : null;
       if (listening !== null) {
         this.nodeId = listening[1]!;
         this.readyAt = line.at;
@@ -128,8 +135,10 @@ export class NodeProcess extends WatchedProcess {
 
   /** Pino log lines (parsed), optionally only those whose msg matches. */
   logs(match?: RegExp): (Line & { json: Record<string, unknown> })[] {
-    return this.lines.filter((l): l is Line & { json: Record<string, unknown> } =>
-      l.json !== null && (match === undefined || (typeof l.json.msg === "string" && match.test(l.json.msg))));
+    return this.lines.filter(
+      (l): l is Line & { json: Record<string, unknown> } =>
+        l.json !== null && (match === undefined || (typeof l.json.msg === "string" && match.test(l.json.msg))),
+    );
   }
 
   /** Plain (non-JSON) lines whose first word is `word`, split in words. */
@@ -137,7 +146,8 @@ export class NodeProcess extends WatchedProcess {
     const out: { words: string[]; at: number; index: number }[] = [];
     for (let i = from; i < this.lines.length; i++) {
       const line = this.lines[i]!;
-      if (line.json === null && line.text.startsWith(word + " ")) out.push({ words: line.text.split(" "), at: line.at, index: i });
+      if (line.json === null && line.text.startsWith(word + " "))
+        out.push({ words: line.text.split(" "), at: line.at, index: i });
     }
     return out;
   }
@@ -149,14 +159,23 @@ export class NodeProcess extends WatchedProcess {
 
   /** The first log line (from index `from` on) whose msg matches. */
   waitLog(re: RegExp, timeoutMs: number, from = 0) {
-    return this.until(`a log line matching ${re}`, () => this.logs(re).find((l) => this.lines.indexOf(l) >= from), timeoutMs);
+    return this.until(
+      `a log line matching ${re}`,
+      () => this.logs(re).find((l) => this.lines.indexOf(l) >= from),
+      timeoutMs,
+    );
   }
 
   ready(timeoutMs = 30_000): Promise<void> {
     return this.until("the HTTP server to listen", () => this.nodeId !== "", timeoutMs).then(() => {});
   }
 
-  async api<T = any>(method: string, path: string, body?: unknown, timeoutMs = 10_000): Promise<{ status: number; body: T }> {
+  async api<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = 10_000,
+  ): Promise<{ status: number; body: T }> {
     let response: Response;
     let text: string;
     try {
@@ -168,11 +187,13 @@ export class NodeProcess extends WatchedProcess {
       });
       text = await response.text();
     } catch (error) {
-      throw new Error(`${method} ${path} on ${this.name} failed (${this.alive ? "alive" : `exited ${JSON.stringify(this.exit)}`}): ${String(error)}${this.tail()}`, { cause: error });
+      throw new Error(
+        `${method} ${path} on ${this.name} failed (${this.alive ? "alive" : `exited ${JSON.stringify(this.exit)}`}): ${String(error)}${this.tail()}`,
+        { cause: error },
+      );
     }
     return { status: response.status, body: (text === "" ? null : JSON.parse(text)) as T };
   }
-
 }
 
 // ---- a cluster -----------------------------------------------------------------------------------------
@@ -217,14 +238,32 @@ export class Cluster {
   async spawn(spec: NodeSpec): Promise<NodeProcess> {
     const port = await freePort();
     const args = [
-      "--database", postgresUrl(), "--schema", this.schema, "--port", String(port), "--host", "127.0.0.1",
-      "--handlers", HANDLERS, "--heartbeat-ms", String(HEARTBEAT_MS), "--dead-after", String(DEAD_AFTER_BEATS),
-      "--grace-ms", String(GRACE_MS), "--concurrency", String(spec.concurrency), "--name", spec.name,
+      "--database",
+      postgresUrl(),
+      "--schema",
+      this.schema,
+      "--port",
+      String(port),
+      "--host",
+      "127.0.0.1",
+      "--handlers",
+      HANDLERS,
+      "--heartbeat-ms",
+      String(HEARTBEAT_MS),
+      "--dead-after",
+      String(DEAD_AFTER_BEATS),
+      "--grace-ms",
+      String(GRACE_MS),
+      "--concurrency",
+      String(spec.concurrency),
+      "--name",
+      spec.name,
     ];
     if (spec.amqp ?? this.#amqp) args.push("--amqp", amqpUrl());
     const env: Record<string, string> = {};
     // The node reads CONVEYOR_* settings: only ours count.
-    for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !key.startsWith("CONVEYOR_")) env[key] = value;
+    for (const [key, value] of Object.entries(process.env))
+      if (value !== undefined && !key.startsWith("CONVEYOR_")) env[key] = value;
     Object.assign(env, {
       CONVEYOR_LOG_LEVEL: "info",
       CLUSTER_NODE_NAME: spec.name,
@@ -275,7 +314,9 @@ export class Cluster {
   async settled(timeoutMs = 10_000): Promise<{ leader: NodeProcess; views: ClusterView[] }> {
     return eventually("every node to agree on one leader and see every live node alive", timeoutMs, async () => {
       const alive = this.alive();
-      const views = await Promise.all(alive.map(async (node) => (await node.api<ClusterView>("GET", "/api/nodes")).body));
+      const views = await Promise.all(
+        alive.map(async (node) => (await node.api<ClusterView>("GET", "/api/nodes")).body),
+      );
       const leaders = new Set(views.map((view) => view.leader));
       if (leaders.size !== 1 || views[0]!.leader === null) return undefined;
       const leader = this.byId(views[0]!.leader);
@@ -300,13 +341,19 @@ export class Cluster {
     }
     try {
       mkdirSync(this.#logs, { recursive: true });
-      this.nodes.forEach((node, i) => writeFileSync(join(this.#logs, `${node.name}-${i}.log`),
-        `${node.lines.map((l) => `${l.at} ${l.text}`).join("\n")}\n--- exit ${JSON.stringify(node.exit)}; stderr:\n${node.stderr}`));
+      this.nodes.forEach((node, i) =>
+        writeFileSync(
+          join(this.#logs, `${node.name}-${i}.log`),
+          `${node.lines.map((l) => `${l.at} ${l.text}`).join("\n")}\n--- exit ${JSON.stringify(node.exit)}; stderr:\n${node.stderr}`,
+        ),
+      );
     } catch {
       // the post-mortem copy is a convenience
     }
     await this.closeStore();
-    await dropSchema(this.schema).catch((error: unknown) => console.warn(`could not drop schema ${this.schema}: ${String(error)}`));
+    await dropSchema(this.schema).catch((error: unknown) =>
+      console.warn(`could not drop schema ${this.schema}: ${String(error)}`),
+    );
     if (this.#amqp) await deleteExchange(this.exchange).catch(() => {});
     rmSync(this.dir, { recursive: true, force: true });
   }
@@ -314,7 +361,15 @@ export class Cluster {
 
 export type ClusterView = {
   leader: string | null;
-  nodes: { id: string; name: string; alive: boolean; heartbeatAgeMs: number; leader: boolean; version: string; info: { tree?: unknown } }[];
+  nodes: {
+    id: string;
+    name: string;
+    alive: boolean;
+    heartbeatAgeMs: number;
+    leader: boolean;
+    version: string;
+    info: { tree?: unknown };
+  }[];
 };
 
 async function deleteExchange(exchange: string): Promise<void> {
@@ -331,10 +386,18 @@ async function deleteExchange(exchange: string): Promise<void> {
 
 // ---- reading the store ---------------------------------------------------------------------------------
 
-export async function allTasks(store: PostgresStore, filter: { states?: Task["state"][]; type?: string } = {}): Promise<Task[]> {
+export async function allTasks(
+  store: PostgresStore,
+  filter: { states?: Task["state"][]; type?: string } = {},
+): Promise<Task[]> {
   const tasks: Task[] = [];
   for (;;) {
-    const page = await store.taskList({ ...filter, limit: 1000, order: "asc", ...(tasks.length ? { after: tasks.at(-1)!.id } : {}) });
+    const page = await store.taskList({
+      ...filter,
+      limit: 1000,
+      order: "asc",
+      ...(tasks.length ? { after: tasks.at(-1)!.id } : {}),
+    });
     tasks.push(...page);
     if (page.length < 1000) return tasks;
   }
@@ -360,10 +423,13 @@ export type SideEffect = { id: number; attempt: number; node: string; nodeId: st
 
 export function sideEffects(path: string): SideEffect[] {
   if (!existsSync(path)) return [];
-  return readFileSync(path, "utf8").split("\n").filter(Boolean).map((line) => {
-    const [id, attempt, node, nodeId] = line.split(" ");
-    return { id: Number(id), attempt: Number(attempt), node: node!, nodeId: nodeId! };
-  });
+  return readFileSync(path, "utf8")
+    .split("\n")
+    .filter(Boolean)
+    .map((line) => {
+      const [id, attempt, node, nodeId] = line.split(" ");
+      return { id: Number(id), attempt: Number(attempt), node: node!, nodeId: nodeId! };
+    });
 }
 
 // ---- the servers ---------------------------------------------------------------------------------------

@@ -12,19 +12,31 @@ import assert from "node:assert/strict";
 import { Cluster, eventually, type NodeProcess } from "./harness.ts";
 import type { Task } from "../../src/index.ts";
 
-test("CONVEYOR_MAX_STALLS is applied by conveyor start: with 1, a task whose node dies twice fails", { timeout: 90_000 }, async (t) => {
+test("CONVEYOR_MAX_STALLS is applied by conveyor start: with 1, a task whose node dies twice fails", {
+  timeout: 90_000,
+}, async (t) => {
   const cluster = await Cluster.open(t, "maxstalls");
   if (cluster === null) return;
   const env = { CONVEYOR_MAX_STALLS: "1" };
-  const [leader, first] = await cluster.startAll([{ name: "leader", concurrency: 0, env }, { name: "w1", concurrency: 1, env }]);
+  const [leader, first] = await cluster.startAll([
+    { name: "leader", concurrency: 0, env },
+    { name: "w1", concurrency: 1, env },
+  ]);
   await cluster.settled();
-  const { body } = await leader!.api<{ task: Task }>("POST", "/api/tasks", { type: "cluster.work", data: { ms: 120_000 }, maxAttempts: 20 });
+  const { body } = await leader!.api<{ task: Task }>("POST", "/api/tasks", {
+    type: "cluster.work",
+    data: { ms: 120_000 },
+    maxAttempts: 20,
+  });
   const id = body.task.id;
 
-  const runningOn = (node: NodeProcess, attempt: number) => eventually(`task ${id} attempt ${attempt} to run on ${node.name}`, 15_000, async () => {
-    const { body: got } = await leader!.api<{ task: Task }>("GET", `/api/tasks/${id}`);
-    return got.task.state === "running" && got.task.node === node.nodeId && got.task.attempt === attempt ? got.task : undefined;
-  });
+  const runningOn = (node: NodeProcess, attempt: number) =>
+    eventually(`task ${id} attempt ${attempt} to run on ${node.name}`, 15_000, async () => {
+      const { body: got } = await leader!.api<{ task: Task }>("GET", `/api/tasks/${id}`);
+      return got.task.state === "running" && got.task.node === node.nodeId && got.task.attempt === attempt
+        ? got.task
+        : undefined;
+    });
 
   let worker = first!;
   await runningOn(worker, 1);
@@ -42,7 +54,11 @@ test("CONVEYOR_MAX_STALLS is applied by conveyor start: with 1, a task whose nod
       await runningOn(next, 2);
       worker = next;
     } else {
-      assert.equal(task.state, "failed", `CONVEYOR_MAX_STALLS=1 fails a task at its second stall, but it is ${task.state} (the node used its default of 3)`);
+      assert.equal(
+        task.state,
+        "failed",
+        `CONVEYOR_MAX_STALLS=1 fails a task at its second stall, but it is ${task.state} (the node used its default of 3)`,
+      );
       assert.match(task.error?.message ?? "", /stopped while running/);
     }
   }

@@ -23,7 +23,10 @@ type Pair = { a: NodeProcess; b: NodeProcess; cluster: Cluster };
 async function pair(t: TestContext, amqp: boolean): Promise<Pair | null> {
   const cluster = await Cluster.open(t, amqp ? "stop_amqp" : "stop", { amqp });
   if (cluster === null) return null;
-  const [a, b] = await cluster.startAll([{ name: "a", concurrency: 0 }, { name: "b", concurrency: 1 }]);
+  const [a, b] = await cluster.startAll([
+    { name: "a", concurrency: 0 },
+    { name: "b", concurrency: 1 },
+  ]);
   await cluster.settled();
   return { a: a!, b: b!, cluster };
 }
@@ -63,18 +66,28 @@ async function measureStops(t: TestContext, p: Pair, tries: number, label: strin
     const id = await startOnB(p, "cluster.block");
     latencies.push(await stopThroughA(p, id));
   }
-  t.diagnostic(`cross-node stop latency (${label}, DELETE on A → signal fired on B): p50 ${percentile(latencies, 50)} ms, max ${Math.max(...latencies)} ms; ${distribution(latencies)}; all: ${latencies.join(", ")}`);
-  for (const ms of latencies) assert.ok(ms < STOP_LIMIT_MS, `a stop took ${ms} ms to reach B (limit ${STOP_LIMIT_MS} ms): ${latencies.join(", ")}`);
+  t.diagnostic(
+    `cross-node stop latency (${label}, DELETE on A → signal fired on B): p50 ${percentile(latencies, 50)} ms, max ${Math.max(...latencies)} ms; ${distribution(latencies)}; all: ${latencies.join(", ")}`,
+  );
+  for (const ms of latencies)
+    assert.ok(
+      ms < STOP_LIMIT_MS,
+      `a stop took ${ms} ms to reach B (limit ${STOP_LIMIT_MS} ms): ${latencies.join(", ")}`,
+    );
   return latencies;
 }
 
-test("cross-node stop over LISTEN/NOTIFY: the handler on B is signalled within a second of a DELETE on A", { timeout: 90_000 }, async (t) => {
+test("cross-node stop over LISTEN/NOTIFY: the handler on B is signalled within a second of a DELETE on A", {
+  timeout: 90_000,
+}, async (t) => {
   const p = await pair(t, false);
   if (p === null) return;
   await measureStops(t, p, 5, "LISTEN/NOTIFY");
 });
 
-test("cross-node stop of a thread that ignores its signal: terminated after the grace period; the next task runs on B", { timeout: 90_000 }, async (t) => {
+test("cross-node stop of a thread that ignores its signal: terminated after the grace period; the next task runs on B", {
+  timeout: 90_000,
+}, async (t) => {
   const p = await pair(t, false);
   if (p === null) return;
   const { a, b } = p;
@@ -83,7 +96,11 @@ test("cross-node stop of a thread that ignores its signal: terminated after the 
   const sentAt = Date.now();
   const { status } = await a.api("DELETE", `/api/tasks/${id}`);
   assert.equal(status, 200);
-  const ended = await b.waitLog(new RegExp(`^task ${id} stopped \\(cancelled\\): its thread was terminated$`), SPIN_GRACE_MS + 5000, mark);
+  const ended = await b.waitLog(
+    new RegExp(`^task ${id} stopped \\(cancelled\\): its thread was terminated$`),
+    SPIN_GRACE_MS + 5000,
+    mark,
+  );
   const endedMs = (ended.json.time as number) - sentAt;
   t.diagnostic(`spinning thread terminated ${endedMs} ms after the DELETE on A (grace ${SPIN_GRACE_MS} ms)`);
   assert.ok(endedMs >= SPIN_GRACE_MS - 50, `terminated only after the grace period (${endedMs} ms)`);
@@ -98,7 +115,9 @@ test("cross-node stop of a thread that ignores its signal: terminated after the 
   assert.ok(b.alive && a.alive, "both nodes are still up");
 });
 
-test("cross-node stop over RabbitMQ: the handler on B is signalled within a second of a DELETE on A", { timeout: 90_000 }, async (t) => {
+test("cross-node stop over RabbitMQ: the handler on B is signalled within a second of a DELETE on A", {
+  timeout: 90_000,
+}, async (t) => {
   const p = await pair(t, true);
   if (p === null) return;
   for (const node of [p.a, p.b]) assert.match(node.logs(/listening on/)[0]!.json.msg as string, /bus RabbitMQ/);

@@ -67,7 +67,11 @@ let schemaCount = 0;
 
 /** A schema name no other test (or test process) uses: prefix, pid, a counter and random bits. */
 export function freshSchema(prefix: string): string {
-  const clean = prefix.toLowerCase().replace(/[^a-z0-9_]/g, "_").replace(/^[^a-z_]/, "_").slice(0, 30);
+  const clean = prefix
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, "_")
+    .replace(/^[^a-z_]/, "_")
+    .slice(0, 30);
   return `${clean}_${process.pid}_${++schemaCount}_${randomBytes(3).toString("hex")}`;
 }
 
@@ -103,7 +107,9 @@ export async function tableReads(schema: string, table: string): Promise<{ rows:
       return { rows: Number(rows[0]?.rows ?? 0), seqScans: Number(rows[0]?.seq_scan ?? 0) };
     };
     for (let i = 0; i < 200; i++) {
-      const open = await client.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [`conveyor-store-${schema}`.slice(0, 63)]);
+      const open = await client.query("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1", [
+        `conveyor-store-${schema}`.slice(0, 63),
+      ]);
       if (Number(open.rows[0].n) === 0) break;
       await new Promise((resolve) => setTimeout(resolve, 25));
     }

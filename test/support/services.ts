@@ -3,7 +3,8 @@
  * fails the test; elsewhere the test is skipped with a loud warning, so a laptop without RabbitMQ still runs the rest.
  *
  * Addresses: CONVEYOR_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test; postgresUrl() and
- * postgresAvailable() are those of ./postgres.ts) and CONVEYOR_TEST_AMQP_URL (default amqp://guest:guest@127.0.0.1:5672).
+ * postgresAvailable() are those of ./postgres.ts) and CONVEYOR_TEST_AMQP_URL (default
+ * amqp://guest:guest@127.0.0.1:5672).
  */
 import type { TestContext } from "node:test";
 import amqp from "amqplib";
@@ -40,7 +41,9 @@ export function amqpAvailable(): Promise<boolean> {
 export function requireService(t: TestContext, name: string, available: boolean): boolean {
   if (available) return true;
   if (process.env.CI === "true") throw new Error(`${name} is not reachable, and CI=true requires it`);
-  console.warn(`\n!!! ${name} is not reachable: skipping "${t.name}". Start it, or set CI=true to make this a failure. !!!\n`);
+  console.warn(
+    `\n!!! ${name} is not reachable: skipping "${t.name}". Start it, or set CI=true to make this a failure. !!!\n`,
+  );
   t.skip(`${name} is not reachable`);
   return false;
 }

@@ -30,7 +30,12 @@ export class WatchedProcess {
   readonly #events = new EventEmitter();
 
   /** Runs `node <args>` with `options` (stdout and stderr piped); `onLine` sees each line before any wait does. */
-  constructor(name: string, args: string[], options: Pick<SpawnOptions, "cwd" | "env">, onLine: (line: Line) => void = () => {}) {
+  constructor(
+    name: string,
+    args: string[],
+    options: Pick<SpawnOptions, "cwd" | "env">,
+    onLine: (line: Line) => void = () => {},
+  ) {
     this.name = name;
     this.#events.setMaxListeners(100);
     this.process = spawn(process.execPath, args, { ...options, stdio: ["ignore", "pipe", "pipe"] });
@@ -56,15 +61,22 @@ export class WatchedProcess {
     return this.exit === null;
   }
 
-  /** Resolves once `ok()` returns a value (checked on each output line); fails on timeout, or when the child exits first. */
+  /**
+   * Resolves once `ok()` returns a value (checked on each output line); fails on timeout, or when the child exits
+   * first.
+   */
   until<T>(what: string, ok: () => T | undefined | false, timeoutMs: number): Promise<T> {
     return new Promise((resolve, reject) => {
       const check = () => {
         const value = ok();
         if (value !== undefined && value !== false) return finish(undefined, value);
-        if (this.exit !== null) finish(new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before: ${what}${this.tail()}`));
+        if (this.exit !== null)
+          finish(new Error(`${this.name} exited (${JSON.stringify(this.exit)}) before: ${what}${this.tail()}`));
       };
-      const timer = setTimeout(() => finish(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for: ${what}${this.tail()}`)), timeoutMs);
+      const timer = setTimeout(
+        () => finish(new Error(`${this.name}: timed out after ${timeoutMs} ms waiting for: ${what}${this.tail()}`)),
+        timeoutMs,
+      );
       const finish = (error?: Error, value?: T) => {
         clearTimeout(timer);
         this.#events.off("change", check);
@@ -87,7 +99,10 @@ export class WatchedProcess {
   }
 
   tail(): string {
-    return `\n  ${this.name} last stdout: ${this.lines.slice(-6).map((l) => l.text.slice(0, 300)).join("\n    ")}\n  stderr: ${this.stderr.slice(-1500)}`;
+    return `\n  ${this.name} last stdout: ${this.lines
+      .slice(-6)
+      .map((l) => l.text.slice(0, 300))
+      .join("\n    ")}\n  stderr: ${this.stderr.slice(-1500)}`;
   }
 }
 

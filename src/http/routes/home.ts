@@ -9,8 +9,14 @@ import type { Conveyor } from "../../runtime/conveyor.ts";
 export function registerHomeRoute(app: FastifyInstance, { conveyor }: { conveyor: Conveyor }): void {
   app.get("/", { schema: { hide: true } }, async (_request, reply) => {
     const queues = await conveyor.queues();
-    const rows = queues.map((q) => `<tr><td>${escape(q.queue)}${q.paused ? " (paused)" : ""}</td>${
-      TASK_STATES.map((s) => `<td>${q.counts[s]}</td>`).join("")}</tr>`).join("");
+    const rows = queues
+      .map(
+        (q) =>
+          `<tr><td>${escape(q.queue)}${q.paused ? " (paused)" : ""}</td>${TASK_STATES.map(
+            (s) => `<td>${q.counts[s]}</td>`,
+          ).join("")}</tr>`,
+      )
+      .join("");
     return reply.type("text/html; charset=utf-8").send(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Conveyor · ${escape(conveyor.nodeName)}</title>
 <style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:46rem;color:#222}td,th{padding:.2rem .6rem;text-align:right}

@@ -9,43 +9,76 @@ import { errorReplies, healthReply, nodeReply, nodesReply } from "../schemas.ts"
 
 const tags = ["node"];
 
-export function registerNodeRoutes(app: FastifyInstance, { conveyor, metrics }: { conveyor: Conveyor; metrics: ServerMetrics }): void {
-  app.get("/api/health", {
-    schema: {
-      summary: "Whether this node is running and its store answers; 503 otherwise",
-      tags, response: { 200: healthReply, 503: healthReply, ...errorReplies },
+export function registerNodeRoutes(
+  app: FastifyInstance,
+  { conveyor, metrics }: { conveyor: Conveyor; metrics: ServerMetrics },
+): void {
+  app.get(
+    "/api/health",
+    {
+      schema: {
+        summary: "Whether this node is running and its store answers; 503 otherwise",
+        tags,
+        response: { 200: healthReply, 503: healthReply, ...errorReplies },
+      },
     },
-  }, async (_request, reply) => {
-    const health = await conveyor.health();
-    const store: { ok: boolean; driver: string; error?: string } = { ok: health.store.ok, driver: conveyor.store.capabilities.driver };
-    if (health.store.error !== undefined) store.error = health.store.error;
-    return reply.code(health.ok ? 200 : 503).send({ status: health.ok ? "ok" : "unavailable", node: conveyor.nodeId, state: health.state, store });
-  });
-
-  app.get("/api/node", {
-    schema: { summary: "This node: identity, version, store driver and supervision tree", tags, response: { 200: nodeReply, ...errorReplies } },
-  }, async () => ({
-    id: conveyor.nodeId,
-    name: conveyor.nodeName,
-    version: conveyor.options.version,
-    state: conveyor.state,
-    driver: conveyor.store.capabilities.driver,
-    tree: conveyor.supervisionTree(),
-  }));
-
-  app.get("/api/nodes", {
-    schema: { summary: "The cluster: its leader and every node with heartbeat age, version and supervision tree", tags, response: { 200: nodesReply, ...errorReplies } },
-  }, async () => conveyor.cluster());
-
-  app.get("/metrics", {
-    schema: {
-      summary: "Prometheus metrics: tasks per queue and state, HTTP requests, process",
-      tags,
-      produces: ["text/plain"],
-      response: { 200: { type: "string", description: "Prometheus text exposition format." } },
+    async (_request, reply) => {
+      const health = await conveyor.health();
+      const store: { ok: boolean; driver: string; error?: string } = {
+        ok: health.store.ok,
+        driver: conveyor.store.capabilities.driver,
+      };
+      if (health.store.error !== undefined) store.error = health.store.error;
+      return reply
+        .code(health.ok ? 200 : 503)
+        .send({ status: health.ok ? "ok" : "unavailable", node: conveyor.nodeId, state: health.state, store });
     },
-  }, async (_request, reply) => {
-    const text = await metrics.registry.metrics();
-    return reply.header("content-type", metrics.registry.contentType).send(text);
-  });
+  );
+
+  app.get(
+    "/api/node",
+    {
+      schema: {
+        summary: "This node: identity, version, store driver and supervision tree",
+        tags,
+        response: { 200: nodeReply, ...errorReplies },
+      },
+    },
+    async () => ({
+      id: conveyor.nodeId,
+      name: conveyor.nodeName,
+      version: conveyor.options.version,
+      state: conveyor.state,
+      driver: conveyor.store.capabilities.driver,
+      tree: conveyor.supervisionTree(),
+    }),
+  );
+
+  app.get(
+    "/api/nodes",
+    {
+      schema: {
+        summary: "The cluster: its leader and every node with heartbeat age, version and supervision tree",
+        tags,
+        response: { 200: nodesReply, ...errorReplies },
+      },
+    },
+    async () => conveyor.cluster(),
+  );
+
+  app.get(
+    "/metrics",
+    {
+      schema: {
+        summary: "Prometheus metrics: tasks per queue and state, HTTP requests, process",
+        tags,
+        produces: ["text/plain"],
+        response: { 200: { type: "string", description: "Prometheus text exposition format." } },
+      },
+    },
+    async (_request, reply) => {
+      const text = await metrics.registry.metrics();
+      return reply.header("content-type", metrics.registry.contentType).send(text);
+    },
+  );
 }

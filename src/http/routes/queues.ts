@@ -13,26 +13,49 @@ const tags = ["queues"];
 type NameRoute = { Params: { name: string } };
 
 export function registerQueueRoutes(app: FastifyInstance, { conveyor }: { conveyor: Conveyor }): void {
-  app.get("/api/queues", {
-    schema: { summary: "Queues with their task counts per state and whether they are paused", tags, response: { 200: queuesReply, ...errorReplies } },
-  }, async () => ({ queues: await conveyor.queues() }));
-
-  app.post<NameRoute>("/api/queues/:name/pause", {
-    schema: {
-      summary: "Pause a queue: its tasks stay queued and no node claims them until it is resumed",
-      tags, params: queueNameParams, response: { 200: queueReply, ...errorReplies },
+  app.get(
+    "/api/queues",
+    {
+      schema: {
+        summary: "Queues with their task counts per state and whether they are paused",
+        tags,
+        response: { 200: queuesReply, ...errorReplies },
+      },
     },
-  }, async (request) => {
-    await conveyor.pauseQueue(request.params.name);
-    return { queue: await statsOf(conveyor, request.params.name, true) };
-  });
+    async () => ({ queues: await conveyor.queues() }),
+  );
 
-  app.post<NameRoute>("/api/queues/:name/resume", {
-    schema: { summary: "Resume a paused queue", tags, params: queueNameParams, response: { 200: queueReply, ...errorReplies } },
-  }, async (request) => {
-    await conveyor.resumeQueue(request.params.name);
-    return { queue: await statsOf(conveyor, request.params.name, false) };
-  });
+  app.post<NameRoute>(
+    "/api/queues/:name/pause",
+    {
+      schema: {
+        summary: "Pause a queue: its tasks stay queued and no node claims them until it is resumed",
+        tags,
+        params: queueNameParams,
+        response: { 200: queueReply, ...errorReplies },
+      },
+    },
+    async (request) => {
+      await conveyor.pauseQueue(request.params.name);
+      return { queue: await statsOf(conveyor, request.params.name, true) };
+    },
+  );
+
+  app.post<NameRoute>(
+    "/api/queues/:name/resume",
+    {
+      schema: {
+        summary: "Resume a paused queue",
+        tags,
+        params: queueNameParams,
+        response: { 200: queueReply, ...errorReplies },
+      },
+    },
+    async (request) => {
+      await conveyor.resumeQueue(request.params.name);
+      return { queue: await statsOf(conveyor, request.params.name, false) };
+    },
+  );
 }
 
 /** The queue's stats; a queue the store has no row or task for yet is empty and in the state just set. */

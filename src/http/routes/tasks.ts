@@ -12,8 +12,18 @@ import { normalizeTaskInput } from "../../core/task-input.ts";
 import type { Json, Task, TaskInput } from "../../core/task.ts";
 import type { Conveyor } from "../../runtime/conveyor.ts";
 import {
-  bulkBody, bulkReply, errorReplies, eventsQuery, eventsReply, listQuery, resultReply, taskIdParams, taskInputBody,
-  taskListReply, taskReply, waitQuery,
+  bulkBody,
+  bulkReply,
+  errorReplies,
+  eventsQuery,
+  eventsReply,
+  listQuery,
+  resultReply,
+  taskIdParams,
+  taskInputBody,
+  taskListReply,
+  taskReply,
+  waitQuery,
 } from "../schemas.ts";
 
 export type TaskInputBody = {
@@ -32,7 +42,15 @@ export type TaskInputBody = {
 type IdParams = { Params: { id: number } };
 type WaitRoute = IdParams & { Querystring: { wait: number } };
 type ListRoute = {
-  Querystring: { queue?: string; state?: TaskState[]; type?: string; key?: string; after?: number; limit: number; order: "asc" | "desc" };
+  Querystring: {
+    queue?: string;
+    state?: TaskState[];
+    type?: string;
+    key?: string;
+    after?: number;
+    limit: number;
+    order: "asc" | "desc";
+  };
 };
 
 export type RouteContext = { conveyor: Conveyor; closing: AbortSignal };
@@ -40,85 +58,146 @@ export type RouteContext = { conveyor: Conveyor; closing: AbortSignal };
 const tags = ["tasks"];
 
 export function registerTaskRoutes(app: FastifyInstance, { conveyor, closing }: RouteContext): void {
-  app.post<{ Body: TaskInputBody }>("/api/tasks", {
-    schema: { summary: "Add a task", tags, body: taskInputBody, response: { 201: taskReply, ...errorReplies } },
-  }, async (request, reply) => {
-    const input = checkInputs([request.body], () => "")[0]!;
-    const [outcome] = await conveyor.enqueueMany([input]);
-    if (!outcome!.created) {
-      throw new ConflictError("duplicate_key", `active task ${outcome!.task.id} already holds key ${input.key}`, { task: outcome!.task });
-    }
-    return reply.code(201).send({ task: outcome!.task });
-  });
-
-  app.post<{ Body: { tasks: TaskInputBody[] } }>("/api/tasks/bulk", {
-    schema: {
-      summary: "Add up to 1000 tasks in one transaction: all or none",
-      description: "An item whose key is held by an active task is not added again: its `created` is false and the existing task is returned in its place.",
-      tags, body: bulkBody, response: { 201: bulkReply, ...errorReplies },
+  app.post<{ Body: TaskInputBody }>(
+    "/api/tasks",
+    {
+      schema: { summary: "Add a task", tags, body: taskInputBody, response: { 201: taskReply, ...errorReplies } },
     },
-  }, async (request, reply) => {
-    const inputs = checkInputs(request.body.tasks, (index) => `tasks.${index}.`);
-    const outcomes = await conveyor.enqueueMany(inputs);
-    return reply.code(201).send({ tasks: outcomes.map((o) => o.task), created: outcomes.map((o) => o.created) });
-  });
-
-  app.get<ListRoute>("/api/tasks", {
-    schema: { summary: "List tasks, newest first by default, a page at a time", tags, querystring: listQuery, response: { 200: taskListReply, ...errorReplies } },
-  }, async (request) => {
-    const { queue, state, type, key, after, limit, order } = request.query;
-    const states = state === undefined ? undefined : [...new Set(state)];
-    return conveyor.list({ queue, states, type, key, after, limit, order });
-  });
-
-  app.get<WaitRoute>("/api/tasks/:id", {
-    schema: {
-      summary: "Get a task, optionally waiting up to `wait` seconds for it to finish",
-      tags, params: taskIdParams, querystring: waitQuery, response: { 200: taskReply, ...errorReplies },
+    async (request, reply) => {
+      const input = checkInputs([request.body], () => "")[0]!;
+      const [outcome] = await conveyor.enqueueMany([input]);
+      if (!outcome!.created) {
+        throw new ConflictError("duplicate_key", `active task ${outcome!.task.id} already holds key ${input.key}`, {
+          task: outcome!.task,
+        });
+      }
+      return reply.code(201).send({ task: outcome!.task });
     },
-  }, async (request, reply) => {
-    const task = await waitForTask(conveyor, request.params.id, request.query.wait, () => abortSignalOf(reply, closing));
-    return { task: found(task, request.params.id) };
-  });
+  );
 
-  app.get<WaitRoute>("/api/tasks/:id/result", {
-    schema: {
-      summary: "Get a task's result, waiting up to `wait` seconds for it",
-      description: "409 task_failed or task_cancelled when it ended without one; 408 wait_timeout when it is still unfinished after the wait (ask again).",
-      tags, params: taskIdParams, querystring: waitQuery, response: { 200: resultReply, ...errorReplies },
+  app.post<{ Body: { tasks: TaskInputBody[] } }>(
+    "/api/tasks/bulk",
+    {
+      schema: {
+        summary: "Add up to 1000 tasks in one transaction: all or none",
+        description:
+          "An item whose key is held by an active task is not added again: its `created` is false and the existing task is returned in its place.",
+        tags,
+        body: bulkBody,
+        response: { 201: bulkReply, ...errorReplies },
+      },
     },
-  }, async (request, reply) => {
-    const { id } = request.params;
-    const task = found(await waitForTask(conveyor, id, request.query.wait, () => abortSignalOf(reply, closing)), id);
-    if (task.state === "completed") return { state: task.state, result: task.result };
-    const reason = task.error?.message ?? "no reason given";
-    if (task.state === "failed") throw outcomeError("task_failed", `task ${id} failed: ${reason}`, task);
-    if (task.state === "cancelled") throw outcomeError("task_cancelled", `task ${id} was cancelled: ${reason}`, task);
-    throw outcomeError("wait_timeout", `task ${id} is still ${task.state} after ${request.query.wait} s`, task);
-  });
-
-  app.delete<IdParams>("/api/tasks/:id", {
-    schema: {
-      summary: "Stop a task: cancel it if waiting, signal and end it if running",
-      description: "A task that already finished is returned unchanged; its state says which.",
-      tags, params: taskIdParams, response: { 200: taskReply, ...errorReplies },
+    async (request, reply) => {
+      const inputs = checkInputs(request.body.tasks, (index) => `tasks.${index}.`);
+      const outcomes = await conveyor.enqueueMany(inputs);
+      return reply.code(201).send({ tasks: outcomes.map((o) => o.task), created: outcomes.map((o) => o.created) });
     },
-  }, async (request) => ({ task: await conveyor.cancel(request.params.id) }));
+  );
 
-  app.post<IdParams>("/api/tasks/:id/retry", {
-    schema: {
-      summary: "Run a failed or cancelled task again from its first attempt",
-      tags, params: taskIdParams, response: { 200: taskReply, ...errorReplies },
+  app.get<ListRoute>(
+    "/api/tasks",
+    {
+      schema: {
+        summary: "List tasks, newest first by default, a page at a time",
+        tags,
+        querystring: listQuery,
+        response: { 200: taskListReply, ...errorReplies },
+      },
     },
-  }, async (request) => ({ task: await conveyor.retry(request.params.id) }));
+    async (request) => {
+      const { queue, state, type, key, after, limit, order } = request.query;
+      const states = state === undefined ? undefined : [...new Set(state)];
+      return conveyor.list({ queue, states, type, key, after, limit, order });
+    },
+  );
 
-  app.get<IdParams & { Querystring: { after: number; limit: number } }>("/api/tasks/:id/events", {
-    schema: { summary: "A task's transitions, oldest first (its progress reports are on the task and in the event log)", tags, params: taskIdParams, querystring: eventsQuery, response: { 200: eventsReply, ...errorReplies } },
-  }, async (request) => {
-    const { id } = request.params;
-    found(await conveyor.get(id), id);
-    return { events: await conveyor.taskEvents(id, request.query) };
-  });
+  app.get<WaitRoute>(
+    "/api/tasks/:id",
+    {
+      schema: {
+        summary: "Get a task, optionally waiting up to `wait` seconds for it to finish",
+        tags,
+        params: taskIdParams,
+        querystring: waitQuery,
+        response: { 200: taskReply, ...errorReplies },
+      },
+    },
+    async (request, reply) => {
+      const task = await waitForTask(conveyor, request.params.id, request.query.wait, () =>
+        abortSignalOf(reply, closing),
+      );
+      return { task: found(task, request.params.id) };
+    },
+  );
+
+  app.get<WaitRoute>(
+    "/api/tasks/:id/result",
+    {
+      schema: {
+        summary: "Get a task's result, waiting up to `wait` seconds for it",
+        description:
+          "409 task_failed or task_cancelled when it ended without one; 408 wait_timeout when it is still unfinished after the wait (ask again).",
+        tags,
+        params: taskIdParams,
+        querystring: waitQuery,
+        response: { 200: resultReply, ...errorReplies },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const task = found(await waitForTask(conveyor, id, request.query.wait, () => abortSignalOf(reply, closing)), id);
+      if (task.state === "completed") return { state: task.state, result: task.result };
+      const reason = task.error?.message ?? "no reason given";
+      if (task.state === "failed") throw outcomeError("task_failed", `task ${id} failed: ${reason}`, task);
+      if (task.state === "cancelled") throw outcomeError("task_cancelled", `task ${id} was cancelled: ${reason}`, task);
+      throw outcomeError("wait_timeout", `task ${id} is still ${task.state} after ${request.query.wait} s`, task);
+    },
+  );
+
+  app.delete<IdParams>(
+    "/api/tasks/:id",
+    {
+      schema: {
+        summary: "Stop a task: cancel it if waiting, signal and end it if running",
+        description: "A task that already finished is returned unchanged; its state says which.",
+        tags,
+        params: taskIdParams,
+        response: { 200: taskReply, ...errorReplies },
+      },
+    },
+    async (request) => ({ task: await conveyor.cancel(request.params.id) }),
+  );
+
+  app.post<IdParams>(
+    "/api/tasks/:id/retry",
+    {
+      schema: {
+        summary: "Run a failed or cancelled task again from its first attempt",
+        tags,
+        params: taskIdParams,
+        response: { 200: taskReply, ...errorReplies },
+      },
+    },
+    async (request) => ({ task: await conveyor.retry(request.params.id) }),
+  );
+
+  app.get<IdParams & { Querystring: { after: number; limit: number } }>(
+    "/api/tasks/:id/events",
+    {
+      schema: {
+        summary: "A task's transitions, oldest first (its progress reports are on the task and in the event log)",
+        tags,
+        params: taskIdParams,
+        querystring: eventsQuery,
+        response: { 200: eventsReply, ...errorReplies },
+      },
+    },
+    async (request) => {
+      const { id } = request.params;
+      found(await conveyor.get(id), id);
+      return { events: await conveyor.taskEvents(id, request.query) };
+    },
+  );
 }
 
 /**
@@ -134,7 +213,11 @@ function checkInputs(bodies: TaskInputBody[], prefix: (index: number) => string)
       normalizeTaskInput(input, () => placeholder, now);
     } catch (error) {
       if (!(error instanceof ValidationError)) throw error;
-      const problems = (error.details as { field: string; message: string }[]).map((p) => ({ in: "body", field: prefix(index) + p.field, message: p.message }));
+      const problems = (error.details as { field: string; message: string }[]).map((p) => ({
+        in: "body",
+        field: prefix(index) + p.field,
+        message: p.message,
+      }));
       throw new ValidationError(problems.map((p) => `${p.field} ${p.message}`).join("; "), problems);
     }
     return input;
@@ -146,7 +229,11 @@ function found(task: Task | null, id: number): Task {
   return task;
 }
 
-function outcomeError(code: "task_failed" | "task_cancelled" | "wait_timeout", message: string, task: Task): ConveyorError {
+function outcomeError(
+  code: "task_failed" | "task_cancelled" | "wait_timeout",
+  message: string,
+  task: Task,
+): ConveyorError {
   return new ConveyorError(code, message, { details: { state: task.state, error: task.error, task } });
 }
 
@@ -161,14 +248,21 @@ function abortSignalOf(reply: FastifyReply, closing: AbortSignal): AbortSignal {
  * The task now (wait 0), or once it finishes, or as it is when the wait runs out or the signal fires.
  * Waiting uses the node's event feed (conveyor.waitForFinish), never a poll of the store.
  */
-async function waitForTask(conveyor: Conveyor, id: number, seconds: number, signalOf: () => AbortSignal): Promise<Task | null> {
+async function waitForTask(
+  conveyor: Conveyor,
+  id: number,
+  seconds: number,
+  signalOf: () => AbortSignal,
+): Promise<Task | null> {
   if (seconds === 0) return conveyor.get(id);
   const signal = signalOf();
   if (signal.aborted) return conveyor.get(id);
   const waiting = conveyor.waitForFinish(id, seconds * 1000);
   waiting.catch(() => {}); // if the race below is won by the signal, a late rejection has no one to tell
   let onAbort!: () => void;
-  const aborted = new Promise<"aborted">((resolve) => signal.addEventListener("abort", (onAbort = () => resolve("aborted")), { once: true }));
+  const aborted = new Promise<"aborted">((resolve) =>
+    signal.addEventListener("abort", (onAbort = () => resolve("aborted")), { once: true }),
+  );
   try {
     const outcome = await Promise.race([waiting, aborted]);
     if (outcome !== "aborted") return outcome;

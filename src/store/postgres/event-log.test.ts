@@ -34,7 +34,17 @@ const WRITERS = 8;
 const TRANSITIONS_PER_WRITER = 200;
 
 function taskInput(queue: string): TaskInsert {
-  return { queue, type: "t", data: null, priority: 0, maxAttempts: 3, runAt: T0, key: null, timeoutMs: null, backoffMs: null };
+  return {
+    queue,
+    type: "t",
+    data: null,
+    priority: 0,
+    maxAttempts: 3,
+    runAt: T0,
+    key: null,
+    timeoutMs: null,
+    backoffMs: null,
+  };
 }
 
 async function connect(): Promise<pg.Client> {
@@ -76,7 +86,10 @@ if (await postgresSuite("postgres event log")) {
         await b.query(`INSERT INTO "${schema}".log DEFAULT VALUES`); // takes id 2, commits first
         await b.query("COMMIT");
         const first = await reader.query(`SELECT id::int FROM "${schema}".log WHERE id > 0 ORDER BY id`);
-        assert.deepEqual(first.rows.map((r) => r.id), [2]);
+        assert.deepEqual(
+          first.rows.map((r) => r.id),
+          [2],
+        );
         await a.query("COMMIT");
         const next = await reader.query(`SELECT id::int FROM "${schema}".log WHERE id > 2 ORDER BY id`);
         assert.deepEqual(next.rows, [], "with its cursor at 2, the reader never sees id 1");
@@ -90,13 +103,17 @@ if (await postgresSuite("postgres event log")) {
       const progress = loadStatements(store.schema).get("taskProgress")!;
       const a = await connect();
       /** Progress `percent` of task `id`: in an open transaction of `client`, or through the store (autocommit). */
-      const report = (id: number, percent: number, client?: pg.Client) => client === undefined
-        ? store.taskProgress({ id, attempt: 1, progress: { percent }, now: T0 })
-        : client.query(progress, [id, 1, JSON.stringify({ percent }), T0]);
-      const listed = async (after: number) => (await store.eventList({ after, limit: 10 })).map((e) => [e.offset, e.taskId, e.data]);
+      const report = (id: number, percent: number, client?: pg.Client) =>
+        client === undefined
+          ? store.taskProgress({ id, attempt: 1, progress: { percent }, now: T0 })
+          : client.query(progress, [id, 1, JSON.stringify({ percent }), T0]);
+      const listed = async (after: number) =>
+        (await store.eventList({ after, limit: 10 })).map((e) => [e.offset, e.taskId, e.data]);
       try {
         await store.taskInsertMany({ now: T0, tasks: [taskInput("q"), taskInput("q")] });
-        const [one, two] = (await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 2, now: T0 })).map((t) => t.id);
+        const [one, two] = (await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 2, now: T0 })).map(
+          (t) => t.id,
+        );
         let cursor = await store.eventLastOffset();
 
         // a writes first and stays open; the store writes after it and commits at once, without waiting for a.
@@ -105,12 +122,21 @@ if (await postgresSuite("postgres event log")) {
         const second = report(two!, 2);
         assert.equal(await stillPending(second, 1000), false, "the second writer does not wait for the first");
         await second;
-        assert.deepEqual(await listed(cursor), [[cursor + 1, two, { attempt: 1, percent: 2 }]], "listed at once, a still open");
+        assert.deepEqual(
+          await listed(cursor),
+          [[cursor + 1, two, { attempt: 1, percent: 2 }]],
+          "listed at once, a still open",
+        );
         assert.equal(await store.eventLastOffset(), cursor + 1);
         await a.query("COMMIT");
-        assert.deepEqual(await listed(cursor), [
-          [cursor + 1, two, { attempt: 1, percent: 2 }], [cursor + 2, one, { attempt: 1, percent: 1 }],
-        ], "a's event comes after the one listed before a committed, though a wrote first");
+        assert.deepEqual(
+          await listed(cursor),
+          [
+            [cursor + 1, two, { attempt: 1, percent: 2 }],
+            [cursor + 2, one, { attempt: 1, percent: 1 }],
+          ],
+          "a's event comes after the one listed before a committed, though a wrote first",
+        );
         cursor += 2;
 
         // A writer that rolls back holds nothing back while it is open, and leaves no gap.
@@ -121,7 +147,8 @@ if (await postgresSuite("postgres event log")) {
         await a.query("ROLLBACK");
         await report(one!, 5);
         assert.deepEqual(await listed(cursor), [
-          [cursor + 1, two, { attempt: 1, percent: 4 }], [cursor + 2, one, { attempt: 1, percent: 5 }],
+          [cursor + 1, two, { attempt: 1, percent: 4 }],
+          [cursor + 2, one, { attempt: 1, percent: 5 }],
         ]);
         assert.equal(await store.eventLastOffset(), cursor + 2);
       } finally {
@@ -147,9 +174,17 @@ if (await postgresSuite("postgres event log")) {
         await sequencer.query("COMMIT");
         // Had it numbered from a snapshot taken before that COMMIT, it would give offsets 1.. again (or fail on the
         // unique index), and number the insert's row a second time.
-        assert.deepEqual((await read).map((e) => [e.offset, e.type]), [
-          [1, "task.created"], [2, "task.created"], [3, "task.created"], [4, "task.started"], [5, "task.started"], [6, "task.started"],
-        ]);
+        assert.deepEqual(
+          (await read).map((e) => [e.offset, e.type]),
+          [
+            [1, "task.created"],
+            [2, "task.created"],
+            [3, "task.created"],
+            [4, "task.started"],
+            [5, "task.started"],
+            [6, "task.started"],
+          ],
+        );
         assert.equal(await store.eventLastOffset(), 6);
       } finally {
         await sequencer.end();
@@ -163,28 +198,38 @@ if (await postgresSuite("postgres event log")) {
       const ROWS = 300;
       let writing = true;
       try {
-        const [task] = (await store.taskInsertMany({ now: T0, tasks: [taskInput("q")], startOn: { node: "n", indexes: [0] } })).map((o) => o.task);
+        const [task] = (
+          await store.taskInsertMany({ now: T0, tasks: [taskInput("q")], startOn: { node: "n", indexes: [0] } })
+        ).map((o) => o.task);
         async function writer(): Promise<void> {
-          for (let i = 0; i < ROWS; i++) await store.taskProgress({ id: task!.id, attempt: 1, progress: { percent: i % 100 }, now: T0 });
+          for (let i = 0; i < ROWS; i++)
+            await store.taskProgress({ id: task!.id, attempt: 1, progress: { percent: i % 100 }, now: T0 });
           writing = false;
         }
         async function sequencer(client: pg.Client): Promise<void> {
           // 1 to 3 rows a call, so that batches end in the middle of what is ready.
           do {
-            await client.query(`SELECT * FROM "${store.schema}".event_sequence($1)`, [1 + Math.floor(Math.random() * 3)]);
+            await client.query(`SELECT * FROM "${store.schema}".event_sequence($1)`, [
+              1 + Math.floor(Math.random() * 3),
+            ]);
           } while (writing);
         }
         await Promise.all([writer(), ...clients.map(sequencer)]);
         await store.eventLastOffset();
         const { rows } = await clients[0]!.query(
-          `SELECT "offset"::int, count, row_number() OVER (ORDER BY lsn, id)::int AS position FROM "${store.schema}".event_log ORDER BY "offset"`);
+          `SELECT "offset"::int, count, row_number() OVER (ORDER BY lsn, id)::int AS position FROM "${store.schema}".event_log ORDER BY "offset"`,
+        );
         assert.equal(rows.length, ROWS + 1);
         let next = 1;
         for (const row of rows) {
           assert.equal(row.offset, next, "dense");
           next += row.count;
         }
-        assert.deepEqual(rows.map((r) => r.position), rows.map((_, i) => i + 1), "offsets follow (lsn, id)");
+        assert.deepEqual(
+          rows.map((r) => r.position),
+          rows.map((_, i) => i + 1),
+          "offsets follow (lsn, id)",
+        );
       } finally {
         await Promise.all(clients.map((client) => client.end()));
         await store.close();
@@ -196,7 +241,9 @@ if (await postgresSuite("postgres event log")) {
       const prune = loadStatements(store.schema).get("eventLogPrune")!;
       const progress = loadStatements(store.schema).get("taskProgress")!;
       const [other, writer, plain] = await Promise.all([connect(), connect(), connect()]);
-      const pending = async () => (await plain.query(`SELECT count(*)::int AS n FROM "${store.schema}".event_log WHERE "offset" IS NULL`)).rows[0].n;
+      const pending = async () =>
+        (await plain.query(`SELECT count(*)::int AS n FROM "${store.schema}".event_log WHERE "offset" IS NULL`)).rows[0]
+          .n;
       try {
         const old = await store.taskInsertMany({ now: T0, tasks: [taskInput("q"), taskInput("q")] });
         const [first] = await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 1, now: T0 });
@@ -211,33 +258,66 @@ if (await postgresSuite("postgres event log")) {
 
         const [fresh] = await store.taskInsertMany({ now: T0, tasks: [taskInput("q")] });
         const claimed = await store.taskClaim({ queue: "q", types: ["t"], node: "n", limit: 5, now: T0 });
-        assert.deepEqual(claimed.map((t) => t.id), [old[1]!.task.id, fresh!.task.id]);
-        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: fresh!.task.id, queue: fresh!.task.queue, attempt: 1, result: null }] }), [fresh!.task.id]);
-        assert.deepEqual((await store.eventList({ after: 3, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]), [
-          [4, "task.created", fresh!.task.id], [5, "task.started", old[1]!.task.id], [6, "task.started", fresh!.task.id],
-          [7, "task.completed", fresh!.task.id],
-        ], "listed at once, in the order they were written");
+        assert.deepEqual(
+          claimed.map((t) => t.id),
+          [old[1]!.task.id, fresh!.task.id],
+        );
+        assert.deepEqual(
+          await store.taskComplete({
+            now: T0,
+            completions: [{ id: fresh!.task.id, queue: fresh!.task.queue, attempt: 1, result: null }],
+          }),
+          [fresh!.task.id],
+        );
+        assert.deepEqual(
+          (await store.eventList({ after: 3, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]),
+          [
+            [4, "task.created", fresh!.task.id],
+            [5, "task.started", old[1]!.task.id],
+            [6, "task.started", fresh!.task.id],
+            [7, "task.completed", fresh!.task.id],
+          ],
+          "listed at once, in the order they were written",
+        );
         assert.equal(await store.eventLastOffset(), 7);
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: fresh!.task.id })).map((e) => e.offset), [4, 6, 7]);
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 10, taskId: fresh!.task.id })).map((e) => e.offset),
+          [4, 6, 7],
+        );
 
         // A committed row no reader has numbered yet: the prune statement itself passes it over, and keeps the
         // newest numbered row.
-        assert.equal(await store.taskProgress({ id: old[1]!.task.id, attempt: 1, progress: { percent: 10 }, now: T0 }), true);
+        assert.equal(
+          await store.taskProgress({ id: old[1]!.task.id, attempt: 1, progress: { percent: 10 }, now: T0 }),
+          true,
+        );
         assert.equal(await pending(), 1);
         const later = new Date(T0.getTime() + 60_000);
         assert.equal((await plain.query(prune, [later, 100])).rowCount, 4, "every numbered row but the newest");
         assert.equal(await pending(), 1);
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => [e.offset, e.type]), [
-          [7, "task.completed"], [8, "task.progress"],
-        ]);
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 10 })).map((e) => [e.offset, e.type]),
+          [
+            [7, "task.completed"],
+            [8, "task.progress"],
+          ],
+        );
 
         await writer.query("COMMIT");
-        assert.deepEqual((await store.eventList({ after: 7, limit: 10 })).map((e) => [e.offset, e.type, e.taskId, e.data]), [
-          [8, "task.progress", old[1]!.task.id, { attempt: 1, percent: 10 }], [9, "task.progress", first!.id, { attempt: 1, percent: 50 }],
-        ], "the open writer's event comes once it commits, after what was listed before");
+        assert.deepEqual(
+          (await store.eventList({ after: 7, limit: 10 })).map((e) => [e.offset, e.type, e.taskId, e.data]),
+          [
+            [8, "task.progress", old[1]!.task.id, { attempt: 1, percent: 10 }],
+            [9, "task.progress", first!.id, { attempt: 1, percent: 50 }],
+          ],
+          "the open writer's event comes once it commits, after what was listed before",
+        );
         // eventPrune numbers what has committed before it prunes: the newest row stays, and so does the last offset.
         assert.equal(await store.eventPrune({ before: later, limit: 100 }), 2);
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset), [9]);
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset),
+          [9],
+        );
         assert.equal(await store.eventLastOffset(), 9);
       } finally {
         await other.query("ROLLBACK").catch(() => {});
@@ -256,41 +336,94 @@ if (await postgresSuite("postgres event log")) {
         await b.query("SELECT pg_current_xact_id()");
       };
       const events = async (after: number, taskId?: number) =>
-        (await store.eventList({ after, limit: 10, ...(taskId === undefined ? {} : { taskId }) })).map((e) => [e.offset, e.type, e.taskId]);
+        (await store.eventList({ after, limit: 10, ...(taskId === undefined ? {} : { taskId }) })).map((e) => [
+          e.offset,
+          e.type,
+          e.taskId,
+        ]);
       try {
         // A retry (a) and a cancel (b) of the same running task: b waits for a's lock, then cancels the scheduled task.
-        const [inserted] = await store.taskInsertMany({ now: T0, tasks: [taskInput("q")], startOn: { node: "n", indexes: [0] } });
+        const [inserted] = await store.taskInsertMany({
+          now: T0,
+          tasks: [taskInput("q")],
+          startOn: { node: "n", indexes: [0] },
+        });
         const task = inserted!.task;
         let cursor = await store.eventLastOffset();
         await beginFirst();
         await a.query("BEGIN");
         const error = JSON.stringify({ name: "Error", message: "again", attempt: 1, at: T0.toISOString() });
-        assert.equal((await a.query(statements.get("taskFail")!, [task.id, 1, error, 10, T0, T0, T0.toISOString()])).rowCount, 1);
+        assert.equal(
+          (await a.query(statements.get("taskFail")!, [task.id, 1, error, 10, T0, T0, T0.toISOString()])).rowCount,
+          1,
+        );
         const cancel = b.query(statements.get("taskCancel")!, [task.id, "enough", T0, T0.toISOString(), 10]);
         assert.equal(await stillPending(cancel, 300), true, "the cancel waits for the retry's lock on the task");
         await a.query("COMMIT");
-        assert.deepEqual((await cancel).rows.map((r) => [r.version, r.state]), [["after", "cancelled"], ["before", "scheduled"]]);
+        assert.deepEqual(
+          (await cancel).rows.map((r) => [r.version, r.state]),
+          [
+            ["after", "cancelled"],
+            ["before", "scheduled"],
+          ],
+        );
         await b.query("COMMIT");
-        const expected = [[cursor + 1, "task.retrying", task.id], [cursor + 2, "task.cancelled", task.id]];
+        const expected = [
+          [cursor + 1, "task.retrying", task.id],
+          [cursor + 2, "task.cancelled", task.id],
+        ];
         assert.deepEqual(await events(cursor), expected, "in the order the locks were granted");
         assert.deepEqual(await events(cursor, task.id), expected);
 
         // A completion (a) frees key k; an insert with k (b) waits for it, then creates a new task.
-        const [keyed] = await store.taskInsertMany({ now: T0, tasks: [{ ...taskInput("q"), key: "k" }], startOn: { node: "n", indexes: [0] } });
+        const [keyed] = await store.taskInsertMany({
+          now: T0,
+          tasks: [{ ...taskInput("q"), key: "k" }],
+          startOn: { node: "n", indexes: [0] },
+        });
         const holder = keyed!.task;
         cursor = await store.eventLastOffset();
         await beginFirst();
         await a.query("BEGIN");
-        assert.deepEqual((await a.query(statements.get("taskComplete")!, [JSON.stringify([[holder.id, 1, holder.queue, null]]), T0, true])).rows[0].ids, [holder.id]);
+        assert.deepEqual(
+          (
+            await a.query(statements.get("taskComplete")!, [
+              JSON.stringify([[holder.id, 1, holder.queue, null]]),
+              T0,
+              true,
+            ])
+          ).rows[0].ids,
+          [holder.id],
+        );
         const insert = b.query(statements.get("taskInsert")!, [
-          JSON.stringify([["q", "t", null, 0, 3, T0.getTime(), "k", null, null, false, { type: "t", state: "queued", runAt: T0.toISOString() }]]), T0, null, null,
+          JSON.stringify([
+            [
+              "q",
+              "t",
+              null,
+              0,
+              3,
+              T0.getTime(),
+              "k",
+              null,
+              null,
+              false,
+              { type: "t", state: "queued", runAt: T0.toISOString() },
+            ],
+          ]),
+          T0,
+          null,
+          null,
         ]);
         assert.equal(await stillPending(insert, 300), true, "the insert waits for the completion's hold on the key");
         await a.query("COMMIT");
         const created = ((await insert).rows[0].rows as [number][]).map(([id]) => Number(id));
         assert.equal(created.length, 1, "the key was free again");
         await b.query("COMMIT");
-        assert.deepEqual(await events(cursor), [[cursor + 1, "task.completed", holder.id], [cursor + 2, "task.created", created[0]]]);
+        assert.deepEqual(await events(cursor), [
+          [cursor + 1, "task.completed", holder.id],
+          [cursor + 2, "task.created", created[0]],
+        ]);
       } finally {
         await Promise.all([a.query("ROLLBACK").catch(() => {}), b.query("ROLLBACK").catch(() => {})]);
         await Promise.all([a.end(), b.end()]);
@@ -343,7 +476,13 @@ if (await postgresSuite("postgres event log")) {
             step++;
           }
         }
-        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }] }), [task.id]);
+        assert.deepEqual(
+          await store.taskComplete({
+            now: T0,
+            completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }],
+          }),
+          [task.id],
+        );
         return task.id;
       }
 
@@ -353,7 +492,11 @@ if (await postgresSuite("postgres event log")) {
        */
       async function straggler(): Promise<number> {
         const client = clients[WRITERS]!;
-        const [outcome] = await store.taskInsertMany({ now: T0, tasks: [taskInput("straggler")], startOn: { node: "s", indexes: [0] } });
+        const [outcome] = await store.taskInsertMany({
+          now: T0,
+          tasks: [taskInput("straggler")],
+          startOn: { node: "s", indexes: [0] },
+        });
         const task = outcome!.task;
         for (let round = 0; round < STRAGGLES; round++) {
           await sleep(50);
@@ -366,7 +509,13 @@ if (await postgresSuite("postgres event log")) {
           await client.query(committed ? "COMMIT" : "ROLLBACK");
           straggles.push({ ticketsBefore, givenBefore, ticketsAfter: tickets, committed });
         }
-        assert.deepEqual(await store.taskComplete({ now: T0, completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }] }), [task.id]);
+        assert.deepEqual(
+          await store.taskComplete({
+            now: T0,
+            completions: [{ id: task.id, queue: task.queue, attempt: 1, result: null }],
+          }),
+          [task.id],
+        );
         return task.id;
       }
 
@@ -390,38 +539,69 @@ if (await postgresSuite("postgres event log")) {
       const tail = reader();
       tail.catch(() => {}); // reported when awaited below; no unhandled rejection meanwhile
       try {
-        const [lateId, ...ids] = await Promise.all([straggler(), ...Array.from({ length: WRITERS }, (_, i) => writer(i))]);
+        const [lateId, ...ids] = await Promise.all([
+          straggler(),
+          ...Array.from({ length: WRITERS }, (_, i) => writer(i)),
+        ]);
         writersDone = true;
         await tail;
 
         assert.equal(seen.length, total);
-        assert.deepEqual(seen.map((e) => e.offset), Array.from({ length: total }, (_, i) => i + 1));
+        assert.deepEqual(
+          seen.map((e) => e.offset),
+          Array.from({ length: total }, (_, i) => i + 1),
+        );
         assert.equal(await store.eventLastOffset(), total);
         assert.equal((await store.eventList({ after: 0, limit: total + 10 })).length, total);
         for (const id of ids) {
           const types = seen.filter((e) => e.taskId === id).map((e) => e.type);
-          assert.deepEqual(types, [
-            "task.created", "task.started", ...Array<string>(TRANSITIONS_PER_WRITER - 3).fill("task.progress"), "task.completed",
-          ], `events of task ${id} in the order they happened`);
+          assert.deepEqual(
+            types,
+            [
+              "task.created",
+              "task.started",
+              ...Array<string>(TRANSITIONS_PER_WRITER - 3).fill("task.progress"),
+              "task.completed",
+            ],
+            `events of task ${id} in the order they happened`,
+          );
         }
         assert.ok(rolledBack > 0, "some transactions rolled back (and left no gap)");
 
         const late = seen.filter((e) => e.taskId === lateId);
-        assert.deepEqual(late.map((e) => e.type), ["task.created", "task.started", ...Array<string>(STRAGGLES - 1).fill("task.progress"), "task.completed"]);
+        assert.deepEqual(
+          late.map((e) => e.type),
+          ["task.created", "task.started", ...Array<string>(STRAGGLES - 1).fill("task.progress"), "task.completed"],
+        );
         const ticketOf = (e: TaskEvent) => (e.data as { ticket?: number }).ticket;
         for (const [round, { ticketsBefore, givenBefore, ticketsAfter, committed }] of straggles.entries()) {
           const own = late.find((e) => (e.data as { straggle?: number }).straggle === round);
           assert.equal(own !== undefined, committed, `straggle ${round} is listed if and only if it committed`);
           const passing = seen.filter((e) => (ticketOf(e) ?? 0) > ticketsBefore && e.offset <= givenBefore);
-          if (round === 0) assert.ok(passing.length > 0, "writers' events written while the first straggle was open were listed before it ended");
+          if (round === 0)
+            assert.ok(
+              passing.length > 0,
+              "writers' events written while the first straggle was open were listed before it ended",
+            );
           if (own === undefined) continue;
-          assert.ok(own.offset > givenBefore,
-            `straggle ${round} (offset ${own.offset}) comes after every offset given before it committed (${givenBefore}), though written earlier`);
+          assert.ok(
+            own.offset > givenBefore,
+            `straggle ${round} (offset ${own.offset}) comes after every offset given before it committed (${givenBefore}), though written earlier`,
+          );
           const writtenAfter = seen.filter((e) => (ticketOf(e) ?? 0) > ticketsAfter);
-          assert.ok(writtenAfter.every((e) => e.offset > own.offset), `straggle ${round} comes before every event written after it committed`);
+          assert.ok(
+            writtenAfter.every((e) => e.offset > own.offset),
+            `straggle ${round} comes before every event written after it committed`,
+          );
         }
-        const log = await clients[0]!.query(`SELECT count(*)::int AS rows, sum(count)::int AS events FROM "${store.schema}".event_log`);
-        assert.deepEqual(log.rows[0], { rows: total - 1, events: total }, "one log row per committed statement (the straggler's insert holds two events)");
+        const log = await clients[0]!.query(
+          `SELECT count(*)::int AS rows, sum(count)::int AS events FROM "${store.schema}".event_log`,
+        );
+        assert.deepEqual(
+          log.rows[0],
+          { rows: total - 1, events: total },
+          "one log row per committed statement (the straggler's insert holds two events)",
+        );
       } finally {
         stopped = true;
         await tail.catch(() => {});
@@ -441,7 +621,10 @@ if (await postgresSuite("postgres event log")) {
       async function writer(index: number): Promise<void> {
         for (let batch = 0; batch < BATCHES; batch++) {
           await store.taskInsertMany({
-            now: T0, tasks: Array.from({ length: TASKS_PER_BATCH }, (_, k) => taskInput(queues[(index + batch + k) % queues.length]!)),
+            now: T0,
+            tasks: Array.from({ length: TASKS_PER_BATCH }, (_, k) =>
+              taskInput(queues[(index + batch + k) % queues.length]!),
+            ),
           });
         }
         for (let round = 0, idle = 0; idle < 3; round++) {
@@ -481,7 +664,9 @@ if (await postgresSuite("postgres event log")) {
 
         const expected = new Map<string, Record<TaskState, number>>();
         for (const task of tasks) {
-          const counts = expected.get(task.queue) ?? Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
+          const counts =
+            expected.get(task.queue) ??
+            (Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>);
           counts[task.state]++;
           expected.set(task.queue, counts);
         }
@@ -490,11 +675,18 @@ if (await postgresSuite("postgres event log")) {
         assert.ok(shards.rows[0].n > 1, "connections counted in shards of their own");
 
         const events = await store.eventList({ after: 0, limit: 100_000 });
-        assert.deepEqual(events.map((e) => e.offset), Array.from({ length: events.length }, (_, i) => i + 1));
+        assert.deepEqual(
+          events.map((e) => e.offset),
+          Array.from({ length: events.length }, (_, i) => i + 1),
+        );
         assert.equal(await store.eventLastOffset(), events.length);
         for (const task of tasks) {
           const own = events.filter((e) => e.taskId === task.id);
-          assert.deepEqual(await store.eventList({ after: 0, limit: 100, taskId: task.id }), own, `history of task ${task.id}`);
+          assert.deepEqual(
+            await store.eventList({ after: 0, limit: 100, taskId: task.id }),
+            own,
+            `history of task ${task.id}`,
+          );
           const types = own.map((e) => e.type);
           assert.deepEqual(types.slice(0, 2), ["task.created", "task.started"]);
           assert.equal(types.at(-1), task.state === "completed" ? "task.completed" : "task.cancelled");

@@ -36,11 +36,16 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<string[]> 
       await client.query("BEGIN");
       await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`conveyor:migrate:${schema}`]);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
-      await client.query(`CREATE TABLE IF NOT EXISTS ${quoted}.migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL)`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${quoted}.migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL)`,
+      );
       const done = await client.query(`SELECT 1 FROM ${quoted}.migrations WHERE name = $1`, [migration.name]);
       if (done.rowCount === 0) {
         await client.query(withSchema(migration.sql, schema));
-        await client.query(`INSERT INTO ${quoted}.migrations (name, applied_at) VALUES ($1, $2)`, [migration.name, new Date()]);
+        await client.query(`INSERT INTO ${quoted}.migrations (name, applied_at) VALUES ($1, $2)`, [
+          migration.name,
+          new Date(),
+        ]);
         applied.push(migration.name);
       }
       await client.query("COMMIT");

@@ -31,8 +31,16 @@ type PlanCase = { name: string; args: () => unknown[]; maxRows: number };
 
 function task(partial: Partial<TaskInsert> = {}): TaskInsert {
   return {
-    queue: "default", type: "noop", data: null, priority: 0, maxAttempts: 3, runAt: NOW, key: null, timeoutMs: null,
-    backoffMs: null, ...partial,
+    queue: "default",
+    type: "noop",
+    data: null,
+    priority: 0,
+    maxAttempts: 3,
+    runAt: NOW,
+    key: null,
+    timeoutMs: null,
+    backoffMs: null,
+    ...partial,
   };
 }
 
@@ -47,135 +55,186 @@ const STARTS: Record<string, (store: PostgresStore, client: pg.Client, schema: s
 };
 
 if (await postgresSuite("postgres plans")) {
-  for (const [start, prepare] of Object.entries(STARTS)) describe(`postgres plans made on ${start} stay index-driven when the tables grow`, () => {
-    const schema = freshSchema("plans");
-    const store = new PostgresStore({ connectionString: postgresUrl(), schema, poolSize: 2 });
-    const client = new pg.Client({ connectionString: postgresUrl(), options: SESSION_SETTINGS });
-    const statements = loadStatements(schema);
-    /** Until the tables grow, the statements' first runs name tasks that do not exist. */
-    let running: { id: number; attempt: number }[] = [{ id: 0, attempt: 1 }];
-    let cancelledId = 0;
-    let queuedId = 0;
-    let midOffset = 0;
+  for (const [start, prepare] of Object.entries(STARTS))
+    describe(`postgres plans made on ${start} stay index-driven when the tables grow`, () => {
+      const schema = freshSchema("plans");
+      const store = new PostgresStore({ connectionString: postgresUrl(), schema, poolSize: 2 });
+      const client = new pg.Client({ connectionString: postgresUrl(), options: SESSION_SETTINGS });
+      const statements = loadStatements(schema);
+      /** Until the tables grow, the statements' first runs name tasks that do not exist. */
+      let running: { id: number; attempt: number }[] = [{ id: 0, attempt: 1 }];
+      let cancelledId = 0;
+      let queuedId = 0;
+      let midOffset = 0;
 
-    const literal = (value: unknown): string => {
-      if (value === null) return "NULL";
-      if (typeof value === "number" || typeof value === "boolean") return String(value);
-      if (value instanceof Date) return client.escapeLiteral(value.toISOString());
-      if (Array.isArray(value)) return client.escapeLiteral(`{${value.map((v) => (typeof v === "string" ? JSON.stringify(v) : String(v))).join(",")}}`);
-      return client.escapeLiteral(typeof value === "string" ? value : JSON.stringify(value));
-    };
-    const execute = (name: string, args: unknown[]) =>
-      client.query(`EXECUTE ${name}${args.length === 0 ? "" : `(${args.map(literal).join(", ")})`}`);
+      const literal = (value: unknown): string => {
+        if (value === null) return "NULL";
+        if (typeof value === "number" || typeof value === "boolean") return String(value);
+        if (value instanceof Date) return client.escapeLiteral(value.toISOString());
+        if (Array.isArray(value))
+          return client.escapeLiteral(
+            `{${value.map((v) => (typeof v === "string" ? JSON.stringify(v) : String(v))).join(",")}}`,
+          );
+        return client.escapeLiteral(typeof value === "string" ? value : JSON.stringify(value));
+      };
+      const execute = (name: string, args: unknown[]) =>
+        client.query(`EXECUTE ${name}${args.length === 0 ? "" : `(${args.map(literal).join(", ")})`}`);
 
-    /** What this connection has read from tasks and event_log; counts not yet flushed to the server's statistics. */
-    async function readsSoFar(): Promise<Map<string, { seqScans: number; rows: number }>> {
-      const { rows } = await client.query(
-        `SELECT relname, seq_scan, seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables
+      /** What this connection has read from tasks and event_log; counts not yet flushed to the server's statistics. */
+      async function readsSoFar(): Promise<Map<string, { seqScans: number; rows: number }>> {
+        const { rows } = await client.query(
+          `SELECT relname, seq_scan, seq_tup_read, idx_tup_fetch FROM pg_stat_xact_user_tables
          WHERE schemaname = $1 AND relname IN ('tasks', 'event_log')`,
-        [schema],
-      );
-      return new Map(rows.map((r) => [r.relname, { seqScans: Number(r.seq_scan), rows: Number(r.seq_tup_read) + Number(r.idx_tup_fetch) }]));
-    }
-
-    /**
-     * Runs `work` in a transaction that is rolled back, and returns what it read from tasks and event_log. A
-     * backend flushes its counts only between transactions, so the difference across `work` is its own.
-     */
-    async function readsOf(work: () => Promise<unknown>): Promise<Record<string, { seqScans: number; rows: number }>> {
-      await client.query("BEGIN");
-      try {
-        const before = await readsSoFar();
-        await work();
-        const reads: Record<string, { seqScans: number; rows: number }> = {};
-        for (const [table, now] of await readsSoFar()) {
-          const was = before.get(table) ?? { seqScans: 0, rows: 0 };
-          reads[table] = { seqScans: now.seqScans - was.seqScans, rows: now.rows - was.rows };
-        }
-        return reads;
-      } finally {
-        await client.query("ROLLBACK");
+          [schema],
+        );
+        return new Map(
+          rows.map((r) => [
+            r.relname,
+            { seqScans: Number(r.seq_scan), rows: Number(r.seq_tup_read) + Number(r.idx_tup_fetch) },
+          ]),
+        );
       }
-    }
 
-    const cases: PlanCase[] = [
-      { name: "taskClaim", args: () => ["default", ["noop"], "n9", 50, NOW], maxRows: 200 },
-      {
-        name: "taskComplete",
-        args: () => [JSON.stringify(running.map(({ id, attempt }) => [id, attempt, "default", null])), NOW, true],
-        maxRows: 4 * RUNNING,
-      },
-      {
-        name: "taskFail",
-        args: () => [running[0]!.id, running[0]!.attempt, JSON.stringify({ name: "Error", message: "x", attempt: 1, at: NOW.toISOString() }), 10, null, NOW, null],
-        maxRows: 2 * RUNNING,
-      },
-      { name: "taskProgress", args: () => [running[0]!.id, running[0]!.attempt, JSON.stringify({ percent: 5 }), NOW], maxRows: 2 * RUNNING },
-      { name: "taskCancel", args: () => [queuedId, "stop", NOW, NOW.toISOString(), 10], maxRows: 10 },
-      { name: "taskRerun", args: () => [cancelledId, NOW], maxRows: 10 },
-      { name: "taskPromote", args: () => [LATER, 100], maxRows: 300 },
-      { name: "taskNextRunAt", args: () => [], maxRows: 10 },
-      { name: "taskStates", args: () => [running.slice(0, 5).map((r) => r.id)], maxRows: 10 },
-      { name: "taskRescue", args: () => ["n9", LATER, 3, NOW, NOW.toISOString(), 10], maxRows: 4 * RUNNING },
-      { name: "taskRelease", args: () => ["n1", null, NOW], maxRows: 4 * RUNNING },
-      { name: "taskPrune", args: () => [FAR, 0, 1000, 100], maxRows: 2500 },
-      { name: "taskGet", args: () => [queuedId], maxRows: 5 },
-      { name: "taskGetActiveByKeys", args: () => [["k1", "k2"]], maxRows: 10 },
-      { name: "eventLogAfter", args: () => [midOffset, 100], maxRows: 300 },
-      { name: "eventLogForTask", args: () => [queuedId, 0, 100], maxRows: 20 },
-      { name: "eventLogPrune", args: () => [FAR, 100], maxRows: 300 },
-    ];
-
-    before(async () => {
-      await store.migrate();
-      await client.connect();
-      // Statistics and plans must stay as the empty tables left them: an automatic ANALYZE would re-plan.
-      for (const table of ["tasks", "event_log"]) await client.query(`ALTER TABLE "${schema}".${table} SET (autovacuum_enabled = false)`);
-      await prepare(store, client, schema);
-      for (const { name } of cases) await client.query(`PREPARE ${name} AS ${statements.get(name)!}`);
-      // The first run of each, on empty tables, makes its generic plan; the sequencer's inner statements too.
-      for (const { name, args } of cases) {
-        await readsOf(() => execute(name, args()));
-      }
-      await readsOf(() => client.query(`SELECT "${schema}".event_sequence(100)`));
-
-      for (let i = 0; i < QUEUED / 1000; i++) await store.taskInsertMany({ now: NOW, tasks: Array.from({ length: 1000 }, () => task()) });
-      for (let i = 0; i < SCHEDULED / 1000; i++) await store.taskInsertMany({ now: NOW, tasks: Array.from({ length: 1000 }, () => task({ runAt: FAR })) });
-      await store.taskInsertMany({ now: NOW, tasks: Array.from({ length: 100 }, () => task({ runAt: new Date(NOW.getTime() + 1000) })) });
-      for (let i = 0; i < FINISHED / 1000; i++) await store.taskInsertMany({ now: NOW, tasks: Array.from({ length: 1000 }, () => task({ queue: "done" })) });
-      await client.query(`UPDATE "${schema}".tasks SET state = CASE WHEN id % 2 = 0 THEN 'completed' ELSE 'cancelled' END, finished_at = $1 WHERE queue = 'done'`, [NOW]);
-      cancelledId = Number((await client.query(`SELECT id FROM "${schema}".tasks WHERE state = 'cancelled' LIMIT 1`)).rows[0].id);
-      running = (await store.taskClaim({ queue: "default", types: ["noop"], node: "n1", limit: RUNNING, now: NOW })).map((t) => ({ id: t.id, attempt: t.attempt }));
-      queuedId = Number((await client.query(`SELECT id FROM "${schema}".tasks WHERE state = 'queued' ORDER BY id DESC LIMIT 1`)).rows[0].id);
-      await client.query(`INSERT INTO "${schema}".event_log (count, at, events) SELECT 1, $1, '[["app",0,"q",null]]' FROM generate_series(1, ${LOG_ROWS})`, [NOW]);
-      while (Number((await client.query(`SELECT "${schema}".event_sequence(10000) AS n`)).rows[0].n) > 0);
-      midOffset = Math.floor(Number((await client.query(`SELECT value FROM "${schema}".event_counter`)).rows[0].value) / 2);
-    });
-
-    after(async () => {
-      await client.end().catch(() => {});
-      await store.close();
-      await dropSchema(schema);
-    });
-
-    for (const { name, args, maxRows } of cases) {
-      test(`${name} reads at most ${maxRows} rows of tasks and the event log`, async () => {
-        const reads = await readsOf(() => execute(name, args()));
-        for (const [table, { seqScans, rows }] of Object.entries(reads)) {
-          assert.equal(seqScans, 0, `${name} scanned ${table} sequentially`);
-          assert.ok(rows <= maxRows, `${name} read ${rows} rows of ${table} (at most ${maxRows} expected)`);
+      /**
+       * Runs `work` in a transaction that is rolled back, and returns what it read from tasks and event_log. A
+       * backend flushes its counts only between transactions, so the difference across `work` is its own.
+       */
+      async function readsOf(
+        work: () => Promise<unknown>,
+      ): Promise<Record<string, { seqScans: number; rows: number }>> {
+        await client.query("BEGIN");
+        try {
+          const before = await readsSoFar();
+          await work();
+          const reads: Record<string, { seqScans: number; rows: number }> = {};
+          for (const [table, now] of await readsSoFar()) {
+            const was = before.get(table) ?? { seqScans: 0, rows: 0 };
+            reads[table] = { seqScans: now.seqScans - was.seqScans, rows: now.rows - was.rows };
+          }
+          return reads;
+        } finally {
+          await client.query("ROLLBACK");
         }
-      });
-    }
+      }
 
-    test("the sequencer reads only the rows it numbers", async () => {
-      const pending = 2000;
-      const reads = await readsOf(async () => {
-        await client.query(`INSERT INTO "${schema}".event_log (count, at, events) SELECT 1, $1, '[["app",0,"q",null]]' FROM generate_series(1, ${pending})`, [NOW]);
-        await client.query(`SELECT "${schema}".event_sequence(10000)`);
+      const cases: PlanCase[] = [
+        { name: "taskClaim", args: () => ["default", ["noop"], "n9", 50, NOW], maxRows: 200 },
+        {
+          name: "taskComplete",
+          args: () => [JSON.stringify(running.map(({ id, attempt }) => [id, attempt, "default", null])), NOW, true],
+          maxRows: 4 * RUNNING,
+        },
+        {
+          name: "taskFail",
+          args: () => [
+            running[0]!.id,
+            running[0]!.attempt,
+            JSON.stringify({ name: "Error", message: "x", attempt: 1, at: NOW.toISOString() }),
+            10,
+            null,
+            NOW,
+            null,
+          ],
+          maxRows: 2 * RUNNING,
+        },
+        {
+          name: "taskProgress",
+          args: () => [running[0]!.id, running[0]!.attempt, JSON.stringify({ percent: 5 }), NOW],
+          maxRows: 2 * RUNNING,
+        },
+        { name: "taskCancel", args: () => [queuedId, "stop", NOW, NOW.toISOString(), 10], maxRows: 10 },
+        { name: "taskRerun", args: () => [cancelledId, NOW], maxRows: 10 },
+        { name: "taskPromote", args: () => [LATER, 100], maxRows: 300 },
+        { name: "taskNextRunAt", args: () => [], maxRows: 10 },
+        { name: "taskStates", args: () => [running.slice(0, 5).map((r) => r.id)], maxRows: 10 },
+        { name: "taskRescue", args: () => ["n9", LATER, 3, NOW, NOW.toISOString(), 10], maxRows: 4 * RUNNING },
+        { name: "taskRelease", args: () => ["n1", null, NOW], maxRows: 4 * RUNNING },
+        { name: "taskPrune", args: () => [FAR, 0, 1000, 100], maxRows: 2500 },
+        { name: "taskGet", args: () => [queuedId], maxRows: 5 },
+        { name: "taskGetActiveByKeys", args: () => [["k1", "k2"]], maxRows: 10 },
+        { name: "eventLogAfter", args: () => [midOffset, 100], maxRows: 300 },
+        { name: "eventLogForTask", args: () => [queuedId, 0, 100], maxRows: 20 },
+        { name: "eventLogPrune", args: () => [FAR, 100], maxRows: 300 },
+      ];
+
+      before(async () => {
+        await store.migrate();
+        await client.connect();
+        // Statistics and plans must stay as the empty tables left them: an automatic ANALYZE would re-plan.
+        for (const table of ["tasks", "event_log"])
+          await client.query(`ALTER TABLE "${schema}".${table} SET (autovacuum_enabled = false)`);
+        await prepare(store, client, schema);
+        for (const { name } of cases) await client.query(`PREPARE ${name} AS ${statements.get(name)!}`);
+        // The first run of each, on empty tables, makes its generic plan; the sequencer's inner statements too.
+        for (const { name, args } of cases) {
+          await readsOf(() => execute(name, args()));
+        }
+        await readsOf(() => client.query(`SELECT "${schema}".event_sequence(100)`));
+
+        for (let i = 0; i < QUEUED / 1000; i++)
+          await store.taskInsertMany({ now: NOW, tasks: Array.from({ length: 1000 }, () => task()) });
+        for (let i = 0; i < SCHEDULED / 1000; i++)
+          await store.taskInsertMany({ now: NOW, tasks: Array.from({ length: 1000 }, () => task({ runAt: FAR })) });
+        await store.taskInsertMany({
+          now: NOW,
+          tasks: Array.from({ length: 100 }, () => task({ runAt: new Date(NOW.getTime() + 1000) })),
+        });
+        for (let i = 0; i < FINISHED / 1000; i++)
+          await store.taskInsertMany({ now: NOW, tasks: Array.from({ length: 1000 }, () => task({ queue: "done" })) });
+        await client.query(
+          `UPDATE "${schema}".tasks SET state = CASE WHEN id % 2 = 0 THEN 'completed' ELSE 'cancelled' END, finished_at = $1 WHERE queue = 'done'`,
+          [NOW],
+        );
+        cancelledId = Number(
+          (await client.query(`SELECT id FROM "${schema}".tasks WHERE state = 'cancelled' LIMIT 1`)).rows[0].id,
+        );
+        running = (
+          await store.taskClaim({ queue: "default", types: ["noop"], node: "n1", limit: RUNNING, now: NOW })
+        ).map((t) => ({ id: t.id, attempt: t.attempt }));
+        queuedId = Number(
+          (await client.query(`SELECT id FROM "${schema}".tasks WHERE state = 'queued' ORDER BY id DESC LIMIT 1`))
+            .rows[0].id,
+        );
+        await client.query(
+          `INSERT INTO "${schema}".event_log (count, at, events) SELECT 1, $1, '[["app",0,"q",null]]' FROM generate_series(1, ${LOG_ROWS})`,
+          [NOW],
+        );
+        while (Number((await client.query(`SELECT "${schema}".event_sequence(10000) AS n`)).rows[0].n) > 0);
+        midOffset = Math.floor(
+          Number((await client.query(`SELECT value FROM "${schema}".event_counter`)).rows[0].value) / 2,
+        );
       });
-      assert.equal(reads.event_log?.seqScans ?? 0, 0, "the sequencer scanned the event log sequentially");
-      assert.ok((reads.event_log?.rows ?? 0) <= 3 * pending, `the sequencer read ${reads.event_log?.rows} log rows to number ${pending}`);
+
+      after(async () => {
+        await client.end().catch(() => {});
+        await store.close();
+        await dropSchema(schema);
+      });
+
+      for (const { name, args, maxRows } of cases) {
+        test(`${name} reads at most ${maxRows} rows of tasks and the event log`, async () => {
+          const reads = await readsOf(() => execute(name, args()));
+          for (const [table, { seqScans, rows }] of Object.entries(reads)) {
+            assert.equal(seqScans, 0, `${name} scanned ${table} sequentially`);
+            assert.ok(rows <= maxRows, `${name} read ${rows} rows of ${table} (at most ${maxRows} expected)`);
+          }
+        });
+      }
+
+      test("the sequencer reads only the rows it numbers", async () => {
+        const pending = 2000;
+        const reads = await readsOf(async () => {
+          await client.query(
+            `INSERT INTO "${schema}".event_log (count, at, events) SELECT 1, $1, '[["app",0,"q",null]]' FROM generate_series(1, ${pending})`,
+            [NOW],
+          );
+          await client.query(`SELECT "${schema}".event_sequence(10000)`);
+        });
+        assert.equal(reads.event_log?.seqScans ?? 0, 0, "the sequencer scanned the event log sequentially");
+        assert.ok(
+          (reads.event_log?.rows ?? 0) <= 3 * pending,
+          `the sequencer read ${reads.event_log?.rows} log rows to number ${pending}`,
+        );
+      });
     });
-  });
 }

@@ -20,8 +20,16 @@ const T0 = new Date("2030-01-01T00:00:00.000Z");
 
 function taskInput(partial: Partial<TaskInsert> = {}): TaskInsert {
   return {
-    queue: "default", type: "t", data: null, priority: 0, maxAttempts: 3, runAt: T0, key: null, timeoutMs: null,
-    backoffMs: null, ...partial,
+    queue: "default",
+    type: "t",
+    data: null,
+    priority: 0,
+    maxAttempts: 3,
+    runAt: T0,
+    key: null,
+    timeoutMs: null,
+    backoffMs: null,
+    ...partial,
   };
 }
 
@@ -64,7 +72,16 @@ if (await postgresSuite("postgres store")) {
     });
 
     test("refuses a schema name that is not a plain lower-case identifier, and other bad options", () => {
-      for (const schema of ["", "Conveyor", "a-b", "1abc", "x\"; DROP SCHEMA public; --", "with space", "é", "a".repeat(64)]) {
+      for (const schema of [
+        "",
+        "Conveyor",
+        "a-b",
+        "1abc",
+        'x"; DROP SCHEMA public; --',
+        "with space",
+        "é",
+        "a".repeat(64),
+      ]) {
         assert.throws(() => new PostgresStore({ connectionString, schema }), ConfigError, JSON.stringify(schema));
       }
       assert.throws(() => new PostgresStore({ connectionString: "" }), ConfigError);
@@ -75,10 +92,19 @@ if (await postgresSuite("postgres store")) {
       const store = openStore("migrate");
       try {
         const names = readdirSync(new URL("../sqlite/migrations/", import.meta.url))
-          .filter((file) => file.endsWith(".sql")).sort().map((file) => file.replace(/\.sql$/, ""));
-        assert.deepEqual(await store.migrationStatus(), names.map((name) => ({ name, applied: false })), "nothing before migrate");
+          .filter((file) => file.endsWith(".sql"))
+          .sort()
+          .map((file) => file.replace(/\.sql$/, ""));
+        assert.deepEqual(
+          await store.migrationStatus(),
+          names.map((name) => ({ name, applied: false })),
+          "nothing before migrate",
+        );
         assert.deepEqual(await store.migrate(), { applied: names });
-        assert.deepEqual(await store.migrationStatus(), names.map((name) => ({ name, applied: true })));
+        assert.deepEqual(
+          await store.migrationStatus(),
+          names.map((name) => ({ name, applied: true })),
+        );
         assert.deepEqual(await store.migrate(), { applied: [] });
       } finally {
         await store.close();
@@ -87,7 +113,10 @@ if (await postgresSuite("postgres store")) {
 
     test("concurrent migrators on one fresh schema apply each migration exactly once", async () => {
       const first = openStore("migrate_race");
-      const others = Array.from({ length: 3 }, () => new PostgresStore({ connectionString, schema: first.schema, poolSize: 2 }));
+      const others = Array.from(
+        { length: 3 },
+        () => new PostgresStore({ connectionString, schema: first.schema, poolSize: 2 }),
+      );
       try {
         const results = await Promise.all([first, ...others].map((store) => store.migrate()));
         const applied = results.flatMap((r) => r.applied).sort();
@@ -124,10 +153,16 @@ if (await postgresSuite("postgres store")) {
         await client.query("BEGIN");
         await client.query(`SELECT 1 FROM "${store.schema}".tasks WHERE id = $1 FOR UPDATE`, [first!.task.id]);
         const claimed = await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 2, now: T0 });
-        assert.deepEqual(claimed.map((t) => t.id), [second!.task.id]);
+        assert.deepEqual(
+          claimed.map((t) => t.id),
+          [second!.task.id],
+        );
         await client.query("ROLLBACK");
         const rest = await store.taskClaim({ queue: "default", types: ["t"], node: "n1", limit: 2, now: T0 });
-        assert.deepEqual(rest.map((t) => t.id), [first!.task.id]);
+        assert.deepEqual(
+          rest.map((t) => t.id),
+          [first!.task.id],
+        );
       } finally {
         await client.end();
         await store.close();
@@ -138,8 +173,16 @@ if (await postgresSuite("postgres store")) {
       const store = openStore("key_race", { poolSize: 8 });
       try {
         await store.migrate();
-        const outcomes = (await Promise.all(Array.from({ length: 16 }, (_, i) =>
-          store.taskInsertMany({ now: T0, tasks: [taskInput({ key: "k", data: i }), taskInput({ data: `free ${i}` })] })))).flat();
+        const outcomes = (
+          await Promise.all(
+            Array.from({ length: 16 }, (_, i) =>
+              store.taskInsertMany({
+                now: T0,
+                tasks: [taskInput({ key: "k", data: i }), taskInput({ data: `free ${i}` })],
+              }),
+            ),
+          )
+        ).flat();
         const keyed = outcomes.filter((o) => o.task.key === "k");
         assert.equal(keyed.filter((o) => o.created).length, 1);
         assert.equal(new Set(keyed.map((o) => o.task.id)).size, 1, "every caller gets the one task");
@@ -157,11 +200,17 @@ if (await postgresSuite("postgres store")) {
         await store.migrate();
         await store.taskInsertMany({ now: T0, tasks: [taskInput()] });
         // jsonb cannot hold U+0000 in a string: the whole batch fails, its log row included.
-        await assert.rejects(store.taskInsertMany({ now: T0, tasks: [taskInput(), taskInput({ data: "nul \u0000 here" })] }));
+        await assert.rejects(
+          store.taskInsertMany({ now: T0, tasks: [taskInput(), taskInput({ data: "nul \u0000 here" })] }),
+        );
         assert.equal((await store.taskList({ limit: 10, order: "asc" })).length, 1);
         assert.equal(await store.eventLastOffset(), 1);
         await store.taskInsertMany({ now: T0, tasks: [taskInput()] });
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset), [1, 2], "no gap after the rollback");
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset),
+          [1, 2],
+          "no gap after the rollback",
+        );
       } finally {
         await store.close();
       }
@@ -171,7 +220,10 @@ if (await postgresSuite("postgres store")) {
       const store = openStore("int8");
       try {
         await store.migrate();
-        const [outcome] = await store.taskInsertMany({ now: T0, tasks: [taskInput({ timeoutMs: 2 ** 40, backoffMs: 5 })] });
+        const [outcome] = await store.taskInsertMany({
+          now: T0,
+          tasks: [taskInput({ timeoutMs: 2 ** 40, backoffMs: 5 })],
+        });
         assert.equal(typeof outcome!.task.id, "number");
         assert.equal(outcome!.task.timeoutMs, 2 ** 40);
         assert.equal(typeof (await store.eventList({ after: 0, limit: 1 }))[0]!.offset, "number");
@@ -191,17 +243,24 @@ if (await postgresSuite("postgres store")) {
   });
   describe("postgres migration 003 (lean writes) on a schema written by 001–002", () => {
     /** A store whose schema is at migration 002, with what `setup` wrote there the way an earlier Conveyor did. */
-    async function storeAt002(prefix: string, setup: (sql: (text: string, values?: unknown[]) => Promise<pg.QueryResult>) => Promise<void>): Promise<PostgresStore> {
+    async function storeAt002(
+      prefix: string,
+      setup: (sql: (text: string, values?: unknown[]) => Promise<pg.QueryResult>) => Promise<void>,
+    ): Promise<PostgresStore> {
       const store = openStore(prefix);
       const schema = quoteSchema(store.schema);
       const client = new pg.Client({ connectionString });
       await client.connect();
       try {
         await client.query(`CREATE SCHEMA ${schema}`);
-        await client.query(`CREATE TABLE ${schema}.migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL)`);
+        await client.query(
+          `CREATE TABLE ${schema}.migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL)`,
+        );
         for (const migration of migrations().filter((m) => m.name < "003")) {
           await client.query(withSchema(migration.sql, store.schema));
-          await client.query(`INSERT INTO ${schema}.migrations (name, applied_at) VALUES ($1, now())`, [migration.name]);
+          await client.query(`INSERT INTO ${schema}.migrations (name, applied_at) VALUES ($1, now())`, [
+            migration.name,
+          ]);
         }
         await setup((text, values) => client.query(text.replaceAll("{{schema}}", schema), values));
       } finally {
@@ -211,7 +270,11 @@ if (await postgresSuite("postgres store")) {
     }
 
     /** Inserts a task as 001 knew it; returns its id. */
-    async function oldTask(sql: (text: string, values?: unknown[]) => Promise<pg.QueryResult>, queue: string, state: string): Promise<number> {
+    async function oldTask(
+      sql: (text: string, values?: unknown[]) => Promise<pg.QueryResult>,
+      queue: string,
+      state: string,
+    ): Promise<number> {
       const { rows } = await sql(
         `INSERT INTO {{schema}}.tasks (queue, type, state, attempt, max_attempts, run_at, created_at, node)
          VALUES ($1, 't', $2::text, CASE WHEN $2::text = 'running' THEN 1 ELSE 0 END, 3, $3, $3,
@@ -226,17 +289,27 @@ if (await postgresSuite("postgres store")) {
       const at = (s: number) => new Date(T0.getTime() + s * 1000);
       const ids: number[] = [];
       const store = await storeAt002("upgrade", async (sql) => {
-        ids.push(await oldTask(sql, "a", "completed"), await oldTask(sql, "a", "queued"), await oldTask(sql, "b", "running"));
+        ids.push(
+          await oldTask(sql, "a", "completed"),
+          await oldTask(sql, "a", "queued"),
+          await oldTask(sql, "b", "running"),
+        );
         ids.push(await oldTask(sql, "b", "scheduled"));
         const [one, two, three] = ids;
         const events: [string, number, string, unknown][] = [
-          ["task.created", one!, "a", { x: 1 }], ["task.created", two!, "a", null], ["task.started", one!, "a", { attempt: 1 }],
-          ["task.progress", one!, "a", { attempt: 1, percent: 50 }], ["task.completed", one!, "a", { attempt: 1 }],
-          ["task.created", three!, "b", null], ["task.started", three!, "b", { attempt: 1 }],
+          ["task.created", one!, "a", { x: 1 }],
+          ["task.created", two!, "a", null],
+          ["task.started", one!, "a", { attempt: 1 }],
+          ["task.progress", one!, "a", { attempt: 1, percent: 50 }],
+          ["task.completed", one!, "a", { attempt: 1 }],
+          ["task.created", three!, "b", null],
+          ["task.started", three!, "b", { attempt: 1 }],
         ];
         for (const [i, [type, taskId, queue, data]] of events.entries()) {
-          await sql(`INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at) VALUES ($1, $2, $3, $4, $5, $6)`,
-            [i + 1, type, taskId, queue, JSON.stringify(data), at(i)]);
+          await sql(
+            `INSERT INTO {{schema}}.events ("offset", type, task_id, queue, data, at) VALUES ($1, $2, $3, $4, $5, $6)`,
+            [i + 1, type, taskId, queue, JSON.stringify(data), at(i)],
+          );
         }
         await sql(`UPDATE {{schema}}.event_counter SET value = $1`, [events.length]);
       });
@@ -244,49 +317,123 @@ if (await postgresSuite("postgres store")) {
       try {
         assert.deepEqual(await store.migrate(), { applied: ["003_lean_writes", "004_plans_by_id"] });
         const events = await store.eventList({ after: 0, limit: 100 });
-        assert.deepEqual(events.map((e) => [e.offset, e.type, e.taskId, e.queue]), [
-          [1, "task.created", one, "a"], [2, "task.created", two, "a"], [3, "task.started", one, "a"],
-          [4, "task.progress", one, "a"], [5, "task.completed", one, "a"], [6, "task.created", three, "b"],
-          [7, "task.started", three, "b"],
-        ]);
-        assert.deepEqual(events.map((e) => e.at), [0, 1, 2, 3, 4, 5, 6].map(at));
-        assert.deepEqual(events.map((e) => e.data), [{ x: 1 }, null, { attempt: 1 }, { attempt: 1, percent: 50 }, { attempt: 1 }, null, { attempt: 1 }]);
+        assert.deepEqual(
+          events.map((e) => [e.offset, e.type, e.taskId, e.queue]),
+          [
+            [1, "task.created", one, "a"],
+            [2, "task.created", two, "a"],
+            [3, "task.started", one, "a"],
+            [4, "task.progress", one, "a"],
+            [5, "task.completed", one, "a"],
+            [6, "task.created", three, "b"],
+            [7, "task.started", three, "b"],
+          ],
+        );
+        assert.deepEqual(
+          events.map((e) => e.at),
+          [0, 1, 2, 3, 4, 5, 6].map(at),
+        );
+        assert.deepEqual(
+          events.map((e) => e.data),
+          [{ x: 1 }, null, { attempt: 1 }, { attempt: 1, percent: 50 }, { attempt: 1 }, null, { attempt: 1 }],
+        );
         assert.equal(await store.eventLastOffset(), 7);
         // Progress stays out of a task's own history, as it does for new events.
-        assert.deepEqual((await store.eventList({ after: 0, limit: 100, taskId: one! })).map((e) => e.offset), [1, 3, 5]);
-        assert.deepEqual((await store.eventList({ after: 0, limit: 100, taskId: four! })), []);
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 100, taskId: one! })).map((e) => e.offset),
+          [1, 3, 5],
+        );
+        assert.deepEqual(await store.eventList({ after: 0, limit: 100, taskId: four! }), []);
 
         const counts = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
-        assert.deepEqual(counts.get("a"), { scheduled: 0, queued: 1, running: 0, completed: 1, failed: 0, cancelled: 0 });
-        assert.deepEqual(counts.get("b"), { scheduled: 1, queued: 0, running: 1, completed: 0, failed: 0, cancelled: 0 });
+        assert.deepEqual(counts.get("a"), {
+          scheduled: 0,
+          queued: 1,
+          running: 0,
+          completed: 1,
+          failed: 0,
+          cancelled: 0,
+        });
+        assert.deepEqual(counts.get("b"), {
+          scheduled: 1,
+          queued: 0,
+          running: 1,
+          completed: 0,
+          failed: 0,
+          cancelled: 0,
+        });
 
         // New events continue after the old last offset, each in a log row of its own, and join the old history.
         const [claimed] = await store.taskClaim({ queue: "a", types: ["t"], node: "n", limit: 1, now: at(20) });
         assert.equal(claimed!.id, two);
-        assert.deepEqual(await store.taskComplete({ now: at(21), completions: [{ id: three!, queue: "b", attempt: 1, result: null }] }), [three]);
-        assert.deepEqual((await store.eventList({ after: 7, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]), [
-          [8, "task.started", two], [9, "task.completed", three],
-        ]);
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: two! })).map((e) => e.offset), [2, 8]);
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: three! })).map((e) => e.offset), [6, 7, 9]);
+        assert.deepEqual(
+          await store.taskComplete({
+            now: at(21),
+            completions: [{ id: three!, queue: "b", attempt: 1, result: null }],
+          }),
+          [three],
+        );
+        assert.deepEqual(
+          (await store.eventList({ after: 7, limit: 10 })).map((e) => [e.offset, e.type, e.taskId]),
+          [
+            [8, "task.started", two],
+            [9, "task.completed", three],
+          ],
+        );
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 10, taskId: two! })).map((e) => e.offset),
+          [2, 8],
+        );
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 10, taskId: three! })).map((e) => e.offset),
+          [6, 7, 9],
+        );
         const after = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
-        assert.deepEqual(after.get("a"), { scheduled: 0, queued: 0, running: 1, completed: 1, failed: 0, cancelled: 0 });
-        assert.deepEqual(after.get("b"), { scheduled: 1, queued: 0, running: 0, completed: 1, failed: 0, cancelled: 0 });
+        assert.deepEqual(after.get("a"), {
+          scheduled: 0,
+          queued: 0,
+          running: 1,
+          completed: 1,
+          failed: 0,
+          cancelled: 0,
+        });
+        assert.deepEqual(after.get("b"), {
+          scheduled: 1,
+          queued: 0,
+          running: 0,
+          completed: 1,
+          failed: 0,
+          cancelled: 0,
+        });
 
         const client = new pg.Client({ connectionString });
         await client.connect();
         try {
           const { rows } = await client.query(
-            `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'tasks' ORDER BY indexname`, [store.schema]);
-          assert.deepEqual(rows.map((r) => r.indexname), [
-            "tasks_claim", "tasks_ended_badly", "tasks_key_active", "tasks_pkey", "tasks_running_node", "tasks_scheduled",
-          ]);
+            `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'tasks' ORDER BY indexname`,
+            [store.schema],
+          );
+          assert.deepEqual(
+            rows.map((r) => r.indexname),
+            [
+              "tasks_claim",
+              "tasks_ended_badly",
+              "tasks_key_active",
+              "tasks_pkey",
+              "tasks_running_node",
+              "tasks_scheduled",
+            ],
+          );
           const events = await client.query(`SELECT to_regclass($1) AS found`, [`${quoteSchema(store.schema)}.events`]);
           assert.equal(events.rows[0].found, null, "the old events table is gone");
           const log = await client.query(
-            `SELECT "offset"::int, lsn = '0/0' AS old FROM ${quoteSchema(store.schema)}.event_log ORDER BY "offset"`);
-          assert.deepEqual(log.rows.map((r) => [r.offset, r.old]), [1, 2, 3, 4, 5, 6, 7, 8, 9].map((o) => [o, o <= 7]),
-            "old events keep their offsets, with an lsn below every new row's; new ones were sequenced after them");
+            `SELECT "offset"::int, lsn = '0/0' AS old FROM ${quoteSchema(store.schema)}.event_log ORDER BY "offset"`,
+          );
+          assert.deepEqual(
+            log.rows.map((r) => [r.offset, r.old]),
+            [1, 2, 3, 4, 5, 6, 7, 8, 9].map((o) => [o, o <= 7]),
+            "old events keep their offsets, with an lsn below every new row's; new ones were sequenced after them",
+          );
         } finally {
           await client.end();
         }
@@ -299,7 +446,10 @@ if (await postgresSuite("postgres store")) {
       const store = await storeAt002("upgrade_pruned", async (sql) => {
         await oldTask(sql, "a", "queued");
         for (let offset = 1; offset <= 5; offset++) {
-          await sql(`INSERT INTO {{schema}}.events ("offset", type, task_id, queue, at) VALUES ($1, 'task.created', 1, 'a', $2)`, [offset, T0]);
+          await sql(
+            `INSERT INTO {{schema}}.events ("offset", type, task_id, queue, at) VALUES ($1, 'task.created', 1, 'a', $2)`,
+            [offset, T0],
+          );
         }
         await sql(`UPDATE {{schema}}.event_counter SET value = 5`);
         await sql(`DELETE FROM {{schema}}.events`);
@@ -309,8 +459,14 @@ if (await postgresSuite("postgres store")) {
         assert.equal(await store.eventLastOffset(), 5);
         assert.deepEqual(await store.eventList({ after: 0, limit: 10 }), []);
         await store.taskClaim({ queue: "a", types: ["t"], node: "n", limit: 1, now: T0 });
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset), [6]);
-        assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: 1 })).map((e) => e.offset), [6]);
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset),
+          [6],
+        );
+        assert.deepEqual(
+          (await store.eventList({ after: 0, limit: 10, taskId: 1 })).map((e) => e.offset),
+          [6],
+        );
       } finally {
         await store.close();
       }

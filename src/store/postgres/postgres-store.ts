@@ -18,14 +18,33 @@ import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.
 import type { TaskState } from "../../core/states.ts";
 import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEvent, type TaskProgress } from "../../core/task.ts";
 import type {
-  Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, Store, StoreCapabilities, TaskCancelOutcome,
-  TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams, TaskStartOn,
+  Lease,
+  NodeRecord,
+  QueueStats,
+  RescueOutcome,
+  Schedule,
+  ScheduleInput,
+  Store,
+  StoreCapabilities,
+  TaskCancelOutcome,
+  TaskCompletion,
+  TaskInsert,
+  TaskInsertOutcome,
+  TaskListParams,
+  TaskStartOn,
 } from "../store.ts";
 import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
-  claimedToTask, int8AsNumber, jsonParam, rowToLease, rowToNode, rowToSchedule, rowToTask, type Row,
+  claimedToTask,
+  int8AsNumber,
+  jsonParam,
+  rowToLease,
+  rowToNode,
+  rowToSchedule,
+  rowToTask,
+  type Row,
 } from "./row-mapping.ts";
 import { loadStatements, quoteSchema, SESSION_SETTINGS, statementPrefix, TASK_COLUMNS } from "./statements.ts";
 
@@ -71,7 +90,8 @@ export class PostgresStore implements Store {
       throw new ConfigError("PostgresStore: connectionString is required");
     }
     const poolSize = options.poolSize ?? 10;
-    if (!Number.isInteger(poolSize) || poolSize < 1) throw new ConfigError(`PostgresStore: poolSize must be a positive integer, got ${poolSize}`);
+    if (!Number.isInteger(poolSize) || poolSize < 1)
+      throw new ConfigError(`PostgresStore: poolSize must be a positive integer, got ${poolSize}`);
     this.schema = options.schema ?? "conveyor";
     quoteSchema(this.schema);
     this.#statements = loadStatements(this.schema);
@@ -137,7 +157,15 @@ export class PostgresStore implements Store {
 
   // ---- tasks -------------------------------------------------------------------------------------------
 
-  async taskInsertMany({ tasks, now, startOn }: { tasks: TaskInsert[]; now: Date; startOn?: TaskStartOn }): Promise<TaskInsertOutcome[]> {
+  async taskInsertMany({
+    tasks,
+    now,
+    startOn,
+  }: {
+    tasks: TaskInsert[];
+    now: Date;
+    startOn?: TaskStartOn;
+  }): Promise<TaskInsertOutcome[]> {
     return tasks.length === 0 ? [] : this.#insert(tasks, now, this.#pool, startOn);
   }
 
@@ -148,7 +176,12 @@ export class PostgresStore implements Store {
    * if it has already finished by then, the input is inserted again. Inputs `startOn` names are inserted running
    * on its node when they are ready and their queue is not paused (the statement decides).
    */
-  async #insert(tasks: TaskInsert[], now: Date, client: Queryable, startOn?: TaskStartOn): Promise<TaskInsertOutcome[]> {
+  async #insert(
+    tasks: TaskInsert[],
+    now: Date,
+    client: Queryable,
+    startOn?: TaskStartOn,
+  ): Promise<TaskInsertOutcome[]> {
     const outcomes: (TaskInsertOutcome | undefined)[] = new Array(tasks.length);
     const firstWithKey = new Map<string, number>();
     let pending: number[] = [];
@@ -158,7 +191,8 @@ export class PostgresStore implements Store {
       pending.push(index);
     }
     for (let round = 0; pending.length > 0; round++) {
-      if (round === MAX_INSERT_ROUNDS) throw new Error(`taskInsertMany: keys kept changing hands after ${round} attempts`);
+      if (round === MAX_INSERT_ROUNDS)
+        throw new Error(`taskInsertMany: keys kept changing hands after ${round} attempts`);
       pending = await this.#insertRound(tasks, pending, now, client, outcomes, startOn);
     }
     return tasks.map((task, index) => {
@@ -172,15 +206,33 @@ export class PostgresStore implements Store {
 
   /** #insertRound for one input (taskInsertOne): what enqueue() of one task waits for. */
   async #insertOne(
-    tasks: TaskInsert[], index: number, now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
+    tasks: TaskInsert[],
+    index: number,
+    now: Date,
+    client: Queryable,
+    outcomes: (TaskInsertOutcome | undefined)[],
     startOn: TaskStartOn | undefined,
   ): Promise<number[]> {
     const t = tasks[index]!;
     const created = createdEventData(t, now.getTime(), t.runAt.toISOString());
-    const result = await this.#run("taskInsertOne", [
-      t.queue, t.type, jsonParam(t.data), t.priority, t.maxAttempts, t.runAt, t.key, t.timeoutMs, t.backoffMs, now,
-      startOn?.node ?? null, JSON.stringify(created),
-    ], client);
+    const result = await this.#run(
+      "taskInsertOne",
+      [
+        t.queue,
+        t.type,
+        jsonParam(t.data),
+        t.priority,
+        t.maxAttempts,
+        t.runAt,
+        t.key,
+        t.timeoutMs,
+        t.backoffMs,
+        now,
+        startOn?.node ?? null,
+        JSON.stringify(created),
+      ],
+      client,
+    );
     const row = (result.rows[0]?.rows as InsertedRow[] | null)?.[0];
     if (row === undefined) return this.#holdersOf(tasks, [index], client, outcomes);
     const [id, , state] = row;
@@ -190,15 +242,34 @@ export class PostgresStore implements Store {
 
   /** One insert statement for the inputs at `indexes`; fills their outcomes and returns those left to retry. */
   async #insertRound(
-    tasks: TaskInsert[], indexes: number[], now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
+    tasks: TaskInsert[],
+    indexes: number[],
+    now: Date,
+    client: Queryable,
+    outcomes: (TaskInsertOutcome | undefined)[],
     startOn: TaskStartOn | undefined,
   ): Promise<number[]> {
     const starting = new Set(startOn?.indexes);
     const nowMs = now.getTime();
-    if (indexes.length === 1) return this.#insertOne(tasks, indexes[0]!, now, client, outcomes, starting.has(indexes[0]!) ? startOn! : undefined);
+    if (indexes.length === 1)
+      return this.#insertOne(
+        tasks,
+        indexes[0]!,
+        now,
+        client,
+        outcomes,
+        starting.has(indexes[0]!) ? startOn! : undefined,
+      );
     if (startOn === undefined && isUniform(tasks, indexes)) {
       const first = tasks[indexes[0]!]!;
-      return this.#insertUniform(tasks, indexes, now, client, outcomes, createdEventData(first, nowMs, first.runAt.toISOString()));
+      return this.#insertUniform(
+        tasks,
+        indexes,
+        now,
+        client,
+        outcomes,
+        createdEventData(first, nowMs, first.runAt.toISOString()),
+      );
     }
     // The task.created data of each input (a batch mostly shares one runAt: formatted once). When all are alike
     // (one queue, one type, one runAt, none to start), the statement logs them as one entry and gets the data once.
@@ -210,15 +281,37 @@ export class PostgresStore implements Store {
     });
     const [first] = created as [ReturnType<typeof createdEventData>];
     const queue = tasks[indexes[0]!]!.queue;
-    const alike = startOn === undefined && indexes.every((index, i) => tasks[index]!.queue === queue &&
-      created[i]!.type === first.type && created[i]!.state === first.state && created[i]!.runAt === first.runAt);
+    const alike =
+      startOn === undefined &&
+      indexes.every(
+        (index, i) =>
+          tasks[index]!.queue === queue &&
+          created[i]!.type === first.type &&
+          created[i]!.state === first.state &&
+          created[i]!.runAt === first.runAt,
+      );
     const rowsParam = indexes.map((index, i) => {
       const t = tasks[index]!;
-      return [t.queue, t.type, t.data ?? null, t.priority, t.maxAttempts, t.runAt.getTime(), t.key, t.timeoutMs, t.backoffMs,
-        starting.has(index), alike ? null : created[i]];
+      return [
+        t.queue,
+        t.type,
+        t.data ?? null,
+        t.priority,
+        t.maxAttempts,
+        t.runAt.getTime(),
+        t.key,
+        t.timeoutMs,
+        t.backoffMs,
+        starting.has(index),
+        alike ? null : created[i],
+      ];
     });
     const shared = alike ? JSON.stringify(first) : null;
-    const result = await this.#run("taskInsert", [JSON.stringify(rowsParam), now, startOn?.node ?? null, shared], client);
+    const result = await this.#run(
+      "taskInsert",
+      [JSON.stringify(rowsParam), now, startOn?.node ?? null, shared],
+      client,
+    );
     const rows = (result.rows[0]?.rows ?? []) as InsertedRow[];
     // Ids are drawn in input order (the statement takes them from the sequence while it reads the array), so the
     // new rows, sorted by id, line up with the inputs that were inserted: every input without a key, and those
@@ -233,7 +326,8 @@ export class PostgresStore implements Store {
         continue;
       }
       const row = rows[next++];
-      if (row === undefined || row[1] !== input.key) throw new Error("taskInsertMany: inserted rows do not line up with the input");
+      if (row === undefined || row[1] !== input.key)
+        throw new Error("taskInsertMany: inserted rows do not line up with the input");
       const [id, , state] = row;
       outcomes[index] = { task: insertedTask(input, id, state, startOn, now), created: true };
     }
@@ -242,16 +336,34 @@ export class PostgresStore implements Store {
 
   /** #insertRound for a batch that differs only in its tasks' data (taskInsertUniform): nothing to retry. */
   async #insertUniform(
-    tasks: TaskInsert[], indexes: number[], now: Date, client: Queryable, outcomes: (TaskInsertOutcome | undefined)[],
+    tasks: TaskInsert[],
+    indexes: number[],
+    now: Date,
+    client: Queryable,
+    outcomes: (TaskInsertOutcome | undefined)[],
     created: ReturnType<typeof createdEventData>,
   ): Promise<number[]> {
     const t = tasks[indexes[0]!]!;
-    const result = await this.#run("taskInsertUniform", [
-      t.queue, t.type, t.priority, created.state, t.maxAttempts, t.runAt, t.timeoutMs, t.backoffMs, now,
-      JSON.stringify(indexes.map((index) => tasks[index]!.data ?? null)), JSON.stringify(created),
-    ], client);
+    const result = await this.#run(
+      "taskInsertUniform",
+      [
+        t.queue,
+        t.type,
+        t.priority,
+        created.state,
+        t.maxAttempts,
+        t.runAt,
+        t.timeoutMs,
+        t.backoffMs,
+        now,
+        JSON.stringify(indexes.map((index) => tasks[index]!.data ?? null)),
+        JSON.stringify(created),
+      ],
+      client,
+    );
     const ids = (result.rows[0]?.ids ?? []) as number[];
-    if (ids.length !== indexes.length) throw new Error(`taskInsertMany: inserted ${ids.length} of ${indexes.length} tasks`);
+    if (ids.length !== indexes.length)
+      throw new Error(`taskInsertMany: inserted ${ids.length} of ${indexes.length} tasks`);
     for (const [i, index] of indexes.entries()) {
       outcomes[index] = { task: insertedTask(tasks[index]!, ids[i]!, created.state, undefined, now), created: true };
     }
@@ -262,7 +374,12 @@ export class PostgresStore implements Store {
    * The active tasks holding the keys of the inputs at `conflicting` become their outcomes; returns the inputs whose
    * holder finished meanwhile (to insert again).
    */
-  async #holdersOf(tasks: TaskInsert[], conflicting: number[], client: Queryable, outcomes: (TaskInsertOutcome | undefined)[]): Promise<number[]> {
+  async #holdersOf(
+    tasks: TaskInsert[],
+    conflicting: number[],
+    client: Queryable,
+    outcomes: (TaskInsertOutcome | undefined)[],
+  ): Promise<number[]> {
     if (conflicting.length === 0) return [];
     const found = await this.#run("taskGetActiveByKeys", [conflicting.map((index) => tasks[index]!.key)], client);
     const holders = new Map(found.rows.map((row) => [String(row.key), row]));
@@ -295,11 +412,16 @@ export class PostgresStore implements Store {
     if (params.states !== undefined) add("s", "state = ANY(?::text[])", params.states);
     // Spelled out, so that the plan a prepared statement settles on (generic, blind to the states given) can
     // still use tasks_ended_badly.
-    if (params.states !== undefined && params.states.length > 0 && params.states.every((state) => ENDED_BADLY.has(state))) {
+    if (
+      params.states !== undefined &&
+      params.states.length > 0 &&
+      params.states.every((state) => ENDED_BADLY.has(state))
+    ) {
       where.push("state IN ('failed', 'cancelled')");
       shape.push("b");
     }
-    if (params.after !== undefined) add("a", params.order === "asc" ? "id > ?::bigint" : "id < ?::bigint", params.after);
+    if (params.after !== undefined)
+      add("a", params.order === "asc" ? "id > ?::bigint" : "id < ?::bigint", params.after);
     values.push(params.limit);
     const order = params.order === "asc" ? "ASC" : "DESC";
     const text = `SELECT ${TASK_COLUMNS} FROM ${quoteSchema(this.schema)}.tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
@@ -318,7 +440,9 @@ export class PostgresStore implements Store {
   async taskComplete({ completions, now }: { completions: TaskCompletion[]; now: Date }): Promise<number[]> {
     // An attempt completes once: a repeat in the batch is dropped here, so the first result stands.
     const seen = new Set<string>();
-    const unique = completions.filter(({ id, attempt }) => !seen.has(`${id}:${attempt}`) && seen.add(`${id}:${attempt}`));
+    const unique = completions.filter(
+      ({ id, attempt }) => !seen.has(`${id}:${attempt}`) && seen.add(`${id}:${attempt}`),
+    );
     if (unique.length === 0) return [];
     const [{ queue, attempt }] = unique as [TaskCompletion];
     const alike = unique.every((c) => c.queue === queue && c.attempt === attempt);
@@ -327,9 +451,20 @@ export class PostgresStore implements Store {
     return (rows[0]?.ids ?? []) as number[];
   }
 
-  async taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null> {
+  async taskFail(params: {
+    id: number;
+    attempt: number;
+    error: ErrorRecord;
+    retryAt: Date | null;
+    now: Date;
+  }): Promise<Task | null> {
     const { rows } = await this.#run("taskFail", [
-      params.id, params.attempt, JSON.stringify(params.error), MAX_ERROR_HISTORY, params.retryAt, params.now,
+      params.id,
+      params.attempt,
+      JSON.stringify(params.error),
+      MAX_ERROR_HISTORY,
+      params.retryAt,
+      params.now,
       params.retryAt?.toISOString() ?? null,
     ]);
     return rows[0] === undefined ? null : rowToTask(rows[0]);
@@ -358,12 +493,25 @@ export class PostgresStore implements Store {
     if (before === undefined) return null;
     const after = rows.find((row) => row.version === "after");
     if (after === undefined) {
-      throw new ConflictError("invalid_state", `task ${id} is ${String(before.state)}; only failed or cancelled tasks can be retried`);
+      throw new ConflictError(
+        "invalid_state",
+        `task ${id} is ${String(before.state)}; only failed or cancelled tasks can be retried`,
+      );
     }
     return rowToTask(after);
   }
 
-  async taskProgress({ id, attempt, progress, now }: { id: number; attempt: number; progress: TaskProgress; now: Date }): Promise<boolean> {
+  async taskProgress({
+    id,
+    attempt,
+    progress,
+    now,
+  }: {
+    id: number;
+    attempt: number;
+    progress: TaskProgress;
+    now: Date;
+  }): Promise<boolean> {
     const { rows } = await this.#run("taskProgress", [id, attempt, JSON.stringify(progress), now]);
     return rows.length > 0;
   }
@@ -382,11 +530,32 @@ export class PostgresStore implements Store {
   async taskStates({ ids }: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number }[]> {
     if (ids.length === 0) return [];
     const { rows } = await this.#run("taskStates", [ids]);
-    return rows.map((row) => ({ id: Number(row.id), state: String(row.state) as TaskState, attempt: Number(row.attempt) }));
+    return rows.map((row) => ({
+      id: Number(row.id),
+      state: String(row.state) as TaskState,
+      attempt: Number(row.attempt),
+    }));
   }
 
-  async taskRescue({ rescuer, deadBefore, maxStalls, now }: { rescuer: string; deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]> {
-    const { rows } = await this.#run("taskRescue", [rescuer, deadBefore, maxStalls, now, now.toISOString(), MAX_ERROR_HISTORY]);
+  async taskRescue({
+    rescuer,
+    deadBefore,
+    maxStalls,
+    now,
+  }: {
+    rescuer: string;
+    deadBefore: Date;
+    maxStalls: number;
+    now: Date;
+  }): Promise<RescueOutcome[]> {
+    const { rows } = await this.#run("taskRescue", [
+      rescuer,
+      deadBefore,
+      maxStalls,
+      now,
+      now.toISOString(),
+      MAX_ERROR_HISTORY,
+    ]);
     return rows.map((row) => {
       const task = rowToTask(row);
       return { task, outcome: task.state === "failed" ? "failed" : "retried" };
@@ -427,7 +596,6 @@ export class PostgresStore implements Store {
     );
   }
 
-
   async queueSetPaused({ queue, paused, now }: { queue: string; paused: boolean; now: Date }): Promise<void> {
     await this.#run("queueSetPaused", [queue, paused, now]);
   }
@@ -450,10 +618,15 @@ export class PostgresStore implements Store {
   async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
     if (limit <= 0) return [];
     await this.#sequence();
-    const { rows } = taskId === undefined
-      ? await this.#run("eventLogAfter", [after, limit])
-      : await this.#run("eventLogForTask", [taskId, after, limit]);
-    const logRows = rows.map((row) => ({ offset: Number(row.offset), at: row.at as Date, entries: row.events as LogEntry[] }));
+    const { rows } =
+      taskId === undefined
+        ? await this.#run("eventLogAfter", [after, limit])
+        : await this.#run("eventLogForTask", [taskId, after, limit]);
+    const logRows = rows.map((row) => ({
+      offset: Number(row.offset),
+      at: row.at as Date,
+      entries: row.events as LogEntry[],
+    }));
     return eventsAfter(logRows, { after, limit, taskId });
   }
 
@@ -475,7 +648,17 @@ export class PostgresStore implements Store {
 
   // ---- leases and schedules ---------------------------------------------------------------------------
 
-  async leaseAcquire({ name, node, ttlMs, now }: { name: string; node: string; ttlMs: number; now: Date }): Promise<boolean> {
+  async leaseAcquire({
+    name,
+    node,
+    ttlMs,
+    now,
+  }: {
+    name: string;
+    node: string;
+    ttlMs: number;
+    now: Date;
+  }): Promise<boolean> {
     const { rows } = await this.#run("leaseAcquire", [name, node, new Date(now.getTime() + ttlMs), now]);
     return rows.length > 0;
   }
@@ -491,8 +674,14 @@ export class PostgresStore implements Store {
 
   async scheduleUpsert({ schedule, now }: { schedule: ScheduleInput; now: Date }): Promise<Schedule> {
     const { rows } = await this.#run("scheduleUpsert", [
-      schedule.name, schedule.cron, schedule.timezone, schedule.type, jsonParam(schedule.data),
-      JSON.stringify(schedule.options ?? {}), schedule.enabled, now,
+      schedule.name,
+      schedule.cron,
+      schedule.timezone,
+      schedule.type,
+      jsonParam(schedule.data),
+      JSON.stringify(schedule.options ?? {}),
+      schedule.enabled,
+      now,
     ]);
     return rowToSchedule(rows[0]!);
   }
@@ -510,7 +699,17 @@ export class PostgresStore implements Store {
     return ((await this.#run("scheduleDelete", [name])).rowCount ?? 0) > 0;
   }
 
-  async scheduleFire({ name, tick, task, now }: { name: string; tick: Date; task: TaskInsert; now: Date }): Promise<TaskInsertOutcome | null> {
+  async scheduleFire({
+    name,
+    tick,
+    task,
+    now,
+  }: {
+    name: string;
+    tick: Date;
+    task: TaskInsert;
+    now: Date;
+  }): Promise<TaskInsertOutcome | null> {
     // The tick and its task commit together.
     return this.#transaction(async (client) => {
       const advanced = await this.#run("scheduleAdvance", [name, tick, now], client);
@@ -524,7 +723,15 @@ export class PostgresStore implements Store {
 
   async nodeHeartbeat({ node, now }: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void> {
     await this.#run("nodeHeartbeat", [
-      node.id, node.name, node.host, node.pid, node.version, node.roles, node.startedAt, now, jsonParam(node.info),
+      node.id,
+      node.name,
+      node.host,
+      node.pid,
+      node.version,
+      node.roles,
+      node.startedAt,
+      now,
+      jsonParam(node.info),
     ]);
   }
 
@@ -547,14 +754,25 @@ function isUniform(tasks: TaskInsert[], indexes: number[]): boolean {
   const runAt = first.runAt.getTime();
   return indexes.every((index) => {
     const t = tasks[index]!;
-    return t.key === null && t.queue === first.queue && t.type === first.type && t.priority === first.priority &&
-      t.maxAttempts === first.maxAttempts && t.runAt.getTime() === runAt && t.timeoutMs === first.timeoutMs &&
-      t.backoffMs === first.backoffMs;
+    return (
+      t.key === null &&
+      t.queue === first.queue &&
+      t.type === first.type &&
+      t.priority === first.priority &&
+      t.maxAttempts === first.maxAttempts &&
+      t.runAt.getTime() === runAt &&
+      t.timeoutMs === first.timeoutMs &&
+      t.backoffMs === first.backoffMs
+    );
   });
 }
 
 /** The data of the task.created event of `input` inserted at `nowMs`; `runAtIso` is its runAt as ISO text. */
-function createdEventData(input: TaskInsert, nowMs: number, runAtIso: string): { type: string; state: TaskState; runAt: string } {
+function createdEventData(
+  input: TaskInsert,
+  nowMs: number,
+  runAtIso: string,
+): { type: string; state: TaskState; runAt: string } {
   return { type: input.type, state: input.runAt.getTime() > nowMs ? "scheduled" : "queued", runAt: runAtIso };
 }
 
@@ -563,14 +781,36 @@ function createdEventData(input: TaskInsert, nowMs: number, runAtIso: string): {
  * default (data as its JSON round trip, like a read would give it). A task inserted running was started by the
  * insert, on the node it was asked to start on: attempt 1, started at `now`.
  */
-function insertedTask(input: TaskInsert, id: number, state: TaskState, startOn: TaskStartOn | undefined, now: Date): Task {
+function insertedTask(
+  input: TaskInsert,
+  id: number,
+  state: TaskState,
+  startOn: TaskStartOn | undefined,
+  now: Date,
+): Task {
   const started = state === "running";
   const node = started ? startOn!.node : null;
   return {
-    id, queue: input.queue, type: input.type, data: JSON.parse(jsonParam(input.data)) as Json,
-    priority: input.priority, state, attempt: started ? 1 : 0, maxAttempts: input.maxAttempts, stalls: 0,
-    runAt: new Date(input.runAt.getTime()), key: input.key, progress: null, result: null, error: null, errors: [],
-    timeoutMs: input.timeoutMs, backoffMs: input.backoffMs, node,
-    createdAt: new Date(now.getTime()), startedAt: started ? new Date(now.getTime()) : null, finishedAt: null,
+    id,
+    queue: input.queue,
+    type: input.type,
+    data: JSON.parse(jsonParam(input.data)) as Json,
+    priority: input.priority,
+    state,
+    attempt: started ? 1 : 0,
+    maxAttempts: input.maxAttempts,
+    stalls: 0,
+    runAt: new Date(input.runAt.getTime()),
+    key: input.key,
+    progress: null,
+    result: null,
+    error: null,
+    errors: [],
+    timeoutMs: input.timeoutMs,
+    backoffMs: input.backoffMs,
+    node,
+    createdAt: new Date(now.getTime()),
+    startedAt: started ? new Date(now.getTime()) : null,
+    finishedAt: null,
   };
 }

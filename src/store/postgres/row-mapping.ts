@@ -31,8 +31,15 @@ export function int8AsNumber(): pg.CustomTypesConfig {
 /** A row of taskClaim's RETURNING list as the running task it now is: the claim set the other columns itself. */
 export function claimedToTask(row: Row, node: string, startedAt: Date): Task {
   return rowToTask({
-    ...row, state: "running", node, run_at: new Date(Number(row.run_at_ms)), created_at: new Date(Number(row.created_at_ms)),
-    started_at: new Date(startedAt.getTime()), progress: null, result: null, finished_at: null,
+    ...row,
+    state: "running",
+    node,
+    run_at: new Date(Number(row.run_at_ms)),
+    created_at: new Date(Number(row.created_at_ms)),
+    started_at: new Date(startedAt.getTime()),
+    progress: null,
+    result: null,
+    finished_at: null,
   });
 }
 

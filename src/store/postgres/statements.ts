@@ -23,7 +23,8 @@ export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
 export const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
 
 /** The columns of tasks that rowToTask reads: every one but event_refs, which only eventList reads. */
-export const TASK_COLUMNS = "id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, " +
+export const TASK_COLUMNS =
+  "id, queue, type, data, priority, state, attempt, max_attempts, stalls, run_at, key, progress, result, " +
   "error, errors, timeout_ms, backoff_ms, node, created_at, started_at, finished_at";
 
 const TEMPLATES = new Map([
@@ -34,7 +35,9 @@ const TEMPLATES = new Map([
 /** The schema as a quoted identifier; throws ConfigError for a name outside SCHEMA_NAME. */
 export function quoteSchema(schema: string): string {
   if (typeof schema !== "string" || !SCHEMA_NAME.test(schema)) {
-    throw new ConfigError(`PostgreSQL schema must match ${SCHEMA_NAME} (a lower-case identifier), got ${JSON.stringify(schema)}`);
+    throw new ConfigError(
+      `PostgreSQL schema must match ${SCHEMA_NAME} (a lower-case identifier), got ${JSON.stringify(schema)}`,
+    );
   }
   // SCHEMA_NAME admits no quote, so wrapping in double quotes is safe; quoting also admits reserved words.
   return `"${schema}"`;
@@ -43,11 +46,18 @@ export function quoteSchema(schema: string): string {
 /** Every named statement's text for one schema. */
 export function loadStatements(schema: string): Map<string, string> {
   const quoted = quoteSchema(schema);
-  const qualified = TASK_COLUMNS.split(", ").map((column) => `t.${column}`).join(", ");
-  return new Map([...TEMPLATES].map(([name, text]) => [name, text
-    .replaceAll("{{schema}}", quoted)
-    .replaceAll("{{task_columns}}", TASK_COLUMNS)
-    .replaceAll("{{t.task_columns}}", qualified)]));
+  const qualified = TASK_COLUMNS.split(", ")
+    .map((column) => `t.${column}`)
+    .join(", ");
+  return new Map(
+    [...TEMPLATES].map(([name, text]) => [
+      name,
+      text
+        .replaceAll("{{schema}}", quoted)
+        .replaceAll("{{task_columns}}", TASK_COLUMNS)
+        .replaceAll("{{t.task_columns}}", qualified),
+    ]),
+  );
 }
 
 /** Replaces `{{schema}}` in SQL text (migrations, statements built at run time). */

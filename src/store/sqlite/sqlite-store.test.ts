@@ -42,7 +42,11 @@ describe("sqlite migration 003 (lean writes) on a database written by 001–002"
   }
 
   const oldTask = (db: DatabaseSync) => (id: number, queue: string, state: string) =>
-    db.prepare(`INSERT INTO tasks (id, queue, type, state, max_attempts, run_at, created_at) VALUES (?, ?, 't', ?, 3, 0, 0)`).run(id, queue, state);
+    db
+      .prepare(
+        `INSERT INTO tasks (id, queue, type, state, max_attempts, run_at, created_at) VALUES (?, ?, 't', ?, 3, 0, 0)`,
+      )
+      .run(id, queue, state);
 
   test("keeps events, their offsets and each task's history, and counts the tasks", async () => {
     const path = databaseAt002((db) => {
@@ -62,21 +66,37 @@ describe("sqlite migration 003 (lean writes) on a database written by 001–002"
     try {
       assert.deepEqual(await store.migrate(), { applied: ["003_lean_writes", "004_plans_by_id"] });
       const events = await store.eventList({ after: 0, limit: 100 });
-      assert.deepEqual(events.map((e) => [e.offset, e.type, e.taskId]), [
-        [1, "task.created", 1], [2, "task.created", 2], [3, "task.started", 1], [4, "task.completed", 1],
-        [5, "task.created", 3], [6, "task.started", 3],
-      ]);
+      assert.deepEqual(
+        events.map((e) => [e.offset, e.type, e.taskId]),
+        [
+          [1, "task.created", 1],
+          [2, "task.created", 2],
+          [3, "task.started", 1],
+          [4, "task.completed", 1],
+          [5, "task.created", 3],
+          [6, "task.started", 3],
+        ],
+      );
       assert.deepEqual(events[0]!.data, { x: 1 });
       assert.deepEqual(events[0]!.at, new Date(10));
-      assert.deepEqual((await store.eventList({ after: 0, limit: 100, taskId: 1 })).map((e) => e.offset), [1, 3, 4]);
+      assert.deepEqual(
+        (await store.eventList({ after: 0, limit: 100, taskId: 1 })).map((e) => e.offset),
+        [1, 3, 4],
+      );
       const counts = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
       assert.equal(counts.get("a")!.completed, 1);
       assert.equal(counts.get("a")!.queued, 1);
       assert.equal(counts.get("b")!.running, 1);
       const [claimed] = await store.taskClaim({ queue: "a", types: ["t"], node: "n", limit: 1, now: new Date(20) });
       assert.equal(claimed!.id, 2);
-      assert.deepEqual((await store.eventList({ after: 6, limit: 10 })).map((e) => [e.offset, e.type]), [[7, "task.started"]]);
-      assert.deepEqual((await store.eventList({ after: 0, limit: 10, taskId: 2 })).map((e) => e.offset), [2, 7]);
+      assert.deepEqual(
+        (await store.eventList({ after: 6, limit: 10 })).map((e) => [e.offset, e.type]),
+        [[7, "task.started"]],
+      );
+      assert.deepEqual(
+        (await store.eventList({ after: 0, limit: 10, taskId: 2 })).map((e) => e.offset),
+        [2, 7],
+      );
     } finally {
       await store.close();
     }
@@ -85,7 +105,9 @@ describe("sqlite migration 003 (lean writes) on a database written by 001–002"
   test("a log the pruner emptied keeps counting from its last offset", async () => {
     const path = databaseAt002((db) => {
       oldTask(db)(1, "a", "queued");
-      const event = db.prepare("INSERT INTO events (type, task_id, queue, data, at) VALUES ('task.created', 1, 'a', 'null', 1)");
+      const event = db.prepare(
+        "INSERT INTO events (type, task_id, queue, data, at) VALUES ('task.created', 1, 'a', 'null', 1)",
+      );
       for (let i = 0; i < 5; i++) event.run();
       db.exec("DELETE FROM events");
     });
@@ -95,7 +117,10 @@ describe("sqlite migration 003 (lean writes) on a database written by 001–002"
       assert.equal(await store.eventLastOffset(), 5);
       assert.deepEqual(await store.eventList({ after: 0, limit: 10 }), []);
       await store.taskClaim({ queue: "a", types: ["t"], node: "n", limit: 1, now: new Date(20) });
-      assert.deepEqual((await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset), [6]);
+      assert.deepEqual(
+        (await store.eventList({ after: 0, limit: 10 })).map((e) => e.offset),
+        [6],
+      );
     } finally {
       await store.close();
     }

@@ -17,8 +17,21 @@ import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
 import { readNamedStatements } from "../sql-file.ts";
 import type {
-  Lease, NodeRecord, QueueStats, RescueOutcome, Schedule, ScheduleInput, ScheduleTaskOptions, Store, StoreCapabilities,
-  TaskCancelOutcome, TaskCompletion, TaskInsert, TaskInsertOutcome, TaskListParams, TaskStartOn,
+  Lease,
+  NodeRecord,
+  QueueStats,
+  RescueOutcome,
+  Schedule,
+  ScheduleInput,
+  ScheduleTaskOptions,
+  Store,
+  StoreCapabilities,
+  TaskCancelOutcome,
+  TaskCompletion,
+  TaskInsert,
+  TaskInsertOutcome,
+  TaskListParams,
+  TaskStartOn,
 } from "../store.ts";
 import type { Json, TaskProgress } from "../../core/task.ts";
 
@@ -140,7 +153,12 @@ export class SqliteStore implements Store {
       return;
     }
     this.#ref();
-    const row = { offset: this.#logOffset, count: this.#pendingCount, at: this.#pendingEventsAt, events: JSON.stringify(this.#pendingEvents) };
+    const row = {
+      offset: this.#logOffset,
+      count: this.#pendingCount,
+      at: this.#pendingEventsAt,
+      events: JSON.stringify(this.#pendingEvents),
+    };
     this.#pendingEvents = [];
     this.#pendingCount = 0;
     this.#logOffset = null;
@@ -161,14 +179,17 @@ export class SqliteStore implements Store {
   #flushCounts(): void {
     if (this.#countDeltas.size === 0) return;
     const statement = this.#sql("queueCountsAdd");
-    for (const [queue, deltas] of this.#countDeltas) for (const [state, delta] of deltas) if (delta !== 0) statement.run(queue, state, delta);
+    for (const [queue, deltas] of this.#countDeltas)
+      for (const [state, delta] of deltas) if (delta !== 0) statement.run(queue, state, delta);
     this.#countDeltas.clear();
   }
 
   // ---- migrations --------------------------------------------------------------------------------------
 
   #migrationFiles(): string[] {
-    return readdirSync(MIGRATIONS_DIR).filter((file) => /^\d+_.+\.sql$/.test(file)).sort();
+    return readdirSync(MIGRATIONS_DIR)
+      .filter((file) => /^\d+_.+\.sql$/.test(file))
+      .sort();
   }
 
   async migrate(): Promise<{ applied: string[] }> {
@@ -187,7 +208,12 @@ export class SqliteStore implements Store {
   }
 
   async migrationStatus(): Promise<{ name: string; applied: boolean }[]> {
-    const done = new Set(this.#db.prepare("SELECT name FROM migrations").all().map((row) => String(row.name)));
+    const done = new Set(
+      this.#db
+        .prepare("SELECT name FROM migrations")
+        .all()
+        .map((row) => String(row.name)),
+    );
     return this.#migrationFiles().map((file) => {
       const name = file.replace(/\.sql$/, "");
       return { name, applied: done.has(name) };
@@ -204,7 +230,15 @@ export class SqliteStore implements Store {
 
   // ---- tasks -------------------------------------------------------------------------------------------
 
-  async taskInsertMany({ tasks, now, startOn }: { tasks: TaskInsert[]; now: Date; startOn?: TaskStartOn }): Promise<TaskInsertOutcome[]> {
+  async taskInsertMany({
+    tasks,
+    now,
+    startOn,
+  }: {
+    tasks: TaskInsert[];
+    now: Date;
+    startOn?: TaskStartOn;
+  }): Promise<TaskInsertOutcome[]> {
     if (tasks.length === 0) return [];
     return this.#write(() => this.#insert(tasks, now, startOn));
   }
@@ -220,7 +254,8 @@ export class SqliteStore implements Store {
     const pausedQueues = new Map<string, boolean>();
     const isPaused = (queue: string): boolean => {
       let paused = pausedQueues.get(queue);
-      if (paused === undefined) pausedQueues.set(queue, (paused = this.#sql("queuePaused").get({ name: queue }) !== undefined));
+      if (paused === undefined)
+        pausedQueues.set(queue, (paused = this.#sql("queuePaused").get({ name: queue }) !== undefined));
       return paused;
     };
     const states = inputs.map((input, index): TaskState => {
@@ -233,9 +268,21 @@ export class SqliteStore implements Store {
       const input = inputs[index]!;
       const start = states[index] === "running";
       into.push(
-        input.queue, input.type, JSON.stringify(input.data), input.priority, states[index]!, input.maxAttempts,
-        input.runAt.getTime(), input.key, input.timeoutMs, input.backoffMs, nowMs, ref, start ? 1 : 0,
-        start ? startOn!.node : null, start ? nowMs : null,
+        input.queue,
+        input.type,
+        JSON.stringify(input.data),
+        input.priority,
+        states[index]!,
+        input.maxAttempts,
+        input.runAt.getTime(),
+        input.key,
+        input.timeoutMs,
+        input.backoffMs,
+        nowMs,
+        ref,
+        start ? 1 : 0,
+        start ? startOn!.node : null,
+        start ? nowMs : null,
       );
       return into;
     };
@@ -256,10 +303,27 @@ export class SqliteStore implements Store {
       const state = states[index]!;
       const start = state === "running";
       const task: Task = {
-        id, queue: input.queue, type: input.type, data: input.data, priority: input.priority, state, attempt: start ? 1 : 0,
-        maxAttempts: input.maxAttempts, stalls: 0, runAt: input.runAt, key: input.key, progress: null, result: null,
-        error: null, errors: [], timeoutMs: input.timeoutMs, backoffMs: input.backoffMs, node: start ? startOn!.node : null,
-        createdAt: now, startedAt: start ? now : null, finishedAt: null,
+        id,
+        queue: input.queue,
+        type: input.type,
+        data: input.data,
+        priority: input.priority,
+        state,
+        attempt: start ? 1 : 0,
+        maxAttempts: input.maxAttempts,
+        stalls: 0,
+        runAt: input.runAt,
+        key: input.key,
+        progress: null,
+        result: null,
+        error: null,
+        errors: [],
+        timeoutMs: input.timeoutMs,
+        backoffMs: input.backoffMs,
+        node: start ? startOn!.node : null,
+        createdAt: now,
+        startedAt: start ? now : null,
+        finishedAt: null,
       };
       const created = start ? "queued" : state;
       // A batch's tasks mostly share one runAt (now): format it once.
@@ -315,9 +379,9 @@ export class SqliteStore implements Store {
     // Built here rather than in a .sql file: the filters are optional, and only their presence varies.
     const where: string[] = [];
     const values: Row = { limit: params.limit };
-    if (params.queue !== undefined) (where.push("queue = :queue"), (values.queue = params.queue));
-    if (params.type !== undefined) (where.push("type = :type"), (values.type = params.type));
-    if (params.key !== undefined) (where.push("key = :key"), (values.key = params.key));
+    if (params.queue !== undefined) where.push("queue = :queue"), (values.queue = params.queue);
+    if (params.type !== undefined) where.push("type = :type"), (values.type = params.type);
+    if (params.key !== undefined) where.push("key = :key"), (values.key = params.key);
     if (params.states !== undefined) {
       where.push("state IN (SELECT value FROM json_each(:states))");
       values.states = JSON.stringify(params.states);
@@ -335,13 +399,20 @@ export class SqliteStore implements Store {
     if (params.limit <= 0 || params.types.length === 0) return [];
     return this.#write(() => {
       const rows = this.#sql("taskClaim").all({
-        queue: params.queue, types: JSON.stringify(params.types), node: params.node, limit: params.limit,
-        now: params.now.getTime(), ref: this.#ref(),
+        queue: params.queue,
+        types: JSON.stringify(params.types),
+        node: params.node,
+        limit: params.limit,
+        now: params.now.getTime(),
+        ref: this.#ref(),
       });
       const claimedAt = params.now.getTime();
-      const tasks = (rows as unknown as SQLOutputValue[][]).map((row) => claimedToTask(row, params.node, claimedAt)).sort(byPriorityThenId);
+      const tasks = (rows as unknown as SQLOutputValue[][])
+        .map((row) => claimedToTask(row, params.node, claimedAt))
+        .sort(byPriorityThenId);
       if (tasks.length > 0) this.#count(params.queue, "queued", "running", tasks.length);
-      for (const task of tasks) this.#event("task.started", task.id, task.queue, { attempt: task.attempt, node: params.node }, params.now);
+      for (const task of tasks)
+        this.#event("task.started", task.id, task.queue, { attempt: task.attempt, node: params.node }, params.now);
       return tasks;
     });
   }
@@ -354,8 +425,11 @@ export class SqliteStore implements Store {
       const ids: number[] = [];
       const complete = (chunk: TaskCompletion[]) => {
         const args: SQLInputValue[] = [nowMs, ref];
-        for (const { id, queue, attempt, result } of chunk) args.push(id, attempt, queue, JSON.stringify(result ?? null));
-        const rows = this.#rowsStatement("taskComplete", "(?, ?, ?, ?)", chunk.length).all(...args) as unknown as [number][];
+        for (const { id, queue, attempt, result } of chunk)
+          args.push(id, attempt, queue, JSON.stringify(result ?? null));
+        const rows = this.#rowsStatement("taskComplete", "(?, ?, ?, ?)", chunk.length).all(...args) as unknown as [
+          number,
+        ][];
         const completed = rows.length === chunk.length ? null : new Set(rows.map(([id]) => id));
         for (const { id, queue, attempt } of chunk) {
           if (completed !== null && !completed.has(id)) continue;
@@ -382,21 +456,33 @@ export class SqliteStore implements Store {
     });
   }
 
-  async taskFail(params: { id: number; attempt: number; error: ErrorRecord; retryAt: Date | null; now: Date }): Promise<Task | null> {
+  async taskFail(params: {
+    id: number;
+    attempt: number;
+    error: ErrorRecord;
+    retryAt: Date | null;
+    now: Date;
+  }): Promise<Task | null> {
     return this.#write(() => {
       const current = this.#sql("taskGetRunningAttempt").get({ id: params.id, attempt: params.attempt });
       if (current === undefined) return null;
       const history = appendError(current.errors, params.error);
       const row = this.#sql("taskFail").get({
-        id: params.id, attempt: params.attempt, error: JSON.stringify(params.error), errors: history, ref: this.#ref(),
-        run_at: params.retryAt?.getTime() ?? null, now: params.now.getTime(),
+        id: params.id,
+        attempt: params.attempt,
+        error: JSON.stringify(params.error),
+        errors: history,
+        ref: this.#ref(),
+        run_at: params.retryAt?.getTime() ?? null,
+        now: params.now.getTime(),
       });
       if (row === undefined) return null;
       const task = rowToTask(row);
       const data = { attempt: params.attempt, error: params.error.message };
       this.#count(task.queue, "running", task.state);
       if (params.retryAt === null) this.#event("task.failed", task.id, task.queue, data, params.now);
-      else this.#event("task.retrying", task.id, task.queue, { ...data, runAt: params.retryAt.toISOString() }, params.now);
+      else
+        this.#event("task.retrying", task.id, task.queue, { ...data, runAt: params.retryAt.toISOString() }, params.now);
       return task;
     });
   }
@@ -407,9 +493,18 @@ export class SqliteStore implements Store {
       if (current === undefined) return null;
       const before = rowToTask(current);
       if (!isActive(before.state)) return { task: before, previousState: before.state, cancelled: false };
-      const error: ErrorRecord = { name: "CancelledError", message: reason, attempt: before.attempt, at: now.toISOString() };
+      const error: ErrorRecord = {
+        name: "CancelledError",
+        message: reason,
+        attempt: before.attempt,
+        at: now.toISOString(),
+      };
       const row = this.#sql("taskCancel").get({
-        id, error: JSON.stringify(error), errors: appendError(current.errors, error), now: now.getTime(), ref: this.#ref(),
+        id,
+        error: JSON.stringify(error),
+        errors: appendError(current.errors, error),
+        now: now.getTime(),
+        ref: this.#ref(),
       });
       if (row === undefined) throw new Error(`task ${id} changed inside its own transaction`);
       const task = rowToTask(row);
@@ -425,7 +520,10 @@ export class SqliteStore implements Store {
       if (current === undefined) return null;
       const state = String(current.state) as TaskState;
       if (state !== "failed" && state !== "cancelled") {
-        throw new ConflictError("invalid_state", `task ${id} is ${state}; only failed or cancelled tasks can be retried`);
+        throw new ConflictError(
+          "invalid_state",
+          `task ${id} is ${state}; only failed or cancelled tasks can be retried`,
+        );
       }
       let row: Row | undefined;
       try {
@@ -444,7 +542,17 @@ export class SqliteStore implements Store {
     });
   }
 
-  async taskProgress({ id, attempt, progress, now }: { id: number; attempt: number; progress: TaskProgress; now: Date }): Promise<boolean> {
+  async taskProgress({
+    id,
+    attempt,
+    progress,
+    now,
+  }: {
+    id: number;
+    attempt: number;
+    progress: TaskProgress;
+    now: Date;
+  }): Promise<boolean> {
     return this.#write(() => {
       const row = this.#sql("taskProgress").get({ id, attempt, progress: JSON.stringify(progress) });
       if (row === undefined) return false;
@@ -473,12 +581,26 @@ export class SqliteStore implements Store {
 
   async taskStates({ ids }: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number }[]> {
     if (ids.length === 0) return [];
-    return this.#sql("taskStates").all({ ids: JSON.stringify(ids) }).map((row) => ({
-      id: Number(row.id), state: String(row.state) as TaskState, attempt: Number(row.attempt),
-    }));
+    return this.#sql("taskStates")
+      .all({ ids: JSON.stringify(ids) })
+      .map((row) => ({
+        id: Number(row.id),
+        state: String(row.state) as TaskState,
+        attempt: Number(row.attempt),
+      }));
   }
 
-  async taskRescue({ rescuer, deadBefore, maxStalls, now }: { rescuer: string; deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]> {
+  async taskRescue({
+    rescuer,
+    deadBefore,
+    maxStalls,
+    now,
+  }: {
+    rescuer: string;
+    deadBefore: Date;
+    maxStalls: number;
+    now: Date;
+  }): Promise<RescueOutcome[]> {
     return this.#write(() => {
       const outcomes: RescueOutcome[] = [];
       for (const current of this.#sql("taskRunningOnDeadNodes").all({ rescuer, dead_before: deadBefore.getTime() })) {
@@ -491,14 +613,23 @@ export class SqliteStore implements Store {
           at: now.toISOString(),
         };
         const params = {
-          id: before.id, attempt: before.attempt, error: JSON.stringify(error),
-          errors: appendError(current.errors, error), now: now.getTime(), ref: this.#ref(),
+          id: before.id,
+          attempt: before.attempt,
+          error: JSON.stringify(error),
+          errors: appendError(current.errors, error),
+          now: now.getTime(),
+          ref: this.#ref(),
         };
         const row = this.#sql(final ? "taskRescueFail" : "taskRescueRetry").get(params);
         if (row === undefined) continue;
         const task = rowToTask(row);
-        this.#event(final ? "task.failed" : "task.rescued", task.id, task.queue,
-          { attempt: before.attempt, node: before.node, stalls: task.stalls, error: error.message }, now);
+        this.#event(
+          final ? "task.failed" : "task.rescued",
+          task.id,
+          task.queue,
+          { attempt: before.attempt, node: before.node, stalls: task.stalls, error: error.message },
+          now,
+        );
         this.#count(task.queue, "running", task.state);
         outcomes.push({ task, outcome: final ? "failed" : "retried" });
       }
@@ -508,10 +639,21 @@ export class SqliteStore implements Store {
 
   async taskRelease({ node, ids, now }: { node: string; ids?: number[]; now: Date }): Promise<number[]> {
     return this.#write(() => {
-      const rows = this.#sql("taskRelease").all({ node, ids: ids === undefined ? null : JSON.stringify(ids), now: now.getTime(), ref: this.#ref() });
+      const rows = this.#sql("taskRelease").all({
+        node,
+        ids: ids === undefined ? null : JSON.stringify(ids),
+        now: now.getTime(),
+        ref: this.#ref(),
+      });
       for (const row of rows) {
         this.#count(String(row.queue), "running", "queued");
-        this.#event("task.rescued", Number(row.id), String(row.queue), { attempt: Number(row.attempt), node, released: true }, now);
+        this.#event(
+          "task.rescued",
+          Number(row.id),
+          String(row.queue),
+          { attempt: Number(row.attempt), node, released: true },
+          now,
+        );
       }
       return rows.map((row) => Number(row.id)).sort((a, b) => a - b);
     });
@@ -556,8 +698,12 @@ export class SqliteStore implements Store {
 
   async queueStats(): Promise<QueueStats[]> {
     return assembleQueueStats(
-      this.#sql("queueCounts").all({}).map((row) => ({ queue: String(row.queue), state: String(row.state), count: Number(row.count) })),
-      this.#sql("queueList").all({}).map((row) => ({ queue: String(row.name), paused: Number(row.paused) === 1 })),
+      this.#sql("queueCounts")
+        .all({})
+        .map((row) => ({ queue: String(row.queue), state: String(row.state), count: Number(row.count) })),
+      this.#sql("queueList")
+        .all({})
+        .map((row) => ({ queue: String(row.name), paused: Number(row.paused) === 1 })),
     );
   }
 
@@ -574,11 +720,19 @@ export class SqliteStore implements Store {
       rows = this.#sql("eventLogAfter").all({ after, limit: limit + 1 });
     } else {
       const refs = this.#sql("taskEventRefs").get({ id: taskId });
-      const offsets = refs === undefined ? [] : String(refs.event_refs).split(" ").filter((ref) => ref !== "").map(Number);
+      const offsets =
+        refs === undefined
+          ? []
+          : String(refs.event_refs)
+              .split(" ")
+              .filter((ref) => ref !== "")
+              .map(Number);
       rows = offsets.length === 0 ? [] : this.#sql("eventLogRows").all({ offsets: JSON.stringify(offsets) });
     }
     const logRows = rows.map((row) => ({
-      offset: Number(row.offset), at: new Date(Number(row.at)), entries: JSON.parse(String(row.events)) as LogEntry[],
+      offset: Number(row.offset),
+      at: new Date(Number(row.at)),
+      entries: JSON.parse(String(row.events)) as LogEntry[],
     }));
     return eventsAfter(logRows, { after, limit, taskId });
   }
@@ -594,8 +748,22 @@ export class SqliteStore implements Store {
 
   // ---- leases and schedules ---------------------------------------------------------------------------
 
-  async leaseAcquire({ name, node, ttlMs, now }: { name: string; node: string; ttlMs: number; now: Date }): Promise<boolean> {
-    return this.#write(() => this.#sql("leaseAcquire").get({ name, node, expires_at: now.getTime() + ttlMs, now: now.getTime() }) !== undefined);
+  async leaseAcquire({
+    name,
+    node,
+    ttlMs,
+    now,
+  }: {
+    name: string;
+    node: string;
+    ttlMs: number;
+    now: Date;
+  }): Promise<boolean> {
+    return this.#write(
+      () =>
+        this.#sql("leaseAcquire").get({ name, node, expires_at: now.getTime() + ttlMs, now: now.getTime() }) !==
+        undefined,
+    );
   }
 
   async leaseRelease({ name, node }: { name: string; node: string }): Promise<void> {
@@ -604,15 +772,26 @@ export class SqliteStore implements Store {
 
   async leaseGet({ name }: { name: string }): Promise<Lease | null> {
     const row = this.#sql("leaseGet").get({ name });
-    return row === undefined ? null : { name: String(row.name), node: String(row.node), expiresAt: new Date(Number(row.expires_at)) };
+    return row === undefined
+      ? null
+      : { name: String(row.name), node: String(row.node), expiresAt: new Date(Number(row.expires_at)) };
   }
 
   async scheduleUpsert({ schedule, now }: { schedule: ScheduleInput; now: Date }): Promise<Schedule> {
-    return this.#write(() => rowToSchedule(this.#sql("scheduleUpsert").get({
-      name: schedule.name, cron: schedule.cron, timezone: schedule.timezone, type: schedule.type,
-      data: JSON.stringify(schedule.data), options: JSON.stringify(schedule.options), enabled: schedule.enabled ? 1 : 0,
-      now: now.getTime(),
-    })!));
+    return this.#write(() =>
+      rowToSchedule(
+        this.#sql("scheduleUpsert").get({
+          name: schedule.name,
+          cron: schedule.cron,
+          timezone: schedule.timezone,
+          type: schedule.type,
+          data: JSON.stringify(schedule.data),
+          options: JSON.stringify(schedule.options),
+          enabled: schedule.enabled ? 1 : 0,
+          now: now.getTime(),
+        })!,
+      ),
+    );
   }
 
   async scheduleList(): Promise<Schedule[]> {
@@ -628,7 +807,17 @@ export class SqliteStore implements Store {
     return this.#write(() => Number(this.#sql("scheduleDelete").run({ name }).changes) > 0);
   }
 
-  async scheduleFire({ name, tick, task, now }: { name: string; tick: Date; task: TaskInsert; now: Date }): Promise<TaskInsertOutcome | null> {
+  async scheduleFire({
+    name,
+    tick,
+    task,
+    now,
+  }: {
+    name: string;
+    tick: Date;
+    task: TaskInsert;
+    now: Date;
+  }): Promise<TaskInsertOutcome | null> {
     return this.#write(() => {
       const advanced = this.#sql("scheduleAdvance").get({ name, tick: tick.getTime(), now: now.getTime() });
       return advanced === undefined ? null : this.#insert([task], now)[0]!;
@@ -638,20 +827,35 @@ export class SqliteStore implements Store {
   // ---- nodes -------------------------------------------------------------------------------------------
 
   async nodeHeartbeat({ node, now }: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void> {
-    this.#write(() => this.#sql("nodeHeartbeat").run({
-      id: node.id, name: node.name, host: node.host, pid: node.pid, version: node.version,
-      roles: JSON.stringify(node.roles), started_at: node.startedAt.getTime(), now: now.getTime(),
-      info: JSON.stringify(node.info),
-    }));
+    this.#write(() =>
+      this.#sql("nodeHeartbeat").run({
+        id: node.id,
+        name: node.name,
+        host: node.host,
+        pid: node.pid,
+        version: node.version,
+        roles: JSON.stringify(node.roles),
+        started_at: node.startedAt.getTime(),
+        now: now.getTime(),
+        info: JSON.stringify(node.info),
+      }),
+    );
   }
 
   async nodeList(): Promise<NodeRecord[]> {
-    return this.#sql("nodeList").all({}).map((row) => ({
-      id: String(row.id), name: String(row.name), host: String(row.host), pid: Number(row.pid),
-      version: String(row.version), roles: JSON.parse(String(row.roles)) as string[],
-      startedAt: new Date(Number(row.started_at)), heartbeatAt: new Date(Number(row.heartbeat_at)),
-      info: JSON.parse(String(row.info)) as Json,
-    }));
+    return this.#sql("nodeList")
+      .all({})
+      .map((row) => ({
+        id: String(row.id),
+        name: String(row.name),
+        host: String(row.host),
+        pid: Number(row.pid),
+        version: String(row.version),
+        roles: JSON.parse(String(row.roles)) as string[],
+        startedAt: new Date(Number(row.started_at)),
+        heartbeatAt: new Date(Number(row.heartbeat_at)),
+        info: JSON.parse(String(row.info)) as Json,
+      }));
   }
 
   async nodeRemove({ id }: { id: string }): Promise<void> {
@@ -706,7 +910,15 @@ function rowToTask(row: Row): Task {
 /** Whether two events' data are alike: the same value, or flat objects with the same keys and primitive values. */
 function sameFlatData(a: Json, b: Json): boolean {
   if (a === b) return true;
-  if (a === null || b === null || typeof a !== "object" || typeof b !== "object" || Array.isArray(a) || Array.isArray(b)) return false;
+  if (
+    a === null ||
+    b === null ||
+    typeof a !== "object" ||
+    typeof b !== "object" ||
+    Array.isArray(a) ||
+    Array.isArray(b)
+  )
+    return false;
   let keys = 0;
   for (const key in a) {
     const value = a[key];
@@ -719,7 +931,23 @@ function sameFlatData(a: Json, b: Json): boolean {
 
 /** A row of taskClaim's RETURNING list (in its order) as the running task it now is. */
 function claimedToTask(row: SQLOutputValue[], node: string, startedAt: number): Task {
-  const [id, queue, type, data, priority, attempt, maxAttempts, stalls, runAt, key, error, errors, timeoutMs, backoffMs, createdAt] = row;
+  const [
+    id,
+    queue,
+    type,
+    data,
+    priority,
+    attempt,
+    maxAttempts,
+    stalls,
+    runAt,
+    key,
+    error,
+    errors,
+    timeoutMs,
+    backoffMs,
+    createdAt,
+  ] = row;
   return {
     id: Number(id),
     queue: String(queue),
