@@ -1,8 +1,8 @@
 /**
  * `npm run bench`: Conveyor (SQLite, PostgreSQL) and its peers (BullMQ, pg-boss, Graphile Worker), plus
  * each store's raw claim loop, through the same workloads in one run, one system after another, each in
- * a process of its own on a fresh store. Prints the table, writes JSON to bench/results/ and, for a full
- * run, the table to bench/RESULTS.md.
+ * processes of its own on fresh stores (one for enqueue, drain and latency, one per drain variant). Prints
+ * the tables, writes JSON to bench/results/ and, for a full run, the tables to bench/RESULTS.md.
  *
  *   npm run bench                               all systems, N = 20,000
  *   npm run bench -- --n 50000 --only conveyor-sqlite,bullmq
@@ -23,13 +23,19 @@ import { PG_URL } from "./lib/env.ts";
 import { machineInfo } from "./lib/machine.ts";
 import { otherCpuSeconds, sampleCpu, serverCpuSeconds, waitForQuiet } from "./lib/quiet.ts";
 import { buildReport, QUIET_CPU_SECONDS } from "./lib/report.ts";
+import { childWorkloads, mergeParts, type Part } from "./lib/parts.ts";
 import { medianOfRounds } from "./lib/rounds.ts";
 import { SYSTEMS } from "./lib/systems.ts";
+import { WORKLOADS } from "./lib/types.ts";
 import type { MachineInfo } from "./lib/machine.ts";
 import type { RunSettings } from "./lib/report.ts";
 import type { ChildJob, ChildMessage, SystemResult, Workload } from "./lib/types.ts";
 
-type SavedRun = { startedAt: string; settings: RunSettings; workloads: Workload[]; machine: MachineInfo; results: SystemResult[] };
+type SavedRun = {
+  startedAt: string; settings: RunSettings; workloads: Workload[]; machine: MachineInfo; results: SystemResult[];
+  /** Every system and workload, no smoke, no profiling: a run for RESULTS.md. Absent in runs saved before the drain variants. */
+  complete?: boolean;
+};
 
 const BENCH_DIR = new URL("./", import.meta.url);
 const RESULTS_DIR = new URL("./results/", BENCH_DIR);
@@ -46,7 +52,9 @@ if (args.report !== null) {
   const report = buildReport(saved.results, saved.machine, saved.settings, new Date(saved.startedAt));
   process.stdout.write(`${report.markdown}\n`);
   const stamp = saved.startedAt.slice(0, 19).replaceAll(":", "-");
-  if (!saved.settings.smoke && saved.results.length === SYSTEMS.length && saved.workloads.length === 3) writeResultsMarkdown(report.markdown, `results/${stamp}.json`);
+  // Before the drain variants, a full run had every system and its three workloads.
+  const complete = saved.complete ?? (!saved.settings.smoke && saved.results.length === SYSTEMS.length && saved.workloads.length === 3);
+  if (complete) writeResultsMarkdown(report.markdown, `results/${stamp}.json`);
   process.exit(0);
 }
 
@@ -74,7 +82,7 @@ const results = rounds.map(medianOfRounds);
 await dropLeftoverSchemas(runId);
 
 const settings = {
-  n: args.n, batch: args.batch, concurrency: args.concurrency, latencyCount: args.latencyCount,
+  n: args.n, batch: args.batch, concurrency: args.concurrency, idleMs: args.idleMs, latencyCount: args.latencyCount,
   latencyIntervalMs: args.latencyIntervalMs, smoke: args.smoke, rounds: args.rounds,
 };
 
@@ -83,10 +91,13 @@ process.stdout.write(`\n${report.markdown}\n`);
 
 mkdirSync(RESULTS_DIR, { recursive: true });
 const stamp = startedAt.toISOString().slice(0, 19).replaceAll(":", "-");
-const complete = !args.smoke && args.only === null && args.workloads.length === 3 && args.cpuProf.length === 0;
+const complete = !args.smoke && args.only === null && args.workloads.length === WORKLOADS.length && args.cpuProf.length === 0;
 // Only full runs are kept (and committed); a smoke or partial run leaves its JSON under a git-ignored name.
 const jsonFile = new URL(args.smoke ? "smoke-latest.json" : complete ? `${stamp}.json` : `partial-${stamp}.json`, RESULTS_DIR);
-const json = { startedAt: startedAt.toISOString(), runId, settings, workloads: args.workloads, machine, results, comparisons: report.comparisons, targets: report.targets };
+const json = {
+  startedAt: startedAt.toISOString(), runId, settings, workloads: args.workloads, complete, machine, results,
+  drainPaths: report.drainPaths, comparisons: report.comparisons, targets: report.targets,
+};
 writeFileSync(jsonFile, JSON.stringify(json, null, 2) + "\n");
 process.stderr.write(`\nwrote ${fileURLToPath(jsonFile)}\n`);
 for (const file of results.flatMap((r) => r.profiles ?? [])) process.stderr.write(`\n${formatSummary(file, 20)}`);
@@ -98,13 +109,25 @@ process.exit(results.some((r) => r.status === "failed") ? 1 : 0);
 
 // ---- helpers --------------------------------------------------------------------------------------------
 
-/** One system, once: run again (up to --retry-noisy times) while other processes were busy; the quietest attempt. */
+/** One system, once: a child process per group of workloads (see lib/parts.ts), each on a fresh store. */
 async function runSystem(name: string, id: string): Promise<SystemResult> {
+  const parts: Part[] = [];
+  for (const [index, workloads] of childWorkloads(args.workloads).entries()) {
+    const result = await runPart(name, workloads, index === 0 ? id : `${id}v${index}`);
+    parts.push({ workloads, result });
+    if (result.status === "unavailable") break; // the next parts could not be set up either
+  }
+  return mergeParts(parts);
+}
+
+/** One child process: run again (up to --retry-noisy times) while other processes were busy; the quietest attempt. */
+async function runPart(name: string, workloads: Workload[], id: string): Promise<SystemResult> {
+  const label = `${name} ${workloads.join(", ")}`;
   let kept: SystemResult | null = null;
   for (let attempt = 0; attempt <= args.retryNoisy; attempt++) {
     const job: ChildJob = {
       system: name, n: args.n, batch: args.batch, latencyCount: args.latencyCount, latencyIntervalMs: args.latencyIntervalMs,
-      concurrency: args.concurrency, workloads: args.workloads, runId: attempt === 0 ? id : `${id}r${attempt}`,
+      concurrency: args.concurrency, idleMs: args.idleMs, workloads, runId: attempt === 0 ? id : `${id}r${attempt}`,
       ...(args.cpuProf.includes(name) ? { profileDir: fileURLToPath(new URL("./profiles/", RESULTS_DIR)) } : {}),
     };
     if (args.waitQuiet > 0) {
@@ -112,12 +135,14 @@ async function runSystem(name: string, id: string): Promise<SystemResult> {
       if (waited === null) process.stderr.write(`  the machine stayed busy for ${args.waitQuiet} s; running anyway\n`);
       else if (waited > 1) process.stderr.write(`  waited ${waited} s for the machine to go quiet\n`);
     }
-    process.stderr.write(`▶ ${name}${attempt > 0 ? ` (again: the last attempt was noisy)` : ""}\n`);
+    process.stderr.write(`▶ ${label}${attempt > 0 ? ` (again: the last attempt was noisy)` : ""}\n`);
     const result = await measured(job);
     result.attempts = attempt + 1;
     const note = result.status === "ok" ? "" : `: ${result.reason ?? ""}`;
+    const lacking = result.notApplicable ?? [];
+    const outcome = lacking.length === workloads.length ? "not applicable (no such path)" : `${result.status}${note}${lacking.length > 0 ? `, no path for ${lacking.join(", ")}` : ""}`;
     const noise = result.otherCpuSeconds == null ? "" : `; CPU-s: own ${result.cpuSeconds}, servers ${result.serverCpuSeconds}, other processes ${result.otherCpuSeconds}`;
-    process.stderr.write(`  ${name} ${result.status}${note} (${result.wallSeconds} s${noise})\n`);
+    process.stderr.write(`  ${label} ${outcome} (${result.wallSeconds} s${noise})\n`);
     // Keep the quietest attempt; stop as soon as one is quiet (or the system is not ok: noise is not its problem).
     if (kept === null || (result.otherCpuSeconds ?? 0) < (kept.otherCpuSeconds ?? 0)) kept = { ...result };
     kept.attempts = attempt + 1;

@@ -5,17 +5,18 @@ export type BenchArgs = {
   n: number;
   batch: number;
   concurrency: number;
+  idleMs: number;
   latencyCount: number;
   latencyIntervalMs: number;
   /** null: every system. */
   only: string[] | null;
   workloads: Workload[];
   smoke: boolean;
-  /** Run a system again, up to this many times, while other processes used ≥ 1 CPU-s during its run. */
+  /** Run a system's process again, up to this many times, while other processes used ≥ 1 CPU-s during its run. */
   retryNoisy: number;
   /** A saved run's JSON to render again instead of running anything. */
   report: string | null;
-  /** Before each system, wait up to this many seconds for the machine to go quiet (0: do not wait). */
+  /** Before each of a system's processes, wait up to this many seconds for the machine to go quiet (0: do not wait). */
   waitQuiet: number;
   /** Systems whose workloads run under the CPU profiler (profiles in bench/results/profiles/). */
   cpuProf: string[];
@@ -26,19 +27,23 @@ export type BenchArgs = {
 
 export const USAGE = `usage: npm run bench -- [options]
 
-  --n <count>            tasks for enqueue and drain (default 20000; 300 with --smoke)
+  --n <count>            tasks for enqueue and each drain (default 20000; 300 with --smoke)
   --latency <count>      single tasks for add→start latency (default 300; 30 with --smoke)
   --interval <ms>        time between latency tasks (default 10)
   --batch <size>         enqueue batch size (default 500)
   --concurrency <count>  worker concurrency (default 50)
+  --idle <ms>            how long workers started on an empty store run idle before drain-producer, drain-self
+                         and drain-resume add their tasks (default 250; a node that has run idle for a while,
+                         polling an empty store, may take work differently from one just started)
   --only <a,b,...>       systems to run: sqlite-raw, conveyor-sqlite, postgres-raw, conveyor-postgres,
                          bullmq, pg-boss, graphile-worker (default all)
-  --workloads <a,b>      enqueue, drain, latency (default all; drain always enqueues first)
-  --smoke                tiny N, for CI: checks that every system runs, in well under a minute
-  --wait-quiet <s>       before each system, wait up to s seconds until other processes use < 0.15 CPU
-                         (for a shared machine; default 0: do not wait)
-  --retry-noisy <k>      run a system again (up to k more times) when other processes used ≥ 1 CPU-s during
-                         its run, keeping the quietest attempt (default 0)
+  --workloads <a,b>      enqueue, drain, drain-producer, drain-self, drain-resume, latency (default all;
+                         drain always enqueues first; each drain-* variant runs in a process of its own)
+  --smoke                tiny N, for CI: checks that every system runs every workload, in under a minute
+  --wait-quiet <s>       before each of a system's processes, wait up to s seconds until other processes use
+                         < 0.15 CPU (for a shared machine; default 0: do not wait)
+  --retry-noisy <k>      run a system's process again (up to k more times) when other processes used ≥ 1 CPU-s
+                         during its run, keeping the quietest attempt (default 0)
   --rounds <k>           run every system k times, one round after another, and report each figure's median
                          (default 1; the machine's speed drifts within minutes, and rounds spread it evenly)
   --report <file.json>   print a saved run's table again (and rewrite RESULTS.md from it, for a full run)
@@ -59,7 +64,7 @@ export function parseArgs(argv: string[]): BenchArgs {
       flags.set(name, value);
     }
   }
-  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "only", "workloads", "smoke", "cpu-prof", "wait-quiet", "retry-noisy", "report", "rounds", "help"]);
+  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "idle", "only", "workloads", "smoke", "cpu-prof", "wait-quiet", "retry-noisy", "report", "rounds", "help"]);
   for (const name of flags.keys()) if (!known.has(name)) throw usageError(`unknown option --${name}`);
   const smoke = flags.has("smoke");
   const int = (name: string, fallback: number) => {
@@ -76,6 +81,7 @@ export function parseArgs(argv: string[]): BenchArgs {
     n: int("n", smoke ? 300 : 20_000),
     batch: int("batch", 500),
     concurrency: int("concurrency", 50),
+    idleMs: int("idle", 250),
     latencyCount: int("latency", smoke ? 30 : 300),
     latencyIntervalMs: int("interval", 10),
     only: list("only"),

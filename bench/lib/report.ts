@@ -1,14 +1,17 @@
 /**
- * Turns the systems' results into the comparison: a table of figures, Conveyor's ratio to the best peer
- * per workload, its share of its store's raw loop, and the targets met or missed. Markdown, so the same
- * text goes to the terminal and to RESULTS.md.
+ * Turns the systems' results into the comparison: a table of figures, the drain along each path (each
+ * variant beside the same system's drain), Conveyor's ratio to the best peer per workload, its share of its
+ * store's raw loop, and the targets met or missed. Markdown, so the same text goes to the terminal and to
+ * RESULTS.md.
  */
 import { fmtRate } from "./harness.ts";
 import type { MachineInfo } from "./machine.ts";
-import type { StoreName, SystemResult } from "./types.ts";
+import { DRAIN_VARIANTS, type DrainVariant, type StoreName, type SystemResult } from "./types.ts";
 
 export type RunSettings = {
   n: number; batch: number; concurrency: number; latencyCount: number; latencyIntervalMs: number; smoke: boolean;
+  /** How long workers ran idle before the drain variants' tasks came; absent in runs saved before the variants. */
+  idleMs?: number;
   /** Rounds of the run (each figure the median of its rounds); absent in runs saved before rounds existed. */
   rounds?: number;
 };
@@ -27,7 +30,15 @@ export type Comparison = {
 
 export type Target = { system: string; what: string; goal: string; actual: string; met: boolean | null };
 
-export type Report = { comparisons: Comparison[]; targets: Target[]; markdown: string };
+/** One system's drain along each path measured: its rate, and its ratio to the same system's `drain`. */
+export type DrainPaths = {
+  system: string;
+  drain?: number;
+  /** "not applicable": the system has no such path; absent: not measured (not asked for, or broken). */
+  variants: Partial<Record<DrainVariant, { perSecond: number; ratioToDrain?: number } | "not applicable">>;
+};
+
+export type Report = { comparisons: Comparison[]; drainPaths: DrainPaths[]; targets: Target[]; markdown: string };
 
 /** Other processes' CPU during one system's run above which its figures are flagged (the CEO's "quiet run" bound). */
 export const QUIET_CPU_SECONDS = 1;
@@ -71,7 +82,27 @@ export function buildReport(results: SystemResult[], machine: MachineInfo, setti
     comparisons.push(c);
   }
   const targets = checkTargets(results, comparisons);
-  return { comparisons, targets, markdown: markdown(results, comparisons, targets, machine, settings, startedAt) };
+  const paths = drainPaths(results);
+  return { comparisons, drainPaths: paths, targets, markdown: markdown(results, comparisons, paths, targets, machine, settings, startedAt) };
+}
+
+/** The drain variants the run covered (measured or found missing in some system), in their order. */
+function variantsOf(results: SystemResult[]): DrainVariant[] {
+  return DRAIN_VARIANTS.filter((v) => results.some((r) => r.drainVariants?.[v] !== undefined || r.notApplicable?.includes(v)));
+}
+
+function drainPaths(results: SystemResult[]): DrainPaths[] {
+  const variants = variantsOf(results);
+  if (variants.length === 0) return [];
+  return results.map((r) => {
+    const row: DrainPaths = { system: r.info.name, ...(r.drain ? { drain: r.drain.perSecond } : {}), variants: {} };
+    for (const v of variants) {
+      const figures = r.drainVariants?.[v];
+      if (r.notApplicable?.includes(v)) row.variants[v] = "not applicable";
+      else if (figures) row.variants[v] = { perSecond: figures.perSecond, ...(r.drain ? { ratioToDrain: figures.perSecond / r.drain.perSecond } : {}) };
+    }
+    return row;
+  });
 }
 
 function checkTargets(results: SystemResult[], comparisons: Comparison[]): Target[] {
@@ -103,7 +134,9 @@ function checkTargets(results: SystemResult[], comparisons: Comparison[]): Targe
   return targets;
 }
 
-function markdown(results: SystemResult[], comparisons: Comparison[], targets: Target[], machine: MachineInfo, s: RunSettings, startedAt: Date): string {
+function markdown(
+  results: SystemResult[], comparisons: Comparison[], paths: DrainPaths[], targets: Target[], machine: MachineInfo, s: RunSettings, startedAt: Date,
+): string {
   const lines: string[] = [];
   const pg = machine.postgresSettings;
   const rounds = (s.rounds ?? 1) > 1 ? ` Every system ran ${s.rounds} times, round after round; each figure is the median of its rounds (the range is in the status column).` : "";
@@ -121,6 +154,9 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
     const name = r.info.kind === "raw" ? `${r.info.name} (physical limit)` : r.info.name;
     const notes: string[] = [];
     if (r.drain && r.drain.duplicates > 0) notes.push(`${r.drain.duplicates} ran twice`);
+    for (const [variant, figures] of Object.entries(r.drainVariants ?? {})) {
+      if (figures.duplicates > 0) notes.push(`${variant}: ${figures.duplicates} ran twice`);
+    }
     if (r.otherCpuSeconds != null && r.otherCpuSeconds >= QUIET_CPU_SECONDS) notes.push(`noisy: other processes used ${r.otherCpuSeconds} CPU-s`);
     if ((r.attempts ?? 1) > 1) notes.push(`quietest of ${r.attempts} attempts`);
     if (r.rounds !== undefined && r.rounds.count > 1 && r.status === "ok") notes.push(roundsRange(r.rounds));
@@ -131,6 +167,7 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
   }
   lines.push("");
   lines.push(`Raw rows: enqueue = batched insert, drain = claim-and-complete loop, add→start = one single-row insert's own round trip, commit included: the floor under any durable add→start on that store (no runtime; see bench/README.md). A row is flagged noisy when other processes used ≥ ${QUIET_CPU_SECONDS} CPU-s during its run. The timer delay is how long the runtime's event loop went without running timers (its heartbeats among them) while draining.`);
+  lines.push(...drainPathsMarkdown(results, paths, s));
   if (comparisons.length > 0) {
     lines.push("");
     lines.push("| Conveyor | enqueue × best peer | drain × best peer | add→start p50 vs best peer | add→start p50 vs the store's floor | drain, share of store's raw loop | enqueue, share of raw insert |");
@@ -175,6 +212,39 @@ function markdown(results: SystemResult[], comparisons: Comparison[], targets: T
   return lines.join("\n") + "\n";
 }
 
+/** The drain table: one column per path, each variant's rate and its ratio to the same system's drain. */
+function drainPathsMarkdown(results: SystemResult[], paths: DrainPaths[], s: RunSettings): string[] {
+  if (paths.length === 0) return [];
+  const variants = variantsOf(results);
+  const idle = s.idleMs === undefined ? "" : ` and leave them idle for ${s.idleMs} ms`;
+  const lines = [
+    "",
+    "Drain along each path to running workers, N tasks each, every variant in a process of its own on a fresh store: " +
+      "drain = added before the workers start; the variants start the workers on an empty store" + idle + ", then " +
+      "drain-producer = added by a separate producer; drain-self = added through the instance running them; " +
+      "drain-resume = added to their paused queue, clock from the resume. " +
+      "× = the variant's rate over the same system's drain; — = the system has no such path.",
+    "",
+    `| system | drain /s | ${variants.map((v) => `${v} /s`).join(" | ")} |`,
+    `|---|---:|${variants.map(() => "---:").join("|")}|`,
+  ];
+  for (const row of paths) {
+    const cells = variants.map((v) => {
+      const cell = row.variants[v];
+      if (cell === undefined) return "–";
+      if (cell === "not applicable") return "—";
+      return cell.ratioToDrain === undefined ? fmtRate(cell.perSecond) : `${fmtRate(cell.perSecond)} (${cell.ratioToDrain.toFixed(2)}×)`;
+    });
+    lines.push(`| ${row.system} | ${row.drain === undefined ? "–" : fmtRate(row.drain)} | ${cells.join(" | ")} |`);
+  }
+  const described = results.filter((r) => r.info.drainPaths !== undefined);
+  if (described.length > 0) {
+    lines.push("");
+    for (const r of described) lines.push(`- ${r.info.name}: ${r.info.drainPaths}`);
+  }
+  return lines;
+}
+
 type PairedRow = { what: string; min: number; median: number; max: number; format: (x: number) => string; note: string };
 
 /**
@@ -199,6 +269,9 @@ function roundByRound(results: SystemResult[], comparisons: Comparison[]): Paire
       if (peer === undefined || peer.length !== own[workload].length) continue;
       add(`${c.system}: ${workload} ÷ ${c[workload]!.bestPeer}`, own[workload].map((v, i) => v / peer[i]!), times, "");
     }
+    for (const [variant, values] of Object.entries(own.drainVariants ?? {})) {
+      if (values.length === own.drain.length) add(`${c.system}: ${variant} ÷ its drain`, values.map((v, i) => v / own.drain[i]!), times, "");
+    }
     const bull = byName("bullmq")?.rounds?.p50;
     if (bull !== undefined && bull.length === own.p50.length) {
       const diff = own.p50.map((v, i) => v - bull[i]!);
@@ -215,6 +288,7 @@ function roundsRange(rounds: NonNullable<SystemResult["rounds"]>): string {
   const parts = [
     range(rounds.enqueue, fmtRate) && `enqueue ${range(rounds.enqueue, fmtRate)}`,
     range(rounds.drain, fmtRate) && `drain ${range(rounds.drain, fmtRate)}`,
+    ...Object.entries(rounds.drainVariants ?? {}).map(([variant, values]) => range(values, fmtRate) && `${variant} ${range(values, fmtRate)}`),
     range(rounds.p50, String) && `p50 ${range(rounds.p50, String)} ms`,
   ].filter((part) => part !== null);
   return `rounds: ${parts.join(", ")}`;

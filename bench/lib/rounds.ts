@@ -3,7 +3,7 @@
  * or slows down during the run (this one does, by a third within minutes) weighs on every system alike. Each
  * figure of a system is then the median of its rounds.
  */
-import type { SystemResult } from "./types.ts";
+import { DRAIN_VARIANTS, type DrainFigures, type DrainVariant, type SystemResult } from "./types.ts";
 
 /** One system's rounds as one result: each workload's figures from the round with the median value. */
 export function medianOfRounds(rounds: SystemResult[]): SystemResult {
@@ -15,10 +15,21 @@ export function medianOfRounds(rounds: SystemResult[]): SystemResult {
   const drain = medianBy(rounds, (r) => r.drain?.perSecond);
   const latency = medianBy(rounds, (r) => r.latency?.p50);
   const values = (pick: (r: SystemResult) => number | undefined) => rounds.map(pick).filter((v): v is number => v !== undefined);
+  const drainVariants: Partial<Record<DrainVariant, DrainFigures>> = {};
+  const drainVariantRounds: Partial<Record<DrainVariant, number[]>> = {};
+  for (const variant of DRAIN_VARIANTS) {
+    const rate = (r: SystemResult) => r.drainVariants?.[variant]?.perSecond;
+    const median = medianBy(rounds, rate)?.drainVariants?.[variant];
+    if (median === undefined) continue;
+    drainVariants[variant] = median;
+    drainVariantRounds[variant] = values(rate);
+  }
+  const hasVariants = Object.keys(drainVariants).length > 0;
   return {
     ...rounds[0]!,
     ...(enqueue?.enqueue ? { enqueue: enqueue.enqueue } : {}),
     ...(drain?.drain ? { drain: drain.drain } : {}),
+    ...(hasVariants ? { drainVariants } : {}),
     ...(latency?.latency ? { latency: latency.latency } : {}),
     // The noisiest round flags the row.
     otherCpuSeconds: Math.max(...rounds.map((r) => r.otherCpuSeconds ?? 0)),
@@ -28,6 +39,7 @@ export function medianOfRounds(rounds: SystemResult[]): SystemResult {
       enqueue: values((r) => r.enqueue?.perSecond),
       drain: values((r) => r.drain?.perSecond),
       p50: values((r) => r.latency?.p50),
+      ...(hasVariants ? { drainVariants: drainVariantRounds } : {}),
     },
   };
 }

@@ -2,7 +2,9 @@
  * BullMQ on Redis. Its keys live under a prefix unique to this run (no FLUSHALL: the Redis may be shared),
  * and the queue is obliterated afterwards. Settings: one Worker at concurrency 50 (BullMQ's guidance for
  * throughput is concurrency, or more workers); completed jobs are kept, BullMQ's default, so the store can
- * be asked how many completed.
+ * be asked how many completed. drain-producer adds through a second Queue with its own connection; drain-self
+ * and drain-resume through the Queue this process already has beside its Worker; the pause is Queue.pause(),
+ * which is global and keeps what is added meanwhile.
  */
 import { Queue, Worker } from "bullmq";
 import { REDIS_URL } from "../lib/env.ts";
@@ -15,11 +17,14 @@ export function create(job: ChildJob): BenchSystem {
   const prefix = `bench-${job.runId}`;
   const name = "noop";
   let queue: Queue | null = null;
+  let producer: Queue | null = null;
   let worker: Worker | null = null;
+  const batch = (count: number) => Array.from({ length: count }, () => ({ name, data: {} }));
   return {
     info: {
       name: "bullmq", kind: "peer", store: "redis",
       settings: `Queue.addBulk; one Worker, concurrency ${job.concurrency}; defaults otherwise`,
+      drainPaths: "producer: a second Queue with its own connection; self: the Queue beside the Worker; pause: Queue.pause() / resume()",
       versions: { bullmq: packageVersion("bullmq"), ioredis: packageVersion("ioredis") },
     },
     async setup() {
@@ -27,7 +32,7 @@ export function create(job: ChildJob): BenchSystem {
       await queue.waitUntilReady();
     },
     async enqueueBatch(count) {
-      await queue!.addBulk(Array.from({ length: count }, () => ({ name, data: {} })));
+      await queue!.addBulk(batch(count));
     },
     async startWorkers(started) {
       worker = new Worker(name, async (j) => started(j.id!, (j.data as { t?: number }).t), {
@@ -35,6 +40,22 @@ export function create(job: ChildJob): BenchSystem {
       });
       worker.on("error", (error) => process.stderr.write(`  bullmq worker error: ${String(error)}\n`));
       await worker.waitUntilReady();
+    },
+    async startProducer() {
+      producer = new Queue(name, { connection, prefix });
+      await producer.waitUntilReady();
+    },
+    async enqueueBatchFromProducer(count) {
+      await producer!.addBulk(batch(count));
+    },
+    async enqueueBatchFromWorker(count) {
+      await queue!.addBulk(batch(count));
+    },
+    async pauseQueue() {
+      await queue!.pause();
+    },
+    async resumeQueue() {
+      await queue!.resume();
     },
     async completedInStore() {
       return queue!.getCompletedCount();
@@ -45,6 +66,7 @@ export function create(job: ChildJob): BenchSystem {
     async teardown() {
       try {
         await worker?.close();
+        await producer?.close();
         await queue?.obliterate({ force: true });
         await queue?.close();
       } catch (error) {

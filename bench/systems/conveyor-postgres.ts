@@ -1,7 +1,9 @@
 /**
  * Conveyor on PostgreSQL: PostgresStore in a fresh schema, PostgresBus (LISTEN/NOTIFY) on a channel of its
  * own (started by the node's start()). Both modules are imported by computed path: until they exist (or when they fail to load or
- * connect), this system is reported as unavailable and the run carries on.
+ * connect), this system is reported as unavailable and the run carries on. The producer has its own
+ * PostgresStore and PostgresBus on the same schema and channel; its bus is started by hand, as
+ * `conveyor enqueue` does, since a node that is never started does not start its bus.
  */
 import pg from "pg";
 import { PG_URL, schemaName } from "../lib/env.ts";
@@ -31,11 +33,16 @@ export function create(job: ChildJob) {
     {
       name: "conveyor-postgres", kind: "conveyor", store: "postgres",
       settings: `new Conveyor({ store: PostgresStore({ schema: <fresh> }), bus: PostgresBus(LISTEN/NOTIFY), concurrency: ${job.concurrency} }); defaults otherwise (claim batch 50)`,
+      drainPaths: `producer: a second Conveyor, never started, with its own PostgresStore and PostgresBus (started) on the same schema and channel; self: enqueueMany on the started node; pause: pauseQueue / resumeQueue("default")`,
     },
     job,
     async () => {
       const { PostgresStore } = await importSource("../../src/store/postgres/postgres-store.ts");
       const { PostgresBus } = await importSource("../../src/bus/postgres-bus.ts");
+      const storeAndBus = () => ({
+        store: construct(PostgresStore, "PostgresStore", { connectionString: PG_URL, schema }),
+        bus: construct(PostgresBus, "PostgresBus", { connectionString: PG_URL, channel: `${schema}_bus` }),
+      });
       const admin = new pg.Client({ connectionString: PG_URL });
       await admin.connect();
       try {
@@ -44,11 +51,21 @@ export function create(job: ChildJob) {
       } finally {
         await admin.end();
       }
-      const store = construct(PostgresStore, "PostgresStore", { connectionString: PG_URL, schema });
-      const bus = construct(PostgresBus, "PostgresBus", { connectionString: PG_URL, channel: `${schema}_bus` });
+      const { store, bus } = storeAndBus();
       // Conveyor.start() starts the bus it is given; before that, its signals still reach this node's own parts.
       return {
         options: { store: store as never, bus: bus as never },
+        producer: async () => {
+          const own = storeAndBus();
+          await own.bus.start?.();
+          return {
+            options: { store: own.store as never, bus: own.bus as never },
+            close: async () => {
+              await own.bus.close?.();
+              await own.store.close?.();
+            },
+          };
+        },
         cleanup: async () => {
           // The node closes only what it opened: the bus and the store are ours to close.
           await bus.close?.();
