@@ -12,7 +12,7 @@ import { mkdirSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { Conveyor, ValidationError, type Json } from "../../src/index.ts";
+import { Conveyor, type Json, type Task, ValidationError } from "../../src/index.ts";
 import type { TaskSystemConfig } from "./config.ts";
 import { defineTaskSystem, QUEUE, TASK_TYPE, type LogLine, type TaskSystem, type TaskSystemOptions } from "./tasks.ts";
 
@@ -58,7 +58,7 @@ async function route(conveyor: Conveyor, req: IncomingMessage, res: ServerRespon
     if (req.method === "GET") return send(res, 200, { tasks: await runningIds(conveyor) });
     if (req.method === "POST") {
       const data = await readJsonBody(req);
-      let task;
+      let task: Task;
       try {
         task = await conveyor.enqueue(TASK_TYPE, data, { queue: QUEUE });
       } catch (error) {
@@ -212,7 +212,10 @@ export async function startTaskSystem(options: StartOptions): Promise<RunningTas
     for (let n = 1; n <= options.poolSize; n++) log(`Worker ${n} is started!`);
     await new Promise<void>((resolve, reject) => {
       server.once("error", reject);
-      server.listen(options.port, options.host, () => (server.off("error", reject), resolve()));
+      server.listen(options.port, options.host, () => {
+        server.off("error", reject);
+        resolve();
+      });
     });
   } catch (error) {
     await conveyor.stop();

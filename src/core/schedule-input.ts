@@ -32,7 +32,7 @@ export type NormalizedSchedule = {
 export function normalizeSchedule(name: string, spec: ScheduleSpec): NormalizedSchedule {
   const problems: { field: string; message: string }[] = [];
   if (typeof name !== "string" || !NAME_PATTERN.test(name))
-    problems.push({ field: "name", message: "must match " + NAME_PATTERN.source });
+    problems.push({ field: "name", message: `must match ${NAME_PATTERN.source}` });
   const timezone = spec.timezone ?? null;
   if (timezone !== null && !isTimeZone(timezone))
     problems.push({ field: "timezone", message: "must be an IANA time zone such as Europe/Paris" });

@@ -43,10 +43,10 @@ export function normalizeTaskInput(
   const check = (ok: boolean, field: string, message: string) => {
     if (!ok) problems.push({ field, message });
   };
-  check(typeof input.type === "string" && NAME_PATTERN.test(input.type), "type", "must match " + NAME_PATTERN.source);
+  check(typeof input.type === "string" && NAME_PATTERN.test(input.type), "type", `must match ${NAME_PATTERN.source}`);
   const base = problems.length === 0 ? defaults(input.type) : defaults("");
   const queue = input.queue ?? base.queue;
-  check(typeof queue === "string" && NAME_PATTERN.test(queue), "queue", "must match " + NAME_PATTERN.source);
+  check(typeof queue === "string" && NAME_PATTERN.test(queue), "queue", `must match ${NAME_PATTERN.source}`);
   const priority = input.priority ?? base.priority;
   check(
     Number.isInteger(priority) && Math.abs(priority) <= MAX_PRIORITY,

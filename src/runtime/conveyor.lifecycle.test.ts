@@ -3,7 +3,7 @@
  */
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
-import { Conveyor } from "./conveyor.ts";
+import type { Conveyor } from "./conveyor.ts";
 import { deferred, leakedResources, tempDatabase } from "./fixtures/runtime-handlers.ts";
 import { testNode as node } from "./fixtures/test-node.ts";
 

@@ -220,7 +220,7 @@ test("enqueue with bad input throws ValidationError (validation_failed) and inse
   conveyor.define("ok", () => null);
   await conveyor.start();
   const cyclic: Record<string, unknown> = {};
-  cyclic["self"] = cyclic;
+  cyclic.self = cyclic;
   const bad: [string, Omit<TaskInput, "type"> & { type?: unknown }][] = [
     ["type with a space", { type: "has space" }],
     ["empty type", { type: "" }],

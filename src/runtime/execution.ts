@@ -130,7 +130,8 @@ export class Execution {
       },
       progress,
       get log() {
-        return (logger ??= hooks.logger());
+        logger ??= hooks.logger();
+        return logger;
       },
     };
     const handler = definition.handler;

@@ -26,6 +26,7 @@ export type TaskContext = {
   log: TaskLogger;
 };
 
+// biome-ignore lint/suspicious/noExplicitAny: data is whatever JSON was enqueued; a handler may type it without a cast
 export type TaskHandler<TData = any, TResult = unknown> = (data: TData, ctx: TaskContext) => TResult | Promise<TResult>;
 
 /**

@@ -157,7 +157,10 @@ export class QueueWorker implements Service {
     if (this.#running.size > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, ms);
-        this.#idle = () => (clearTimeout(timer), resolve());
+        this.#idle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
       });
       this.#idle = null;
     }

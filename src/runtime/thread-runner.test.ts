@@ -64,7 +64,7 @@ test("forwards progress and log in order; unclonable log fields are replaced, no
   ]);
   const odd = seen[4];
   assert.ok(odd !== undefined && odd[0] === "log" && odd[2] === "odd fields");
-  assert.match(String(odd[3]?.["fieldsDropped"]), /not structured-cloneable/);
+  assert.match(String(odd[3]?.fieldsDropped), /not structured-cloneable/);
   assert.deepEqual(seen[5], ["progress", 100, { phase: "done" }]);
   assert.equal(seen.length, 6);
 });

@@ -53,7 +53,10 @@ async function loadHandler(): Promise<TaskHandler> {
 }
 
 function log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
-  if (fields === undefined) return send({ kind: "log", level, msg });
+  if (fields === undefined) {
+    send({ kind: "log", level, msg });
+    return;
+  }
   try {
     send({ kind: "log", level, msg, fields });
   } catch (error) {

@@ -17,7 +17,10 @@ export function assembleQueueStats(
   const stats = new Map<string, QueueStats>();
   const entry = (queue: string) => {
     let found = stats.get(queue);
-    if (found === undefined) stats.set(queue, (found = { queue, paused: false, counts: emptyCounts() }));
+    if (found === undefined) {
+      found = { queue, paused: false, counts: emptyCounts() };
+      stats.set(queue, found);
+    }
     return found;
   };
   for (const { queue, state, count } of counts) entry(queue).counts[state as TaskState] = count;

@@ -146,7 +146,7 @@ export class NodeProcess extends WatchedProcess {
     const out: { words: string[]; at: number; index: number }[] = [];
     for (let i = from; i < this.lines.length; i++) {
       const line = this.lines[i]!;
-      if (line.json === null && line.text.startsWith(word + " "))
+      if (line.json === null && line.text.startsWith(`${word} `))
         out.push({ words: line.text.split(" "), at: line.at, index: i });
     }
     return out;

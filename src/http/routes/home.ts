@@ -12,17 +12,17 @@ export function registerHomeRoute(app: FastifyInstance, { conveyor }: { conveyor
     const rows = queues
       .map(
         (q) =>
-          `<tr><td>${escape(q.queue)}${q.paused ? " (paused)" : ""}</td>${TASK_STATES.map(
+          `<tr><td>${escapeHtml(q.queue)}${q.paused ? " (paused)" : ""}</td>${TASK_STATES.map(
             (s) => `<td>${q.counts[s]}</td>`,
           ).join("")}</tr>`,
       )
       .join("");
     return reply.type("text/html; charset=utf-8").send(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Conveyor · ${escape(conveyor.nodeName)}</title>
+<html lang="en"><head><meta charset="utf-8"><title>Conveyor · ${escapeHtml(conveyor.nodeName)}</title>
 <style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:46rem;color:#222}td,th{padding:.2rem .6rem;text-align:right}
 td:first-child,th:first-child{text-align:left}a{color:#0a58ca}</style></head><body>
 <h1>Conveyor</h1>
-<p>Node <b>${escape(conveyor.nodeName)}</b> (${escape(conveyor.nodeId)}), version ${escape(conveyor.options.version)}, on ${escape(conveyor.store.capabilities.driver)}, ${escape(conveyor.state)}.</p>
+<p>Node <b>${escapeHtml(conveyor.nodeName)}</b> (${escapeHtml(conveyor.nodeId)}), version ${escapeHtml(conveyor.options.version)}, on ${escapeHtml(conveyor.store.capabilities.driver)}, ${escapeHtml(conveyor.state)}.</p>
 <table><tr><th>queue</th>${TASK_STATES.map((s) => `<th>${s}</th>`).join("")}</tr>${rows}</table>
 <p>The live dashboard is not served yet. Meanwhile:
 <a href="/api/tasks">tasks</a> · <a href="/api/queues">queues</a> · <a href="/api/nodes">nodes</a> ·
@@ -32,6 +32,6 @@ td:first-child,th:first-child{text-align:left}a{color:#0a58ca}</style></head><bo
   });
 }
 
-function escape(text: string): string {
+function escapeHtml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }

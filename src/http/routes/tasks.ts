@@ -255,19 +255,5 @@ async function waitForTask(
   signalOf: () => AbortSignal,
 ): Promise<Task | null> {
   if (seconds === 0) return conveyor.get(id);
-  const signal = signalOf();
-  if (signal.aborted) return conveyor.get(id);
-  const waiting = conveyor.waitForFinish(id, seconds * 1000);
-  waiting.catch(() => {}); // if the race below is won by the signal, a late rejection has no one to tell
-  let onAbort!: () => void;
-  const aborted = new Promise<"aborted">((resolve) =>
-    signal.addEventListener("abort", (onAbort = () => resolve("aborted")), { once: true }),
-  );
-  try {
-    const outcome = await Promise.race([waiting, aborted]);
-    if (outcome !== "aborted") return outcome;
-    return await conveyor.get(id);
-  } finally {
-    signal.removeEventListener("abort", onAbort);
-  }
+  return conveyor.waitForFinish(id, seconds * 1000, signalOf());
 }

@@ -171,7 +171,10 @@ export class SqliteStore implements Store {
   /** Records that `n` tasks of `queue` moved from state `from` (null: newly inserted) to `to` (null: deleted). */
   #count(queue: string, from: TaskState | null, to: TaskState | null, n = 1): void {
     let deltas = this.#countDeltas.get(queue);
-    if (deltas === undefined) this.#countDeltas.set(queue, (deltas = new Map()));
+    if (deltas === undefined) {
+      deltas = new Map();
+      this.#countDeltas.set(queue, deltas);
+    }
     if (from !== null) deltas.set(from, (deltas.get(from) ?? 0) - n);
     if (to !== null) deltas.set(to, (deltas.get(to) ?? 0) + n);
   }
@@ -254,8 +257,8 @@ export class SqliteStore implements Store {
     const pausedQueues = new Map<string, boolean>();
     const isPaused = (queue: string): boolean => {
       let paused = pausedQueues.get(queue);
-      if (paused === undefined)
-        pausedQueues.set(queue, (paused = this.#sql("queuePaused").get({ name: queue }) !== undefined));
+      if (paused === undefined) paused = this.#sql("queuePaused").get({ name: queue }) !== undefined;
+      pausedQueues.set(queue, paused);
       return paused;
     };
     const states = inputs.map((input, index): TaskState => {
@@ -327,7 +330,10 @@ export class SqliteStore implements Store {
       };
       const created = start ? "queued" : state;
       // A batch's tasks mostly share one runAt (now): format it once.
-      if (input.runAt !== lastRunAt) (lastRunAt = input.runAt), (lastRunAtIso = input.runAt.toISOString());
+      if (input.runAt !== lastRunAt) {
+        lastRunAt = input.runAt;
+        lastRunAtIso = input.runAt.toISOString();
+      }
       this.#event("task.created", id, task.queue, { type: task.type, state: created, runAt: lastRunAtIso }, now);
       if (start) this.#event("task.started", id, task.queue, { attempt: 1, node: startOn!.node }, now);
       this.#count(task.queue, null, state);
@@ -379,9 +385,18 @@ export class SqliteStore implements Store {
     // Built here rather than in a .sql file: the filters are optional, and only their presence varies.
     const where: string[] = [];
     const values: Row = { limit: params.limit };
-    if (params.queue !== undefined) where.push("queue = :queue"), (values.queue = params.queue);
-    if (params.type !== undefined) where.push("type = :type"), (values.type = params.type);
-    if (params.key !== undefined) where.push("key = :key"), (values.key = params.key);
+    if (params.queue !== undefined) {
+      where.push("queue = :queue");
+      values.queue = params.queue;
+    }
+    if (params.type !== undefined) {
+      where.push("type = :type");
+      values.type = params.type;
+    }
+    if (params.key !== undefined) {
+      where.push("key = :key");
+      values.key = params.key;
+    }
     if (params.states !== undefined) {
       where.push("state IN (SELECT value FROM json_each(:states))");
       values.states = JSON.stringify(params.states);
