@@ -4,7 +4,6 @@
  */
 import { Conveyor } from "../runtime/conveyor.ts";
 import type { Json } from "../core/task.ts";
-import { connect } from "./connect.ts";
 import { HELP_FLAG, integerFlag, parse, UsageError } from "./args.ts";
 
 export const ENQUEUE_HELP = `Usage: conveyor enqueue <type> [data-json] [options]
@@ -52,12 +51,11 @@ export async function enqueue(args: string[]): Promise<void> {
     }
   }
   const waitSeconds = integerFlag("wait", values.wait, 0, 24 * 3600);
-  const { store, bus } = connect({
+  const conveyor = new Conveyor({
     database: values.database ?? process.env.CONVEYOR_DATABASE,
     schema: values.schema ?? process.env.CONVEYOR_SCHEMA,
+    pollIntervalMs: 250,
   });
-  await bus.start();
-  const conveyor = new Conveyor({ store, bus, pollIntervalMs: 250 });
   try {
     const task = await conveyor.enqueue(type, data, {
       queue: values.queue,
@@ -76,8 +74,6 @@ export async function enqueue(args: string[]): Promise<void> {
     }
   } finally {
     await conveyor.stop();
-    await bus.close();
-    await store.close();
   }
 }
 

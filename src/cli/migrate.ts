@@ -1,7 +1,7 @@
 /**
  * `conveyor migrate`: apply the store's pending migrations, or list them with --status.
  */
-import { connect } from "./connect.ts";
+import { connect } from "../runtime/connect.ts";
 import { HELP_FLAG, parse } from "./args.ts";
 
 export const MIGRATE_HELP = `Usage: conveyor migrate [options]

@@ -8,7 +8,6 @@ import { ENVIRONMENT, parseEnvConfig, parseValue, type NodeConfig } from "../cor
 import { Conveyor } from "../runtime/conveyor.ts";
 import { buildServer } from "../http/server.ts";
 import { HELP_FLAG, parse, UsageError } from "./args.ts";
-import { connect } from "./connect.ts";
 
 export const START_HELP = `Usage: conveyor start [options]
 
@@ -82,15 +81,10 @@ export async function start(args: string[]): Promise<void> {
   if (values.help) return void process.stdout.write(START_HELP);
   const config = startConfig(values, process.env);
   const logger = pino({ level: config.logLevel ?? "info" });
-  const { store, bus, description } = connect({
+  const conveyor = new Conveyor({
     database: config.database,
     schema: config.schema,
     amqp: config.amqp,
-    logger,
-  });
-  const conveyor = new Conveyor({
-    store,
-    bus,
     logger,
     concurrency: config.concurrency,
     nodeName: config.nodeName,
@@ -107,7 +101,7 @@ export async function start(args: string[]): Promise<void> {
   await app.ready();
   await conveyor.start();
   const address = await app.listen({ port: config.port ?? 4000, host: config.host ?? "0.0.0.0" });
-  logger.info(`conveyor node ${conveyor.nodeName} (${conveyor.nodeId}) on ${description}, listening on ${address}`);
+  logger.info(`conveyor node ${conveyor.nodeName} (${conveyor.nodeId}) on ${conveyor.where}, listening on ${address}`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -116,8 +110,6 @@ export async function start(args: string[]): Promise<void> {
     logger.info(`${signal}: stopping (running tasks get up to ${conveyor.options.shutdownGraceMs} ms)`);
     await app.close();
     await conveyor.stop();
-    await bus.close();
-    await store.close();
     logger.info("stopped");
     process.exit(0);
   };

@@ -17,11 +17,11 @@ import { normalizeTaskInput, type NormalizedTaskInput } from "../core/task-input
 import type { Json, Task, TaskEvent, TaskInput } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
 import { LocalBus } from "../bus/local-bus.ts";
+import { connect } from "./connect.ts";
 import type { NodeRecord, QueueStats, Schedule, Store, TaskInsertOutcome } from "../store/store.ts";
 import { normalizeSchedule, type ScheduleSpec } from "../core/schedule-input.ts";
 import { cronOf } from "./cron-scheduler.ts";
 import { LEADER_LEASE } from "./leader.ts";
-import { SqliteStore } from "../store/sqlite/sqlite-store.ts";
 import { CompletionBuffer } from "./completion-buffer.ts";
 import { Definitions } from "./definitions.ts";
 import { EventFeed } from "./event-feed.ts";
@@ -67,6 +67,8 @@ export class Conveyor {
   readonly nodeId: string;
   readonly nodeName: string;
   readonly options: ResolvedOptions;
+  /** Where its store is, in words, for logs. */
+  readonly where: string;
   readonly #ownsStore: boolean;
   readonly #ownsBus: boolean;
   readonly #definitions = new Definitions();
@@ -76,6 +78,7 @@ export class Conveyor {
   readonly #startedAt = new Date();
   #parts: NodeServices | null = null;
   #migrated: Promise<unknown> | null = null;
+  #busStarting: Promise<void> | null = null;
   /** The event feed's loop when this node is not started (a producer that only enqueues and waits). */
   #privateFeed: { controller: AbortController; users: number } | null = null;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
@@ -88,8 +91,17 @@ export class Conveyor {
     // A node closes what it opened; a store or bus handed in is the caller's to close.
     this.#ownsStore = options.store === undefined;
     this.#ownsBus = options.bus === undefined;
-    this.store = options.store ?? new SqliteStore({ path: this.options.database });
-    this.bus = options.bus ?? new LocalBus();
+    if (options.store === undefined) {
+      const { database, schema, amqp } = options;
+      const connection = connect({ database, schema, amqp, logger: this.logger });
+      this.store = connection.store;
+      this.bus = connection.bus;
+      this.where = connection.description;
+    } else {
+      this.store = options.store;
+      this.bus = options.bus ?? new LocalBus();
+      this.where = `a ${options.store.capabilities.driver} store of the caller's`;
+    }
     this.nodeId = `node-${randomUUID().slice(0, 8)}`;
     this.nodeName = this.options.nodeName ?? `${hostname()}:${process.pid}`;
     const log = taskLoggerOf(this.logger);
@@ -106,6 +118,7 @@ export class Conveyor {
    * Declare how tasks of `type` run. An inline handler is a function; a thread-isolated one is a module URL
    * (or `{ module, export }`) whose export is the handler. Define types before `start()`.
    */
+  // biome-ignore lint/suspicious/noExplicitAny: data is whatever JSON was enqueued; a handler may type it without a cast
   define<TData = any>(
     type: string,
     handler: TaskHandler<TData> | ThreadHandlerRef | URL,
@@ -363,7 +376,7 @@ export class Conveyor {
     if (this.#state !== "idle") throw new Error(`cannot start a node that is ${this.#state}`);
     this.#state = "starting";
     await this.#ready();
-    await this.bus.start();
+    await this.#busStarted(true);
     this.#parts = buildNodeServices({
       store: this.store,
       bus: this.bus,
@@ -439,9 +452,28 @@ export class Conveyor {
 
   // ---- internals ---------------------------------------------------------------------------------------
 
-  #ready(): Promise<unknown> {
+  /**
+   * Before any operation: the store migrated, and the bus started, so that a node that only enqueues (never
+   * started) still rings the others. Its bus failing to connect fails no operation: the others then find its
+   * tasks at their next poll.
+   */
+  async #ready(): Promise<void> {
     this.#migrated ??= this.store.migrate();
-    return this.#migrated;
+    await this.#migrated;
+    await this.#busStarted(false);
+  }
+
+  /** Starts the bus once; a start that failed is tried again next time. `strict`: its failure is thrown. */
+  async #busStarted(strict: boolean): Promise<void> {
+    this.#busStarting ??= this.bus.start();
+    const starting = this.#busStarting;
+    try {
+      await starting;
+    } catch (error) {
+      if (this.#busStarting === starting) this.#busStarting = null;
+      if (strict) throw error;
+      this.logger.warn({ err: error }, "the bus did not connect: other nodes will find this node's tasks by polling");
+    }
   }
 
   /**

@@ -9,11 +9,18 @@ import type { Store } from "../store/store.ts";
 import type { Logger } from "pino";
 
 export type ConveyorOptions = {
-  /** The store; by default a SQLite file at `database`. */
-  store?: Store;
-  /** Path of the SQLite file when no store is given. Default `./.conveyor/conveyor.db`. */
+  /**
+   * Where the tasks live when no `store` is given: a SQLite file path (default `./.conveyor/conveyor.db`), or a
+   * `postgres://` URL, which also brings the cluster's bus (LISTEN/NOTIFY, or RabbitMQ with `amqp`).
+   */
   database?: string;
-  /** Cross-node signals; by default in-process only. */
+  /** PostgreSQL: the schema of this install (default "conveyor"). */
+  schema?: string;
+  /** PostgreSQL: carry the cluster's signals over this RabbitMQ URL instead of LISTEN/NOTIFY. */
+  amqp?: string;
+  /** A store made by the caller, instead of `database`; the caller closes it. */
+  store?: Store;
+  /** Cross-node signals, with a `store` of the caller's; by default in-process only. The caller closes it. */
   bus?: Bus;
   /** A readable name for this node (default host:pid). */
   nodeName?: string;
@@ -43,15 +50,19 @@ export type ConveyorOptions = {
   version?: string;
 };
 
-export type ResolvedOptions = Required<Omit<ConveyorOptions, "store" | "bus" | "logger" | "nodeName" | "queues">> & {
+/** Where the store and bus come from: used once, by the constructor. */
+type ConnectionOptions = "database" | "schema" | "amqp" | "store" | "bus";
+
+export type ResolvedOptions = Required<Omit<ConveyorOptions, ConnectionOptions | "logger" | "nodeName" | "queues">> & {
   nodeName: string | undefined;
   queues: Record<string, { concurrency?: number }>;
 };
 
+const CONNECTION_OPTIONS = new Set<string>(["database", "schema", "amqp", "store", "bus"]);
+
 const DAY = 24 * 3600 * 1000;
 
 export const DEFAULT_OPTIONS = {
-  database: "./.conveyor/conveyor.db",
   concurrency: 10,
   batchSize: 50,
   pollIntervalMs: 1000,
@@ -80,7 +91,13 @@ const POSITIVE_INTEGERS = [
 export function resolveOptions(options: ConveyorOptions): ResolvedOptions {
   const resolved: ResolvedOptions = { ...DEFAULT_OPTIONS, queues: {}, nodeName: undefined };
   for (const [name, value] of Object.entries(options)) {
-    if (value !== undefined) (resolved as Record<string, unknown>)[name] = value;
+    if (value !== undefined && !CONNECTION_OPTIONS.has(name)) (resolved as Record<string, unknown>)[name] = value;
+  }
+  if (options.store !== undefined && (options.database ?? options.schema ?? options.amqp) !== undefined) {
+    throw new ConfigError("give either a store or a database (with its schema and amqp), not both");
+  }
+  if (options.bus !== undefined && options.store === undefined) {
+    throw new ConfigError("a bus goes with a store of the caller's: give both, or a database");
   }
   for (const name of POSITIVE_INTEGERS) {
     const value = resolved[name];
