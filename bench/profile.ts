@@ -48,7 +48,9 @@ export function summarise(profile: Profile): { totalMs: number; functions: SelfT
     files.set(fileKey, g);
   }
   const finish = (map: Map<string, SelfTime>) =>
-    [...map.values()].map((x) => ({ ...x, ms: Math.round(x.ms * 10) / 10, share: x.ms / (total / 1000) })).sort((a, b) => b.ms - a.ms);
+    [...map.values()]
+      .map((x) => ({ ...x, ms: Math.round(x.ms * 10) / 10, share: x.ms / (total / 1000) }))
+      .sort((a, b) => b.ms - a.ms);
   return { totalMs: Math.round(total / 1000), functions: finish(functions), files: finish(files) };
 }
 
@@ -67,9 +69,11 @@ export function formatSummary(file: string, top = 25): string {
   const { totalMs, functions, files } = summarise(profile);
   const pct = (x: number) => `${(x * 100).toFixed(1).padStart(5)} %`;
   const lines = [`${file}: ${totalMs} ms sampled`, "", "self time by function:"];
-  for (const f of functions.slice(0, top)) lines.push(`${pct(f.share)} ${String(f.ms).padStart(8)} ms  ${f.name}  ${f.where}`);
+  for (const f of functions.slice(0, top))
+    lines.push(`${pct(f.share)} ${String(f.ms).padStart(8)} ms  ${f.name}  ${f.where}`);
   lines.push("", "self time by file:");
-  for (const f of files.slice(0, Math.ceil(top / 2))) lines.push(`${pct(f.share)} ${String(f.ms).padStart(8)} ms  ${f.name}`);
+  for (const f of files.slice(0, Math.ceil(top / 2)))
+    lines.push(`${pct(f.share)} ${String(f.ms).padStart(8)} ms  ${f.name}`);
   return lines.join("\n") + "\n";
 }
 

@@ -32,8 +32,15 @@ import type { RunSettings } from "./lib/report.ts";
 import type { ChildJob, ChildMessage, SystemResult, Workload } from "./lib/types.ts";
 
 type SavedRun = {
-  startedAt: string; settings: RunSettings; workloads: Workload[]; machine: MachineInfo; results: SystemResult[];
-  /** Every system and workload, no smoke, no profiling: a run for RESULTS.md. Absent in runs saved before the drain variants. */
+  startedAt: string;
+  settings: RunSettings;
+  workloads: Workload[];
+  machine: MachineInfo;
+  results: SystemResult[];
+  /**
+   * Every system and workload, no smoke, no profiling: a run for RESULTS.md. Absent in runs saved before the
+   * drain variants.
+   */
   complete?: boolean;
 };
 
@@ -53,7 +60,9 @@ if (args.report !== null) {
   process.stdout.write(`${report.markdown}\n`);
   const stamp = saved.startedAt.slice(0, 19).replaceAll(":", "-");
   // Before the drain variants, a full run had every system and its three workloads.
-  const complete = saved.complete ?? (!saved.settings.smoke && saved.results.length === SYSTEMS.length && saved.workloads.length === 3);
+  const complete =
+    saved.complete ??
+    (!saved.settings.smoke && saved.results.length === SYSTEMS.length && saved.workloads.length === 3);
   if (complete) writeResultsMarkdown(report.markdown, `results/${stamp}.json`);
   process.exit(0);
 }
@@ -67,23 +76,34 @@ if (unknown.length > 0) {
   process.exit(2);
 }
 if (!existsSync(new URL("./node_modules/", BENCH_DIR))) {
-  process.stderr.write("bench/node_modules is missing: the peers will be unavailable. Install them with `npm install --prefix bench --no-audit --no-fund`.\n");
+  process.stderr.write(
+    "bench/node_modules is missing: the peers will be unavailable. Install them with `npm install --prefix bench --no-audit --no-fund`.\n",
+  );
 }
 
 const machine = await machineInfo();
-process.stderr.write(`bench: N=${args.n}, ${selected.length} systems, run ${runId}; ${machine.nproc} CPUs, load ${machine.loadAverage}\n`);
+process.stderr.write(
+  `bench: N=${args.n}, ${selected.length} systems, run ${runId}; ${machine.nproc} CPUs, load ${machine.loadAverage}\n`,
+);
 
 const rounds: SystemResult[][] = selected.map(() => []);
 for (let round = 0; round < args.rounds; round++) {
   if (args.rounds > 1) process.stderr.write(`round ${round + 1} of ${args.rounds}\n`);
-  for (const [index, entry] of selected.entries()) rounds[index]!.push(await runSystem(entry.name, round === 0 ? runId : `${runId}k${round}`));
+  for (const [index, entry] of selected.entries())
+    rounds[index]!.push(await runSystem(entry.name, round === 0 ? runId : `${runId}k${round}`));
 }
 const results = rounds.map(medianOfRounds);
 await dropLeftoverSchemas(runId);
 
 const settings = {
-  n: args.n, batch: args.batch, concurrency: args.concurrency, idleMs: args.idleMs, latencyCount: args.latencyCount,
-  latencyIntervalMs: args.latencyIntervalMs, smoke: args.smoke, rounds: args.rounds,
+  n: args.n,
+  batch: args.batch,
+  concurrency: args.concurrency,
+  idleMs: args.idleMs,
+  latencyCount: args.latencyCount,
+  latencyIntervalMs: args.latencyIntervalMs,
+  smoke: args.smoke,
+  rounds: args.rounds,
 };
 
 const report = buildReport(results, machine, settings, startedAt);
@@ -91,12 +111,24 @@ process.stdout.write(`\n${report.markdown}\n`);
 
 mkdirSync(RESULTS_DIR, { recursive: true });
 const stamp = startedAt.toISOString().slice(0, 19).replaceAll(":", "-");
-const complete = !args.smoke && args.only === null && args.workloads.length === WORKLOADS.length && args.cpuProf.length === 0;
+const complete =
+  !args.smoke && args.only === null && args.workloads.length === WORKLOADS.length && args.cpuProf.length === 0;
 // Only full runs are kept (and committed); a smoke or partial run leaves its JSON under a git-ignored name.
-const jsonFile = new URL(args.smoke ? "smoke-latest.json" : complete ? `${stamp}.json` : `partial-${stamp}.json`, RESULTS_DIR);
+const jsonFile = new URL(
+  args.smoke ? "smoke-latest.json" : complete ? `${stamp}.json` : `partial-${stamp}.json`,
+  RESULTS_DIR,
+);
 const json = {
-  startedAt: startedAt.toISOString(), runId, settings, workloads: args.workloads, complete, machine, results,
-  drainPaths: report.drainPaths, comparisons: report.comparisons, targets: report.targets,
+  startedAt: startedAt.toISOString(),
+  runId,
+  settings,
+  workloads: args.workloads,
+  complete,
+  machine,
+  results,
+  drainPaths: report.drainPaths,
+  comparisons: report.comparisons,
+  targets: report.targets,
 };
 writeFileSync(jsonFile, JSON.stringify(json, null, 2) + "\n");
 process.stderr.write(`\nwrote ${fileURLToPath(jsonFile)}\n`);
@@ -126,8 +158,15 @@ async function runPart(name: string, workloads: Workload[], id: string): Promise
   let kept: SystemResult | null = null;
   for (let attempt = 0; attempt <= args.retryNoisy; attempt++) {
     const job: ChildJob = {
-      system: name, n: args.n, batch: args.batch, latencyCount: args.latencyCount, latencyIntervalMs: args.latencyIntervalMs,
-      concurrency: args.concurrency, idleMs: args.idleMs, workloads, runId: attempt === 0 ? id : `${id}r${attempt}`,
+      system: name,
+      n: args.n,
+      batch: args.batch,
+      latencyCount: args.latencyCount,
+      latencyIntervalMs: args.latencyIntervalMs,
+      concurrency: args.concurrency,
+      idleMs: args.idleMs,
+      workloads,
+      runId: attempt === 0 ? id : `${id}r${attempt}`,
       ...(args.cpuProf.includes(name) ? { profileDir: fileURLToPath(new URL("./profiles/", RESULTS_DIR)) } : {}),
     };
     if (args.waitQuiet > 0) {
@@ -140,8 +179,14 @@ async function runPart(name: string, workloads: Workload[], id: string): Promise
     result.attempts = attempt + 1;
     const note = result.status === "ok" ? "" : `: ${result.reason ?? ""}`;
     const lacking = result.notApplicable ?? [];
-    const outcome = lacking.length === workloads.length ? "not applicable (no such path)" : `${result.status}${note}${lacking.length > 0 ? `, no path for ${lacking.join(", ")}` : ""}`;
-    const noise = result.otherCpuSeconds == null ? "" : `; CPU-s: own ${result.cpuSeconds}, servers ${result.serverCpuSeconds}, other processes ${result.otherCpuSeconds}`;
+    const outcome =
+      lacking.length === workloads.length
+        ? "not applicable (no such path)"
+        : `${result.status}${note}${lacking.length > 0 ? `, no path for ${lacking.join(", ")}` : ""}`;
+    const noise =
+      result.otherCpuSeconds == null
+        ? ""
+        : `; CPU-s: own ${result.cpuSeconds}, servers ${result.serverCpuSeconds}, other processes ${result.otherCpuSeconds}`;
     process.stderr.write(`  ${label} ${outcome} (${result.wallSeconds} s${noise})\n`);
     // Keep the quietest attempt; stop as soon as one is quiet (or the system is not ok: noise is not its problem).
     if (kept === null || (result.otherCpuSeconds ?? 0) < (kept.otherCpuSeconds ?? 0)) kept = { ...result };
@@ -169,7 +214,12 @@ function runChild(job: ChildJob): Promise<SystemResult> {
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
   const fallback = SYSTEMS.find((s) => s.name === job.system)!;
-  const failed = (reason: string): SystemResult => ({ info: { ...fallback, settings: "" }, status: "failed", reason, n: job.n });
+  const failed = (reason: string): SystemResult => ({
+    info: { ...fallback, settings: "" },
+    status: "failed",
+    reason,
+    n: job.n,
+  });
   const timeoutMs = args.smoke ? 45_000 : 90_000 + job.n * 20;
   return new Promise((resolve) => {
     let result: SystemResult | null = null;
@@ -193,7 +243,8 @@ async function dropLeftoverSchemas(id: string): Promise<void> {
   try {
     await client.connect();
     const { rows } = await client.query<{ name: string }>(
-      `SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'bench\\_%' AND nspname LIKE '%\\_' || $1 || '%'`, [id],
+      `SELECT nspname AS name FROM pg_namespace WHERE nspname LIKE 'bench\\_%' AND nspname LIKE '%\\_' || $1 || '%'`,
+      [id],
     );
     for (const { name } of rows) await client.query(`DROP SCHEMA IF EXISTS "${name}" CASCADE`);
   } catch {
@@ -209,9 +260,14 @@ function writeResultsMarkdown(table: string, jsonPath: string): void {
   const begin = "<!-- bench:begin (generated by `npm run bench`; edit outside these markers) -->";
   const end = "<!-- bench:end -->";
   const generated = `${begin}\n${table.trimEnd()}\n\nJSON: [${jsonPath}](${jsonPath})\n${end}`;
-  const current = existsSync(file) ? readFileSync(file, "utf8") : `# Benchmark results\n\nThe latest full run of \`npm run bench\`.\n\n${begin}\n${end}\n`;
+  const current = existsSync(file)
+    ? readFileSync(file, "utf8")
+    : `# Benchmark results\n\nThe latest full run of \`npm run bench\`.\n\n${begin}\n${end}\n`;
   const from = current.indexOf(begin);
   const to = current.indexOf(end);
-  const next = from === -1 || to === -1 ? `${current.trimEnd()}\n\n${generated}\n` : current.slice(0, from) + generated + current.slice(to + end.length);
+  const next =
+    from === -1 || to === -1
+      ? `${current.trimEnd()}\n\n${generated}\n`
+      : current.slice(0, from) + generated + current.slice(to + end.length);
   writeFileSync(file, next);
 }

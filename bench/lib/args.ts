@@ -64,7 +64,23 @@ export function parseArgs(argv: string[]): BenchArgs {
       flags.set(name, value);
     }
   }
-  const known = new Set(["n", "latency", "interval", "batch", "concurrency", "idle", "only", "workloads", "smoke", "cpu-prof", "wait-quiet", "retry-noisy", "report", "rounds", "help"]);
+  const known = new Set([
+    "n",
+    "latency",
+    "interval",
+    "batch",
+    "concurrency",
+    "idle",
+    "only",
+    "workloads",
+    "smoke",
+    "cpu-prof",
+    "wait-quiet",
+    "retry-noisy",
+    "report",
+    "rounds",
+    "help",
+  ]);
   for (const name of flags.keys()) if (!known.has(name)) throw usageError(`unknown option --${name}`);
   const smoke = flags.has("smoke");
   const int = (name: string, fallback: number) => {
@@ -74,7 +90,12 @@ export function parseArgs(argv: string[]): BenchArgs {
     if (!Number.isSafeInteger(value) || value < 1) throw usageError(`--${name} must be a positive integer, got ${raw}`);
     return value;
   };
-  const list = (name: string) => flags.get(name)?.split(",").map((s) => s.trim()).filter((s) => s !== "") ?? null;
+  const list = (name: string) =>
+    flags
+      .get(name)
+      ?.split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "") ?? null;
   const workloads = (list("workloads") ?? [...WORKLOADS]) as Workload[];
   for (const w of workloads) if (!WORKLOADS.includes(w)) throw usageError(`unknown workload ${w}`);
   return {

@@ -15,7 +15,16 @@ import { monitorEventLoopDelay, performance } from "node:perf_hooks";
 import { setTimeout as sleep } from "node:timers/promises";
 import { startProfiling } from "./profiler.ts";
 import { isDrainVariant } from "./types.ts";
-import type { BenchSystem, ChildJob, DrainFigures, DrainWorkload, LatencyFigures, SystemResult, TaskStarted, Workload } from "./types.ts";
+import type {
+  BenchSystem,
+  ChildJob,
+  DrainFigures,
+  DrainWorkload,
+  LatencyFigures,
+  SystemResult,
+  TaskStarted,
+  Workload,
+} from "./types.ts";
 
 /** Epoch milliseconds with sub-millisecond precision, comparable across the adding and the handling code. */
 export function epochMs(): number {
@@ -37,7 +46,12 @@ async function withProgress<T>(label: string, total: number, done: () => number,
 }
 
 /** Resolves when `condition()` holds, checking every `everyMs`; rejects with `describe()` after `timeoutMs`. */
-async function until(condition: () => boolean | Promise<boolean>, everyMs: number, timeoutMs: number, describe: () => string): Promise<void> {
+async function until(
+  condition: () => boolean | Promise<boolean>,
+  everyMs: number,
+  timeoutMs: number,
+  describe: () => string,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await condition())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${Math.round(timeoutMs / 1000)} s: ${describe()}`);
@@ -48,7 +62,10 @@ async function until(condition: () => boolean | Promise<boolean>, everyMs: numbe
 function withTimeout<T>(promise: Promise<T>, timeoutMs: number, describe: () => string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${Math.round(timeoutMs / 1000)} s: ${describe()}`)), timeoutMs);
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${Math.round(timeoutMs / 1000)} s: ${describe()}`)),
+      timeoutMs,
+    );
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
@@ -58,7 +75,14 @@ export function percentiles(samples: number[]): LatencyFigures {
   const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))] ?? NaN;
   const round = (x: number) => Math.round(x * 100) / 100;
   const mean = sorted.reduce((sum, x) => sum + x, 0) / Math.max(1, sorted.length);
-  return { count: sorted.length, p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)), mean: round(mean), max: round(at(1)) };
+  return {
+    count: sorted.length,
+    p50: round(at(0.5)),
+    p90: round(at(0.9)),
+    p99: round(at(0.99)),
+    mean: round(mean),
+    max: round(at(1)),
+  };
 }
 
 /** How long tasks added to a paused queue are given to (wrongly) start before the resume. */
@@ -68,16 +92,22 @@ const PAUSED_CHECK_MS = 250;
 function hasWorkload(system: BenchSystem, workload: Workload): boolean {
   const runtime = system.startWorkers !== undefined;
   switch (workload) {
-    case "enqueue": return true;
-    case "drain": return runtime || system.drainLoop !== undefined;
-    case "drain-producer": return runtime && system.startProducer !== undefined && system.enqueueBatchFromProducer !== undefined;
-    case "drain-self": return runtime && system.enqueueBatchFromWorker !== undefined;
-    case "drain-resume": return runtime && system.pauseQueue !== undefined && system.resumeQueue !== undefined;
-    case "latency": return system.addOne !== undefined;
+    case "enqueue":
+      return true;
+    case "drain":
+      return runtime || system.drainLoop !== undefined;
+    case "drain-producer":
+      return runtime && system.startProducer !== undefined && system.enqueueBatchFromProducer !== undefined;
+    case "drain-self":
+      return runtime && system.enqueueBatchFromWorker !== undefined;
+    case "drain-resume":
+      return runtime && system.pauseQueue !== undefined && system.resumeQueue !== undefined;
+    case "latency":
+      return system.addOne !== undefined;
   }
 }
 
-/** What the handlers report: the distinct tasks started (the drain's check), every start (duplicates), latency samples. */
+/** What the handlers report: the distinct tasks started (the drain's check), every start (duplicates), latencies. */
 class StartLog {
   readonly seen = new Set<string | number>();
   calls = 0;
@@ -114,7 +144,11 @@ export async function runSystem(system: BenchSystem, job: ChildJob): Promise<Sys
   if (workloads.length === 0) return result; // nothing to measure, so no store to make
   const variant = workloads.find(isDrainVariant);
   if (variant !== undefined && workloads.length > 1) {
-    return { ...result, status: "failed", reason: `${variant} runs alone: it needs an empty store and workers of its own` };
+    return {
+      ...result,
+      status: "failed",
+      reason: `${variant} runs alone: it needs an empty store and workers of its own`,
+    };
   }
   /** Runs one workload's timed part, under the profiler when asked (the profile covers exactly that part). */
   const timed: Timed = async (workload, work) => {
@@ -137,11 +171,24 @@ export async function runSystem(system: BenchSystem, job: ChildJob): Promise<Sys
     if (workloads.includes("enqueue") || workloads.includes("drain")) {
       let added = 0;
       const t0 = performance.now();
-      await timed("enqueue", () => withProgress(`${name} enqueue`, job.n, () => added, () =>
-        addInBatches(job, (count) => system.enqueueBatch(count), (done) => (added = done))));
+      await timed("enqueue", () =>
+        withProgress(
+          `${name} enqueue`,
+          job.n,
+          () => added,
+          () =>
+            addInBatches(
+              job,
+              (count) => system.enqueueBatch(count),
+              (done) => (added = done),
+            ),
+        ),
+      );
       const seconds = (performance.now() - t0) / 1000;
       result.enqueue = { seconds, perSecond: job.n / seconds };
-      progressLine(`${name} enqueue ${job.n}/${job.n} in ${seconds.toFixed(2)} s → ${fmtRate(result.enqueue.perSecond)}/s`);
+      progressLine(
+        `${name} enqueue ${job.n}/${job.n} in ${seconds.toFixed(2)} s → ${fmtRate(result.enqueue.perSecond)}/s`,
+      );
       if (!workloads.includes("enqueue")) delete result.enqueue;
     }
 
@@ -158,18 +205,30 @@ export async function runSystem(system: BenchSystem, job: ChildJob): Promise<Sys
     if (workloads.includes("latency")) {
       await sleep(250); // let the worker go idle: waiting for a wake-up, not finishing the drain's tail
       const t0 = performance.now();
-      await timed("latency", () => withProgress(`${name} latency`, job.latencyCount, () => log.latencies.length, async () => {
-        for (let i = 0; i < job.latencyCount; i++) {
-          const added = epochMs();
-          await system.addOne!(added);
-          // A raw store has no worker: its figure is the insert's own round trip, the floor under add→start.
-          if (system.info.kind === "raw") log.latencies.push(epochMs() - added);
-          const next = t0 + (i + 1) * job.latencyIntervalMs;
-          const wait = next - performance.now();
-          if (wait > 0) await sleep(wait);
-        }
-        await until(() => log.latencies.length >= job.latencyCount, 1, 30_000, () => `${log.latencies.length}/${job.latencyCount} latency tasks started`);
-      }));
+      await timed("latency", () =>
+        withProgress(
+          `${name} latency`,
+          job.latencyCount,
+          () => log.latencies.length,
+          async () => {
+            for (let i = 0; i < job.latencyCount; i++) {
+              const added = epochMs();
+              await system.addOne!(added);
+              // A raw store has no worker: its figure is the insert's own round trip, the floor under add→start.
+              if (system.info.kind === "raw") log.latencies.push(epochMs() - added);
+              const next = t0 + (i + 1) * job.latencyIntervalMs;
+              const wait = next - performance.now();
+              if (wait > 0) await sleep(wait);
+            }
+            await until(
+              () => log.latencies.length >= job.latencyCount,
+              1,
+              30_000,
+              () => `${log.latencies.length}/${job.latencyCount} latency tasks started`,
+            );
+          },
+        ),
+      );
       result.latency = percentiles(log.latencies);
       progressLine(`${name} latency p50 ${result.latency.p50} ms, p99 ${result.latency.p99} ms`);
     }
@@ -184,7 +243,11 @@ export async function runSystem(system: BenchSystem, job: ChildJob): Promise<Sys
 }
 
 /** Adds N tasks in batches of `batch`, one call after another. */
-async function addInBatches(job: ChildJob, add: (count: number) => Promise<void>, added: (done: number) => void = () => {}): Promise<void> {
+async function addInBatches(
+  job: ChildJob,
+  add: (count: number) => Promise<void>,
+  added: (done: number) => void = () => {},
+): Promise<void> {
   let done = 0;
   while (done < job.n) {
     const count = Math.min(job.batch, job.n - done);
@@ -199,7 +262,12 @@ async function addInBatches(job: ChildJob, add: (count: number) => Promise<void>
  * thing on it. Workers started on an empty store run idle for `idleMs` first, so that the clock times a running
  * node taking new work, not its start-up.
  */
-function drainPath(system: BenchSystem, job: ChildJob, workload: DrainWorkload, log: StartLog): { before: () => Promise<void>; start: () => Promise<void> } {
+function drainPath(
+  system: BenchSystem,
+  job: ChildJob,
+  workload: DrainWorkload,
+  log: StartLog,
+): { before: () => Promise<void>; start: () => Promise<void> } {
   const startIdle = async () => {
     await system.startWorkers!(log.started);
     await sleep(job.idleMs);
@@ -236,7 +304,13 @@ function drainPath(system: BenchSystem, job: ChildJob, workload: DrainWorkload, 
  * One drain workload: the clock runs from its first call until the store itself says N are completed (a
  * handler counter only says when to start asking, so completions still buffered in memory do not count).
  */
-async function measureDrain(system: BenchSystem, job: ChildJob, workload: DrainWorkload, log: StartLog, timed: Timed): Promise<DrainFigures> {
+async function measureDrain(
+  system: BenchSystem,
+  job: ChildJob,
+  workload: DrainWorkload,
+  log: StartLog,
+  timed: Timed,
+): Promise<DrainFigures> {
   const { name } = system.info;
   // Generous bounds: a system that is merely slow still finishes; one that hangs is reported, not waited on forever.
   const timeoutMs = 30_000 + job.n * 5;
@@ -247,26 +321,51 @@ async function measureDrain(system: BenchSystem, job: ChildJob, workload: DrainW
   const t0 = performance.now();
   if (path === null) {
     let done = 0;
-    const completed = await timed(workload, () => withProgress(`${name} ${workload}`, job.n, () => done, () => system.drainLoop!((d) => (done = d))));
+    const completed = await timed(workload, () =>
+      withProgress(
+        `${name} ${workload}`,
+        job.n,
+        () => done,
+        () => system.drainLoop!((d) => (done = d)),
+      ),
+    );
     if (completed !== job.n) throw new Error(`the claim loop completed ${completed} rows, expected ${job.n}`);
     log.calls = completed;
     for (let i = 0; i < completed; i++) log.seen.add(i);
   } else {
-    await timed(workload, () => withProgress(`${name} ${workload}`, job.n, () => log.calls, async () => {
-      await path.start();
-      await withTimeout(log.allStarted, timeoutMs, () => `${log.seen.size}/${job.n} tasks started`);
-      let inStore = 0;
-      const completed = async () => (inStore = await system.completedInStore!()) >= job.n;
-      const drained = system.drainedInStore === undefined ? completed : async () => (await system.drainedInStore!()) && (await completed());
-      await until(drained, 5, timeoutMs, () => `the store says ${inStore}/${job.n} completed`);
-    }));
+    await timed(workload, () =>
+      withProgress(
+        `${name} ${workload}`,
+        job.n,
+        () => log.calls,
+        async () => {
+          await path.start();
+          await withTimeout(log.allStarted, timeoutMs, () => `${log.seen.size}/${job.n} tasks started`);
+          let inStore = 0;
+          const completed = async () => (inStore = await system.completedInStore!()) >= job.n;
+          const drained =
+            system.drainedInStore === undefined
+              ? completed
+              : async () => (await system.drainedInStore!()) && (await completed());
+          await until(drained, 5, timeoutMs, () => `the store says ${inStore}/${job.n} completed`);
+        },
+      ),
+    );
   }
   const seconds = (performance.now() - t0) / 1000;
   await sleep(25); // the monitor records a delay when its timer finally runs: give it the chance
   loopDelay.disable();
   const maxTimerDelayMs = Math.round(loopDelay.max / 1e6);
-  const figures = { seconds, perSecond: job.n / seconds, duplicates: log.calls - log.seen.size, distinct: log.seen.size, maxTimerDelayMs };
-  progressLine(`${name} ${workload} ${job.n}/${job.n} in ${seconds.toFixed(2)} s → ${fmtRate(figures.perSecond)}/s (longest timer delay ${maxTimerDelayMs} ms)`);
+  const figures = {
+    seconds,
+    perSecond: job.n / seconds,
+    duplicates: log.calls - log.seen.size,
+    distinct: log.seen.size,
+    maxTimerDelayMs,
+  };
+  progressLine(
+    `${name} ${workload} ${job.n}/${job.n} in ${seconds.toFixed(2)} s → ${fmtRate(figures.perSecond)}/s (longest timer delay ${maxTimerDelayMs} ms)`,
+  );
   return figures;
 }
 

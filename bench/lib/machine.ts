@@ -41,9 +41,13 @@ export async function machineInfo(): Promise<MachineInfo> {
 }
 
 function gitState(): { commit: string; uncommittedSrc: string[] } {
-  const git = (...args: string[]) => execFileSync("git", args, { encoding: "utf8", cwd: new URL("../../", import.meta.url) }).trim();
+  const git = (...args: string[]) =>
+    execFileSync("git", args, { encoding: "utf8", cwd: new URL("../../", import.meta.url) }).trim();
   try {
-    const changed = git("status", "--porcelain", "--", "src").split("\n").filter((line) => line !== "").map((line) => line.slice(3));
+    const changed = git("status", "--porcelain", "--", "src")
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => line.slice(3));
     return { commit: git("rev-parse", "--short", "HEAD"), uncommittedSrc: changed };
   } catch {
     return { commit: "unknown", uncommittedSrc: [] };
@@ -59,7 +63,8 @@ async function postgresInfo(): Promise<{ version: string; settings: Record<strin
        WHERE name IN ('server_version', 'shared_buffers', 'fsync', 'synchronous_commit', 'max_connections')`,
     );
     const settings: Record<string, string> = {};
-    for (const row of rows) settings[row.name] = row.unit === "8kB" ? `${(Number(row.setting) * 8) / 1024}MB` : row.setting;
+    for (const row of rows)
+      settings[row.name] = row.unit === "8kB" ? `${(Number(row.setting) * 8) / 1024}MB` : row.setting;
     const version = settings.server_version ?? "unknown";
     delete settings.server_version;
     return { version, settings };

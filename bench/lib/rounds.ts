@@ -14,7 +14,8 @@ export function medianOfRounds(rounds: SystemResult[]): SystemResult {
   const enqueue = medianBy(rounds, (r) => r.enqueue?.perSecond);
   const drain = medianBy(rounds, (r) => r.drain?.perSecond);
   const latency = medianBy(rounds, (r) => r.latency?.p50);
-  const values = (pick: (r: SystemResult) => number | undefined) => rounds.map(pick).filter((v): v is number => v !== undefined);
+  const values = (pick: (r: SystemResult) => number | undefined) =>
+    rounds.map(pick).filter((v): v is number => v !== undefined);
   const drainVariants: Partial<Record<DrainVariant, DrainFigures>> = {};
   const drainVariantRounds: Partial<Record<DrainVariant, number[]>> = {};
   for (const variant of DRAIN_VARIANTS) {

@@ -80,7 +80,10 @@ export interface BenchSystem {
 }
 
 export type DrainFigures = {
-  seconds: number; perSecond: number; duplicates: number; distinct: number;
+  seconds: number;
+  perSecond: number;
+  duplicates: number;
+  distinct: number;
   /** The longest the event loop went without running timers during the drain (heartbeats are timers). */
   maxTimerDelayMs: number;
 };
@@ -114,7 +117,13 @@ export type SystemResult = {
   /** How many times the system was run (a noisy attempt is run again with --retry-noisy; the quietest is kept). */
   attempts?: number;
   /** With --rounds: every round's figures, of which the ones above are the medians. */
-  rounds?: { count: number; enqueue: number[]; drain: number[]; p50: number[]; drainVariants?: Partial<Record<DrainVariant, number[]>> };
+  rounds?: {
+    count: number;
+    enqueue: number[];
+    drain: number[];
+    p50: number[];
+    drainVariants?: Partial<Record<DrainVariant, number[]>>;
+  };
   /** .cpuprofile files written, one per workload, when profiling was asked for. */
   profiles?: string[];
 };

@@ -22,9 +22,12 @@ export function create(job: ChildJob): BenchSystem {
   const batch = (count: number) => Array.from({ length: count }, () => ({ name, data: {} }));
   return {
     info: {
-      name: "bullmq", kind: "peer", store: "redis",
+      name: "bullmq",
+      kind: "peer",
+      store: "redis",
       settings: `Queue.addBulk; one Worker, concurrency ${job.concurrency}; defaults otherwise`,
-      drainPaths: "producer: a second Queue with its own connection; self: the Queue beside the Worker; pause: Queue.pause() / resume()",
+      drainPaths:
+        "producer: a second Queue with its own connection; self: the Queue beside the Worker; pause: Queue.pause() / resume()",
       versions: { bullmq: packageVersion("bullmq"), ioredis: packageVersion("ioredis") },
     },
     async setup() {
@@ -36,7 +39,9 @@ export function create(job: ChildJob): BenchSystem {
     },
     async startWorkers(started) {
       worker = new Worker(name, async (j) => started(j.id!, (j.data as { t?: number }).t), {
-        connection, prefix, concurrency: job.concurrency,
+        connection,
+        prefix,
+        concurrency: job.concurrency,
       });
       worker.on("error", (error) => process.stderr.write(`  bullmq worker error: ${String(error)}\n`));
       await worker.waitUntilReady();

@@ -1,8 +1,8 @@
 /**
  * Conveyor on PostgreSQL: PostgresStore in a fresh schema, PostgresBus (LISTEN/NOTIFY) on a channel of its
- * own (started by the node's start()). Both modules are imported by computed path: until they exist (or when they fail to load or
- * connect), this system is reported as unavailable and the run carries on. The producer has its own
- * PostgresStore and PostgresBus on the same schema and channel; its bus is started by hand, as
+ * own (started by the node's start()). Both modules are imported by computed path: until they exist (or when
+ * they fail to load or connect), this system is reported as unavailable and the run carries on. The producer
+ * has its own PostgresStore and PostgresBus on the same schema and channel; its bus is started by hand, as
  * `conveyor enqueue` does, since a node that is never started does not start its bus.
  */
 import pg from "pg";
@@ -18,7 +18,8 @@ function construct(exported: unknown, what: string, options: object): Closable {
   try {
     return new (exported as new (o: object) => Closable)(options);
   } catch (error) {
-    if (error instanceof TypeError && /not a constructor/.test(error.message)) return (exported as (o: object) => Closable)(options);
+    if (error instanceof TypeError && /not a constructor/.test(error.message))
+      return (exported as (o: object) => Closable)(options);
     throw error;
   }
 }
@@ -31,7 +32,9 @@ export function create(job: ChildJob) {
   const schema = schemaName("conveyor_postgres", job.runId);
   return conveyorSystem(
     {
-      name: "conveyor-postgres", kind: "conveyor", store: "postgres",
+      name: "conveyor-postgres",
+      kind: "conveyor",
+      store: "postgres",
       settings: `new Conveyor({ store: PostgresStore({ schema: <fresh> }), bus: PostgresBus(LISTEN/NOTIFY), concurrency: ${job.concurrency} }); defaults otherwise (claim batch 50)`,
       drainPaths: `producer: a second Conveyor, never started, with its own PostgresStore and PostgresBus (started) on the same schema and channel; self: enqueueMany on the started node; pause: pauseQueue / resumeQueue("default")`,
     },

@@ -12,7 +12,9 @@ import { conveyorSystem } from "./conveyor.ts";
 export function create(job: ChildJob) {
   return conveyorSystem(
     {
-      name: "conveyor-sqlite", kind: "conveyor", store: "sqlite",
+      name: "conveyor-sqlite",
+      kind: "conveyor",
+      store: "sqlite",
       settings: `new Conveyor({ database: <fresh temp file>, concurrency: ${job.concurrency} }); defaults otherwise (claim batch 50, WAL, synchronous=NORMAL)`,
       drainPaths: `producer: a second Conveyor on the same file, never started (its own SqliteStore; the workers find its tasks by their 1 s poll); self: enqueueMany on the started node; pause: pauseQueue / resumeQueue("default")`,
     },

@@ -88,8 +88,14 @@ export function conveyorSystem(info: SystemInfo, job: ChildJob, prepare: () => P
           process.stderr.write(`  ${info.name}: stop failed: ${String(error)}\n`);
         }
       }
-      await producerSetup?.close().catch((error: unknown) => process.stderr.write(`  ${info.name}: closing the producer failed: ${String(error)}\n`));
-      await setup?.cleanup().catch((error: unknown) => process.stderr.write(`  ${info.name}: cleanup failed: ${String(error)}\n`));
+      await producerSetup
+        ?.close()
+        .catch((error: unknown) =>
+          process.stderr.write(`  ${info.name}: closing the producer failed: ${String(error)}\n`),
+        );
+      await setup
+        ?.cleanup()
+        .catch((error: unknown) => process.stderr.write(`  ${info.name}: cleanup failed: ${String(error)}\n`));
     },
   };
 }

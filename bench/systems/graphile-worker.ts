@@ -36,9 +36,12 @@ export function create(job: ChildJob): BenchSystem {
   };
   return {
     info: {
-      name: "graphile-worker", kind: "peer", store: "postgres",
+      name: "graphile-worker",
+      kind: "peer",
+      store: "postgres",
       settings: `concurrency ${job.concurrency}, localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0; addJobs() for batches`,
-      drainPaths: "producer: a WorkerUtils of its own (makeWorkerUtils, own pool); self: addJobs() of a WorkerUtils on the runner's pool",
+      drainPaths:
+        "producer: a WorkerUtils of its own (makeWorkerUtils, own pool); self: addJobs() of a WorkerUtils on the runner's pool",
       versions: { "graphile-worker": packageVersion("graphile-worker") },
     },
     async setup() {
@@ -68,7 +71,12 @@ export function create(job: ChildJob): BenchSystem {
     },
     async startWorkers(started) {
       runner = await run({
-        pgPool: workerPool!, schema, concurrency: job.concurrency, noHandleSignals: true, logger: quiet, preset,
+        pgPool: workerPool!,
+        schema,
+        concurrency: job.concurrency,
+        noHandleSignals: true,
+        logger: quiet,
+        preset,
         taskList: { noop: async (payload, helpers) => started(helpers.job.id, (payload as { t?: number }).t) },
       });
     },

@@ -28,9 +28,12 @@ export function create(job: ChildJob): BenchSystem {
   const batch = (count: number) => Array.from({ length: count }, () => ({ data: {} }));
   return {
     info: {
-      name: "pg-boss", kind: "peer", store: "postgres",
+      name: "pg-boss",
+      kind: "peer",
+      store: "postgres",
       settings: `useListenNotify + queue notify; work({ batchSize: ${batchSize}, localConcurrency: ${LOCAL_CONCURRENCY}, burstWhenBatchFull: true, pollingIntervalSeconds: 0.5 }); insert() for batches`,
-      drainPaths: "producer: a second PgBoss instance that only sends (supervise, schedule and migrate off); self: the instance that runs work()",
+      drainPaths:
+        "producer: a second PgBoss instance that only sends (supervise, schedule and migrate off); self: the instance that runs work()",
       versions: { "pg-boss": packageVersion("pg-boss") },
     },
     async setup() {
@@ -66,7 +69,10 @@ export function create(job: ChildJob): BenchSystem {
       );
     },
     async completedInStore() {
-      const { rows } = await client!.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${schema}.job WHERE name = $1 AND state = 'completed'`, [name]);
+      const { rows } = await client!.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${schema}.job WHERE name = $1 AND state = 'completed'`,
+        [name],
+      );
       return rows[0]!.n;
     },
     async addOne(t0) {

@@ -21,7 +21,9 @@ export function create(job: ChildJob): BenchSystem {
   let admin: pg.Client | null = null;
   return {
     info: {
-      name: "postgres-raw", kind: "raw", store: "postgres",
+      name: "postgres-raw",
+      kind: "raw",
+      store: "postgres",
       settings: `pg, ${CLIENTS} clients; SKIP LOCKED CTE claim of ${CLAIM_LIMIT} + UPDATE … WHERE id = ANY($1), each autocommit`,
     },
     async setup() {
@@ -61,11 +63,13 @@ export function create(job: ChildJob): BenchSystem {
       });
     },
     async drainLoop(progress) {
-      const clients = await Promise.all(Array.from({ length: CLIENTS }, async () => {
-        const client = new pg.Client({ connectionString: PG_URL });
-        await client.connect();
-        return client;
-      }));
+      const clients = await Promise.all(
+        Array.from({ length: CLIENTS }, async () => {
+          const client = new pg.Client({ connectionString: PG_URL });
+          await client.connect();
+          return client;
+        }),
+      );
       let done = 0;
       const loop = async (client: pg.Client) => {
         for (;;) {

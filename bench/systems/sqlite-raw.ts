@@ -22,7 +22,9 @@ export function create(job: ChildJob): BenchSystem {
   let insertOne: StatementSync | null = null;
   return {
     info: {
-      name: "sqlite-raw", kind: "raw", store: "sqlite",
+      name: "sqlite-raw",
+      kind: "raw",
+      store: "sqlite",
       settings: `node:sqlite ${process.versions.sqlite}, WAL, synchronous=NORMAL; claim ${CLAIM_LIMIT} (UPDATE … WHERE id IN (SELECT … ORDER BY priority DESC, id LIMIT ${CLAIM_LIMIT}) RETURNING id) + 1 completion UPDATE per batch, each autocommit`,
       versions: { sqlite: process.versions.sqlite ?? "?" },
     },
@@ -48,7 +50,9 @@ export function create(job: ChildJob): BenchSystem {
         CREATE INDEX tasks_claim ON tasks (queue, priority DESC, id) WHERE state = 'queued';`);
     },
     async enqueueBatch(count) {
-      const insert = db!.prepare("INSERT INTO tasks (queue, type, data, priority, state, created_at) VALUES ('default', 'bench.noop', 'null', 0, 'queued', ?)");
+      const insert = db!.prepare(
+        "INSERT INTO tasks (queue, type, data, priority, state, created_at) VALUES ('default', 'bench.noop', 'null', 0, 'queued', ?)",
+      );
       const now = Date.now();
       db!.exec("BEGIN IMMEDIATE");
       for (let i = 0; i < count; i++) insert.run(now);
@@ -56,7 +60,9 @@ export function create(job: ChildJob): BenchSystem {
     },
     async addOne() {
       // The floor under add→start: one single-row insert in its own transaction (commit included).
-      insertOne ??= db!.prepare("INSERT INTO tasks (queue, type, data, priority, state, created_at) VALUES ('latency', 'bench.noop', 'null', 0, 'queued', ?)");
+      insertOne ??= db!.prepare(
+        "INSERT INTO tasks (queue, type, data, priority, state, created_at) VALUES ('latency', 'bench.noop', 'null', 0, 'queued', ?)",
+      );
       insertOne.run(Date.now());
     },
     async drainLoop(progress) {
