@@ -2,8 +2,9 @@
  * Conveyor on PostgreSQL: PostgresStore in a fresh schema, PostgresBus (LISTEN/NOTIFY) on a channel of its
  * own (started by the node's start()). Both modules are imported by computed path: until they exist (or when
  * they fail to load or connect), this system is reported as unavailable and the run carries on. The producer
- * has its own PostgresStore and PostgresBus on the same schema and channel; its bus is started by hand, as
- * `conveyor enqueue` does, since a node that is never started does not start its bus.
+ * has its own PostgresStore and PostgresBus on the same schema and channel, handed to a node that is never
+ * started and left to it: whether its adds wake the workers or wait for their poll is what drain-producer
+ * measures.
  */
 import pg from "pg";
 import { PG_URL, schemaName } from "../lib/env.ts";
@@ -36,7 +37,7 @@ export function create(job: ChildJob) {
       kind: "conveyor",
       store: "postgres",
       settings: `new Conveyor({ store: PostgresStore({ schema: <fresh> }), bus: PostgresBus(LISTEN/NOTIFY), concurrency: ${job.concurrency} }); defaults otherwise (claim batch 50)`,
-      drainPaths: `producer: a second Conveyor, never started, with its own PostgresStore and PostgresBus (started) on the same schema and channel; self: enqueueMany on the started node; pause: pauseQueue / resumeQueue("default")`,
+      drainPaths: `producer: a second Conveyor, never started, with its own PostgresStore and PostgresBus on the same schema and channel; self: enqueueMany on the started node; pause: pauseQueue / resumeQueue("default")`,
     },
     job,
     async () => {
@@ -60,7 +61,6 @@ export function create(job: ChildJob) {
         options: { store: store as never, bus: bus as never },
         producer: async () => {
           const own = storeAndBus();
-          await own.bus.start?.();
           return {
             options: { store: own.store as never, bus: own.bus as never },
             close: async () => {
