@@ -4,6 +4,7 @@ import { readFileSync } from "node:fs";
 import {
   ACTIVE_STATES,
   canTransition,
+  emptyCounts,
   FINAL_STATES,
   isFinalState,
   isTaskState,
@@ -58,4 +59,12 @@ test("canTransition follows the table", () => {
 test("isTaskState accepts the six states only", () => {
   for (const state of TASK_STATES) assert.ok(isTaskState(state));
   for (const value of ["", "done", "RUNNING", 1, null, undefined]) assert.equal(isTaskState(value), false);
+});
+
+test("emptyCounts has a zero for each of the six states, and a new object each call", () => {
+  const counts = emptyCounts();
+  assert.deepEqual(Object.keys(counts), [...TASK_STATES]);
+  for (const state of TASK_STATES) assert.equal(counts[state], 0);
+  counts.queued = 5;
+  assert.equal(emptyCounts().queued, 0);
 });

@@ -34,6 +34,11 @@ export const TRANSITIONS = {
 
 export type TransitionName = keyof typeof TRANSITIONS;
 
+/** A count of zero for every state, in TASK_STATES order: the shape of QueueStats.counts. */
+export function emptyCounts(): Record<TaskState, number> {
+  return Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
+}
+
 export function isTaskState(value: unknown): value is TaskState {
   return typeof value === "string" && (TASK_STATES as readonly string[]).includes(value);
 }

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { ConflictError, type ErrorRecord } from "../core/errors.ts";
-import { TASK_STATES, type TaskState } from "../core/states.ts";
+import { emptyCounts, type TaskState } from "../core/states.ts";
 import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEventType } from "../core/task.ts";
 import type { ScheduleInput, NodeRecord, QueueStats, Store, TaskCompletion, TaskInsert } from "./store.ts";
 
@@ -83,10 +83,6 @@ function errorRecord(message: string, attempt: number, when: Date): ErrorRecord 
     attempt,
     at: when.toISOString(),
   };
-}
-
-function zeroCounts(): Record<TaskState, number> {
-  return Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
 }
 
 async function eventTypes(store: Store, taskId?: number): Promise<TaskEventType[]> {
@@ -509,8 +505,8 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
           assert.equal(second!.state, "queued");
           assert.deepEqual(await eventTypes(store, first!.id), ["task.created", "task.started"]);
           const stats = new Map((await store.queueStats()).map((q) => [q.queue, q.counts]));
-          assert.deepEqual(stats.get("a"), { ...zeroCounts(), running: 1, queued: 1 });
-          assert.deepEqual(stats.get("b"), { ...zeroCounts(), running: 1 });
+          assert.deepEqual(stats.get("a"), { ...emptyCounts(), running: 1, queued: 1 });
+          assert.deepEqual(stats.get("b"), { ...emptyCounts(), running: 1 });
           // A started task is a claimed one: its node completes it, and nobody claims it again.
           assert.deepEqual(
             await store
@@ -1405,8 +1401,8 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
 
         const stats = [...(await store.queueStats())].sort((x, y) => x.queue.localeCompare(y.queue));
         assert.deepEqual(stats, [
-          { queue: "a", paused: false, counts: { ...zeroCounts(), queued: 2, scheduled: 1 } },
-          { queue: "b", paused: true, counts: { ...zeroCounts(), completed: 1, failed: 1, cancelled: 1, running: 1 } },
+          { queue: "a", paused: false, counts: { ...emptyCounts(), queued: 2, scheduled: 1 } },
+          { queue: "b", paused: true, counts: { ...emptyCounts(), completed: 1, failed: 1, cancelled: 1, running: 1 } },
         ] satisfies QueueStats[]);
       });
     });
@@ -1416,7 +1412,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
       async function countedFromTasks(store: Store): Promise<Map<string, Record<TaskState, number>>> {
         const counts = new Map<string, Record<TaskState, number>>();
         for (const task of await allTasks(store)) {
-          const queue = counts.get(task.queue) ?? zeroCounts();
+          const queue = counts.get(task.queue) ?? emptyCounts();
           queue[task.state] += 1;
           counts.set(task.queue, queue);
         }
@@ -1428,8 +1424,8 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
         const expected = await countedFromTasks(store);
         for (const queue of new Set([...stats.keys(), ...expected.keys()])) {
           assert.deepEqual(
-            stats.get(queue) ?? zeroCounts(),
-            expected.get(queue) ?? zeroCounts(),
+            stats.get(queue) ?? emptyCounts(),
+            expected.get(queue) ?? emptyCounts(),
             `${queue} after ${label}`,
           );
         }

@@ -3,12 +3,8 @@
  * queues' pause flags. Shared by the drivers, so both report the same shape: all six states, zeros included,
  * and paused queues that have no task yet.
  */
-import { TASK_STATES, type TaskState } from "../core/states.ts";
+import { emptyCounts, type TaskState } from "../core/states.ts";
 import type { QueueStats } from "./store.ts";
-
-export function emptyCounts(): Record<TaskState, number> {
-  return Object.fromEntries(TASK_STATES.map((state) => [state, 0])) as Record<TaskState, number>;
-}
 
 export function assembleQueueStats(
   counts: Iterable<{ queue: string; state: string; count: number }>,

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from "fastify";
 import type { Conveyor } from "../../runtime/conveyor.ts";
-import { emptyCounts } from "../../store/queue-stats.ts";
+import { emptyCounts } from "../../core/states.ts";
 import type { QueueStats } from "../../store/store.ts";
 import { errorReplies, queueNameParams, queueReply, queuesReply } from "../schemas.ts";
 
