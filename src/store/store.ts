@@ -1,7 +1,7 @@
 /**
  * The Store: every operation Conveyor performs on its durable state, noun-first (River's driver style),
  * each taking one params object. Core and runtime code talk only to this interface; the SQLite and
- * PostgreSQL drivers implement it and both must pass the same conformance suite (conformance.ts).
+ * PostgreSQL drivers implement it and both must pass the same conformance suite (conformance/index.ts).
  *
  * Rules every driver keeps:
  * - each operation is one transaction; a task transition and its event-log entry commit together;

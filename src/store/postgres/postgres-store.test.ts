@@ -9,7 +9,7 @@ import { readdirSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import pg from "pg";
 import { ConfigError } from "../../core/errors.ts";
-import { describeStoreConformance } from "../conformance.ts";
+import { describeStoreConformance } from "../conformance/index.ts";
 import type { TaskInsert } from "../store.ts";
 import { migrations } from "./migrate.ts";
 import { PostgresStore, type PostgresStoreOptions } from "./postgres-store.ts";

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { after, describe, test } from "node:test";
-import { describeStoreConformance } from "../conformance.ts";
+import { describeStoreConformance } from "../conformance/index.ts";
 import { SqliteStore } from "./sqlite-store.ts";
 
 const dirs: string[] = [];
