@@ -22,6 +22,8 @@ export interface Bus {
   publish<C extends BusChannel>(channel: C, message: BusMessages[C]): void;
   subscribe<C extends BusChannel>(channel: C, listener: (message: BusMessages[C]) => void): () => void;
   /** Buses that connect to a server call `listener` after each reconnection: signals may have been lost. */
-  onReconnect?(listener: () => void): () => void;
+  onReconnect?(listener: (info: { attempts: number; downMs: number }) => void): () => void;
+  /** Buses that connect to a server call `listener` when the connection is lost (they reconnect by themselves). */
+  onDisconnect?(listener: (error: unknown) => void): () => void;
   close(): Promise<void>;
 }

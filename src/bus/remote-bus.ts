@@ -41,6 +41,7 @@ export abstract class RemoteBus implements Bus {
   readonly #codec: SignalCodec;
   readonly #coalescer: Coalescer;
   readonly #reconnectListeners = new Set<(info: ReconnectInfo) => void>();
+  readonly #disconnectListeners = new Set<(error: unknown) => void>();
   #state: State = "idle";
   #lostWhileConnecting = false;
   #attempt = 0;
@@ -126,6 +127,12 @@ export abstract class RemoteBus implements Bus {
     return () => this.#reconnectListeners.delete(listener);
   }
 
+  /** Called when the connection is lost; the bus then reconnects by itself (and calls the onReconnect listeners). */
+  onDisconnect(listener: (error: unknown) => void): () => void {
+    this.#disconnectListeners.add(listener);
+    return () => this.#disconnectListeners.delete(listener);
+  }
+
   async close(): Promise<void> {
     if (this.#state === "closed") return;
     const wasConnected = this.#state === "connected";
@@ -141,6 +148,7 @@ export abstract class RemoteBus implements Bus {
     await this.dispose();
     await this.#local.close();
     this.#reconnectListeners.clear();
+    this.#disconnectListeners.clear();
   }
 
   /** A transport hands every payload it receives to this. */
@@ -164,7 +172,15 @@ export abstract class RemoteBus implements Bus {
     this.#state = "waiting";
     this.#downSince = Date.now();
     this.#attempt = 0;
-    this.logger.warn({ err: error, origin: this.origin }, `${this.#transport} bus connection lost; reconnecting`);
+    // Debug only: a node reports the loss as its bus:lost event; a bus on its own has no one else to tell.
+    this.logger.debug({ err: error, origin: this.origin }, `${this.#transport} bus connection lost; reconnecting`);
+    for (const listener of this.#disconnectListeners) {
+      try {
+        listener(error);
+      } catch (listenerError) {
+        this.logger.error({ err: listenerError }, `${this.#transport} bus: an onDisconnect listener threw`);
+      }
+    }
     this.#shutting = this.shut().then(() => {
       this.#shutting = null;
       this.#schedule();
@@ -197,7 +213,7 @@ export abstract class RemoteBus implements Bus {
     if (this.#state !== "connecting") return; // closed meanwhile: close() shuts the transport
     this.#state = "connected";
     const info: ReconnectInfo = { attempts: this.#attempt, downMs: Date.now() - this.#downSince };
-    this.logger.info({ ...info, origin: this.origin }, `${this.#transport} bus reconnected`);
+    this.logger.debug({ ...info, origin: this.origin }, `${this.#transport} bus reconnected`);
     this.#local.publish("events", {});
     for (const listener of this.#reconnectListeners) {
       try {

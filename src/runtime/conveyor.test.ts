@@ -179,6 +179,7 @@ test("supervisionTree lists every service and one worker per queue, all running;
     "event-feed",
     "heartbeat",
     "leader-elector",
+    "membership",
     "pruner",
     "queue:default",
     "queue:slow",

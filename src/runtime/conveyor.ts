@@ -11,9 +11,9 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import pino, { type Logger } from "pino";
-import { NotFoundError, TaskOutcomeError } from "../core/errors.ts";
-import { isFinalState, type TaskState } from "../core/states.ts";
-import { normalizeTaskInput, type NormalizedTaskInput } from "../core/task-input.ts";
+import { NotFoundError } from "../core/errors.ts";
+import type { TaskState } from "../core/states.ts";
+import { normalizeTaskInput } from "../core/task-input.ts";
 import type { Json, Task, TaskEvent, TaskInput } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
 import { LocalBus } from "../bus/local-bus.ts";
@@ -25,12 +25,15 @@ import { LEADER_LEASE } from "./leader.ts";
 import { CompletionBuffer } from "./completion-buffer.ts";
 import { Definitions } from "./definitions.ts";
 import { EventFeed } from "./event-feed.ts";
-import type { TaskHandler, TaskLogger, TaskTypeOptions, ThreadHandlerRef } from "./handler.ts";
+import type { TaskHandler, TaskTypeOptions, ThreadHandlerRef } from "./handler.ts";
 import { resolveOptions, type ConveyorOptions, type ResolvedOptions } from "./options.ts";
 import { ProgressWriter } from "./progress-writer.ts";
 import type { SupervisorTree } from "./supervisor.ts";
-import { buildNodeServices, type NodeServices } from "./node-services.ts";
-import type { QueueWorker } from "./queue-worker.ts";
+import { buildNodeServices, type NodeServices, taskLoggerOf } from "./node-services.ts";
+import { logNodeEvents } from "./node-event-log.ts";
+import { NodeEvents } from "./node-events.ts";
+import { Notifier } from "./notifier.ts";
+import { TaskWaiter } from "./task-waiter.ts";
 
 export type TaskListQuery = {
   queue?: string;
@@ -58,8 +61,6 @@ function withNextRun(schedule: Schedule): ScheduleView {
 
 export type NodeTree = { name: string; state: string; leader: boolean; children: SupervisorTree[] };
 
-const FINAL_EVENTS = new Set(["task.completed", "task.failed", "task.cancelled"]);
-
 export class Conveyor {
   readonly store: Store;
   readonly bus: Bus;
@@ -69,18 +70,20 @@ export class Conveyor {
   readonly options: ResolvedOptions;
   /** Where its store is, in words, for logs. */
   readonly where: string;
+  /** What happens on this node, as typed events: tasks, services, leadership, membership, the bus. */
+  readonly events: NodeEvents;
   readonly #ownsStore: boolean;
   readonly #ownsBus: boolean;
   readonly #definitions = new Definitions();
   readonly #completions: CompletionBuffer;
   readonly #progress: ProgressWriter;
-  readonly #events: EventFeed;
+  readonly #feed: EventFeed;
+  readonly #notifier: Notifier;
+  readonly #waiter: TaskWaiter;
   readonly #startedAt = new Date();
-  #parts: NodeServices | null = null;
+  #services: NodeServices | null = null;
   #migrated: Promise<unknown> | null = null;
   #busStarting: Promise<void> | null = null;
-  /** The event feed's loop when this node is not started (a producer that only enqueues and waits). */
-  #privateFeed: { controller: AbortController; users: number } | null = null;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
   /** Aborted when stop() begins, to end every wait at once. */
   readonly #stopping = new AbortController();
@@ -105,11 +108,23 @@ export class Conveyor {
     this.nodeId = `node-${randomUUID().slice(0, 8)}`;
     this.nodeName = this.options.nodeName ?? `${hostname()}:${process.pid}`;
     const log = taskLoggerOf(this.logger);
-    this.#completions = new CompletionBuffer(this.store, log, () => this.bus.publish("events", {}));
-    this.#progress = new ProgressWriter(this.store, log, this.options.progressIntervalMs, () =>
-      this.bus.publish("events", {}),
+    this.events = new NodeEvents((event, error) =>
+      this.logger.error({ err: error, event }, "a node event listener threw"),
     );
-    this.#events = new EventFeed(this.store, this.bus, this.options.pollIntervalMs);
+    logNodeEvents(this.events, this.logger);
+    this.#notifier = new Notifier(this.bus);
+    this.#completions = new CompletionBuffer(this.store, log, () => this.#notifier.eventsWritten());
+    this.#progress = new ProgressWriter(this.store, log, this.options.progressIntervalMs, () =>
+      this.#notifier.eventsWritten(),
+    );
+    this.#feed = new EventFeed(this.store, this.bus, this.options.pollIntervalMs);
+    this.#waiter = new TaskWaiter({
+      store: this.store,
+      events: this.#feed,
+      stopping: this.#stopping.signal,
+      feedSupervised: () => this.#state === "running",
+      logger: this.logger,
+    });
   }
 
   // ---- definitions -------------------------------------------------------------------------------------
@@ -145,38 +160,12 @@ export class Conveyor {
     const now = new Date();
     const tasks = inputs.map((input) => normalizeTaskInput(input, (type) => this.#definitions.defaultsFor(type), now));
     await this.#ready();
-    const reserved = this.#reserveSlots(tasks, now);
-    let outcomes: TaskInsertOutcome[];
-    try {
-      outcomes = await this.store.taskInsertMany({
-        tasks,
-        now,
-        ...(reserved.size > 0 ? { startOn: { node: this.nodeId, indexes: [...reserved.keys()] } } : {}),
-      });
-    } catch (error) {
-      for (const worker of reserved.values()) worker.unreserve();
-      throw error;
-    }
-    for (const [index, worker] of reserved) {
-      const { task, created } = outcomes[index]!;
-      if (created && task.state === "running" && task.node === this.nodeId) worker.adopt(task);
-      else worker.unreserve();
-    }
-    this.#announce(outcomes.filter((o) => o.created).map((o) => o.task));
+    const pool = this.#state === "running" ? this.#services?.pool : undefined;
+    const outcomes =
+      pool !== undefined ? await pool.insert(tasks, now) : await this.store.taskInsertMany({ tasks, now });
+    const created = outcomes.filter((o) => o.created).map((o) => o.task);
+    if (created.length > 0) this.#notifier.tasksWritten(created);
     return outcomes;
-  }
-
-  /** Inputs (by index) that a queue worker of this node has an idle slot for, each slot reserved. */
-  #reserveSlots(tasks: NormalizedTaskInput[], now: Date): Map<number, QueueWorker> {
-    const reserved = new Map<number, QueueWorker>();
-    if (this.#state !== "running" || this.#parts === null) return reserved;
-    const workers = new Map(this.#parts.workers.map((worker) => [worker.options.queue, worker]));
-    tasks.forEach((task, index) => {
-      if (task.runAt.getTime() > now.getTime()) return;
-      const worker = workers.get(task.queue);
-      if (worker?.reserveSlot(task.type)) reserved.set(index, worker);
-    });
-    return reserved;
   }
 
   async get(id: number): Promise<Task | null> {
@@ -201,11 +190,8 @@ export class Conveyor {
     const outcome = await this.store.taskCancel({ id, reason, now: new Date() });
     if (outcome === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
     if (outcome.cancelled) {
-      if (outcome.previousState === "running") {
-        for (const worker of this.#parts?.workers ?? []) worker.stopTask(id, "cancelled");
-        this.bus.publish("cancel", { id });
-      }
-      this.bus.publish("events", {});
+      this.#notifier.taskCancelled(id, { wasRunning: outcome.previousState === "running" });
+      this.events.emit("task:cancelled", { task: outcome.task, previousState: outcome.previousState, reason });
     }
     return outcome.task;
   }
@@ -215,7 +201,7 @@ export class Conveyor {
     await this.#ready();
     const task = await this.store.taskRerun({ id, now: new Date() });
     if (task === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
-    this.#announce([task]);
+    this.#notifier.tasksWritten([task]);
     return task;
   }
 
@@ -225,27 +211,7 @@ export class Conveyor {
    */
   async waitForFinish(id: number, timeoutMs: number, signal?: AbortSignal): Promise<Task | null> {
     await this.#ready();
-    const wake = new AbortController();
-    const stops = [signal, this.#stopping.signal].filter((s) => s !== undefined);
-    const unsubscribe = await this.#events.subscribe((event: TaskEvent) => {
-      if (event.taskId === id && FINAL_EVENTS.has(event.type)) wake.abort("finished");
-    });
-    const release = this.#useEventFeed();
-    const timer = setTimeout(() => wake.abort("timeout"), timeoutMs);
-    const stopped = () => wake.abort("stopped");
-    for (const stop of stops) stop.addEventListener("abort", stopped, { once: true });
-    try {
-      const task = await this.store.taskGet({ id });
-      if (task === null || isFinalState(task.state) || stops.some((stop) => stop.aborted)) return task;
-      await new Promise((resolve) => wake.signal.addEventListener("abort", resolve, { once: true }));
-      // A stopping node may be closing its store: answer with what was read rather than read again.
-      return wake.signal.reason === "stopped" ? task : await this.store.taskGet({ id });
-    } finally {
-      clearTimeout(timer);
-      for (const stop of stops) stop.removeEventListener("abort", stopped);
-      unsubscribe();
-      release();
-    }
+    return this.#waiter.waitForFinish(id, timeoutMs, signal);
   }
 
   /**
@@ -253,24 +219,8 @@ export class Conveyor {
    * (code task_failed / task_cancelled), or when `timeoutMs` passes first (wait_timeout).
    */
   async result<T = Json>(id: number, options: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<T> {
-    const timeoutMs = options.timeoutMs ?? 2 ** 31 - 1;
-    const task = await this.waitForFinish(id, timeoutMs, options.signal);
-    if (task === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
-    if (task.state === "completed") return task.result as T;
-    if (task.state === "failed")
-      throw new TaskOutcomeError(
-        "task_failed",
-        id,
-        `task ${id} failed: ${task.error?.message ?? "unknown error"}`,
-        task.error,
-      );
-    if (task.state === "cancelled")
-      throw new TaskOutcomeError("task_cancelled", id, `task ${id} was cancelled: ${task.error?.message ?? ""}`);
-    throw new TaskOutcomeError(
-      "wait_timeout",
-      id,
-      `task ${id} is still ${task.state}: the wait ended before it finished`,
-    );
+    await this.#ready();
+    return this.#waiter.result<T>(id, options);
   }
 
   /**
@@ -297,7 +247,7 @@ export class Conveyor {
   async resumeQueue(queue: string): Promise<void> {
     await this.#ready();
     await this.store.queueSetPaused({ queue, paused: false, now: new Date() });
-    this.bus.publish("wake", { queue });
+    this.#notifier.queuesReady([queue], { logged: false });
   }
 
   async nodes(): Promise<NodeRecord[]> {
@@ -346,12 +296,12 @@ export class Conveyor {
 
   /** This node's services and their state: the supervision tree. */
   supervisionTree(): NodeTree {
-    const parts = this.#parts;
-    if (parts === null) return { name: this.nodeName, state: this.#state, leader: false, children: [] };
-    const children = [parts.services.tree(), parts.queues.tree()];
-    const leaderTree = parts.leader.tree();
+    const services = this.#services;
+    if (services === null) return { name: this.nodeName, state: this.#state, leader: false, children: [] };
+    const children = [services.services.tree(), services.queues.tree()];
+    const leaderTree = services.leader.tree();
     if (leaderTree !== null) children.splice(1, 0, leaderTree);
-    return { name: this.nodeName, state: this.#state, leader: parts.leader.isLeader, children };
+    return { name: this.nodeName, state: this.#state, leader: services.leader.isLeader, children };
   }
 
   /** Whether this node is healthy: running, its store answering, no service given up on. */
@@ -377,16 +327,17 @@ export class Conveyor {
     this.#state = "starting";
     await this.#ready();
     await this.#busStarted(true);
-    this.#parts = buildNodeServices({
+    const services = buildNodeServices({
       store: this.store,
       bus: this.bus,
+      notifier: this.#notifier,
+      events: this.events,
       options: this.options,
       definitions: this.#definitions,
       completions: this.#completions,
       progress: this.#progress,
-      events: this.#events,
+      feed: this.#feed,
       logger: this.logger,
-      taskLogger: taskLoggerOf,
       node: {
         id: this.nodeId,
         name: this.nodeName,
@@ -398,18 +349,15 @@ export class Conveyor {
       },
       info: () => this.#nodeInfo(),
     });
+    this.#services = services;
     // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
-    await this.#parts.heartbeat.beat();
-    // Wake-ups sent while the bus was down are lost: after a reconnection every queue looks for work at once.
-    const workers = this.#parts.workers;
-    this.bus.onReconnect?.(() => {
-      for (const worker of workers) this.bus.publish("wake", { queue: worker.options.queue });
-    });
-    this.#parts.services.start();
-    this.#parts.queues.start();
+    await services.heartbeat.beat();
+    this.#watchBus(services);
+    services.services.start();
+    services.queues.start();
     this.#state = "running";
     this.logger.info(
-      { node: this.nodeId, queues: this.#parts.workers.map((w) => w.options.queue) },
+      { node: this.nodeId, queues: services.pool.workers.map((w) => w.options.queue) },
       "conveyor node started",
     );
   }
@@ -424,25 +372,21 @@ export class Conveyor {
     const wasRunning = this.#state === "running";
     this.#state = "stopping";
     this.#stopping.abort("stopped");
-    const parts = this.#parts;
-    if (wasRunning && parts !== null) {
-      await parts.queues.stop();
-      const deadline = Date.now() + this.options.shutdownGraceMs;
-      const unfinished = (
-        await Promise.all(parts.workers.map((w) => w.settle(Math.max(0, deadline - Date.now()))))
-      ).flat();
+    const services = this.#services;
+    if (wasRunning && services !== null) {
+      await services.queues.stop();
+      const unfinished = await services.pool.settle(Date.now() + this.options.shutdownGraceMs);
       if (unfinished.length > 0) {
         const ids = unfinished.map((execution) => execution.task.id);
         await this.store.taskRelease({ node: this.nodeId, ids, now: new Date() });
         // Other nodes take them at once, not at their next poll.
-        for (const queue of new Set(unfinished.map((execution) => execution.task.queue)))
-          this.bus.publish("wake", { queue });
+        this.#notifier.queuesReady(new Set(unfinished.map((execution) => execution.task.queue)), { logged: true });
         for (const execution of unfinished) execution.stop("shutdown");
         this.logger.info({ ids }, "handed unfinished tasks back to the queue");
         await Promise.all(unfinished.map((execution) => execution.outcome));
       }
       await this.#completions.drain();
-      await parts.services.stop();
+      await services.services.stop();
       await this.store.nodeRemove({ id: this.nodeId });
     }
     if (this.#ownsBus) await this.bus.close();
@@ -477,59 +421,23 @@ export class Conveyor {
   }
 
   /**
-   * A started node runs the event feed under its supervisor. A node that was never started (it only
-   * enqueues and waits) runs the feed's loop itself for as long as someone waits.
+   * The bus's connection as node events. Wake-ups sent while it was down are lost: after a reconnection every
+   * queue looks for work at once.
    */
-  #useEventFeed(): () => void {
-    if (this.#state === "running") return () => {};
-    if (this.#privateFeed === null) {
-      const feed = { controller: new AbortController(), users: 0 };
-      this.#privateFeed = feed;
-      this.#events
-        .run(feed.controller.signal)
-        .catch((error: unknown) => this.logger.error({ err: error }, "event feed failed"));
-    }
-    const feed = this.#privateFeed;
-    feed.users++;
-    return () => {
-      if (--feed.users > 0) return;
-      feed.controller.abort();
-      if (this.#privateFeed === feed) this.#privateFeed = null;
-    };
-  }
-
-  /** Tell the node's parts about new tasks: ready queues to wake, future ones to schedule. */
-  #announce(tasks: Task[]): void {
-    if (tasks.length === 0) return;
-    const queues = new Set<string>();
-    let earliest = Infinity;
-    for (const task of tasks) {
-      if (task.state === "queued") queues.add(task.queue);
-      else if (task.state === "scheduled") earliest = Math.min(earliest, task.runAt.getTime());
-    }
-    for (const queue of queues) this.bus.publish("wake", { queue });
-    if (earliest !== Infinity) this.bus.publish("scheduled", { at: earliest });
-    this.bus.publish("events", {});
+  #watchBus(services: NodeServices): void {
+    if (this.bus.onReconnect === undefined) return;
+    this.events.emit("bus:connected", { reconnect: false, downMs: 0 });
+    this.bus.onReconnect(({ downMs }) => {
+      this.#notifier.queuesReady(
+        services.pool.workers.map((worker) => worker.options.queue),
+        { logged: false },
+      );
+      this.events.emit("bus:connected", { reconnect: true, downMs });
+    });
+    this.bus.onDisconnect?.((error) => this.events.emit("bus:lost", { error }));
   }
 
   #nodeInfo(): Json {
-    return {
-      tree: this.supervisionTree() as unknown as Json,
-      queues: (this.#parts?.workers ?? []).map((w) => ({
-        queue: w.options.queue,
-        concurrency: w.options.concurrency,
-        running: w.runningCount,
-      })),
-    };
+    return { tree: this.supervisionTree() as unknown as Json, queues: this.#services?.pool.info() ?? [] };
   }
-}
-
-/** Adapts pino's (fields, msg) order to the (msg, fields) order handlers use. */
-export function taskLoggerOf(logger: Logger): TaskLogger {
-  return {
-    debug: (msg, fields) => logger.debug(fields ?? {}, msg),
-    info: (msg, fields) => logger.info(fields ?? {}, msg),
-    warn: (msg, fields) => logger.warn(fields ?? {}, msg),
-    error: (msg, fields) => logger.error(fields ?? {}, msg),
-  };
 }

@@ -6,7 +6,7 @@
  * outage), which is what Oban and River's periodic jobs do as well.
  */
 import { Cron } from "croner";
-import type { Bus } from "../bus/bus.ts";
+import type { Notifier } from "./notifier.ts";
 import { normalizeTaskInput, type TaskDefaults } from "../core/task-input.ts";
 import type { Schedule, Store } from "../store/store.ts";
 import type { TaskLogger } from "./handler.ts";
@@ -18,14 +18,14 @@ export type CronSchedulerOptions = { pollIntervalMs: number; defaults: (type: st
 export class CronScheduler implements Service {
   readonly name = "cron";
   readonly #store: Store;
-  readonly #bus: Bus;
+  readonly #notifier: Notifier;
   readonly #options: CronSchedulerOptions;
   readonly #logger: TaskLogger;
   readonly #wakeup = new Wakeup();
 
-  constructor(store: Store, bus: Bus, options: CronSchedulerOptions, logger: TaskLogger) {
+  constructor(store: Store, notifier: Notifier, options: CronSchedulerOptions, logger: TaskLogger) {
     this.#store = store;
-    this.#bus = bus;
+    this.#notifier = notifier;
     this.#options = options;
     this.#logger = logger;
   }
@@ -60,8 +60,7 @@ export class CronScheduler implements Service {
     const outcome = await this.#store.scheduleFire({ name: schedule.name, tick, task: input, now });
     if (outcome === null) return; // another node fired this tick
     this.#logger.info(`schedule ${schedule.name} fired for ${tick.toISOString()}: task ${outcome.task.id}`);
-    this.#bus.publish("wake", { queue: outcome.task.queue });
-    this.#bus.publish("events", {});
+    this.#notifier.tasksWritten([outcome.task]);
   }
 }
 

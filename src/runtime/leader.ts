@@ -6,7 +6,7 @@
  * lease expires; a leader that stops gracefully releases the lease, and another node takes over at once.
  */
 import type { Store } from "../store/store.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { NodeEvents } from "./node-events.ts";
 import { sleep } from "./wakeup.ts";
 import type { Service } from "./service.ts";
 import type { Supervisor, SupervisorTree } from "./supervisor.ts";
@@ -26,18 +26,18 @@ export class LeaderElector implements Service {
   readonly #store: Store;
   readonly #options: LeaderOptions;
   readonly #makeSupervisor: () => Supervisor;
-  readonly #logger: TaskLogger;
+  readonly #events: NodeEvents;
   #supervisor: Supervisor | null = null;
   /** Until when the lease is known to be ours (local clock), renewed on every successful acquire. */
   #heldUntil = 0;
   /** Steps down when the lease runs out unrenewed, even if a renewal call hangs. */
   #expiry: NodeJS.Timeout | null = null;
 
-  constructor(store: Store, options: LeaderOptions, makeSupervisor: () => Supervisor, logger: TaskLogger) {
+  constructor(store: Store, options: LeaderOptions, makeSupervisor: () => Supervisor, events: NodeEvents) {
     this.#store = store;
     this.#options = options;
     this.#makeSupervisor = makeSupervisor;
-    this.#logger = logger;
+    this.#events = events;
   }
 
   get isLeader(): boolean {
@@ -85,7 +85,7 @@ export class LeaderElector implements Service {
       if (this.#supervisor === null) {
         this.#supervisor = this.#makeSupervisor();
         this.#supervisor.start();
-        this.#logger.info("this node is now the leader", { node: this.#options.node });
+        this.#events.emit("leader:gained", { node: this.#options.node });
       }
     } else {
       await this.#stepDown();
@@ -100,6 +100,6 @@ export class LeaderElector implements Service {
     this.#supervisor = null;
     this.#heldUntil = 0;
     await supervisor.stop();
-    this.#logger.info("this node no longer leads", { node: this.#options.node });
+    this.#events.emit("leader:lost", { node: this.#options.node });
   }
 }

@@ -1,7 +1,7 @@
 /**
- * The supervision tree of a node:
+ * The supervision tree of a started node:
  *
- *   services   heartbeat, scheduler (delayed tasks), event-feed, leader-elector
+ *   services   heartbeat, membership, scheduler (delayed tasks), event-feed, leader-elector
  *     └ leader (only while this node holds the lease): rescuer, cron, pruner, singletons
  *   queues     one worker per queue this node has handlers for
  *
@@ -10,7 +10,7 @@
  */
 import type { Logger } from "pino";
 import type { Bus } from "../bus/bus.ts";
-import type { Task } from "../core/task.ts";
+import type { Json, Task } from "../core/task.ts";
 import type { NodeRecord, Store } from "../store/store.ts";
 import type { CompletionBuffer } from "./completion-buffer.ts";
 import { CronScheduler } from "./cron-scheduler.ts";
@@ -19,7 +19,11 @@ import type { EventFeed } from "./event-feed.ts";
 import type { TaskLogger } from "./handler.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { LeaderElector } from "./leader.ts";
+import { MembershipWatcher } from "./membership.ts";
+import type { NodeEvents } from "./node-events.ts";
+import type { Notifier } from "./notifier.ts";
 import type { ResolvedOptions } from "./options.ts";
+import { OutcomeRecorder } from "./outcomes.ts";
 import type { ProgressWriter } from "./progress-writer.ts";
 import { Pruner } from "./pruner.ts";
 import { QueueWorker } from "./queue-worker.ts";
@@ -27,7 +31,7 @@ import { Rescuer } from "./rescuer.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SingletonKeeper } from "./singleton-keeper.ts";
 import { Supervisor, type SupervisorEvent } from "./supervisor.ts";
-import type { Json } from "../core/task.ts";
+import { WorkerPool } from "./worker-pool.ts";
 
 /**
  * Restart budgets generous enough to ride out a store restart of tens of seconds: restarts back off up to
@@ -35,56 +39,53 @@ import type { Json } from "../core/task.ts";
  */
 const BUDGET = { maxRestarts: 20, periodMs: 60_000 };
 
-export type NodeParts = {
+/** What the services are built from: the node's shared parts, made by Conveyor before it starts. */
+export type NodeServicesDeps = {
   store: Store;
   bus: Bus;
+  notifier: Notifier;
+  events: NodeEvents;
   node: Omit<NodeRecord, "heartbeatAt" | "info">;
   options: ResolvedOptions;
   definitions: Definitions;
   completions: CompletionBuffer;
   progress: ProgressWriter;
-  events: EventFeed;
+  feed: EventFeed;
   logger: Logger;
-  taskLogger: (logger: Logger) => TaskLogger;
   info: () => Json;
 };
 
 export type NodeServices = {
   heartbeat: Heartbeat;
   leader: LeaderElector;
-  workers: QueueWorker[];
+  pool: WorkerPool;
   services: Supervisor;
   queues: Supervisor;
 };
 
-export function buildNodeServices(parts: NodeParts): NodeServices {
-  const { store, bus, options: opts, definitions, logger } = parts;
-  const log = parts.taskLogger(logger);
-  const onEvent = supervisorLogger(logger);
+export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
+  const { store, bus, notifier, events, options: opts, definitions, logger } = deps;
+  const log = taskLoggerOf(logger);
+  const onEvent = supervisorEvents(events);
   const deadAfterMs = opts.heartbeatIntervalMs * opts.deadAfterBeats;
-  const heartbeat = new Heartbeat(store, parts.node, { intervalMs: opts.heartbeatIntervalMs, deadAfterMs }, parts.info);
+  const timing = { intervalMs: opts.heartbeatIntervalMs, deadAfterMs };
+  const heartbeat = new Heartbeat(store, deps.node, timing, deps.info);
   const defaults = (type: string) => definitions.defaultsFor(type);
   const leaderServices = () =>
     new Supervisor({ name: "leader", onEvent, ...BUDGET }, [
       new Rescuer(
         store,
-        bus,
-        {
-          node: parts.node.id,
-          canJudge: () => heartbeat.trustworthy,
-          intervalMs: opts.heartbeatIntervalMs,
-          deadAfterMs,
-          maxStalls: opts.maxStalls,
-        },
-        log,
+        notifier,
+        { node: deps.node.id, canJudge: () => heartbeat.trustworthy, ...timing, maxStalls: opts.maxStalls },
+        events,
       ),
-      new CronScheduler(store, bus, { pollIntervalMs: opts.pollIntervalMs, defaults }, log),
+      new CronScheduler(store, notifier, { pollIntervalMs: opts.pollIntervalMs, defaults }, log),
       new Pruner(store, {
         intervalMs: opts.pruneIntervalMs,
         taskRetentionMs: opts.taskRetentionMs,
         eventRetentionMs: opts.eventRetentionMs,
       }),
-      new SingletonKeeper(store, bus, {
+      new SingletonKeeper(store, notifier, {
         types: definitions
           .all()
           .filter((d) => d.singleton)
@@ -93,25 +94,32 @@ export function buildNodeServices(parts: NodeParts): NodeServices {
         intervalMs: opts.heartbeatIntervalMs,
       }),
     ]);
-  const leader = new LeaderElector(
+  const leaderOptions = { node: deps.node.id, intervalMs: opts.heartbeatIntervalMs, ttlMs: deadAfterMs };
+  const leader = new LeaderElector(store, leaderOptions, leaderServices, events);
+  const outcomes = new OutcomeRecorder({
     store,
-    { node: parts.node.id, intervalMs: opts.heartbeatIntervalMs, ttlMs: deadAfterMs },
-    leaderServices,
-    log,
-  );
+    definitions,
+    completions: deps.completions,
+    progress: deps.progress,
+    notifier,
+    events,
+    logger: log,
+  });
   const workers = [...definitions.byQueue()].map(
     ([queue, types]) =>
       new QueueWorker(
         {
           store,
           bus,
-          nodeId: parts.node.id,
+          notifier,
+          events,
+          outcomes,
+          nodeId: deps.node.id,
           definitions,
-          completions: parts.completions,
-          progress: parts.progress,
+          progress: deps.progress,
           logger: log,
           taskLogger: (task: Task) =>
-            parts.taskLogger(logger.child({ taskId: task.id, type: task.type, attempt: task.attempt })),
+            taskLoggerOf(logger.child({ taskId: task.id, type: task.type, attempt: task.attempt })),
         },
         {
           queue,
@@ -125,21 +133,33 @@ export function buildNodeServices(parts: NodeParts): NodeServices {
   return {
     heartbeat,
     leader,
-    workers,
+    pool: new WorkerPool(store, deps.node.id, workers),
     services: new Supervisor({ name: "services", onEvent, ...BUDGET }, [
       heartbeat,
-      new Scheduler(store, bus, opts.pollIntervalMs),
-      parts.events,
+      new MembershipWatcher(store, events, timing),
+      new Scheduler(store, bus, notifier, opts.pollIntervalMs),
+      deps.feed,
       leader,
     ]),
     queues: new Supervisor({ name: "queues", onEvent, ...BUDGET }, workers),
   };
 }
 
-function supervisorLogger(logger: Logger): (event: SupervisorEvent) => void {
-  return (event) => {
-    const fields = { supervisor: event.supervisor, service: event.service, err: event.error };
-    if (event.type === "crashed" || event.type === "giveup") logger.error(fields, `service ${event.type}`);
-    else logger.debug(fields, `service ${event.type}`);
+/** A supervisor's crashes, restarts and give-ups, as node events. */
+function supervisorEvents(events: NodeEvents): (event: SupervisorEvent) => void {
+  return ({ type, supervisor, service, error }) => {
+    if (type === "crashed") events.emit("service:crashed", { supervisor, service: service ?? supervisor, error });
+    else if (type === "restarted") events.emit("service:restarted", { supervisor, service: service ?? supervisor });
+    else if (type === "giveup") events.emit("service:gave-up", { supervisor, service: service ?? null, error });
+  };
+}
+
+/** Adapts pino's (fields, msg) order to the (msg, fields) order handlers and services use. */
+export function taskLoggerOf(logger: Logger): TaskLogger {
+  return {
+    debug: (msg, fields) => logger.debug(fields ?? {}, msg),
+    info: (msg, fields) => logger.info(fields ?? {}, msg),
+    warn: (msg, fields) => logger.warn(fields ?? {}, msg),
+    error: (msg, fields) => logger.error(fields ?? {}, msg),
   };
 }

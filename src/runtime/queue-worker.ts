@@ -1,32 +1,33 @@
 /**
  * The worker of one queue on this node: claims tasks in batches up to its free slots, runs each as an
- * Execution, and records how each ended. Claims happen when the bus says work arrived, when a slot
+ * Execution, and has the outcome recorder record how each ended. Claims happen when the bus says work arrived, when a slot
  * frees up, and otherwise on a slow backstop poll; never in a tight loop.
  *
  * The claim loop is a supervised service, but running executions belong to this object, not to the loop:
  * if the loop crashes and restarts, tasks in flight carry on.
  */
-import { backoffDelay } from "../core/backoff.ts";
-import { isUnrecoverable, toErrorRecord } from "../core/errors.ts";
-import { isJson } from "../core/task-input.ts";
-import type { Json, Task } from "../core/task.ts";
+import type { Task } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
-import type { CompletionBuffer } from "./completion-buffer.ts";
 import type { Definitions } from "./definitions.ts";
 import { Execution, type ExecutionOutcome } from "./execution.ts";
 import type { TaskLogger } from "./handler.ts";
-import { persist } from "./persist.ts";
+import type { NodeEvents } from "./node-events.ts";
+import type { Notifier } from "./notifier.ts";
+import type { OutcomeRecorder } from "./outcomes.ts";
 import type { ProgressWriter } from "./progress-writer.ts";
 import type { Service } from "./service.ts";
 import { Wakeup } from "./wakeup.ts";
 
 export type QueueWorkerDeps = {
   store: Store;
+  /** Wake-ups for this queue and cancels of its tasks arrive here. */
   bus: Bus;
+  notifier: Notifier;
+  events: NodeEvents;
+  outcomes: OutcomeRecorder;
   nodeId: string;
   definitions: Definitions;
-  completions: CompletionBuffer;
   progress: ProgressWriter;
   logger: TaskLogger;
   /** Builds the logger a handler gets. */
@@ -129,10 +130,10 @@ export class QueueWorker implements Service {
       this.#start(task);
       return;
     }
-    const { store, bus, nodeId, logger } = this.#deps;
+    const { store, notifier, nodeId, logger } = this.#deps;
     // One try: if it fails, the task stays running on a node that is going away, and the rescuer takes it.
     store.taskRelease({ node: nodeId, ids: [task.id], now: new Date() }).then(
-      () => bus.publish("wake", { queue: task.queue }),
+      () => notifier.queuesReady([task.queue], { logged: true }),
       (error: unknown) =>
         logger.warn("handing back a task started during shutdown failed", { err: error, taskId: task.id }),
     );
@@ -177,7 +178,7 @@ export class QueueWorker implements Service {
       now: new Date(),
     });
     for (const task of tasks) this.#start(task);
-    if (tasks.length > 0) this.#deps.bus.publish("events", {});
+    if (tasks.length > 0) this.#deps.notifier.eventsWritten();
     return tasks.length;
   }
 
@@ -191,6 +192,7 @@ export class QueueWorker implements Service {
     });
     const timeout = task.timeoutMs === null ? null : setTimeout(() => execution.stop("timeout"), task.timeoutMs);
     this.#running.set(task.id, { execution, timeout });
+    this.#deps.events.emit("task:started", { task });
     void execution.outcome.then((outcome) => this.#finish(execution, outcome));
   }
 
@@ -202,61 +204,10 @@ export class QueueWorker implements Service {
     if (this.#backlog) this.#wakeup.ring();
     if (this.#running.size === 0) this.#idle?.();
     try {
-      await this.#record(execution, outcome);
+      await this.#deps.outcomes.record(execution, outcome);
     } catch (error) {
       this.#deps.logger.error("recording a task's outcome failed", { err: error, taskId: task.id });
     }
-  }
-
-  async #record(execution: Execution, outcome: ExecutionOutcome): Promise<void> {
-    const { task, stopReason } = execution;
-    const { logger, progress } = this.#deps;
-    if (stopReason !== null) progress.forget(task.id);
-    else await progress.flush(task.id);
-    if (stopReason === "cancelled" || stopReason === "shutdown") {
-      // The store already says so (cancelled, or released by the shutdown); whatever the handler did is discarded.
-      logger.info(`task ${task.id} stopped (${stopReason}): ${describe(outcome)}`);
-      return;
-    }
-    if (stopReason === "timeout") {
-      const how = outcome.kind === "ended" ? `; handler ${outcome.how}` : "";
-      await this.#fail(task, timeoutError(task, how));
-      return;
-    }
-    if (outcome.kind === "threw") {
-      await this.#fail(task, outcome.error);
-      return;
-    }
-    if (outcome.kind === "returned") {
-      const result = toJsonResult(outcome.value);
-      if (result === undefined) {
-        await this.#fail(task, new TypeError(`the handler of ${task.type} returned a value that is not JSON`));
-        return;
-      }
-      await this.#deps.completions.complete(task.id, task.queue, task.attempt, result);
-    }
-  }
-
-  async #fail(task: Task, error: unknown): Promise<void> {
-    const { store, bus, definitions, logger } = this.#deps;
-    const now = new Date();
-    const definition = definitions.get(task.type);
-    const final = isUnrecoverable(error) || task.attempt >= task.maxAttempts || definition === undefined;
-    const retryAt = final
-      ? null
-      : new Date(
-          now.getTime() +
-            backoffDelay(task.attempt, { ...definition.backoff, baseMs: task.backoffMs ?? definition.backoff.baseMs }),
-        );
-    const record = toErrorRecord(error, task.attempt, now);
-    const updated = await persist(
-      "failing a task",
-      () => store.taskFail({ id: task.id, attempt: task.attempt, error: record, retryAt, now }),
-      logger,
-    );
-    if (updated === null) return; // stale: cancelled or rescued meanwhile
-    bus.publish("events", {});
-    if (retryAt !== null) bus.publish("scheduled", { at: retryAt.getTime() });
   }
 
   /** Backstop for a cancel made by another process (or a rescue that judged this node dead). */
@@ -269,29 +220,5 @@ export class QueueWorker implements Service {
         entry.execution.stop("cancelled");
       }
     }
-  }
-}
-
-function describe(outcome: ExecutionOutcome): string {
-  if (outcome.kind === "ended")
-    return outcome.how === "terminated" ? "its thread was terminated" : "its handler was abandoned";
-  return outcome.kind === "returned" ? "its handler returned" : "its handler threw";
-}
-
-function timeoutError(task: Task, how: string): Error {
-  const error = new Error(`attempt ${task.attempt} timed out after ${task.timeoutMs} ms${how}`);
-  error.name = "TimeoutError";
-  return error;
-}
-
-/** The handler's return value as JSON (undefined → null, toJSON honoured), or undefined if it has no JSON form. */
-function toJsonResult(value: unknown): Json | undefined {
-  if (value === undefined) return null;
-  if (isJson(value)) return value;
-  try {
-    const text = JSON.stringify(value);
-    return text === undefined ? null : (JSON.parse(text) as Json);
-  } catch {
-    return undefined;
   }
 }

@@ -3,9 +3,9 @@
  * back in their queue, counting a stall; a task that keeps killing its node fails instead. The store does
  * it in one transaction guarded by attempt, so two rescuers racing cannot rescue a task twice.
  */
-import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { NodeEvents } from "./node-events.ts";
+import type { Notifier } from "./notifier.ts";
 import { sleep } from "./wakeup.ts";
 import type { Service } from "./service.ts";
 
@@ -23,15 +23,15 @@ export type RescuerOptions = {
 export class Rescuer implements Service {
   readonly name = "rescuer";
   readonly #store: Store;
-  readonly #bus: Bus;
+  readonly #notifier: Notifier;
   readonly #options: RescuerOptions;
-  readonly #logger: TaskLogger;
+  readonly #events: NodeEvents;
 
-  constructor(store: Store, bus: Bus, options: RescuerOptions, logger: TaskLogger) {
+  constructor(store: Store, notifier: Notifier, options: RescuerOptions, events: NodeEvents) {
     this.#store = store;
-    this.#bus = bus;
+    this.#notifier = notifier;
     this.#options = options;
-    this.#logger = logger;
+    this.#events = events;
   }
 
   async run(signal: AbortSignal): Promise<void> {
@@ -50,15 +50,10 @@ export class Rescuer implements Service {
       now,
     });
     if (outcomes.length === 0) return 0;
-    const queues = new Set(outcomes.filter((o) => o.outcome === "retried").map((o) => o.task.queue));
-    for (const queue of queues) this.#bus.publish("wake", { queue });
-    this.#bus.publish("events", {});
-    for (const { task, outcome } of outcomes) {
-      this.#logger.warn(`task ${task.id} rescued from a dead node: ${outcome}`, {
-        taskId: task.id,
-        stalls: task.stalls,
-      });
-    }
+    this.#notifier.queuesReady(new Set(outcomes.filter((o) => o.outcome === "retried").map((o) => o.task.queue)), {
+      logged: true,
+    });
+    for (const { task, outcome } of outcomes) this.#events.emit("task:rescued", { task, outcome, from: task.node });
     await this.#store.nodePrune({ before: new Date(now.getTime() - this.#options.deadAfterMs * 10) });
     return outcomes.length;
   }

@@ -5,6 +5,7 @@
  */
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
+import type { Notifier } from "./notifier.ts";
 import type { Service } from "./service.ts";
 import { Wakeup } from "./wakeup.ts";
 
@@ -14,13 +15,16 @@ export class Scheduler implements Service {
   readonly name = "scheduler";
   readonly #store: Store;
   readonly #bus: Bus;
+  readonly #notifier: Notifier;
   readonly #pollIntervalMs: number;
   readonly #wakeup = new Wakeup();
   #nextAt = Infinity;
 
-  constructor(store: Store, bus: Bus, pollIntervalMs: number) {
+  /** `bus` says when a task is scheduled sooner; `notifier` tells the queues of the tasks this promotes. */
+  constructor(store: Store, bus: Bus, notifier: Notifier, pollIntervalMs: number) {
     this.#store = store;
     this.#bus = bus;
+    this.#notifier = notifier;
     this.#pollIntervalMs = pollIntervalMs;
   }
 
@@ -43,8 +47,7 @@ export class Scheduler implements Service {
   async #promoteDue(): Promise<void> {
     for (;;) {
       const { count, queues } = await this.#store.taskPromote({ now: new Date(), limit: PROMOTE_BATCH });
-      for (const queue of queues) this.#bus.publish("wake", { queue });
-      if (count > 0) this.#bus.publish("events", {});
+      if (count > 0) this.#notifier.queuesReady(queues, { logged: true });
       if (count < PROMOTE_BATCH) return;
     }
   }

@@ -5,7 +5,7 @@
  * killing its nodes too often), a new one is added. When the node running it dies, the rescuer puts it
  * back in the queue and a surviving node claims it.
  */
-import type { Bus } from "../bus/bus.ts";
+import type { Notifier } from "./notifier.ts";
 import { normalizeTaskInput, type TaskDefaults } from "../core/task-input.ts";
 import type { Store } from "../store/store.ts";
 import { sleep } from "./wakeup.ts";
@@ -18,18 +18,18 @@ export function singletonKey(type: string): string {
 export class SingletonKeeper implements Service {
   readonly name = "singletons";
   readonly #store: Store;
-  readonly #bus: Bus;
+  readonly #notifier: Notifier;
   readonly #types: string[];
   readonly #defaults: (type: string) => TaskDefaults;
   readonly #intervalMs: number;
 
   constructor(
     store: Store,
-    bus: Bus,
+    notifier: Notifier,
     options: { types: string[]; defaults: (type: string) => TaskDefaults; intervalMs: number },
   ) {
     this.#store = store;
-    this.#bus = bus;
+    this.#notifier = notifier;
     this.#types = options.types;
     this.#defaults = options.defaults;
     this.#intervalMs = options.intervalMs;
@@ -46,10 +46,7 @@ export class SingletonKeeper implements Service {
     if (this.#types.length === 0) return;
     const tasks = this.#types.map((type) => normalizeTaskInput({ type, key: singletonKey(type) }, this.#defaults, now));
     const outcomes = await this.#store.taskInsertMany({ tasks, now });
-    for (const { task, created } of outcomes) {
-      if (!created) continue;
-      this.#bus.publish("wake", { queue: task.queue });
-      this.#bus.publish("events", {});
-    }
+    const created = outcomes.filter((o) => o.created).map((o) => o.task);
+    if (created.length > 0) this.#notifier.tasksWritten(created);
   }
 }

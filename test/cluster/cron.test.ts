@@ -47,7 +47,7 @@ test("a schedule every second fires once per tick cluster-wide, and carries on a
   const taken = await Promise.any(
     survivors.map((node) =>
       node
-        .waitLog(/^this node is now the leader$/, 10_000, marks[nodes.indexOf(node)])
+        .waitEvent("leader:gained", 10_000, marks[nodes.indexOf(node)])
         .then((line) => ({ node, at: line.json.time as number })),
     ),
   );

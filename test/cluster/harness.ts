@@ -141,6 +141,21 @@ export class NodeProcess extends WatchedProcess {
     );
   }
 
+  /** The node events it logged (their name is the log line's `event` field), from line index `from` on. */
+  events(name: string, from = 0): (Line & { json: Record<string, unknown> })[] {
+    return this.logs().filter((l) => l.json.event === name && this.lines.indexOf(l) >= from);
+  }
+
+  /** The first node event `name` logged from line index `from` on that satisfies `match`. */
+  waitEvent(
+    name: string,
+    timeoutMs: number,
+    from = 0,
+    match: (fields: Record<string, unknown>) => boolean = () => true,
+  ): Promise<Line & { json: Record<string, unknown> }> {
+    return this.until(`a ${name} event`, () => this.events(name, from).find((l) => match(l.json)), timeoutMs);
+  }
+
   /** Plain (non-JSON) lines whose first word is `word`, split in words. */
   words(word: string, from = 0): { words: string[]; at: number; index: number }[] {
     const out: { words: string[]; at: number; index: number }[] = [];

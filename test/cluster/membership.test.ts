@@ -43,8 +43,8 @@ test("three nodes agree on membership and one leader; a kill -9ed leader is repl
   assert.equal(
     nodes.filter(
       (node) =>
-        node.logs(/^this node is now the leader$/).length > 0 &&
-        node.logs(/^this node no longer leads$/).length < node.logs(/^this node is now the leader$/).length,
+        node.events("leader:gained").length > 0 &&
+        node.events("leader:lost").length < node.events("leader:gained").length,
     ).length,
     1,
     "exactly one node's log says it leads now",
@@ -57,9 +57,7 @@ test("three nodes agree on membership and one leader; a kill -9ed leader is repl
   // The new leader's own log line says when it took the lease; its epoch time (pino's "time") is on this host's clock.
   const taken = await Promise.any(
     survivors.map((node, i) =>
-      node
-        .waitLog(/^this node is now the leader$/, 10_000, marks[i])
-        .then((line) => ({ node, at: line.json.time as number })),
+      node.waitEvent("leader:gained", 10_000, marks[i]).then((line) => ({ node, at: line.json.time as number })),
     ),
   );
   const failoverMs = taken.at - killedAt;
@@ -90,9 +88,7 @@ test("three nodes agree on membership and one leader; a kill -9ed leader is repl
   t.diagnostic(`killed node listed alive:false after ${deadSeenAt - killedAt} ms`);
 
   // Exactly one survivor took the lease.
-  const takers = survivors.filter((node, i) =>
-    node.logs(/^this node is now the leader$/).some((line) => node.lines.indexOf(line) >= marks[i]!),
-  );
+  const takers = survivors.filter((node, i) => node.events("leader:gained", marks[i]).length > 0);
   assert.deepEqual(
     takers.map((node) => node.name),
     [taken.node.name],

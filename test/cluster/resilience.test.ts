@@ -99,12 +99,9 @@ async function checkExactlyOnce(cluster: Cluster, total: number) {
 /** Service crashes and give-ups the nodes logged, by service. */
 function crashes(nodes: NodeProcess[]): string {
   const lines = nodes.flatMap((node) =>
-    node
-      .logs(/^service (crashed|giveup)$/)
-      .map(
-        (l) =>
-          `${node.name}:${String(l.json.supervisor)}/${String(l.json.service)} ${String(l.json.msg).replace("service ", "")}`,
-      ),
+    ["service:crashed", "service:gave-up"].flatMap((event) =>
+      node.events(event).map((l) => `${node.name}:${String(l.json.supervisor)}/${String(l.json.service)} ${event}`),
+    ),
   );
   return JSON.stringify(Object.fromEntries(countBy(lines, (l) => l)));
 }
@@ -198,7 +195,8 @@ test("PostgreSQL restarts mid-run: both nodes carry on, and every task completes
   const figures = await checkExactlyOnce(cluster, TOTAL);
   const lostConnections = nodes.map(
     (node, i) =>
-      node.logs(/bus connection lost|failed; retrying/).filter((l) => node.lines.indexOf(l) >= marks[i]!).length,
+      node.events("bus:lost", marks[i]).length +
+      node.logs(/failed; retrying/).filter((l) => node.lines.indexOf(l) >= marks[i]!).length,
   );
   t.diagnostic(
     `PostgreSQL restart at ${before.completed}/${TOTAL} completed took ${upAt - restartAt} ms; nodes healthy ${healthyAt - upAt} ms after; all done ${doneAt - upAt} ms after (${JSON.stringify(counts)})`,
@@ -272,7 +270,7 @@ test("RabbitMQ stops for 2 s mid-run: nothing is lost, the buses reconnect, cros
   const stopAt = Date.now();
   await run("rabbitmqctl", ["stop_app"]);
   const stoppedAt = Date.now();
-  await Promise.all(nodes.map((node, i) => node.waitLog(/^amqp bus connection lost; reconnecting$/, 10_000, marks[i])));
+  await Promise.all(nodes.map((node, i) => node.waitEvent("bus:lost", 10_000, marks[i])));
   await pause(2000); // the outage
   const during = await queueCounts(store, "work");
   const startAt = Date.now();
@@ -288,14 +286,18 @@ test("RabbitMQ stops for 2 s mid-run: nothing is lost, the buses reconnect, cros
           "its bus to reconnect after the restart",
           () =>
             node
-              .logs(/^amqp bus (reconnected|connection lost; reconnecting)$/)
-              .filter((l) => (l.json.time as number) >= stoppedAt)
+              .logs()
+              .filter(
+                (l) =>
+                  (l.json.event === "bus:connected" || l.json.event === "bus:lost") &&
+                  (l.json.time as number) >= stoppedAt,
+              )
               .at(-1),
           30_000,
         )
         .then(async function settle(line): Promise<typeof line> {
-          if (line.json.msg === "amqp bus reconnected" && (line.json.time as number) >= startAt) return line;
-          return node.waitLog(/^amqp bus reconnected$/, 30_000, node.lines.indexOf(line) + 1).then(settle);
+          if (line.json.event === "bus:connected" && (line.json.time as number) >= startAt) return line;
+          return node.waitEvent("bus:connected", 30_000, node.lines.indexOf(line) + 1).then(settle);
         }),
     ),
   );
@@ -305,9 +307,12 @@ test("RabbitMQ stops for 2 s mid-run: nothing is lost, the buses reconnect, cros
       (node, i) =>
         `${node.name}: ` +
         node
-          .logs(/^amqp bus/)
-          .filter((l) => node.lines.indexOf(l) >= marks[i]!)
-          .map((l) => `${String(l.json.msg).replace("amqp bus ", "")} @${(l.json.time as number) - stopAt}`)
+          .logs()
+          .filter(
+            (l) =>
+              (l.json.event === "bus:connected" || l.json.event === "bus:lost") && node.lines.indexOf(l) >= marks[i]!,
+          )
+          .map((l) => `${String(l.json.event)} @${(l.json.time as number) - stopAt}`)
           .join(", "),
     )
     .join("; ");

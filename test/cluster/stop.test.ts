@@ -52,7 +52,12 @@ async function stopThroughA(p: Pair, id: number): Promise<number> {
   const aborted = await b.waitWords(`ABORTED ${id} on b`, "ABORTED", (w) => w[1] === String(id), 5000);
   assert.equal(aborted.words[2], "cancelled", "the signal's reason is cancelled");
   const latency = Number(aborted.words[3]) - sentAt;
-  await b.waitLog(new RegExp(`^task ${id} stopped \\(cancelled\\): its handler returned$`), 5000);
+  await b.waitEvent(
+    "task:stopped",
+    5000,
+    0,
+    (e) => e.taskId === id && e.reason === "cancelled" && e.how === "returned",
+  );
   const { body: after } = await a.api<{ task: Task }>("GET", `/api/tasks/${id}`);
   assert.equal(after.task.state, "cancelled");
   assert.equal(after.task.node, b.nodeId, "it ran on B");
@@ -96,10 +101,11 @@ test("cross-node stop of a thread that ignores its signal: terminated after the 
   const sentAt = Date.now();
   const { status } = await a.api("DELETE", `/api/tasks/${id}`);
   assert.equal(status, 200);
-  const ended = await b.waitLog(
-    new RegExp(`^task ${id} stopped \\(cancelled\\): its thread was terminated$`),
+  const ended = await b.waitEvent(
+    "task:stopped",
     SPIN_GRACE_MS + 5000,
     mark,
+    (e) => e.taskId === id && e.how === "terminated",
   );
   const endedMs = (ended.json.time as number) - sentAt;
   t.diagnostic(`spinning thread terminated ${endedMs} ms after the DELETE on A (grace ${SPIN_GRACE_MS} ms)`);
