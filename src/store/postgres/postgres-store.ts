@@ -16,7 +16,7 @@
 import pg from "pg";
 import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";
 import type { TaskState } from "../../core/states.ts";
-import { MAX_ERROR_HISTORY, type Json, type Task, type TaskEvent, type TaskProgress } from "../../core/task.ts";
+import { MAX_ERROR_HISTORY, type Task, type TaskEvent, type TaskProgress } from "../../core/task.ts";
 import type {
   Lease,
   NodeRecord,
@@ -35,6 +35,7 @@ import type {
 } from "../store.ts";
 import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
+import { insertTasks } from "./insert.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
   claimedToTask,
@@ -61,12 +62,6 @@ export type PostgresStoreOptions = {
 type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
 
 const CONNECT_TIMEOUT_MS = 10_000;
-
-/** How often an insert retries a key whose holder finished between its conflict and the look-up. */
-const MAX_INSERT_ROUNDS = 5;
-
-/** A new task as the insert statements return it. */
-type InsertedRow = [id: number, key: string | null, state: TaskState];
 
 /** Tasks the pruner looks at per statement. */
 const PRUNE_WINDOW = 1000;
@@ -166,228 +161,7 @@ export class PostgresStore implements Store {
     now: Date;
     startOn?: TaskStartOn;
   }): Promise<TaskInsertOutcome[]> {
-    return tasks.length === 0 ? [] : this.#insert(tasks, now, this.#pool, startOn);
-  }
-
-  /**
-   * Inserts in one statement, in input order (ids increase with it). A key appears once per statement: a later
-   * input with a key seen earlier in the batch gets the first one's task, not created. An input whose key an
-   * active task holds gets that task, looked up after the insert (the insert may have waited for it to commit);
-   * if it has already finished by then, the input is inserted again. Inputs `startOn` names are inserted running
-   * on its node when they are ready and their queue is not paused (the statement decides).
-   */
-  async #insert(
-    tasks: TaskInsert[],
-    now: Date,
-    client: Queryable,
-    startOn?: TaskStartOn,
-  ): Promise<TaskInsertOutcome[]> {
-    const outcomes: (TaskInsertOutcome | undefined)[] = new Array(tasks.length);
-    const firstWithKey = new Map<string, number>();
-    let pending: number[] = [];
-    for (const [index, task] of tasks.entries()) {
-      if (task.key !== null && firstWithKey.has(task.key)) continue;
-      if (task.key !== null) firstWithKey.set(task.key, index);
-      pending.push(index);
-    }
-    for (let round = 0; pending.length > 0; round++) {
-      if (round === MAX_INSERT_ROUNDS)
-        throw new Error(`taskInsertMany: keys kept changing hands after ${round} attempts`);
-      pending = await this.#insertRound(tasks, pending, now, client, outcomes, startOn);
-    }
-    return tasks.map((task, index) => {
-      const own = outcomes[index];
-      if (own !== undefined) return own;
-      const first = task.key === null ? undefined : outcomes[firstWithKey.get(task.key)!];
-      if (first === undefined) throw new Error(`taskInsertMany: no outcome for input ${index}`);
-      return { task: first.task, created: false };
-    });
-  }
-
-  /** #insertRound for one input (taskInsertOne): what enqueue() of one task waits for. */
-  async #insertOne(
-    tasks: TaskInsert[],
-    index: number,
-    now: Date,
-    client: Queryable,
-    outcomes: (TaskInsertOutcome | undefined)[],
-    startOn: TaskStartOn | undefined,
-  ): Promise<number[]> {
-    const t = tasks[index]!;
-    const created = createdEventData(t, now.getTime(), t.runAt.toISOString());
-    const result = await this.#run(
-      "taskInsertOne",
-      [
-        t.queue,
-        t.type,
-        jsonParam(t.data),
-        t.priority,
-        t.maxAttempts,
-        t.runAt,
-        t.key,
-        t.timeoutMs,
-        t.backoffMs,
-        now,
-        startOn?.node ?? null,
-        JSON.stringify(created),
-      ],
-      client,
-    );
-    const row = (result.rows[0]?.rows as InsertedRow[] | null)?.[0];
-    if (row === undefined) return this.#holdersOf(tasks, [index], client, outcomes);
-    const [id, , state] = row;
-    outcomes[index] = { task: insertedTask(t, id, state, startOn, now), created: true };
-    return [];
-  }
-
-  /** One insert statement for the inputs at `indexes`; fills their outcomes and returns those left to retry. */
-  async #insertRound(
-    tasks: TaskInsert[],
-    indexes: number[],
-    now: Date,
-    client: Queryable,
-    outcomes: (TaskInsertOutcome | undefined)[],
-    startOn: TaskStartOn | undefined,
-  ): Promise<number[]> {
-    const starting = new Set(startOn?.indexes);
-    const nowMs = now.getTime();
-    if (indexes.length === 1)
-      return this.#insertOne(
-        tasks,
-        indexes[0]!,
-        now,
-        client,
-        outcomes,
-        starting.has(indexes[0]!) ? startOn! : undefined,
-      );
-    if (startOn === undefined && isUniform(tasks, indexes)) {
-      const first = tasks[indexes[0]!]!;
-      return this.#insertUniform(
-        tasks,
-        indexes,
-        now,
-        client,
-        outcomes,
-        createdEventData(first, nowMs, first.runAt.toISOString()),
-      );
-    }
-    // The task.created data of each input (a batch mostly shares one runAt: formatted once). When all are alike
-    // (one queue, one type, one runAt, none to start), the statement logs them as one entry and gets the data once.
-    let iso: [Date | null, string] = [null, ""];
-    const created = indexes.map((index) => {
-      const input = tasks[index]!;
-      if (input.runAt !== iso[0]) iso = [input.runAt, input.runAt.toISOString()];
-      return createdEventData(input, nowMs, iso[1]);
-    });
-    const [first] = created as [ReturnType<typeof createdEventData>];
-    const queue = tasks[indexes[0]!]!.queue;
-    const alike =
-      startOn === undefined &&
-      indexes.every(
-        (index, i) =>
-          tasks[index]!.queue === queue &&
-          created[i]!.type === first.type &&
-          created[i]!.state === first.state &&
-          created[i]!.runAt === first.runAt,
-      );
-    const rowsParam = indexes.map((index, i) => {
-      const t = tasks[index]!;
-      return [
-        t.queue,
-        t.type,
-        t.data ?? null,
-        t.priority,
-        t.maxAttempts,
-        t.runAt.getTime(),
-        t.key,
-        t.timeoutMs,
-        t.backoffMs,
-        starting.has(index),
-        alike ? null : created[i],
-      ];
-    });
-    const shared = alike ? JSON.stringify(first) : null;
-    const result = await this.#run(
-      "taskInsert",
-      [JSON.stringify(rowsParam), now, startOn?.node ?? null, shared],
-      client,
-    );
-    const rows = (result.rows[0]?.rows ?? []) as InsertedRow[];
-    // Ids are drawn in input order (the statement takes them from the sequence while it reads the array), so the
-    // new rows, sorted by id, line up with the inputs that were inserted: every input without a key, and those
-    // whose key came back.
-    const insertedKeys = new Set(rows.flatMap(([, key]) => (key === null ? [] : [key])));
-    const conflicting: number[] = [];
-    let next = 0;
-    for (const index of indexes) {
-      const input = tasks[index]!;
-      if (input.key !== null && !insertedKeys.has(input.key)) {
-        conflicting.push(index);
-        continue;
-      }
-      const row = rows[next++];
-      if (row === undefined || row[1] !== input.key)
-        throw new Error("taskInsertMany: inserted rows do not line up with the input");
-      const [id, , state] = row;
-      outcomes[index] = { task: insertedTask(input, id, state, startOn, now), created: true };
-    }
-    return this.#holdersOf(tasks, conflicting, client, outcomes);
-  }
-
-  /** #insertRound for a batch that differs only in its tasks' data (taskInsertUniform): nothing to retry. */
-  async #insertUniform(
-    tasks: TaskInsert[],
-    indexes: number[],
-    now: Date,
-    client: Queryable,
-    outcomes: (TaskInsertOutcome | undefined)[],
-    created: ReturnType<typeof createdEventData>,
-  ): Promise<number[]> {
-    const t = tasks[indexes[0]!]!;
-    const result = await this.#run(
-      "taskInsertUniform",
-      [
-        t.queue,
-        t.type,
-        t.priority,
-        created.state,
-        t.maxAttempts,
-        t.runAt,
-        t.timeoutMs,
-        t.backoffMs,
-        now,
-        JSON.stringify(indexes.map((index) => tasks[index]!.data ?? null)),
-        JSON.stringify(created),
-      ],
-      client,
-    );
-    const ids = (result.rows[0]?.ids ?? []) as number[];
-    if (ids.length !== indexes.length)
-      throw new Error(`taskInsertMany: inserted ${ids.length} of ${indexes.length} tasks`);
-    for (const [i, index] of indexes.entries()) {
-      outcomes[index] = { task: insertedTask(tasks[index]!, ids[i]!, created.state, undefined, now), created: true };
-    }
-    return [];
-  }
-
-  /**
-   * The active tasks holding the keys of the inputs at `conflicting` become their outcomes; returns the inputs whose
-   * holder finished meanwhile (to insert again).
-   */
-  async #holdersOf(
-    tasks: TaskInsert[],
-    conflicting: number[],
-    client: Queryable,
-    outcomes: (TaskInsertOutcome | undefined)[],
-  ): Promise<number[]> {
-    if (conflicting.length === 0) return [];
-    const found = await this.#run("taskGetActiveByKeys", [conflicting.map((index) => tasks[index]!.key)], client);
-    const holders = new Map(found.rows.map((row) => [String(row.key), row]));
-    return conflicting.filter((index) => {
-      const holder = holders.get(tasks[index]!.key!);
-      if (holder !== undefined) outcomes[index] = { task: rowToTask(holder), created: false };
-      return holder === undefined;
-    });
+    return tasks.length === 0 ? [] : insertTasks((name, values) => this.#run(name, values), tasks, now, startOn);
   }
 
   async taskGet({ id }: { id: number }): Promise<Task | null> {
@@ -714,7 +488,7 @@ export class PostgresStore implements Store {
     return this.#transaction(async (client) => {
       const advanced = await this.#run("scheduleAdvance", [name, tick, now], client);
       if (advanced.rows.length === 0) return null;
-      const [outcome] = await this.#insert([task], now, client);
+      const [outcome] = await insertTasks((statement, values) => this.#run(statement, values, client), [task], now);
       return outcome ?? null;
     });
   }
@@ -746,71 +520,4 @@ export class PostgresStore implements Store {
   async nodePrune({ before }: { before: Date }): Promise<number> {
     return (await this.#run("nodePrune", [before])).rowCount ?? 0;
   }
-}
-
-/** Whether the inputs at `indexes` differ in nothing but their data, and none has a key (taskInsertUniform). */
-function isUniform(tasks: TaskInsert[], indexes: number[]): boolean {
-  const first = tasks[indexes[0]!]!;
-  const runAt = first.runAt.getTime();
-  return indexes.every((index) => {
-    const t = tasks[index]!;
-    return (
-      t.key === null &&
-      t.queue === first.queue &&
-      t.type === first.type &&
-      t.priority === first.priority &&
-      t.maxAttempts === first.maxAttempts &&
-      t.runAt.getTime() === runAt &&
-      t.timeoutMs === first.timeoutMs &&
-      t.backoffMs === first.backoffMs
-    );
-  });
-}
-
-/** The data of the task.created event of `input` inserted at `nowMs`; `runAtIso` is its runAt as ISO text. */
-function createdEventData(
-  input: TaskInsert,
-  nowMs: number,
-  runAtIso: string,
-): { type: string; state: TaskState; runAt: string } {
-  return { type: input.type, state: input.runAt.getTime() > nowMs ? "scheduled" : "queued", runAt: runAtIso };
-}
-
-/**
- * A task just inserted from `input`, as its row now reads: every column but id and state is the input's or a
- * default (data as its JSON round trip, like a read would give it). A task inserted running was started by the
- * insert, on the node it was asked to start on: attempt 1, started at `now`.
- */
-function insertedTask(
-  input: TaskInsert,
-  id: number,
-  state: TaskState,
-  startOn: TaskStartOn | undefined,
-  now: Date,
-): Task {
-  const started = state === "running";
-  const node = started ? startOn!.node : null;
-  return {
-    id,
-    queue: input.queue,
-    type: input.type,
-    data: JSON.parse(jsonParam(input.data)) as Json,
-    priority: input.priority,
-    state,
-    attempt: started ? 1 : 0,
-    maxAttempts: input.maxAttempts,
-    stalls: 0,
-    runAt: new Date(input.runAt.getTime()),
-    key: input.key,
-    progress: null,
-    result: null,
-    error: null,
-    errors: [],
-    timeoutMs: input.timeoutMs,
-    backoffMs: input.backoffMs,
-    node,
-    createdAt: new Date(now.getTime()),
-    startedAt: started ? new Date(now.getTime()) : null,
-    finishedAt: null,
-  };
 }
