@@ -51,8 +51,11 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) {
-  const code = await main(process.argv.slice(2));
+/** Runs the command line as this process (here when run directly, from bin/conveyor.js when installed). */
+export async function runAsProcess(argv: string[]): Promise<void> {
+  const code = await main(argv);
   // `start` keeps running (its server holds the process); the others end here.
-  if (code !== 0 || process.argv[2] !== "start") process.exitCode = code;
+  if (code !== 0 || argv[0] !== "start") process.exitCode = code;
 }
+
+if (import.meta.main) await runAsProcess(process.argv.slice(2));

@@ -58,7 +58,8 @@ export type FromWorker =
   | { kind: "result"; value: unknown }
   | { kind: "error"; error: ThreadError };
 
-const WORKER_SCRIPT = new URL("./thread-worker.ts", import.meta.url);
+// Beside this module: thread-worker.ts in a checkout, thread-worker.js in the package built from it (dist/).
+const WORKER_SCRIPT = new URL(`./thread-worker.${import.meta.url.endsWith(".ts") ? "ts" : "js"}`, import.meta.url);
 
 /** Rebuilds the thrown error in this thread. Ours (handler_not_defined) comes back as the real class. */
 function reviveError(e: ThreadError): Error {
