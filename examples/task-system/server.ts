@@ -1,7 +1,7 @@
 /**
  * Entry point: `npm run example:task-system` (or `node examples/task-system/server.ts`).
  * Env: PORT (4000), POOL_SIZE (5; 0 queues without running), DATA_DIR (./tmp), MIN_SECONDS/MAX_SECONDS (1/5).
- * SIGTERM or SIGINT stops it gracefully (a second one exits at once).
+ * SIGTERM or SIGINT stops it gracefully (a second one, a second or more later, exits at once).
  */
 import { startTaskSystem } from "./app.ts";
 import { configFromEnv, ConfigurationError, type TaskSystemConfig } from "./config.ts";
@@ -20,14 +20,18 @@ console.log(
   `Running TaskApi at http://localhost:${system.port} (pool size ${config.poolSize}, data in ${config.dataDir})`,
 );
 
-let signalled = false;
+// Ctrl-C under `npm run` arrives twice within a few ms: from the terminal, and forwarded by npm, whose script
+// `exec`s this node. So a repeat within REPEAT_MS is the same request; a later one exits at once.
+const REPEAT_MS = 1000;
+let signalledAt: number | null = null;
 for (const signal of ["SIGTERM", "SIGINT"] as const) {
   process.on(signal, () => {
-    if (signalled) {
+    if (signalledAt !== null) {
+      if (Date.now() - signalledAt < REPEAT_MS) return;
       console.error(`task-system: ${signal} again, exiting now`);
       process.exit(1);
     }
-    signalled = true;
+    signalledAt = Date.now();
     console.log(`Received ${signal}, stopping (running tasks get up to 10 s to finish, then go back to the queue)`);
     system.stop().then(
       () => {
