@@ -1,8 +1,9 @@
 /**
  * How the SQLite driver inserts tasks (taskInsertMany, and scheduleFire's one task), inside the caller's write
- * transaction. A batch without keys goes in INSERT_ROWS tasks per statement (taskInsertRows), the rest one by one
- * (taskInsert); a task with a key goes in alone, so that a conflict with an active task holding its key (or with an
- * earlier input of the batch) shows as an insert of nothing, and that task is the outcome.
+ * transaction. A batch without keys goes in INSERT_ROWS tasks per statement (taskInsert), the rest one by one
+ * (taskInsertOne); a batch with keys goes in one task at a time, so that a conflict with an active task holding a
+ * key (or with an earlier input of the batch) shows as an insert of nothing, and that task is the outcome
+ * (taskGetActiveByKey).
  */
 import type { SQLInputValue } from "node:sqlite";
 import type { TaskState } from "../../core/states.ts";
@@ -12,11 +13,11 @@ import type { TransactionJournal } from "./journal.ts";
 import { rowToTask } from "./row-mapping.ts";
 import type { PreparedStatements } from "./statements.ts";
 
-/** Keyless tasks inserted per statement (taskInsertRows), and the parameters of one. */
+/** Keyless tasks inserted per statement (taskInsert), and the parameters of one. */
 const INSERT_ROWS = 50;
 const INSERT_ROW = `(${new Array(15).fill("?").join(", ")})`;
 
-/** Appends the parameters of input `index` (taskInsert's, in order) to `into`; returns `into`. */
+/** Appends the parameters of input `index` (taskInsertOne's, in order) to `into`; returns `into`. */
 type InsertValues = (index: number, into: SQLInputValue[]) => SQLInputValue[];
 
 /**
@@ -61,7 +62,7 @@ export function insertTasks(
   return inputs.map((input, index) => {
     let id = ids?.[index];
     if (id === undefined) {
-      const { changes, lastInsertRowid } = statements.get("taskInsert").run(...values(index, []));
+      const { changes, lastInsertRowid } = statements.get("taskInsertOne").run(...values(index, []));
       if (changes === 0) {
         const existing = statements.get("taskGetActiveByKey").get({ key: input.key });
         if (existing === undefined) throw new Error("insert conflicted but no active task holds the key");
@@ -108,8 +109,8 @@ function insertStates(
 }
 
 /**
- * Inserts `count` keyless tasks, whose parameters `values` appends, INSERT_ROWS at a time (taskInsertRows) and the
- * rest one by one; returns their ids in order.
+ * Inserts `count` keyless tasks, whose parameters `values` appends, INSERT_ROWS at a time (taskInsert) and the
+ * rest one by one (taskInsertOne); returns their ids in order.
  * Nothing can conflict and this transaction is the only writer, so each statement's rows get consecutive ids.
  */
 function insertRows(statements: PreparedStatements, count: number, values: InsertValues): number[] {
@@ -118,12 +119,13 @@ function insertRows(statements: PreparedStatements, count: number, values: Inser
   for (; next + INSERT_ROWS <= count; next += INSERT_ROWS) {
     const args: SQLInputValue[] = [];
     for (let index = next; index < next + INSERT_ROWS; index++) values(index, args);
-    const { changes, lastInsertRowid } = statements.withRows("taskInsertRows", INSERT_ROW, INSERT_ROWS).run(...args);
-    if (changes !== INSERT_ROWS) throw new Error(`taskInsertRows inserted ${changes} of ${INSERT_ROWS} rows`);
+    const { changes, lastInsertRowid } = statements.withRows("taskInsert", INSERT_ROW, INSERT_ROWS).run(...args);
+    if (changes !== INSERT_ROWS) throw new Error(`taskInsert inserted ${changes} of ${INSERT_ROWS} rows`);
     const last = Number(lastInsertRowid);
     for (let id = last - INSERT_ROWS + 1; id <= last; id++) ids.push(id);
   }
-  for (; next < count; next++) ids.push(Number(statements.get("taskInsert").run(...values(next, [])).lastInsertRowid));
+  for (; next < count; next++)
+    ids.push(Number(statements.get("taskInsertOne").run(...values(next, [])).lastInsertRowid));
   return ids;
 }
 

@@ -1,4 +1,5 @@
--- SQLite statements on the event log, queue counts, queues, nodes and migrations tables.
+-- SQLite statements on the event log, queue counts, queues, nodes, leases and schedules tables. Parameters are
+-- named (:name) unless a statement says otherwise; times are epoch milliseconds.
 
 -- name: eventLogAppend
 -- Appends a transaction's events as one row; :events is a JSON array of entries [type, task_id, queue, data],
