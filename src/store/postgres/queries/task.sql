@@ -29,10 +29,7 @@
 -- Statements return the task columns the driver reads, never event_refs (a task's history, read only by
 -- eventList): {{task_columns}} is that list, {{t.task_columns}} the same qualified by `t.` (statements.ts).
 
--- Lists of states are spelled out, as SQL cannot import core/states.ts: ('scheduled', 'queued', 'running') is
--- ACTIVE_STATES (and the predicate of the unique index tasks_key_active, which ON CONFLICT names by repeating it),
--- ('completed', 'failed', 'cancelled') FINAL_STATES, ('failed', 'cancelled') the states TRANSITIONS.rerun starts
--- from. A statement named as one in sqlite/queries/ does that one's job for this driver.
+-- A statement named as one in sqlite/queries/ does that one's job for that driver.
 
 -- name: taskInsert
 -- Inserts the tasks in $1, a JSON array with one array per task: [queue, type, data, priority, max_attempts,
@@ -72,6 +69,7 @@ inserted_keyed AS (
   SELECT id, queue, type, data, priority, state, attempt, max_attempts, run_at, key, timeout_ms, backoff_ms, node,
          $2::timestamptz, started_at, ARRAY[(SELECT id FROM ref)]
   FROM ready WHERE key IS NOT NULL
+-- The predicate of tasks_key_active, the index ON CONFLICT infers: ACTIVE_STATES of core/states.ts, spelled out.
   ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'running') DO NOTHING
   RETURNING id, queue, state, key
 ),
@@ -169,6 +167,7 @@ inserted AS (
          ARRAY[(SELECT id FROM ref)]
   FROM (SELECT $11::text IS NOT NULL AND $6::timestamptz <= $10::timestamptz
                  AND NOT EXISTS (SELECT 1 FROM {{schema}}.queues q WHERE q.name = $1::text AND q.paused) AS starts) s
+-- The predicate of tasks_key_active, the index ON CONFLICT infers: ACTIVE_STATES of core/states.ts, spelled out.
   ON CONFLICT (key) WHERE key IS NOT NULL AND state IN ('scheduled', 'queued', 'running') DO NOTHING
   RETURNING id, queue, state, key
 ),
@@ -192,6 +191,7 @@ SELECT json_agg(json_build_array(id, key, state)) AS rows FROM inserted;
 -- name: taskGetActiveByKeys
 -- The active tasks holding any of the keys $1: what a conflicting insert returns instead of a new task.
 SELECT {{task_columns}}
+-- The state list is ACTIVE_STATES of core/states.ts, spelled out: SQL cannot import it.
 FROM {{schema}}.tasks WHERE key = ANY($1::text[]) AND state IN ('scheduled', 'queued', 'running');
 
 -- name: taskGet
@@ -344,6 +344,7 @@ cancelled AS (
     SELECT 'cancelled', $3::timestamptz, r.rec, {{schema}}.append_error(t.errors, r.rec, $5::integer)
     FROM (SELECT jsonb_build_object('name', 'CancelledError', 'message', $2::text, 'attempt', t.attempt, 'at', $4::text) AS rec) r
   ), event_refs = t.event_refs || (SELECT id FROM ref)
+-- The state list is ACTIVE_STATES of core/states.ts, spelled out: SQL cannot import it.
   WHERE t.id = $1::bigint AND (SELECT state FROM found) IN ('scheduled', 'queued', 'running')
   RETURNING {{t.task_columns}}
 ),
@@ -380,6 +381,7 @@ rerun AS (
   UPDATE {{schema}}.tasks t
   SET state = 'queued', attempt = 0, stalls = 0, run_at = $2::timestamptz, node = NULL, progress = NULL, result = NULL,
       started_at = NULL, finished_at = NULL, event_refs = t.event_refs || (SELECT id FROM ref)
+-- The state list is TRANSITIONS.rerun.from of core/states.ts, spelled out: SQL cannot import it.
   WHERE t.id = $1::bigint AND (SELECT state FROM found) IN ('failed', 'cancelled')
   RETURNING {{t.task_columns}}
 ),
@@ -560,6 +562,7 @@ edge AS (
 doomed AS MATERIALIZED (
   SELECT t.id FROM {{schema}}.tasks t
   WHERE t.id > $2::bigint AND t.id < (SELECT coalesce(young, last + 1) FROM edge)
+-- The state list is FINAL_STATES of core/states.ts, spelled out: SQL cannot import it.
     AND t.state IN ('completed', 'failed', 'cancelled') AND t.finished_at < $1::timestamptz
   ORDER BY t.id
   LIMIT $4::integer

@@ -2,9 +2,6 @@
 -- epoch milliseconds. A statement named as one in postgres/queries/ does that one's job for this driver.
 -- :ref is ' <offset>', the offset of the event-log row the transaction writes; a statement that records an
 -- event for a task appends it to the task's event_refs.
--- Lists of states are spelled out, as SQL cannot import core/states.ts: ('scheduled', 'queued', 'running') is
--- ACTIVE_STATES (and the predicate of the unique index tasks_key_active), ('completed', 'failed', 'cancelled')
--- FINAL_STATES, ('failed', 'cancelled') the states TRANSITIONS.rerun starts from.
 
 -- name: taskInsertOne
 -- Inserts one task; an active task holding its key makes it insert nothing (the partial unique index decides).
@@ -31,6 +28,7 @@ SELECT paused FROM queues WHERE name = :name AND paused = 1;
 
 -- name: taskGetActiveByKey
 -- The active task holding key :key: what a conflicting insert returns instead of a new task.
+-- The state list is ACTIVE_STATES of core/states.ts, spelled out: SQL cannot import it.
 SELECT * FROM tasks WHERE key = :key AND state IN ('scheduled', 'queued', 'running');
 
 -- name: taskGet
@@ -77,8 +75,9 @@ WHERE id = :id AND attempt = :attempt AND state = 'running'
 RETURNING *;
 
 -- name: taskCancel
--- Cancels task :id if it is active (the states TRANSITIONS.cancel starts from: ACTIVE_STATES, spelled out).
+-- Cancels task :id if it is active.
 UPDATE tasks SET state = 'cancelled', error = :error, errors = :errors, finished_at = :now, event_refs = event_refs || :ref
+-- The state list is ACTIVE_STATES of core/states.ts, spelled out: SQL cannot import it.
 WHERE id = :id AND state IN ('scheduled', 'queued', 'running')
 RETURNING *;
 
@@ -88,6 +87,7 @@ RETURNING *;
 UPDATE tasks
 SET state = 'queued', attempt = 0, stalls = 0, run_at = :now, node = NULL, progress = NULL, result = NULL,
     started_at = NULL, finished_at = NULL, event_refs = event_refs || :ref
+-- The state list is TRANSITIONS.rerun.from of core/states.ts, spelled out: SQL cannot import it.
 WHERE id = :id AND state IN ('failed', 'cancelled')
 RETURNING *;
 
@@ -145,6 +145,7 @@ SELECT id, queue, state, created_at, finished_at FROM tasks WHERE id > :after OR
 -- name: taskDelete
 -- Deletes the listed tasks (a JSON array of ids) if they are still finished.
 DELETE FROM tasks
+-- The state list is FINAL_STATES of core/states.ts, spelled out: SQL cannot import it.
 WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('completed', 'failed', 'cancelled');
 
 -- name: taskEventRefs
