@@ -140,26 +140,8 @@ async function insertUniform(call: InsertCall, indexes: number[], created: Creat
 async function insertBatch(call: InsertCall, indexes: number[]): Promise<number[]> {
   const { tasks, now, startOn } = call;
   const starting = new Set(startOn?.indexes);
-  const nowMs = now.getTime();
-  // The task.created data of each input (a batch mostly shares one runAt: formatted once). When all are alike
-  // (one queue, one type, one runAt, none to start), the statement logs them as one entry and gets the data once.
-  let iso: [Date | null, string] = [null, ""];
-  const created = indexes.map((index) => {
-    const input = tasks[index]!;
-    if (input.runAt !== iso[0]) iso = [input.runAt, input.runAt.toISOString()];
-    return createdEventData(input, nowMs, iso[1]);
-  });
-  const [first] = created as [CreatedEventData];
-  const queue = tasks[indexes[0]!]!.queue;
-  const alike =
-    startOn === undefined &&
-    indexes.every(
-      (index, i) =>
-        tasks[index]!.queue === queue &&
-        created[i]!.type === first.type &&
-        created[i]!.state === first.state &&
-        created[i]!.runAt === first.runAt,
-    );
+  const created = createdEvents(call, indexes);
+  const alike = startOn === undefined && areAlike(tasks, indexes, created);
   const rowsParam = indexes.map((index, i) => {
     const t = tasks[index]!;
     return [
@@ -176,9 +158,36 @@ async function insertBatch(call: InsertCall, indexes: number[]): Promise<number[
       alike ? null : created[i],
     ];
   });
-  const shared = alike ? JSON.stringify(first) : null;
+  const shared = alike ? JSON.stringify(created[0]) : null;
   const result = await call.run("taskInsert", [JSON.stringify(rowsParam), now, startOn?.node ?? null, shared]);
   return matchInserted(call, indexes, (result.rows[0]?.rows ?? []) as InsertedRow[]);
+}
+
+/** The task.created data of each input at `indexes` (a batch mostly shares one runAt: formatted once). */
+function createdEvents(call: InsertCall, indexes: number[]): CreatedEventData[] {
+  const nowMs = call.now.getTime();
+  let iso: [Date | null, string] = [null, ""];
+  return indexes.map((index) => {
+    const input = call.tasks[index]!;
+    if (input.runAt !== iso[0]) iso = [input.runAt, input.runAt.toISOString()];
+    return createdEventData(input, nowMs, iso[1]);
+  });
+}
+
+/**
+ * Whether the task.created events of the inputs at `indexes` are alike (one queue, one type, one state, one runAt):
+ * taskInsert then logs them as one entry and gets their data once.
+ */
+function areAlike(tasks: TaskInsert[], indexes: number[], created: CreatedEventData[]): boolean {
+  const [first] = created as [CreatedEventData];
+  const queue = tasks[indexes[0]!]!.queue;
+  return indexes.every(
+    (index, i) =>
+      tasks[index]!.queue === queue &&
+      created[i]!.type === first.type &&
+      created[i]!.state === first.state &&
+      created[i]!.runAt === first.runAt,
+  );
 }
 
 /**

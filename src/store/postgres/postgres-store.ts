@@ -12,6 +12,9 @@
  * FOR UPDATE SKIP LOCKED, so claimers on any number of hosts never wait for each other.
  *
  * Times always come from the caller's `now`, never from the server's clock.
+ *
+ * This file holds the Store class and its operations. Beside it: statements.ts (queries/*.sql, the schema and the
+ * prepared-statement names), insert.ts (taskInsertMany's paths), row-mapping.ts, migrate.ts.
  */
 import pg from "pg";
 import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";

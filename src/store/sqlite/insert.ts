@@ -32,30 +32,8 @@ export function insertTasks(
   startOn?: TaskStartOn,
 ): TaskInsertOutcome[] {
   const nowMs = now.getTime();
-  const ref = journal.ref();
   const states = insertStates(statements, inputs, nowMs, startOn);
-  const values: InsertValues = (index, into) => {
-    const input = inputs[index]!;
-    const start = states[index] === "running";
-    into.push(
-      input.queue,
-      input.type,
-      JSON.stringify(input.data),
-      input.priority,
-      states[index]!,
-      input.maxAttempts,
-      input.runAt.getTime(),
-      input.key,
-      input.timeoutMs,
-      input.backoffMs,
-      nowMs,
-      ref,
-      start ? 1 : 0,
-      start ? startOn!.node : null,
-      start ? nowMs : null,
-    );
-    return into;
-  };
+  const values = insertValues(inputs, states, nowMs, journal.ref(), startOn);
   const ids = inputs.every((input) => input.key === null) ? insertRows(statements, inputs.length, values) : null;
   let lastRunAt: Date | null = null;
   let lastRunAtIso = "";
@@ -84,6 +62,38 @@ export function insertTasks(
     journal.count(task.queue, null, state);
     return { task, created: true };
   });
+}
+
+/** The InsertValues of `inputs`, going in as `states` at `nowMs`, their events in the log row `ref` names. */
+function insertValues(
+  inputs: TaskInsert[],
+  states: TaskState[],
+  nowMs: number,
+  ref: string,
+  startOn: TaskStartOn | undefined,
+): InsertValues {
+  return (index, into) => {
+    const input = inputs[index]!;
+    const start = states[index] === "running";
+    into.push(
+      input.queue,
+      input.type,
+      JSON.stringify(input.data),
+      input.priority,
+      states[index]!,
+      input.maxAttempts,
+      input.runAt.getTime(),
+      input.key,
+      input.timeoutMs,
+      input.backoffMs,
+      nowMs,
+      ref,
+      start ? 1 : 0,
+      start ? startOn!.node : null,
+      start ? nowMs : null,
+    );
+    return into;
+  };
 }
 
 /** The state each input goes in with: scheduled when not due yet, running when `startOn` starts it, else queued. */

@@ -7,6 +7,9 @@
  * SQLite has a single writer: while a transaction holds the write lock, no other transaction can write a log row, so
  * the offset of this transaction's row can be read once, when first needed, and handed to the statements that
  * record events (the `:ref` appended to each task's event_refs) before the row itself is written.
+ *
+ * The PostgreSQL driver has no twin of this file: each of its statements keeps its counts and appends its events
+ * itself, in CTEs (postgres/queries/task.sql).
  */
 import type { TaskState } from "../../core/states.ts";
 import type { Json, TaskEventType } from "../../core/task.ts";
