@@ -1,6 +1,8 @@
 /**
  * The task state machine. This table is the single source of truth for which state changes exist;
- * docs/states.md draws it, and states.test.ts checks the drawing against it.
+ * docs/states.md draws it, and states.test.ts checks the drawing against it. The store drivers' TypeScript asks it
+ * (canTransition) where it needs a list of states; their SQL cannot import it, so it spells the lists out and says
+ * next to each which list of this file it is.
  *
  *   scheduled ──promote──▶ queued ──claim──▶ running ──complete──▶ completed
  *       ▲                    ▲                 │ │ │

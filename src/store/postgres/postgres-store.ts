@@ -18,7 +18,7 @@
  */
 import pg from "pg";
 import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";
-import type { TaskState } from "../../core/states.ts";
+import { type TaskState, TRANSITIONS } from "../../core/states.ts";
 import { MAX_ERROR_HISTORY, type Task, type TaskEvent, type TaskProgress } from "../../core/task.ts";
 import type {
   Lease,
@@ -272,7 +272,7 @@ export class PostgresStore implements Store {
     if (after === undefined) {
       throw new ConflictError(
         "invalid_state",
-        `task ${id} is ${String(before.state)}; only failed or cancelled tasks can be retried`,
+        `task ${id} is ${String(before.state)}; only ${TRANSITIONS.rerun.from.join(" or ")} tasks can be retried`,
       );
     }
     return rowToTask(after);

@@ -14,7 +14,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
 import { ConflictError, type ErrorRecord } from "../../core/errors.ts";
-import { canTransition, type TaskState } from "../../core/states.ts";
+import { canTransition, type TaskState, TRANSITIONS } from "../../core/states.ts";
 import type { Task, TaskEvent, TaskProgress } from "../../core/task.ts";
 import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
@@ -304,7 +304,7 @@ export class SqliteStore implements Store {
       if (!canTransition("rerun", state)) {
         throw new ConflictError(
           "invalid_state",
-          `task ${id} is ${state}; only failed or cancelled tasks can be retried`,
+          `task ${id} is ${state}; only ${TRANSITIONS.rerun.from.join(" or ")} tasks can be retried`,
         );
       }
       let row: Row | undefined;
