@@ -56,6 +56,11 @@ test("Coalescer: everything published in one tick goes out in one send, the next
   assert.equal(sends.length, 2);
 });
 
+/** Timers (ref'ed) alive in this process: the coalescer's delay is one while armed. */
+const timers = () => process.getActiveResourcesInfo().filter((resource) => resource === "Timeout").length;
+
+const nextTick = () => new Promise((resolve) => setImmediate(resolve));
+
 test("Coalescer: a batch of only events waits for the delay; any other signal sends it at the next tick", async () => {
   const sends: [number, BusSignal[]][] = [];
   let notify: () => void = () => {};
@@ -70,22 +75,25 @@ test("Coalescer: a batch of only events waits for the delay; any other signal se
     });
   const t0 = performance.now();
   coalescer.add(events);
-  await new Promise((resolve) => setImmediate(resolve));
-  await new Promise((resolve) => setImmediate(resolve));
+  await nextTick();
+  await nextTick();
   coalescer.add(events);
   assert.equal(sends.length, 0, "events alone are not sent at the next tick");
   await sent(1);
   assert.deepEqual(sends[0]![1], [events], "the events of several ticks go out once");
+  // The delay is the thing under test, and only as a lower bound, which a slow machine cannot break (a timer never
+  // fires early); 5 ms for the difference between the timer's clock and performance.now().
   assert.ok(sends[0]![0] - t0 >= 45, `sent ${Math.round(sends[0]![0] - t0)} ms after the first, not before the delay`);
 
-  const t1 = performance.now();
+  const armed = timers();
   coalescer.add(events);
+  assert.equal(timers(), armed + 1, "events alone arm the delay");
   coalescer.add(wake("a"));
-  await sent(2);
+  // The coalescer's own setImmediate was queued first: it has run once this one resolves.
+  await nextTick();
+  assert.equal(sends.length, 2, "sent at the next tick, not after the delay");
   assert.deepEqual(sends[1]![1], [wake("a"), events], "a wake takes the waiting events along");
-  assert.ok(sends[1]![0] - t1 < 45, "at the next tick, not after the delay");
-  await new Promise((resolve) => setTimeout(resolve, 80));
-  assert.equal(sends.length, 2, "the delay's timer was cancelled with the send");
+  assert.equal(timers(), armed, "the delay's timer was cancelled with the send");
 });
 
 test("Coalescer: takePending() hands over the pending batch and cancels the tick", async () => {
@@ -94,14 +102,17 @@ test("Coalescer: takePending() hands over the pending batch and cancels the tick
   coalescer.add(cancel(1));
   coalescer.add(cancel(1));
   assert.deepEqual(coalescer.takePending(), [cancel(1)]);
-  await new Promise((resolve) => setImmediate(resolve));
-  await new Promise((resolve) => setImmediate(resolve));
+  await nextTick();
+  await nextTick();
   assert.equal(sends, 0);
   assert.deepEqual(coalescer.takePending(), []);
+  const before = timers();
   coalescer.add(events);
+  assert.equal(timers(), before + 1, "events alone arm the delay");
   assert.deepEqual(coalescer.takePending(), [events]);
-  await new Promise((resolve) => setTimeout(resolve, 40));
-  assert.equal(sends, 0, "the events delay was cancelled too");
+  assert.equal(timers(), before, "the events delay was cancelled too");
+  await nextTick();
+  assert.equal(sends, 0);
 });
 
 test("encodeSignals/decodeSignals: a compact JSON array that round-trips", () => {
