@@ -1,8 +1,9 @@
 /**
  * The SQLite driver, on node:sqlite: the Store class and its operations. One file, WAL journal, synchronous=NORMAL
  * (a power cut may lose the last transactions but never corrupts; a process crash loses nothing). SQLite has a
- * single writer, so every operation that writes is one `BEGIN IMMEDIATE` transaction (#write) and claims need no row
- * locks. Several processes on one host may share the file; they wait for each other through busy_timeout.
+ * single writer, so every operation that writes is one `BEGIN IMMEDIATE` transaction (#write; taskPrune, one per
+ * window of tasks) and claims need no row locks. Several processes on one host may share the file; they wait for
+ * each other through busy_timeout.
  *
  * node:sqlite is synchronous: each operation runs to completion before any other code in this process, which is
  * also why two calls from one process never interleave inside a transaction.
