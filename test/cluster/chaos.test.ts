@@ -3,7 +3,7 @@
  * while one node after another is `kill -9`ed and restarted every 2–3 s. Afterwards, from the store and the
  * handlers' side-effect file: every task completed exactly once (one task.completed event, none failed, none left
  * behind); every task's work was done; work done twice only for attempts cut short by a kill (rescued); every rescue
- * within 5 s of its kill and only of tasks of a killed node.
+ * within 5 s of its kill and only of tasks of a killed node, after its kill (a live node judged dead fails the test).
  *
  * Tasks carry maxAttempts 20, so repeated stalls cannot run them out of attempts; a node's maxStalls is its default
  * 3 (the CLI has no flag for it), and a task failed for stalls would show here as a failed task.
@@ -143,7 +143,15 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   assert.equal(missingCompletions.length, 0, "every task has exactly one task.completed event");
   assert.equal(events.filter((e) => e.type === "task.failed").length, 0, "no task.failed event");
 
-  // Rescues: only of tasks on killed nodes, each within the target of its node's kill.
+  // Rescues: only of tasks on killed nodes, each after its node's kill and within the target. A task.rescued event
+  // that says `released` is a hand-back by a node stopping gracefully, not a rescue; nothing stops gracefully here,
+  // so there must be none.
+  const released = events.filter((e) => e.type === "task.rescued" && (e.data as { released?: boolean }).released);
+  assert.deepEqual(
+    released.map((e) => e.taskId),
+    [],
+    "no task was handed back (no node stops gracefully in this test)",
+  );
   const killOf = new Map(kills.map((kill) => [kill.nodeId, kill]));
   const rescued = events.filter((e) => e.type === "task.rescued");
   const rescueDelays: number[] = [];
@@ -154,15 +162,20 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
     if (kill === undefined || event.at.getTime() < kill.at) wrongful.push(event);
     else rescueDelays.push(event.at.getTime() - kill.at);
   }
-  // A task rescued from a node that was never killed (or before its kill) means a live node was judged dead: a
-  // starting node that stopped heartbeating while it built its HTTP server did (fixed in 2dd97b5; membership.test.ts
-  // tests it), and a node starved of CPU for the dead time (600 ms here) would. Reported, not failed: the invariants
-  // above (each task completed exactly once) hold either way.
+  // A task rescued from a node that was never killed (or before its kill) means a live node was judged dead: its
+  // heartbeats went silent for the dead time (600 ms here) while it ran. That is a failure whatever the cause: a
+  // starting node that stopped heartbeating while it built its HTTP server did it (fixed in 2dd97b5; membership.test.ts
+  // tests it). A node frozen by the machine for that long would do it too, by design (to the others it is dead);
+  // each node's LAG lines (its event-loop stalls over 200 ms) are in the message, to tell the two apart.
   const wrongNodes = [...countBy(wrongful, (e) => (e.data as { node: string }).node)].map(([nodeId, n]) => {
     const node = cluster.byId(nodeId);
     const at = wrongful.filter((e) => (e.data as { node: string }).node === nodeId).map((e) => e.at.getTime());
-    return `${n} tasks of ${node?.name ?? "?"} ${nodeId} (listening at +${(node?.readyAt ?? 0) - startedAt} ms, ${node?.killedAt ? `killed later, at +${node.killedAt - startedAt} ms` : "never killed"}), rescued at +${Math.min(...at) - startedAt} ms`;
+    const lags = (node?.words("LAG") ?? []).map(
+      ({ words }) => `${words[1]} ms until +${Number(words[2]) - startedAt} ms`,
+    );
+    return `${n} tasks of ${node?.name ?? "?"} ${nodeId} (listening at +${(node?.readyAt ?? 0) - startedAt} ms, ${node?.killedAt ? `killed later, at +${node.killedAt - startedAt} ms` : "never killed"}), rescued at +${Math.min(...at) - startedAt} ms; its event-loop stalls: ${lags.join(", ") || "none over 200 ms"}`;
   });
+  assert.deepEqual(wrongNodes, [], "tasks rescued from nodes that were alive (judged dead while running)");
   const rescuedPerKill = countBy(rescued, (e) => (e.data as { node: string }).node);
   for (const kill of kills) {
     assert.ok(
@@ -215,7 +228,6 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
     `chaos: side effects ${effects.length} for ${TOTAL} tasks: ${duplicates} duplicate runs (all of rescued attempts)`,
   );
   t.diagnostic(`chaos rescue time after kill: ${distribution(rescueDelays)}`);
-  t.diagnostic(
-    `chaos: rescues from live nodes (judged dead): ${wrongful.length}${wrongNodes.length ? `: ${wrongNodes.join("; ")}` : ""}`,
-  );
+  const lags = cluster.nodes.flatMap((node) => node.words("LAG").map(({ words }) => +words[1]!));
+  t.diagnostic(`chaos: node event-loop stalls over 200 ms: ${distribution(lags)}`);
 });
