@@ -25,7 +25,7 @@ function recorder() {
     const past = events.filter(match)[nth - 1];
     if (past) return Promise.resolve(past);
     return new Promise((resolve, reject) => {
-      const timeout = setTimeout(() => reject(new Error("timed out waiting for a supervisor event")), 2_000);
+      const timeout = setTimeout(() => reject(new Error("timed out waiting for a supervisor event")), 10_000);
       timeout.unref();
       waiters.push({
         match: (event) => match(event) && ++seen >= nth,
@@ -59,9 +59,10 @@ function idle(name: string, cleanupMs = 0, log?: string[]) {
       service.starts++;
       service.signals.push(signal);
       await untilAborted(signal);
+      log?.push(`${name} aborted`);
       if (cleanupMs > 0) await sleep(cleanupMs);
       service.cleanups++;
-      log?.push(name);
+      log?.push(`${name} cleaned up`);
     },
   };
   return service;
@@ -178,14 +179,16 @@ describe("Supervisor", () => {
   it("stop() aborts every child and waits for their cleanup, in reverse start order", async () => {
     const rec = recorder();
     const log: string[] = [];
-    const a = idle("a", 10, log);
+    // The first stopped takes longest to clean up: stopped all at once, they would finish in the other order.
+    const a = idle("a", 1, log);
     const b = idle("b", 5, log);
-    const c = idle("c", 1, log);
+    const c = idle("c", 10, log);
     const sup = new Supervisor({ name: "node", ...fast, onEvent: rec.onEvent }, [a, b, c]);
     sup.start();
     await sup.stop();
 
-    assert.deepEqual(log, ["c", "b", "a"]);
+    // Each child is aborted only once the one stopped before it has cleaned up.
+    assert.deepEqual(log, ["c aborted", "c cleaned up", "b aborted", "b cleaned up", "a aborted", "a cleaned up"]);
     for (const service of [a, b, c]) assert.ok(service.signals[0]?.aborted);
     assert.equal(sup.tree().state, "stopped");
     assert.ok(sup.tree().children.every((child) => child.state === "stopped"));

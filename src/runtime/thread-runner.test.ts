@@ -120,7 +120,9 @@ test("terminate() ends a busy loop that ignores the signal, and the thread is re
   assert.ok(threadResources().length > 0, "the worker should be active while it spins");
   const startedAt = Date.now();
   await run.terminate();
-  assert.ok(Date.now() - startedAt < 2_000, "terminate should be prompt");
+  // Promptness is the point (terminate() is how a stop really ends a thread); the bound is generous, as terminating
+  // a spinning isolate takes milliseconds, not seconds, even on a loaded machine.
+  assert.ok(Date.now() - startedAt < 2_000, `terminate took ${Date.now() - startedAt} ms`);
   await assert.rejects(run.result, { name: "ThreadTerminatedError" });
   assert.deepEqual(threadResources(), []);
   await run.terminate(); // idempotent
