@@ -43,7 +43,7 @@ export class CompletionBuffer {
     // Yield once so that completions settling in the same tick join the first batch.
     await new Promise((resolve) => setImmediate(resolve));
     while (this.#pending.length > 0) {
-      const batch = this.#pending.splice(0, MAX_BATCH);
+      const batch = this.#takeBatch();
       const completions = batch.map((entry) => entry.completion);
       const done = new Set(
         await persist(
@@ -56,5 +56,26 @@ export class CompletionBuffer {
       if (done.size > 0) this.#onFlushed([...done]);
     }
     this.#flushing = null;
+  }
+
+  /**
+   * Up to MAX_BATCH pending completions, at most one per task, in the order they came. The store answers with the
+   * ids it completed, so a task named twice in one write (a stale attempt's completion beside the live one's) would
+   * tell both callers it was theirs; the second waits for the next write instead.
+   */
+  #takeBatch(): Pending[] {
+    const batch: Pending[] = [];
+    const ids = new Set<number>();
+    const rest: Pending[] = [];
+    for (const entry of this.#pending) {
+      if (batch.length < MAX_BATCH && !ids.has(entry.completion.id)) {
+        ids.add(entry.completion.id);
+        batch.push(entry);
+      } else {
+        rest.push(entry);
+      }
+    }
+    this.#pending = rest;
+    return batch;
   }
 }
