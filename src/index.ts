@@ -19,7 +19,17 @@ export type {
   Isolation,
   ThreadHandlerRef,
 } from "./runtime/handler.ts";
-export type { Task, TaskInput, TaskEvent, TaskEventType, TaskProgress, Json } from "./core/task.ts";
+export type {
+  Task,
+  TaskInput,
+  TaskEvent,
+  TaskEventType,
+  LogEvent,
+  LogEventType,
+  ChannelEventType,
+  TaskProgress,
+  Json,
+} from "./core/task.ts";
 export { TASK_STATES, type TaskState } from "./core/states.ts";
 export {
   ConveyorError,

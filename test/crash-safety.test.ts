@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Conveyor, SqliteStore } from "../src/index.ts";
-import type { Task, TaskEvent, TaskInput } from "../src/index.ts";
+import type { Task, LogEvent, TaskInput } from "../src/index.ts";
 import { WatchedProcess, withTimeout } from "./support/watched-process.ts";
 
 const FIXTURE = new URL("./fixtures/crash-node.ts", import.meta.url).pathname;
@@ -128,8 +128,8 @@ async function allTasks(store: SqliteStore, states?: Task["state"][]): Promise<T
   }
 }
 
-async function allEvents(store: SqliteStore): Promise<TaskEvent[]> {
-  const events: TaskEvent[] = [];
+async function allEvents(store: SqliteStore): Promise<LogEvent[]> {
+  const events: LogEvent[] = [];
   for (;;) {
     const page = await store.eventList({ after: events.at(-1)?.offset ?? 0, limit: 5000 });
     events.push(...page);
@@ -303,14 +303,14 @@ function worstLags(children: CrashNode[]): string {
   return `worst event-loop lag: ${children.map((c) => `${c.name} ${c.lags.at(-1)?.ms ?? "<100"} ms`).join(", ")}`;
 }
 
-function rescueKey(event: TaskEvent): string {
+function rescueKey(event: LogEvent): string {
   const data = event.data as { node: string; attempt: number };
   return `${event.taskId}@${data.node}#${data.attempt}`;
 }
 
 /** For a failure message: when rescues happened relative to the life of the node they were taken from. */
-function explainRescues(events: TaskEvent[], children: CrashNode[]): string {
-  const byNode = new Map<string, TaskEvent[]>();
+function explainRescues(events: LogEvent[], children: CrashNode[]): string {
+  const byNode = new Map<string, LogEvent[]>();
   for (const event of events) {
     const node = (event.data as { node: string }).node;
     byNode.set(node, [...(byNode.get(node) ?? []), event]);

@@ -71,7 +71,39 @@ export const TASK_EVENT_TYPES = [
 ] as const;
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
-/** One entry of the event log. `offset` is strictly increasing and gap-free in commit order. */
+/**
+ * Names of the log's events that belong to no task: an application channel's message, and the cluster's events on
+ * the `nodes` channel (docs/live-protocol.md).
+ */
+export const CHANNEL_EVENT_TYPES = [
+  "message",
+  "node.joined",
+  "node.left",
+  "leader.changed",
+  "service.crashed",
+  "service.restarted",
+  "service.gave-up",
+  "queue.paused",
+  "queue.resumed",
+] as const;
+export type ChannelEventType = (typeof CHANNEL_EVENT_TYPES)[number];
+export type LogEventType = TaskEventType | ChannelEventType;
+
+/**
+ * One event of the log: a task's (`channel` null) or a channel's (`taskId` 0, `queue` ""). `offset` is strictly
+ * increasing and gap-free in commit order.
+ */
+export type LogEvent = {
+  offset: number;
+  type: LogEventType;
+  taskId: number;
+  queue: string;
+  channel: string | null;
+  data: Json;
+  at: Date;
+};
+
+/** One event of a task. */
 export type TaskEvent = {
   offset: number;
   type: TaskEventType;

@@ -4,7 +4,7 @@
  */
 import { after, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
-import type { TaskEvent } from "../core/task.ts";
+import type { LogEvent } from "../core/task.ts";
 import type { Conveyor } from "./conveyor.ts";
 import type { ConveyorOptions } from "./options.ts";
 import { deferred, leakedResources } from "./fixtures/runtime-handlers.ts";
@@ -20,7 +20,7 @@ const tick = () => new Promise((resolve) => setImmediate(resolve));
  * returns (`flushed`, which may come at any moment). Counted from the reporting time measured, not from a guess of
  * the machine's speed.
  */
-function assertCoalesced(writes: TaskEvent[], reportingMs: number, intervalMs: number, flushed: boolean): void {
+function assertCoalesced(writes: LogEvent[], reportingMs: number, intervalMs: number, flushed: boolean): void {
   const timed = flushed ? writes.slice(0, -1) : writes;
   const gaps = timed.slice(1).map((write, i) => write.at.getTime() - timed[i]!.at.getTime());
   assert.ok(

@@ -4,13 +4,13 @@
  * in a cluster, another one wrote events) or on the slow backstop poll, so tasks finished by any process
  * on the same store are seen.
  */
-import type { TaskEvent } from "../core/task.ts";
+import type { LogEvent } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Service } from "./service.ts";
 import { Wakeup } from "./wakeup.ts";
 
-export type EventListener = (event: TaskEvent) => void;
+export type EventListener = (event: LogEvent) => void;
 
 const READ_BATCH = 1000;
 
@@ -48,6 +48,11 @@ export class EventFeed implements Service {
       this.#listeners.delete(listener);
       if (this.#listeners.size === 0) this.#cursor = null;
     };
+  }
+
+  /** The offset of the last event handed out (or where listeners started); null while nobody listens. */
+  get cursor(): number | null {
+    return this.#cursor;
   }
 
   async run(signal: AbortSignal): Promise<void> {

@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import { NotFoundError, TaskOutcomeError } from "../core/errors.ts";
 import { isFinalState } from "../core/states.ts";
-import type { Json, Task, TaskEvent } from "../core/task.ts";
+import type { Json, LogEvent, Task } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
 import type { EventFeed } from "./event-feed.ts";
 
@@ -37,7 +37,7 @@ export class TaskWaiter {
     const { store, events, stopping } = this.#deps;
     const wake = new AbortController();
     const stops = [signal, stopping].filter((s) => s !== undefined);
-    const unsubscribe = await events.subscribe((event: TaskEvent) => {
+    const unsubscribe = await events.subscribe((event: LogEvent) => {
       if (event.taskId === id && FINAL_EVENTS.has(event.type)) wake.abort("finished");
     });
     const release = this.#useEventFeed();

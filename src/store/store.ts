@@ -13,7 +13,7 @@
 import type { ErrorRecord } from "../core/errors.ts";
 import type { NormalizedTaskInput } from "../core/task-input.ts";
 import type { TaskState } from "../core/states.ts";
-import type { Json, Task, TaskEvent, TaskProgress } from "../core/task.ts";
+import type { ChannelEventType, Json, LogEvent, Task, TaskProgress } from "../core/task.ts";
 
 export type StoreCapabilities = {
   /** Driver name, for logs, metrics and /api/health. */
@@ -153,7 +153,7 @@ export interface Store {
   /** The earliest runAt of any scheduled task, to time the next promotion. */
   taskNextRunAt(): Promise<Date | null>;
   /** Current state and attempt of the given tasks (to notice a cancel made by another process). */
-  taskStates(params: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number }[]>;
+  taskStates(params: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number; type: string }[]>;
   /**
    * Put tasks running on nodes silent since `deadBefore` (or without a node row) back to `queued` at once,
    * counting a stall; a task out of attempts or past `maxStalls` stalls fails instead. Returns each outcome.
@@ -169,8 +169,15 @@ export interface Store {
   queueSetPaused(params: { queue: string; paused: boolean; now: Date }): Promise<void>;
 
   /** Events after `after`, in offset order. */
-  eventList(params: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]>;
+  eventList(params: { after: number; limit: number; taskId?: number }): Promise<LogEvent[]>;
   /** The highest committed offset (0 when the log is empty). */
+  /**
+   * The log's epoch (random, made with the log, so that an offset is never trusted across two lives of a log), the
+   * first offset it still holds (the last + 1 when pruning emptied it) and the last offset given.
+   */
+  eventLogInfo(): Promise<{ epoch: string; oldestOffset: number; lastOffset: number }>;
+  /** Appends events that belong to no task (an application channel's messages, the cluster's events), in one transaction. */
+  eventAppend(params: { events: { type: ChannelEventType; channel: string; data: Json }[]; now: Date }): Promise<void>;
   eventLastOffset(): Promise<number>;
   /**
    * Delete old events: up to `limit` log entries recorded before `before`, where an entry holds the events

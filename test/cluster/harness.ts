@@ -19,7 +19,7 @@ import { promisify } from "node:util";
 import amqp from "amqplib";
 import pg from "pg";
 import { PostgresStore } from "../../src/store/postgres/postgres-store.ts";
-import type { Task, TaskEvent } from "../../src/index.ts";
+import type { Task, LogEvent } from "../../src/index.ts";
 import { amqpAvailable, amqpUrl, postgresAvailable, postgresUrl, requireService } from "../support/services.ts";
 import { dropSchema, freshSchema } from "../support/postgres.ts";
 import { WatchedProcess, withTimeout, type Line } from "../support/watched-process.ts";
@@ -418,8 +418,8 @@ export async function allTasks(
   }
 }
 
-export async function allEvents(store: PostgresStore): Promise<TaskEvent[]> {
-  const events: TaskEvent[] = [];
+export async function allEvents(store: PostgresStore): Promise<LogEvent[]> {
+  const events: LogEvent[] = [];
   for (;;) {
     const page = await store.eventList({ after: events.at(-1)?.offset ?? 0, limit: 5000 });
     events.push(...page);

@@ -212,15 +212,15 @@ export function completionCases(storeTest: StoreTest): void {
       assert.equal(await store.taskProgress({ id: 987_654, attempt: 1, progress: { percent: 1 }, now: at(4) }), false);
     });
 
-    storeTest("taskStates gives state and attempt of known ids", async (store) => {
+    storeTest("taskStates gives state, attempt and type of known ids", async (store) => {
       const queued = await insert(store, { queue: "q" });
       const run = await running(store, { queue: "r" });
       const states = await store.taskStates({ ids: [run.id, 987_654, queued.id] });
       assert.deepEqual(
         [...states].sort((a, b) => a.id - b.id),
         [
-          { id: queued.id, state: "queued", attempt: 0 },
-          { id: run.id, state: "running", attempt: 1 },
+          { id: queued.id, state: "queued", attempt: 0, type: queued.type },
+          { id: run.id, state: "running", attempt: 1, type: run.type },
         ],
       );
       assert.deepEqual(await store.taskStates({ ids: [] }), []);

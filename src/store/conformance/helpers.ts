@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import type { ErrorRecord } from "../../core/errors.ts";
-import type { Task, TaskEventType } from "../../core/task.ts";
+import type { Task, LogEventType } from "../../core/task.ts";
 import type { Store, TaskInsert } from "../store.ts";
 
 /** Declares one test case that runs `body` on a fresh store of the driver under test (closed afterwards). */
@@ -87,7 +87,7 @@ export function errorRecord(message: string, attempt: number, when: Date): Error
 }
 
 /** The types of the events in the log, of task `taskId` only when given, in offset order. */
-export async function eventTypes(store: Store, taskId?: number): Promise<TaskEventType[]> {
+export async function eventTypes(store: Store, taskId?: number): Promise<LogEventType[]> {
   const events = await store.eventList(
     taskId === undefined ? { after: 0, limit: 10_000 } : { after: 0, limit: 10_000, taskId },
   );

@@ -19,6 +19,7 @@ import { insertCases } from "./inserts.ts";
 import { keyCases } from "./keys.ts";
 import { leaseCases } from "./leases.ts";
 import { lifecycleCases } from "./lifecycle.ts";
+import { liveLogCases } from "./live-log.ts";
 import { nodeCases } from "./nodes.ts";
 import { promotionCases } from "./promotion.ts";
 import { pruningCases } from "./pruning.ts";
@@ -52,6 +53,7 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
     pruningCases(storeTest);
     queueCases(storeTest);
     eventLogCases(storeTest);
+    liveLogCases(storeTest, makeStore);
     nodeCases(storeTest);
     leaseCases(storeTest);
     scheduleCases(storeTest);

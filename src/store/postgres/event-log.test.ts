@@ -23,7 +23,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { after, describe, test } from "node:test";
 import pg from "pg";
 import { TASK_STATES, type TaskState } from "../../core/states.ts";
-import type { TaskEvent } from "../../core/task.ts";
+import type { LogEvent } from "../../core/task.ts";
 import type { TaskInsert } from "../store.ts";
 import { PostgresStore } from "./postgres-store.ts";
 import { loadStatements } from "./statements.ts";
@@ -519,7 +519,7 @@ if (await postgresSuite("postgres event log")) {
         return task.id;
       }
 
-      const seen: TaskEvent[] = [];
+      const seen: LogEvent[] = [];
       async function reader(): Promise<void> {
         let cursor = 0;
         while (!stopped && !(writersDone && cursor === total)) {
@@ -573,7 +573,7 @@ if (await postgresSuite("postgres event log")) {
           late.map((e) => e.type),
           ["task.created", "task.started", ...Array<string>(STRAGGLES - 1).fill("task.progress"), "task.completed"],
         );
-        const ticketOf = (e: TaskEvent) => (e.data as { ticket?: number }).ticket;
+        const ticketOf = (e: LogEvent) => (e.data as { ticket?: number }).ticket;
         for (const [round, { ticketsBefore, givenBefore, ticketsAfter, committed }] of straggles.entries()) {
           const own = late.find((e) => (e.data as { straggle?: number }).straggle === round);
           assert.equal(own !== undefined, committed, `straggle ${round} is listed if and only if it committed`);

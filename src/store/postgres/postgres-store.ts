@@ -19,7 +19,14 @@
 import pg from "pg";
 import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";
 import { type TaskState, TRANSITIONS } from "../../core/states.ts";
-import { MAX_ERROR_HISTORY, type Task, type TaskEvent, type TaskProgress } from "../../core/task.ts";
+import {
+  type ChannelEventType,
+  type Json,
+  type LogEvent,
+  MAX_ERROR_HISTORY,
+  type Task,
+  type TaskProgress,
+} from "../../core/task.ts";
 import type {
   Lease,
   NodeRecord,
@@ -36,7 +43,7 @@ import type {
   TaskListParams,
   TaskStartOn,
 } from "../store.ts";
-import { eventsAfter, type LogEntry } from "../event-log.ts";
+import { channelEntry, eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
 import { insertTasks } from "./insert.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
@@ -304,13 +311,18 @@ export class PostgresStore implements Store {
     return (rows[0]?.run_at as Date | null | undefined) ?? null;
   }
 
-  async taskStates({ ids }: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number }[]> {
+  async taskStates({
+    ids,
+  }: {
+    ids: number[];
+  }): Promise<{ id: number; state: TaskState; attempt: number; type: string }[]> {
     if (ids.length === 0) return [];
     const { rows } = await this.#run("taskStates", [ids]);
     return rows.map((row) => ({
       id: Number(row.id),
       state: String(row.state) as TaskState,
       attempt: Number(row.attempt),
+      type: String(row.type),
     }));
   }
 
@@ -392,7 +404,7 @@ export class PostgresStore implements Store {
     } while (sequenced === SEQUENCE_BATCH);
   }
 
-  async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
+  async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<LogEvent[]> {
     if (limit <= 0) return [];
     await this.#sequence();
     const { rows } =
@@ -411,6 +423,29 @@ export class PostgresStore implements Store {
     await this.#sequence();
     const { rows } = await this.#run("eventLastOffset", []);
     return Number(rows[0]?.offset ?? 0);
+  }
+
+  async eventLogInfo(): Promise<{ epoch: string; oldestOffset: number; lastOffset: number }> {
+    const lastOffset = await this.eventLastOffset();
+    const [epoch, oldest] = await Promise.all([this.#run("eventLogEpoch", []), this.#run("eventLogOldestOffset", [])]);
+    const first = oldest.rows[0];
+    return {
+      epoch: String(epoch.rows[0]!.epoch),
+      oldestOffset: first === undefined ? lastOffset + 1 : Number(first.offset),
+      lastOffset,
+    };
+  }
+
+  async eventAppend({
+    events,
+    now,
+  }: {
+    events: { type: ChannelEventType; channel: string; data: Json }[];
+    now: Date;
+  }): Promise<void> {
+    if (events.length === 0) return;
+    const entries = events.map(({ type, channel, data }) => channelEntry(type, channel, data));
+    await this.#run("eventAppend", [JSON.stringify(entries), entries.length, now]);
   }
 
   /**

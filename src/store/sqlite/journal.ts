@@ -12,7 +12,7 @@
  * itself, in CTEs (postgres/queries/task.sql).
  */
 import type { TaskState } from "../../core/states.ts";
-import type { Json, TaskEventType } from "../../core/task.ts";
+import type { Json, LogEventType } from "../../core/task.ts";
 import type { LogEntry } from "../event-log.ts";
 import type { PreparedStatements } from "./statements.ts";
 
@@ -39,7 +39,7 @@ export class TransactionJournal {
   }
 
   /** Records an event of the current transaction. */
-  event(type: TaskEventType, taskId: number, queue: string, data: Json, at: Date): void {
+  event(type: LogEventType, taskId: number, queue: string, data: Json, at: Date): void {
     // Every event of one operation carries the operation's `now`: one time per log row.
     if (this.#eventCount++ === 0) this.#eventsAt = at.getTime();
     // An event like the one before (a batch's task.created, a claim's task.started) joins its entry: the row

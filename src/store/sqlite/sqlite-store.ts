@@ -16,7 +16,7 @@ import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
 import { ConflictError, type ErrorRecord } from "../../core/errors.ts";
 import { canTransition, type TaskState, TRANSITIONS } from "../../core/states.ts";
-import type { Task, TaskEvent, TaskProgress } from "../../core/task.ts";
+import type { ChannelEventType, Json, LogEvent, Task, TaskProgress } from "../../core/task.ts";
 import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
 import type {
@@ -363,7 +363,11 @@ export class SqliteStore implements Store {
     return row?.run_at == null ? null : new Date(Number(row.run_at));
   }
 
-  async taskStates({ ids }: { ids: number[] }): Promise<{ id: number; state: TaskState; attempt: number }[]> {
+  async taskStates({
+    ids,
+  }: {
+    ids: number[];
+  }): Promise<{ id: number; state: TaskState; attempt: number; type: string }[]> {
     if (ids.length === 0) return [];
     return this.#statements
       .get("taskStates")
@@ -372,6 +376,7 @@ export class SqliteStore implements Store {
         id: Number(row.id),
         state: String(row.state) as TaskState,
         attempt: Number(row.attempt),
+        type: String(row.type),
       }));
   }
 
@@ -507,7 +512,7 @@ export class SqliteStore implements Store {
 
   // ---- events ------------------------------------------------------------------------------------------
 
-  async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<TaskEvent[]> {
+  async eventList({ after, limit, taskId }: { after: number; limit: number; taskId?: number }): Promise<LogEvent[]> {
     let rows: Row[];
     if (taskId === undefined) {
       // Each row holds at least one event, and the first may hold only events at or before `after`.
@@ -533,6 +538,29 @@ export class SqliteStore implements Store {
 
   async eventLastOffset(): Promise<number> {
     return Number(this.#statements.get("eventLogNextOffset").get({})!.offset) - 1;
+  }
+
+  async eventLogInfo(): Promise<{ epoch: string; oldestOffset: number; lastOffset: number }> {
+    const lastOffset = await this.eventLastOffset();
+    const oldest = this.#statements.get("eventLogOldestOffset").get({});
+    return {
+      epoch: String(this.#statements.get("eventLogEpoch").get({})!.epoch),
+      oldestOffset: oldest === undefined ? lastOffset + 1 : Number(oldest.offset),
+      lastOffset,
+    };
+  }
+
+  async eventAppend({
+    events,
+    now,
+  }: {
+    events: { type: ChannelEventType; channel: string; data: Json }[];
+    now: Date;
+  }): Promise<void> {
+    if (events.length === 0) return;
+    this.#write(() => {
+      for (const { type, channel, data } of events) this.#journal.event(type, 0, channel, data, now);
+    });
   }
 
   /** Deletes up to `limit` log rows (each one transaction's events) recorded before `before`; returns how many. */

@@ -43,6 +43,18 @@ LIMIT $3::integer + 1;
 -- Runs the sequencer over up to $1 committed log rows; see event_sequence() in 003_lean_writes.sql.
 SELECT sequenced FROM {{schema}}.event_sequence($1::integer);
 
+-- name: eventLogEpoch
+SELECT value AS epoch FROM {{schema}}.log_meta WHERE key = 'epoch';
+
+-- name: eventLogOldestOffset
+-- The first offset the log still holds (no row when it holds none), from the front of event_log_offset.
+SELECT "offset" FROM {{schema}}.event_log WHERE "offset" IS NOT NULL ORDER BY "offset" LIMIT 1;
+
+-- name: eventAppend
+-- Appends events that belong to no task ($1, a JSON array of log entries [type, 0, channel, data], $2 of them) at
+-- $3, as one log row; the sequencer gives it offsets once it has committed, like every other row.
+INSERT INTO {{schema}}.event_log (count, at, events) VALUES ($2::integer, $3::timestamptz, $1::json);
+
 -- name: eventLastOffset
 -- The counter is the last offset the sequencer gave, kept when old events are pruned.
 SELECT value AS "offset" FROM {{schema}}.event_counter;

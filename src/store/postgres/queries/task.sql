@@ -463,7 +463,7 @@ SELECT id, queue FROM promoted;
 SELECT run_at FROM {{schema}}.tasks WHERE state = 'scheduled' ORDER BY run_at LIMIT 1;
 
 -- name: taskStates
-SELECT id, state, attempt FROM {{schema}}.tasks WHERE id = ANY($1::bigint[]);
+SELECT id, state, attempt, type FROM {{schema}}.tasks WHERE id = ANY($1::bigint[]);
 
 -- name: taskRescue
 -- Puts running tasks of nodes silent since $2 (or without a node row), never rescuer $1's own, back to queued at $4 counting a stall, or fails them past $3 stalls or out of attempts ($5: $4 as ISO text; history bounded to $6).

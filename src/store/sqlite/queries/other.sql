@@ -6,6 +6,13 @@
 -- where task_id may be an array [id, ...]: one event per id, in order, all alike (the driver's LogEntry).
 INSERT INTO event_log (offset, count, at, events) VALUES (:offset, :count, :at, :events);
 
+-- name: eventLogEpoch
+SELECT value AS epoch FROM log_meta WHERE key = 'epoch';
+
+-- name: eventLogOldestOffset
+-- The first offset the log still holds (null when it holds none).
+SELECT offset FROM event_log ORDER BY offset LIMIT 1;
+
 -- name: eventLogNextOffset
 SELECT coalesce((SELECT offset + count FROM event_log ORDER BY offset DESC LIMIT 1), 1) AS offset;
 

@@ -107,7 +107,7 @@ RETURNING id, queue;
 SELECT min(run_at) AS run_at FROM tasks WHERE state = 'scheduled';
 
 -- name: taskStates
-SELECT id, state, attempt FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
+SELECT id, state, attempt, type FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: taskRunningOnDeadNodes
 -- Running tasks whose node has no heartbeat since :dead_before, or no row at all; never the rescuer's own.
