@@ -3,25 +3,11 @@
  * `Authorization: Bearer <token>`; reads stay open. The check runs in onRequest, before the body is read,
  * so an unauthenticated request cannot make the server parse (or reject) its body first.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { bearerToken, tokenMatches } from "../core/bearer.ts";
 import type { ErrorBody } from "./errors.ts";
 
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
-
-/** Compares in constant time, whatever the lengths: both sides are hashed to 32 bytes first. */
-export function tokenMatches(expected: string, given: string): boolean {
-  const a = createHash("sha256").update(expected).digest();
-  const b = createHash("sha256").update(given).digest();
-  return timingSafeEqual(a, b);
-}
-
-/** The token of an `Authorization: Bearer <token>` header, or null. The scheme is case-insensitive. */
-export function bearerToken(header: string | undefined): string | null {
-  if (header === undefined) return null;
-  const match = /^Bearer[ ]+(\S+)[ ]*$/i.exec(header);
-  return match === null ? null : match[1]!;
-}
 
 export function installAuth(app: FastifyInstance, token: string | null | undefined): void {
   if (token === null || token === undefined || token === "") return;

@@ -230,7 +230,17 @@ const schedule = {
   },
 } as const;
 
+const position = {
+  $id: "Position",
+  type: "object",
+  description:
+    "The event-log position this answer is consistent with, captured before the read: subscribe to the live stream since it and miss nothing (docs/live-protocol.md).",
+  required: ["epoch", "offset"],
+  properties: { epoch: { type: "string" }, offset: { type: "integer", minimum: 0 } },
+} as const;
+
 export const SHARED_SCHEMAS = [
+  position,
   taskInput,
   task,
   taskEvent,
@@ -340,11 +350,22 @@ export const errorReplies = { "4xx": ref("ErrorResponse"), "5xx": ref("ErrorResp
 
 export const taskReply = { type: "object", required: ["task"], properties: { task: ref("Task") } } as const;
 
-export const taskListReply = {
+/** A read's reply with the log position it is consistent with. */
+function withPosition<T extends { required: readonly string[]; properties: object }>(reply: T) {
+  return {
+    ...reply,
+    required: [...reply.required, "position"],
+    properties: { ...reply.properties, position: ref("Position") },
+  } as const;
+}
+
+export const taskReadReply = withPosition(taskReply);
+
+export const taskListReply = withPosition({
   type: "object",
   required: ["tasks", "nextCursor"],
   properties: { tasks: { type: "array", items: ref("Task") }, nextCursor: { type: ["integer", "null"] } },
-} as const;
+} as const);
 
 export const bulkReply = {
   type: "object",
@@ -371,22 +392,22 @@ export const eventsReply = {
   properties: { events: { type: "array", items: ref("TaskEvent") } },
 } as const;
 
-export const queuesReply = {
+export const queuesReply = withPosition({
   type: "object",
   required: ["queues"],
   properties: { queues: { type: "array", items: ref("QueueStats") } },
-} as const;
+} as const);
 
 export const queueReply = { type: "object", required: ["queue"], properties: { queue: ref("QueueStats") } } as const;
 
-export const nodesReply = {
+export const nodesReply = withPosition({
   type: "object",
   required: ["leader", "nodes"],
   properties: {
     leader: { type: ["string", "null"], description: "Id of the node holding the leader lease, if any." },
     nodes: { type: "array", items: ref("NodeRecord") },
   },
-} as const;
+} as const);
 
 export const nodeReply = {
   type: "object",

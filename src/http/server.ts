@@ -19,6 +19,7 @@ import { registerQueueRoutes } from "./routes/queues.ts";
 import { registerScheduleRoutes } from "./routes/schedules.ts";
 import { registerTaskRoutes } from "./routes/tasks.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
+import { registerLiveRoutes } from "../realtime/routes.ts";
 
 export type ServerOptions = {
   conveyor: Conveyor;
@@ -79,6 +80,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerQueueRoutes(app, { conveyor });
   registerScheduleRoutes(app, { conveyor });
   registerNodeRoutes(app, { conveyor, metrics });
+  const apiToken = options.token === undefined || options.token === "" ? null : options.token;
+  await registerLiveRoutes(app, { node: conveyor.live, apiToken });
   app.get(
     "/api/openapi.json",
     {

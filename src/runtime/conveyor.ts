@@ -11,10 +11,10 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import pino, { type Logger } from "pino";
-import { NotFoundError } from "../core/errors.ts";
+import { ConfigError, NotFoundError } from "../core/errors.ts";
 import type { TaskState } from "../core/states.ts";
 import { normalizeTaskInput } from "../core/task-input.ts";
-import type { Json, Task, TaskEvent, TaskInput } from "../core/task.ts";
+import type { Json, LogEvent, Task, TaskEvent, TaskInput } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
 import { LocalBus } from "../bus/local-bus.ts";
 import { connect } from "./connect.ts";
@@ -34,6 +34,9 @@ import { logNodeEvents } from "./node-event-log.ts";
 import { NodeEvents } from "./node-events.ts";
 import { Notifier } from "./notifier.ts";
 import { TaskWaiter } from "./task-waiter.ts";
+import { appendNodesEvent, writeClusterEvents } from "./cluster-log.ts";
+import { Live } from "./live.ts";
+import { LiveFeed, type LivePosition, type LiveSubscription } from "./live-feed.ts";
 
 export type TaskListQuery = {
   queue?: string;
@@ -72,6 +75,8 @@ export class Conveyor {
   readonly where: string;
   /** What happens on this node, as typed events: tasks, services, leadership, membership, the bus. */
   readonly events: NodeEvents;
+  /** The live stream: channels over the event log, with replay (docs/live-protocol.md). */
+  readonly live: Live;
   readonly #ownsStore: boolean;
   readonly #ownsBus: boolean;
   readonly #definitions = new Definitions();
@@ -84,6 +89,7 @@ export class Conveyor {
   #services: NodeServices | null = null;
   #migrated: Promise<unknown> | null = null;
   #busStarting: Promise<void> | null = null;
+  #stopClusterLog: (() => void) | null = null;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
   /** Aborted when stop() begins, to end every wait at once. */
   readonly #stopping = new AbortController();
@@ -118,6 +124,20 @@ export class Conveyor {
       this.#notifier.eventsWritten(),
     );
     this.#feed = new EventFeed(this.store, this.bus, this.options.pollIntervalMs);
+    const liveSecret = options.liveSecret ?? process.env.CONVEYOR_LIVE_SECRET ?? null;
+    if (liveSecret !== null && liveSecret.length < 16)
+      throw new ConfigError("liveSecret must be at least 16 characters");
+    this.live = new Live({
+      nodeId: this.nodeId,
+      store: this.store,
+      feed: new LiveFeed(this.store, this.#feed, {
+        replayLimit: this.options.liveReplayLimit,
+        onError: (error) => this.logger.error({ err: error }, "a live subscriber failed"),
+      }),
+      notifier: this.#notifier,
+      ready: () => this.#ready(),
+      secret: liveSecret,
+    });
     this.#waiter = new TaskWaiter({
       store: this.store,
       events: this.#feed,
@@ -229,7 +249,27 @@ export class Conveyor {
    */
   async taskEvents(id: number, options: { after?: number; limit?: number } = {}): Promise<TaskEvent[]> {
     await this.#ready();
-    return this.store.eventList({ after: options.after ?? 0, limit: options.limit ?? 100, taskId: id });
+    const events = await this.store.eventList({ after: options.after ?? 0, limit: options.limit ?? 100, taskId: id });
+    return events.map(({ channel: _channel, ...event }) => event as TaskEvent);
+  }
+
+  // ---- the live stream ---------------------------------------------------------------------------------
+
+  /**
+   * Follow channels of the event log (docs/live-protocol.md): `onEvent` gets every matching event in offset order,
+   * those after `since` first. `recovered` false: the gap could not be replayed whole; reload your state.
+   */
+  subscribe(
+    channels: string[],
+    options: { since?: LivePosition },
+    onEvent: (event: LogEvent) => void,
+  ): Promise<LiveSubscription> {
+    return this.live.subscribe(channels, options, onEvent);
+  }
+
+  /** Appends `data` to an application channel: durable, replayable, delivered to its subscribers on every node. */
+  publish(channel: string, data: Json): Promise<void> {
+    return this.live.publish(channel, data);
   }
 
   // ---- queues and nodes --------------------------------------------------------------------------------
@@ -242,12 +282,14 @@ export class Conveyor {
   async pauseQueue(queue: string): Promise<void> {
     await this.#ready();
     await this.store.queueSetPaused({ queue, paused: true, now: new Date() });
+    await appendNodesEvent(this.#clusterLogDeps(), "queue.paused", { queue, node: this.nodeId });
   }
 
   async resumeQueue(queue: string): Promise<void> {
     await this.#ready();
     await this.store.queueSetPaused({ queue, paused: false, now: new Date() });
     this.#notifier.queuesReady([queue], { logged: false });
+    await appendNodesEvent(this.#clusterLogDeps(), "queue.resumed", { queue, node: this.nodeId });
   }
 
   async nodes(): Promise<NodeRecord[]> {
@@ -350,6 +392,12 @@ export class Conveyor {
       info: () => this.#nodeInfo(),
     });
     this.#services = services;
+    this.#stopClusterLog = writeClusterEvents({
+      ...this.#clusterLogDeps(),
+      events: this.events,
+      nodeId: this.nodeId,
+      isLeader: () => services.leader.isLeader,
+    });
     // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
     await services.heartbeat.beat();
     this.#watchBus(services);
@@ -387,6 +435,7 @@ export class Conveyor {
       }
       await this.#completions.drain();
       await services.services.stop();
+      this.#stopClusterLog?.();
       await this.store.nodeRemove({ id: this.nodeId });
     }
     if (this.#ownsBus) await this.bus.close();
@@ -435,6 +484,10 @@ export class Conveyor {
       this.events.emit("bus:connected", { reconnect: true, downMs });
     });
     this.bus.onDisconnect?.((error) => this.events.emit("bus:lost", { error }));
+  }
+
+  #clusterLogDeps() {
+    return { store: this.store, notifier: this.#notifier, logger: taskLoggerOf(this.logger) };
   }
 
   #nodeInfo(): Json {

@@ -46,19 +46,23 @@ export type ConveyorOptions = {
   eventRetentionMs?: number;
   pruneIntervalMs?: number;
   logger?: Logger;
+  /** Signs subscription tokens for application channels (default CONVEYOR_LIVE_SECRET; none: no such token). */
+  liveSecret?: string;
+  /** The longest gap (in log events) a live subscription replays; beyond, it answers recovered: false. Default 10,000. */
+  liveReplayLimit?: number;
   /** Reported in the node's row; default the package version. */
   version?: string;
 };
 
 /** Where the store and bus come from: used once, by the constructor. */
-type ConnectionOptions = "database" | "schema" | "amqp" | "store" | "bus";
+type ConnectionOptions = "database" | "schema" | "amqp" | "store" | "bus" | "liveSecret";
 
 export type ResolvedOptions = Required<Omit<ConveyorOptions, ConnectionOptions | "logger" | "nodeName" | "queues">> & {
   nodeName: string | undefined;
   queues: Record<string, { concurrency?: number }>;
 };
 
-const CONNECTION_OPTIONS = new Set<string>(["database", "schema", "amqp", "store", "bus"]);
+const CONNECTION_OPTIONS = new Set<string>(["database", "schema", "amqp", "store", "bus", "liveSecret"]);
 
 const DAY = 24 * 3600 * 1000;
 
@@ -74,10 +78,12 @@ export const DEFAULT_OPTIONS = {
   taskRetentionMs: 7 * DAY,
   eventRetentionMs: DAY,
   pruneIntervalMs: 60_000,
+  liveReplayLimit: 10_000,
   version: "0.1.0",
 } as const;
 
 const POSITIVE_INTEGERS = [
+  "liveReplayLimit",
   "batchSize",
   "pollIntervalMs",
   "heartbeatIntervalMs",

@@ -63,7 +63,10 @@ export function registerNodeRoutes(
         response: { 200: nodesReply, ...errorReplies },
       },
     },
-    async () => conveyor.cluster(),
+    async () => {
+      const position = await conveyor.live.position();
+      return { ...(await conveyor.cluster()), position };
+    },
   );
 
   app.get(

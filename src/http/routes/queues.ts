@@ -22,7 +22,10 @@ export function registerQueueRoutes(app: FastifyInstance, { conveyor }: { convey
         response: { 200: queuesReply, ...errorReplies },
       },
     },
-    async () => ({ queues: await conveyor.queues() }),
+    async () => {
+      const position = await conveyor.live.position();
+      return { queues: await conveyor.queues(), position };
+    },
   );
 
   app.post<NameRoute>(

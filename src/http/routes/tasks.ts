@@ -22,6 +22,7 @@ import {
   taskIdParams,
   taskInputBody,
   taskListReply,
+  taskReadReply,
   taskReply,
   waitQuery,
 } from "../schemas.ts";
@@ -107,7 +108,8 @@ export function registerTaskRoutes(app: FastifyInstance, { conveyor, closing }: 
     async (request) => {
       const { queue, state, type, key, after, limit, order } = request.query;
       const states = state === undefined ? undefined : [...new Set(state)];
-      return conveyor.list({ queue, states, type, key, after, limit, order });
+      const position = await conveyor.live.position();
+      return { ...(await conveyor.list({ queue, states, type, key, after, limit, order })), position };
     },
   );
 
@@ -119,14 +121,15 @@ export function registerTaskRoutes(app: FastifyInstance, { conveyor, closing }: 
         tags,
         params: taskIdParams,
         querystring: waitQuery,
-        response: { 200: taskReply, ...errorReplies },
+        response: { 200: taskReadReply, ...errorReplies },
       },
     },
     async (request, reply) => {
+      const position = await conveyor.live.position();
       const task = await waitForTask(conveyor, request.params.id, request.query.wait, () =>
         abortSignalOf(reply, closing),
       );
-      return { task: found(task, request.params.id) };
+      return { task: found(task, request.params.id), position };
     },
   );
 

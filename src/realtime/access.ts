@@ -1,0 +1,102 @@
+/**
+ * Who may follow or publish to which channel (docs/live-protocol.md):
+ * - task and node channels show the system's own data: with an API token set (CONVEYOR_TOKEN), only a connection
+ *   that presented it may follow them;
+ * - an application channel is followed with a subscription token that grants it (minted by the application's own
+ *   server for its user), or with the API token;
+ * - with neither an API token nor a live secret configured (a development node), everything is open.
+ * A refusal says why, with a code, and changes nothing.
+ */
+import { tokenMatches } from "../core/bearer.ts";
+import { type Channel, isAppChannel, isSystemChannel, parseChannel } from "../core/channels.ts";
+import { grantAllows, type LiveGrant, type LiveTokenRefusal } from "../core/live-token.ts";
+import type { Refusal } from "./protocol.ts";
+
+export type AccessPolicy = {
+  /** The API token, or null when the node has none. */
+  apiToken: string | null;
+  /** Checks a subscription token: null when the node has no live secret. */
+  verify: ((token: string) => LiveGrant | LiveTokenRefusal) | null;
+};
+
+export class Access {
+  readonly #policy: AccessPolicy;
+  /** Whether this connection presented the API token (or none is needed). */
+  #api: boolean;
+
+  constructor(policy: AccessPolicy) {
+    this.#policy = policy;
+    this.#api = policy.apiToken === null;
+  }
+
+  /** Takes a token offered for the whole connection: true when it is the API token. */
+  presentApiToken(token: string | null): boolean {
+    if (token !== null && this.#policy.apiToken !== null && tokenMatches(this.#policy.apiToken, token)) {
+      this.#api = true;
+    }
+    return this.#api;
+  }
+
+  get hasApiToken(): boolean {
+    return this.#api;
+  }
+
+  /** The channels named, parsed and allowed, or the refusal of the whole subscription. */
+  follow(names: string[], token: string | null): Channel[] | Omit<Refusal, "id"> {
+    const channels: Channel[] = [];
+    let grant: LiveGrant | null = null;
+    if (token !== null) {
+      const checked = this.#check(token);
+      if (typeof checked === "string") return refusal(checked);
+      grant = checked;
+    }
+    for (const name of names) {
+      const channel = parseChannel(name);
+      if (channel === null)
+        return { code: "invalid_channel", message: `${JSON.stringify(name).slice(0, 210)} is not a channel name` };
+      if (isSystemChannel(channel)) {
+        if (!this.#api) return { code: "unauthorized", message: `${name} needs the API token` };
+      } else if (!this.#open && !this.#api && !(grant !== null && grantAllows(grant.channels, name))) {
+        return { code: "forbidden", message: `no token given grants ${name}` };
+      }
+      channels.push(channel);
+    }
+    return channels;
+  }
+
+  /** Whether the connection may publish to `channel`, or the refusal. */
+  publish(channel: string, token: string | null): Omit<Refusal, "ref"> | null {
+    if (!isAppChannel(channel)) {
+      return {
+        code: "invalid_channel",
+        message: `${JSON.stringify(channel).slice(0, 210)} is not an application channel`,
+      };
+    }
+    if (this.#open || this.#api) return null;
+    if (token === null) return { code: "forbidden", message: `publishing to ${channel} needs a token that grants it` };
+    const checked = this.#check(token);
+    if (typeof checked === "string") return refusal(checked);
+    return grantAllows(checked.publish, channel)
+      ? null
+      : { code: "forbidden", message: `the token does not grant publishing to ${channel}` };
+  }
+
+  /** No API token and no live secret: a node open to all. */
+  get #open(): boolean {
+    return this.#policy.apiToken === null && this.#policy.verify === null;
+  }
+
+  #check(token: string): LiveGrant | LiveTokenRefusal {
+    if (this.#policy.verify === null) return "token_signature"; // no secret: no subscription token can be valid
+    return this.#policy.verify(token);
+  }
+}
+
+function refusal(code: LiveTokenRefusal): Omit<Refusal, "id"> {
+  const messages: Record<LiveTokenRefusal, string> = {
+    token_malformed: "the subscription token is malformed",
+    token_signature: "the subscription token's signature is not valid here",
+    token_expired: "the subscription token has expired",
+  };
+  return { code, message: messages[code] };
+}

@@ -1,0 +1,45 @@
+/**
+ * The live stream's endpoints on a Fastify app: WebSocket at `/api/live`, Server-Sent Events at
+ * `/api/live/sse` (docs/live-protocol.md).
+ */
+import websocket from "@fastify/websocket";
+import type { FastifyInstance } from "fastify";
+import { bearerToken } from "../core/bearer.ts";
+import { Access, type AccessPolicy } from "./access.ts";
+import type { LiveNode } from "./live-node.ts";
+import { serveSse } from "./sse.ts";
+import { LiveSession, type LiveSessionOptions } from "./websocket.ts";
+
+export type LiveRoutesOptions = {
+  node: LiveNode;
+  /** The API token, or null when the node has none. */
+  apiToken: string | null;
+  heartbeatMs?: number;
+  maxBufferBytes?: number;
+};
+
+/** Largest frame a client may send. */
+export const MAX_FRAME_BYTES = 64 * 1024;
+export const DEFAULT_HEARTBEAT_MS = 15_000;
+export const DEFAULT_MAX_BUFFER_BYTES = 1024 * 1024;
+
+export async function registerLiveRoutes(app: FastifyInstance, options: LiveRoutesOptions): Promise<void> {
+  const { node } = options;
+  const policy: AccessPolicy = { apiToken: options.apiToken, verify: node.verifyToken };
+  const session: LiveSessionOptions = {
+    heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
+    maxBufferBytes: options.maxBufferBytes ?? DEFAULT_MAX_BUFFER_BYTES,
+  };
+  await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
+  app.get("/api/live", { websocket: true, schema: { hide: true } }, (socket, request) => {
+    const access = new Access(policy);
+    const query = request.query as { token?: unknown };
+    access.presentApiToken(
+      bearerToken(request.headers.authorization) ?? (typeof query.token === "string" ? query.token : null),
+    );
+    new LiveSession(socket, node, access, session);
+  });
+  app.get("/api/live/sse", { schema: { hide: true } }, (request, reply) =>
+    serveSse(request, reply, node, policy, session),
+  );
+}

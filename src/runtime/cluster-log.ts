@@ -1,0 +1,66 @@
+/**
+ * The cluster's events in the event log, on the `nodes` channel of the live stream: a node's service crashed,
+ * restarted or gave up (written by that node), leadership changed (by the new leader), a node joined or left (by the
+ * leader alone, so that each is written once however many nodes watch the store). Best effort: an event that
+ * cannot be written (the store is down) is logged and dropped, since the log it would go to is what is down.
+ */
+import type { ChannelEventType, Json } from "../core/task.ts";
+import type { Store } from "../store/store.ts";
+import type { TaskLogger } from "./handler.ts";
+import type { NodeEvents } from "./node-events.ts";
+import type { Notifier } from "./notifier.ts";
+
+export type ClusterLogDeps = {
+  store: Store;
+  notifier: Notifier;
+  events: NodeEvents;
+  nodeId: string;
+  isLeader: () => boolean;
+  logger: TaskLogger;
+};
+
+export function writeClusterEvents(deps: ClusterLogDeps): () => void {
+  const { events, nodeId, isLeader } = deps;
+  const write = (type: ChannelEventType, data: Record<string, Json>) => void appendNodesEvent(deps, type, data);
+  const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
+  const listeners = {
+    "service:crashed": ({ supervisor, service, error }: { supervisor: string; service: string; error: unknown }) =>
+      write("service.crashed", { node: nodeId, supervisor, service, error: describe(error) }),
+    "service:restarted": ({ supervisor, service }: { supervisor: string; service: string }) =>
+      write("service.restarted", { node: nodeId, supervisor, service }),
+    "service:gave-up": ({
+      supervisor,
+      service,
+      error,
+    }: {
+      supervisor: string;
+      service: string | null;
+      error: unknown;
+    }) => write("service.gave-up", { node: nodeId, supervisor, service, error: describe(error) }),
+    "leader:gained": ({ node }: { node: string }) => write("leader.changed", { leader: node }),
+    "node:joined": ({ node }: { node: { id: string; name: string; host: string; version: string } }) => {
+      if (isLeader()) write("node.joined", { node: node.id, name: node.name, host: node.host, version: node.version });
+    },
+    "node:left": ({ node, reason }: { node: { id: string; name: string }; reason: string }) => {
+      if (isLeader()) write("node.left", { node: node.id, name: node.name, reason });
+    },
+  };
+  for (const [name, listener] of Object.entries(listeners)) events.on(name as never, listener as never);
+  return () => {
+    for (const [name, listener] of Object.entries(listeners)) events.off(name as never, listener as never);
+  };
+}
+
+/** Appends one event to the `nodes` channel; never throws. */
+export async function appendNodesEvent(
+  deps: Pick<ClusterLogDeps, "store" | "notifier" | "logger">,
+  type: ChannelEventType,
+  data: Record<string, Json>,
+): Promise<void> {
+  try {
+    await deps.store.eventAppend({ events: [{ type, channel: "nodes", data }], now: new Date() });
+    deps.notifier.eventsWritten();
+  } catch (error) {
+    deps.logger.warn(`the ${type} event could not be written to the log`, { err: error });
+  }
+}
