@@ -2,8 +2,9 @@
  * The published package, as a user gets it: `npm pack` (whose prepack builds dist/: Node strips types from no
  * file under node_modules, so an installed Conveyor runs compiled JavaScript) installed into an empty project,
  * which then runs the README's library example on a SQLite file of its own (an inline handler and a
- * thread-isolated one, whose worker script must be found in dist/ too), type-checks it against the package's
- * declarations, and runs the `conveyor` command through npx.
+ * thread-isolated one, whose worker script must be found in dist/ too), imports the browser client from
+ * `conveyor-tasks/client`, type-checks both against the package's declarations, and runs the `conveyor` command
+ * through npx.
  *
  * Needs the npm registry (or npm's cache) for the package's dependencies.
  */
@@ -58,6 +59,19 @@ await conveyor.stop();
 const ENCODE = `export default async (data: { frames: number }) => ({ encoded: data.frames * 2 });
 `;
 
+/** The browser client's entry point, as docs/live-protocol.md imports it (Node 24 has a global WebSocket). */
+const CLIENT = `import { LiveClient, type LiveState } from "conveyor-tasks/client";
+
+const state: LiveState = "offline";
+console.log(JSON.stringify({ client: typeof LiveClient, subscribe: typeof LiveClient.prototype.subscribe, state }));
+`;
+
+/** What an installed node serves at GET /api/live/client.js: the compiled client, read from dist/. */
+const SERVED = `import { clientModule } from "./node_modules/conveyor-tasks/dist/realtime/client-module.js";
+const { text } = await clientModule();
+console.log(JSON.stringify({ module: /^export class LiveClient /m.test(text), typed: /#socket:/.test(text) }));
+`;
+
 test("npm pack installs into an empty project, which runs the README's example and npx conveyor", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "conveyor-package-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -91,7 +105,18 @@ test("npm pack installs into an empty project, which runs the README's example a
   assert.ok(existsSync(join(project, "conveyor.db")), "the example's SQLite file is in its project");
   lap("the README's example");
 
-  // The declarations the package's exports name are enough to type-check the example (@types/node aside).
+  writeFileSync(join(project, "client.ts"), CLIENT);
+  assert.deepEqual(JSON.parse(await sh(process.execPath, ["client.ts"], project)), {
+    client: "function",
+    subscribe: "function",
+    state: "offline",
+  });
+  writeFileSync(join(project, "served.mjs"), SERVED);
+  assert.deepEqual(JSON.parse(await sh(process.execPath, ["served.mjs"], project)), { module: true, typed: false });
+  lap("import conveyor-tasks/client, and the client a node serves");
+
+  // The declarations the package's exports name are enough to type-check the example and the client's import
+  // (@types/node aside).
   writeFileSync(
     join(project, "tsconfig.json"),
     JSON.stringify({
@@ -104,7 +129,7 @@ test("npm pack installs into an empty project, which runs the README's example a
         types: ["node"],
         typeRoots: [join(ROOT, "node_modules", "@types")],
       },
-      files: ["example.ts", "encode.ts"],
+      files: ["example.ts", "encode.ts", "client.ts"],
     }),
   );
   await sh(TSC, ["-p", "."], project);

@@ -1,11 +1,12 @@
 /**
  * The live stream's endpoints on a Fastify app: WebSocket at `/api/live`, Server-Sent Events at
- * `/api/live/sse` (docs/live-protocol.md).
+ * `/api/live/sse` (docs/live-protocol.md), and the browser client at `/api/live/client.js`.
  */
 import websocket from "@fastify/websocket";
 import type { FastifyInstance } from "fastify";
 import { bearerToken } from "../core/bearer.ts";
 import { Access, type AccessPolicy } from "./access.ts";
+import { clientModule } from "./client-module.ts";
 import type { LiveNode } from "./live-node.ts";
 import { serveSse } from "./sse.ts";
 import { LiveSession, type LiveSessionOptions } from "./websocket.ts";
@@ -42,4 +43,16 @@ export async function registerLiveRoutes(app: FastifyInstance, options: LiveRout
   app.get("/api/live/sse", { schema: { hide: true } }, (request, reply) =>
     serveSse(request, reply, node, policy, session),
   );
+  // The client as an ES module, for `import { LiveClient } from "http://node/api/live/client.js"`, from pages of
+  // any origin (it is public code, and carries no credentials); revalidated by its ETag.
+  app.get("/api/live/client.js", { schema: { hide: true } }, async (request, reply) => {
+    const { text, etag } = await clientModule();
+    reply
+      .header("access-control-allow-origin", "*")
+      .header("cache-control", "no-cache")
+      .header("etag", etag)
+      .type("text/javascript; charset=utf-8");
+    if (request.headers["if-none-match"] === etag) return reply.code(304).send();
+    return text;
+  });
 }
