@@ -44,11 +44,19 @@ export type QueueWorkerOptions = {
   pollIntervalMs: number;
 };
 
+type Running = { execution: Execution; timeout: NodeJS.Timeout | null };
+
 export class QueueWorker implements Service {
   readonly name: string;
   readonly options: QueueWorkerOptions;
   readonly #deps: QueueWorkerDeps;
-  readonly #running = new Map<number, { execution: Execution; timeout: NodeJS.Timeout | null }>();
+  /** The attempt of each task this worker runs. */
+  readonly #running = new Map<number, Running>();
+  /**
+   * Older attempts still running of tasks this worker claimed again: the store took them from this node (a rescue
+   * that judged it dead) and they were stopped; they hold their slots until they end.
+   */
+  readonly #stale = new Set<Running>();
   readonly #wakeup = new Wakeup();
   #idle: (() => void) | null = null;
   /**
@@ -67,10 +75,12 @@ export class QueueWorker implements Service {
     this.options = options;
   }
 
+  /** Executions running, stale attempts included: each holds a slot. */
   get runningCount(): number {
-    return this.#running.size;
+    return this.#running.size + this.#stale.size;
   }
 
+  /** The tasks whose current attempt runs here. */
   runningIds(): number[] {
     return [...this.#running.keys()];
   }
@@ -89,7 +99,7 @@ export class QueueWorker implements Service {
       while (!signal.aborted) {
         // Let every handler that settles in this turn free its slot first: one claim of many, not many of one.
         await new Promise((resolve) => setImmediate(resolve));
-        const limit = Math.min(this.options.concurrency - this.#running.size - this.#reserved, this.options.batchSize);
+        const limit = Math.min(this.options.concurrency - this.runningCount - this.#reserved, this.options.batchSize);
         if (limit > 0) this.#backlog = false;
         const claimed = limit > 0 ? await this.#claim(limit) : 0;
         if (limit > 0 && claimed === limit) this.#backlog = true;
@@ -115,7 +125,7 @@ export class QueueWorker implements Service {
    */
   reserveSlot(type: string): boolean {
     if (!this.#accepting || this.#backlog || !this.options.types.includes(type)) return false;
-    if (this.#running.size + this.#reserved >= this.options.concurrency) return false;
+    if (this.runningCount + this.#reserved >= this.options.concurrency) return false;
     this.#reserved++;
     return true;
   }
@@ -155,7 +165,7 @@ export class QueueWorker implements Service {
 
   /** Resolves when nothing runs, or after `ms`; returns the executions still running then. */
   async settle(ms: number): Promise<Execution[]> {
-    if (this.#running.size > 0) {
+    if (this.runningCount > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, ms);
         this.#idle = () => {
@@ -165,7 +175,7 @@ export class QueueWorker implements Service {
       });
       this.#idle = null;
     }
-    return [...this.#running.values()].map((entry) => entry.execution);
+    return [...this.#running.values(), ...this.#stale].map((entry) => entry.execution);
   }
 
   async #claim(limit: number): Promise<number> {
@@ -191,6 +201,13 @@ export class QueueWorker implements Service {
       logger: () => taskLogger(task),
     });
     const timeout = task.timeoutMs === null ? null : setTimeout(() => execution.stop("timeout"), task.timeoutMs);
+    // An older attempt of this task still runs here: the store took it from this node and gave it back as a new
+    // attempt. Stop the stale one now rather than at the next poll, and keep it counted until it ends.
+    const older = this.#running.get(task.id);
+    if (older !== undefined) {
+      this.#stale.add(older);
+      older.execution.stop("cancelled");
+    }
     this.#running.set(task.id, { execution, timeout });
     this.#deps.events.emit("task:started", { task });
     void execution.outcome.then((outcome) => this.#finish(execution, outcome));
@@ -198,11 +215,13 @@ export class QueueWorker implements Service {
 
   async #finish(execution: Execution, outcome: ExecutionOutcome): Promise<void> {
     const { task } = execution;
-    const entry = this.#running.get(task.id);
+    const current = this.#running.get(task.id);
+    const entry = current?.execution === execution ? current : [...this.#stale].find((e) => e.execution === execution);
     if (entry?.timeout != null) clearTimeout(entry.timeout);
-    this.#running.delete(task.id);
+    if (entry === current) this.#running.delete(task.id);
+    else if (entry !== undefined) this.#stale.delete(entry);
     if (this.#backlog) this.#wakeup.ring();
-    if (this.#running.size === 0) this.#idle?.();
+    if (this.runningCount === 0) this.#idle?.();
     try {
       await this.#deps.outcomes.record(execution, outcome);
     } catch (error) {
