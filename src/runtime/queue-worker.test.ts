@@ -373,3 +373,52 @@ test("reserveSlot() promises a slot only while the loop runs, no backlog is know
   await turns(1);
   assert.equal(s.worker.reserveSlot("job"), false, "a wake says tasks may wait in the queue: they go first");
 });
+
+test("a task claimed again while its older attempt still runs here: the stale attempt is stopped, the new one tracked", {
+  timeout: 10_000,
+}, async (t) => {
+  // This node was judged dead while attempt 1 ran (a frozen process); the task went back to the queue and this node
+  // claimed it again, before its backstop poll noticed the rescue.
+  const stops: string[] = [];
+  const handler: TaskHandler = (_data, ctx) =>
+    new Promise((resolve) =>
+      ctx.signal.addEventListener(
+        "abort",
+        () => {
+          stops.push(`attempt ${ctx.attempt}: ${String(ctx.signal.reason)}`);
+          resolve(null);
+        },
+        { once: true },
+      ),
+    );
+  const s = await setUp(t, { handlers: { job: handler }, concurrency: 2 });
+  const [task] = await addTasks(s.store, [{ type: "job" }]);
+  const first = s.started(1);
+  s.run();
+  await first;
+  const rescued = await s.store.taskRescue({
+    rescuer: "leader",
+    deadBefore: new Date(Date.now() + 60_000),
+    maxStalls: 3,
+    now: new Date(),
+  });
+  assert.deepEqual(
+    rescued.map((r) => [r.task.id, r.outcome]),
+    [[task!.id, "retried"]],
+  );
+  const staleStopped = new Promise<unknown>((resolve) => s.events.once("task:stopped", resolve));
+  const again = s.started(1);
+  s.bus.publish("wake", { queue: "default" });
+  assert.equal((await again)[0]!.attempt, 2);
+  const stale = (await staleStopped) as { task: Task; reason: string };
+  assert.deepEqual([stale.task.attempt, stale.reason], [1, "cancelled"], "the stale attempt was stopped at once");
+  assert.deepEqual(stops, ["attempt 1: cancelled"]);
+  assert.deepEqual(s.worker.runningIds(), [task!.id]);
+  assert.equal(s.worker.runningCount, 1, "attempt 2 still holds its slot");
+  // Attempt 2 is the one a cancel reaches.
+  const stopped = new Promise<unknown>((resolve) => s.events.once("task:stopped", resolve));
+  s.notifier.taskCancelled(task!.id, { wasRunning: true });
+  assert.deepEqual(((await stopped) as { task: Task }).task.attempt, 2);
+  assert.deepEqual(stops, ["attempt 1: cancelled", "attempt 2: cancelled"]);
+  assert.equal(s.worker.runningCount, 0);
+});
