@@ -19,8 +19,14 @@ export const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
  * log through index conditions (`id = ANY(...)`), never through a join whose order the planner could turn round
  * (driven from the table's side, a claim read every queued task). plans.test.ts makes every plan on empty tables
  * and checks what it reads once they are big.
+ *
+ * JIT is off. A disabled sequential scan is not removed but costed at 10^10, so a plan that must still scan a
+ * table (the one-row event_counter, in the sequencer) costs far over jit_above_cost, and PostgreSQL (jit = on by
+ * default since 11) compiled such a statement on each run: ~300 ms for the sequencer's, which every read of the
+ * event log runs first, for a statement that executes in well under a millisecond. These statements are short
+ * and index-driven: JIT never pays off for them.
  */
-export const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+export const SESSION_SETTINGS = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off -c jit=off";
 
 /** The columns of tasks that rowToTask reads: every one but event_refs, which only eventList reads. */
 export const TASK_COLUMNS =
