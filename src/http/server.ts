@@ -29,6 +29,8 @@ export type ServerOptions = {
   logger?: boolean | object;
   /** Largest request body in bytes; default 1 MiB. */
   bodyLimit?: number;
+  /** The live stream's heartbeat and per-connection send buffer (docs/live-protocol.md). */
+  live?: { heartbeatMs?: number; maxBufferBytes?: number };
 };
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
@@ -81,7 +83,7 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   registerScheduleRoutes(app, { conveyor });
   registerNodeRoutes(app, { conveyor, metrics });
   const apiToken = options.token === undefined || options.token === "" ? null : options.token;
-  await registerLiveRoutes(app, { node: conveyor.live, apiToken });
+  await registerLiveRoutes(app, { node: conveyor.live, apiToken, ...options.live });
   app.get(
     "/api/openapi.json",
     {
