@@ -41,8 +41,9 @@ export async function machineInfo(): Promise<MachineInfo> {
 }
 
 function gitState(): { commit: string; uncommittedSrc: string[] } {
+  // Not trimmed at the start: a porcelain line begins with its two status columns, the first often a space.
   const git = (...args: string[]) =>
-    execFileSync("git", args, { encoding: "utf8", cwd: new URL("../../", import.meta.url) }).trim();
+    execFileSync("git", args, { encoding: "utf8", cwd: new URL("../../", import.meta.url) }).trimEnd();
   try {
     const changed = git("status", "--porcelain", "--", "src")
       .split("\n")
