@@ -80,6 +80,10 @@ export class LiveClient {
   #heartbeatMs = 15_000;
   #nextId = 0;
   #closed = false;
+  /** Whether the current connection has had its `welcome`: subscriptions go out then, and not before. */
+  #welcomed = false;
+  /** Subscriptions sent on the current connection. */
+  #sent = new Set<string>();
   /** Subscriptions sent on the current connection and not answered yet. */
   #pending = new Set<string>();
 
@@ -117,7 +121,9 @@ export class LiveClient {
       closed: false,
     };
     this.#subscriptions.set(id, subscription);
-    if (this.#socket?.readyState === 1) this.#sendSubscribe(subscription);
+    // Before the welcome, the welcome's handler sends it with the others (sending it now too would make it a
+    // duplicate, refused, and dropped).
+    if (this.#welcomed) this.#sendSubscribe(subscription);
     return {
       get position() {
         return subscription.position;
@@ -126,7 +132,10 @@ export class LiveClient {
         if (subscription.closed) return;
         subscription.closed = true;
         this.#subscriptions.delete(id);
-        if (this.#socket?.readyState === 1) this.#send({ type: "unsubscribe", id });
+        if (this.#sent.has(id)) this.#send({ type: "unsubscribe", id });
+        this.#sent.delete(id);
+        // Its answer may never come (the server drops a subscription closed before it answered).
+        if (this.#pending.delete(id)) this.#settled();
       },
     };
   }
@@ -138,6 +147,7 @@ export class LiveClient {
 
   close(): void {
     this.#closed = true;
+    this.#welcomed = false;
     this.#clearTimers();
     this.#socket?.close(1000, "closed by the client");
     this.#socket = null;
@@ -151,6 +161,8 @@ export class LiveClient {
     if (this.#options.token !== undefined) url.searchParams.set("token", this.#options.token);
     const socket = new this.#WebSocket(url.toString());
     this.#socket = socket;
+    this.#welcomed = false;
+    this.#sent.clear();
     this.#pending.clear();
     socket.onmessage = (message) => this.#onFrame(socket, String(message.data));
     socket.onclose = () => this.#onDrop(socket);
@@ -169,8 +181,9 @@ export class LiveClient {
     switch (frame.type) {
       case "welcome":
         if (typeof frame.heartbeatMs === "number") this.#heartbeatMs = frame.heartbeatMs;
+        this.#welcomed = true;
         for (const subscription of this.#subscriptions.values()) this.#sendSubscribe(subscription);
-        if (this.#pending.size === 0) this.#setState("live");
+        this.#settled();
         break;
       case "subscribed":
         this.#onSubscribed(frame);
@@ -198,10 +211,7 @@ export class LiveClient {
     } else if (subscription.position === null || subscription.position.epoch !== frame.epoch) {
       subscription.position = { epoch: String(frame.epoch), offset: Number(frame.offset) };
     }
-    if (this.#pending.size === 0) {
-      this.#attempt = 0;
-      this.#setState("live");
-    }
+    this.#settled();
   }
 
   #onEvent(frame: Record<string, unknown>): void {
@@ -226,13 +236,22 @@ export class LiveClient {
     const subscription = typeof frame.id === "string" ? this.#subscriptions.get(frame.id) : undefined;
     if (subscription === undefined) return;
     this.#pending.delete(subscription.id);
+    this.#sent.delete(subscription.id);
     this.#subscriptions.delete(subscription.id);
     subscription.closed = true;
     subscription.options.onError?.({ code: String(frame.code), message: String(frame.message) });
-    if (this.#pending.size === 0) this.#setState("live");
+    this.#settled();
+  }
+
+  /** Welcomed, with every subscription answered: live, and the next drop starts its backoff afresh. */
+  #settled(): void {
+    if (!this.#welcomed || this.#pending.size > 0) return;
+    this.#attempt = 0;
+    this.#setState("live");
   }
 
   #sendSubscribe(subscription: Subscription): void {
+    this.#sent.add(subscription.id);
     this.#pending.add(subscription.id);
     const frame: Record<string, unknown> = { type: "subscribe", id: subscription.id, channels: subscription.channels };
     if (subscription.position !== null) frame.since = subscription.position;
@@ -247,6 +266,7 @@ export class LiveClient {
   #onDrop(socket: WebSocket): void {
     if (socket !== this.#socket) return;
     this.#socket = null;
+    this.#welcomed = false;
     this.#clearTimers();
     if (this.#closed) return;
     this.#setState("offline");

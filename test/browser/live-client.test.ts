@@ -35,22 +35,32 @@ const PAGE = `<!doctype html>
 <title>live client</title>
 <ol id="events"></ol>
 <script type="module">
-  const node = new URL(new URLSearchParams(location.search).get("node"));
+  const params = new URLSearchParams(location.search);
+  const node = new URL(params.get("node"));
   const { LiveClient } = await import(new URL("/api/live/client.js", node).href);
   const page = (window.page = { events: [], states: [], reloads: [], errors: [] });
   const list = document.getElementById("events");
-  const live = new LiveClient({ url: \`ws://\${node.host}/api/live\`, minDelayMs: 50, maxDelayMs: 400 });
-  live.onState((state) => page.states.push(state));
-  page.subscription = live.subscribe(
-    ["tasks", ${JSON.stringify(CHANNEL)}],
-    (event) => {
-      page.events.push([event.offset, event.name]);
-      const item = document.createElement("li");
-      item.textContent = event.offset + " " + event.name;
-      list.append(item);
-    },
-    { onReload: (reason) => page.reloads.push(reason), onError: (error) => page.errors.push(error.code) },
-  );
+  page.start = (options = {}) => {
+    page.live = new LiveClient({ url: \`ws://\${node.host}/api/live\`, minDelayMs: 50, maxDelayMs: 400, ...options });
+    page.live.onState((state) => page.states.push(state));
+  };
+  page.subscribe = () => {
+    page.subscription = page.live.subscribe(
+      ["tasks", ${JSON.stringify(CHANNEL)}],
+      (event) => {
+        page.events.push([event.offset, event.name]);
+        const item = document.createElement("li");
+        item.textContent = event.offset + " " + event.name;
+        list.append(item);
+      },
+      { onReload: (reason) => page.reloads.push(reason), onError: (error) => page.errors.push(error.code) },
+    );
+  };
+  if (!params.has("manual")) {
+    page.start();
+    page.subscribe();
+  }
+  page.ready = true;
 </script>
 `;
 
@@ -161,7 +171,8 @@ describe("the browser client in headless Chromium", () => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function openPage(t: TestContext, node: Node): Promise<Page | null> {
+  /** The page, its client started and subscribed (unless `manual`: then the test drives `page.start`). */
+  async function openPage(t: TestContext, node: Node, manual = false): Promise<Page | null> {
     if (!requireService(t, `Chromium at ${CHROMIUM}`, context !== null)) return null;
     const page = await context!.newPage();
     const problems: string[] = [];
@@ -174,8 +185,10 @@ describe("the browser client in headless Chromium", () => {
     t.after(async () => {
       await page.close();
     });
-    await page.goto(`${pagesBase}?node=${encodeURIComponent(`http://127.0.0.1:${node.port}/`)}`);
-    await waitState(page, "live", 0);
+    const node_ = encodeURIComponent(`http://127.0.0.1:${node.port}/`);
+    await page.goto(`${pagesBase}?node=${node_}${manual ? "&manual" : ""}`);
+    await page.waitForFunction(() => (globalThis as unknown as { page?: { ready?: boolean } }).page?.ready === true);
+    if (!manual) await waitState(page, "live", 0);
     t.after(() => assert.deepEqual(problems, [], "the page had no errors"));
     return page;
   }
@@ -272,5 +285,47 @@ describe("the browser client in headless Chromium", () => {
     const seen = await pageState(page);
     assert.deepEqual(seen.reloads, ["epoch_changed"]);
     assert.deepEqual(seen.events.slice(before.events.length), [[offset, "message"]]);
+  });
+
+  test("a subscription made between the socket's opening and the welcome is sent once, and gets its events", async (t) => {
+    const node = await startNode(join(tempDir(), "conveyor.db"));
+    t.after(() => node.stop());
+    // The node's welcome waits (for its log position) until the page has subscribed on the open socket.
+    const live = node.conveyor.live;
+    const position = live.position.bind(live);
+    const subscribed = Promise.withResolvers<void>();
+    live.position = async () => {
+      await subscribed.promise;
+      return position();
+    };
+    const page = await openPage(t, node, true);
+    if (page === null) return;
+    await page.evaluate(async () => {
+      type Page = { start(options: object): void; subscribe(): void };
+      const page = (globalThis as unknown as { page: Page }).page;
+      const { WebSocket } = globalThis as unknown as { WebSocket: new (url: string) => EventTarget };
+      await new Promise((open) => {
+        page.start({
+          WebSocket: class extends WebSocket {
+            constructor(url: string) {
+              super(url);
+              this.addEventListener("open", open, { once: true });
+            }
+          },
+        });
+      });
+      page.subscribe();
+    });
+    subscribed.resolve();
+    await waitState(page, "live", 0);
+    live.position = position;
+    const offset = (await node.conveyor.store.eventLastOffset()) + 1;
+    await node.conveyor.publish(CHANNEL, { n: 1 });
+    await pageReached(page, offset);
+
+    const seen = await pageState(page);
+    assert.deepEqual(seen.errors, [], "no duplicate_subscription");
+    assert.deepEqual(seen.events, [[offset, "message"]]);
+    assert.deepEqual(seen.states, ["connecting", "live"]);
   });
 });
