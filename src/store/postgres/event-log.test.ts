@@ -6,7 +6,7 @@
  * reader tailing `offset > cursor` sees offset 2 committed while offset 1 is still in flight, moves its cursor to
  * 2, and never sees 1. The driver's writers take no offset at all: the sequencer, which readers run before they
  * read, numbers the committed log rows that have none, after every offset given before, and in the order of
- * their WAL insert positions among the rows it finds together (migrations/003_lean_writes.sql). So writers never
+ * their WAL insert positions among the rows it finds together (docs/event-log.md). So writers never
  * wait for each other, a transaction left open holds back nothing but its own events, which come after whatever
  * committed meanwhile, and a transaction that waited for another's row lock comes after it.
  *

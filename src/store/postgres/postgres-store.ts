@@ -7,7 +7,7 @@
  * events as one event-log row in the same statement, without offsets; a reader first runs the sequencer, which
  * numbers the committed rows that have none, after every offset given before, so the log is gap-free and never
  * numbers an event behind a reader's cursor, while writers share no row and never wait for each other (the
- * reasoning is in migrations/003_lean_writes.sql and queries/task.sql). Batches go in as one JSON parameter: an
+ * reasoning is in docs/event-log.md and queries/task.sql). Batches go in as one JSON parameter: an
  * insert of 500 tasks or a completion of 50 attempts is still one statement. Claims lock with
  * FOR UPDATE SKIP LOCKED, so claimers on any number of hosts never wait for each other.
  *
@@ -392,7 +392,7 @@ export class PostgresStore implements Store {
   // ---- events ------------------------------------------------------------------------------------------
 
   /**
-   * Runs the sequencer (event_sequence() in migrations/003_lean_writes.sql) until every log row committed before
+   * Runs the sequencer (event_sequence(), docs/event-log.md) until every log row committed before
    * this call has offsets, so that a read that follows lists every event committed before it: an operation's
    * events are there once it has returned. Rows of transactions still open are not waited for: they are numbered
    * by a later call, after these.

@@ -1,52 +1,7 @@
--- 003_lean_writes: fewer rows and index entries written per transition, and no row that every writer shares. In
--- PostgreSQL an UPDATE that changes `state` is never HOT (state is in every partial index's predicate), so it adds
--- an entry to every index whose predicate the new row satisfies; every index dropped here is one entry less per
--- transition.
---
--- * The event log keeps one row per statement instead of one per event: a claim of 50 writes one log row and
---   two index entries, not 50 rows and 100 btree entries (plus the BRIN). A row holds the events with offsets
---   "offset" .. "offset" + count - 1.
--- * Writers no longer take offsets: a log row is inserted without one, stamped with the WAL insert position at
---   that moment, and a sequencer run by readers gives it offsets once it has committed (see "Offsets" below).
---   001's scheme had every writer lock the event_counter row from its last statement to COMMIT, WAL flush
---   included, so every writing transaction of the cluster committed one at a time, and no two shared a flush.
--- * A log row also has an id, from a sequence, that a statement draws before it changes any task, and appends
---   to the event_refs of each task it records an event for: the offset is not known when the statement runs, so
---   the task cannot name it. A task's own history is then its event_refs, without an index over the log.
---   Progress events are not referenced: a long task reports thousands of them.
--- * Counts per queue and state live in queue_counts, kept by the statement that changes them, instead of two full
---   indexes over tasks (tasks_state, tasks_queue_state) rewritten on every transition.
--- * The pruner walks tasks in id order (ids grow with created_at), so tasks_finished goes too.
--- * Listing failed or cancelled tasks keeps an index of its own: those are rare, and never on the hot path.
---
--- Offsets. A reader tails the log with `offset > cursor`, so offsets must be dense, and no offset may ever be
--- given below one a reader has already passed. A sequence cannot do that (001_init.sql says why), and neither
--- can a writer, which does not know which transactions that started before it will commit after it. A reader
--- can: event_sequence() below, which readers run before they read, numbers every committed log row that has no
--- offset yet, continuing from event_counter (the last offset given), one sequencer at a time under an advisory
--- lock. It looks for those rows with a snapshot taken after the lock, so it sees all that earlier sequencers
--- numbered; a row that commits afterwards is numbered by a later call, above every offset given so far, so a
--- reader's cursor is never passed by a row behind it. Rows of aborted transactions are never seen, so they
--- leave no gap.
---
--- So offsets follow the order in which log rows became visible to the sequencer: commit order as readers
--- observe it, at the grain of the sequencer's calls. Rows that one call finds together are numbered in the
--- order of their WAL insert positions (the lsn column, taken as the row is inserted; the id breaks ties, which
--- only rows of concurrent transactions can have). That keeps every order one transaction can observe of
--- another: a transaction that acted on what another committed, or waited for one of its row locks (a cancel
--- waiting for a retry's lock on the same task, an insert waiting for a completion to free a key), inserts its
--- log row after the other's commit record, so at a higher position, and it commits after the other, so no
--- call finds it first. Each of Conveyor's statements inserts its log row last, after it has locked every task
--- it records an event for, so a task's events come out in the order its row lock was granted. Only two
--- transactions that each wrote their log row before the other committed may come out in an order other than
--- their commits' (when one call finds both, the one that wrote first is first), and neither saw anything of
--- the other. Within a transaction, rows follow its statements.
---
--- The trade-off: offsets are given at read time, so an event has none until a reader (or the pruner) runs the
--- sequencer, and a long transaction's events are numbered when it commits, after whatever committed
--- meanwhile, however early it wrote them. In exchange, a writer never waits for another (it shares no row with
--- them, and concurrent commits can share a WAL flush), and nothing holds the stream back: a transaction left
--- open, in Conveyor or anywhere else on the server, delays no events but its own.
+-- 003_lean_writes: fewer rows and index entries written per transition, and no row that every writer shares: one
+-- event-log row per statement, offsets given by a sequencer that readers run (event_sequence() below), tasks
+-- naming their log rows in event_refs, counts per queue and state in queue_counts. Why each, and how offsets stay
+-- dense and in commit order without writers waiting for each other: docs/event-log.md.
 
 DROP INDEX {{schema}}.tasks_state;
 DROP INDEX {{schema}}.tasks_queue_state;
@@ -100,7 +55,7 @@ WHERE t.id = e.task_id;
 
 DROP TABLE {{schema}}.events;
 
--- The sequencer (see "Offsets" above): gives offsets to up to `batch` committed log rows that have none, in
+-- The sequencer (docs/event-log.md, "Offsets"): gives offsets to up to `batch` committed log rows that have none, in
 -- (lsn, id) order, continuing from event_counter, and returns how many rows it numbered. PostgresStore#sequence
 -- calls it again while it numbers full batches.
 --

@@ -5,7 +5,7 @@
 -- The log rows holding the first $2 events after offset $1, in offset order: from the row holding the event after
 -- $1 (whose first events may be older), or the oldest row after $1 when pruning took that one, up to the row
 -- holding the $2-th event from there. Offsets are dense, and never given below one already given
--- (event_sequence() in 003_lean_writes.sql), so a reader that moves its cursor to the last offset it saw never
+-- (event_sequence(), docs/event-log.md), so a reader that moves its cursor to the last offset it saw never
 -- skips an event sequenced later. Rows still waiting for an offset match no comparison here.
 WITH first AS MATERIALIZED (
   SELECT "offset" FROM (
@@ -40,7 +40,7 @@ ORDER BY "offset"
 LIMIT $3::integer + 1;
 
 -- name: eventSequence
--- Runs the sequencer over up to $1 committed log rows; see event_sequence() in 003_lean_writes.sql.
+-- Runs the sequencer over up to $1 committed log rows; see docs/event-log.md.
 SELECT sequenced FROM {{schema}}.event_sequence($1::integer);
 
 -- name: eventLogEpoch

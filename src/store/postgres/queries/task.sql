@@ -2,8 +2,8 @@
 --
 -- Each operation is ONE statement, so one round trip and one (implicit) transaction (scheduleFire alone runs two,
 -- scheduleAdvance then taskInsertOne, in one transaction). A statement that changes tasks also keeps the counts per
--- queue and state and appends the events, in the same statement, through CTEs (the tables are in
--- 003_lean_writes.sql):
+-- queue and state and appends the events, in the same statement, through CTEs (the log's design:
+-- docs/event-log.md):
 --   ref      draws the id of the statement's event-log row from a sequence, before any task is written; every
 --            task the statement records an event for gets it appended to its event_refs;
 --   counted  adds the statement's changes to queue_counts, in this connection's shard: summed per (queue, state)
@@ -12,8 +12,8 @@
 --   logged   counts the events and builds their JSON array, in a fixed order;
 --   appended inserts the log row (only when there are events), without an offset, last: it reads `logged`, so
 --            every task row the statement records an event for is locked by then. Its lsn column defaults to
---            the WAL insert position at that moment, and the sequencer (event_sequence() in
---            003_lean_writes.sql), run by readers, gives it offsets once it has committed, after every offset
+--            the WAL insert position at that moment, and the sequencer (event_sequence()), run by readers,
+--            gives it offsets once it has committed, after every offset
 --            given before, and in lsn order among the rows it finds together. A statement that waited for
 --            another's lock on a task thus inserts its row after that one's commit, and its events come after.
 -- No statement writes a row that every writer shares, so writers never wait for each other's COMMIT unless they
