@@ -111,12 +111,16 @@ describe("HTTP API", () => {
     assert.equal(failed.state, "failed");
     assert.equal(failed.error.message, "boom");
     assert.match(failed.error.at, ISO);
+    const rerun = await f.call("POST", `/api/tasks/${task.id}/rerun`);
+    assert.equal(rerun.status, 200);
+    assert.equal(rerun.body.task.state, "queued");
+    assert.equal(rerun.body.task.attempt, 0);
+    const again = await f.call("GET", `/api/tasks/${task.id}/result?wait=10`);
+    assert.equal(again.body.error.code, "task_failed", "it ran again, and failed again");
+    // The old path goes on working.
     const retried = await f.call("POST", `/api/tasks/${task.id}/retry`);
     assert.equal(retried.status, 200);
     assert.equal(retried.body.task.state, "queued");
-    assert.equal(retried.body.task.attempt, 0);
-    const again = await f.call("GET", `/api/tasks/${task.id}/result?wait=10`);
-    assert.equal(again.body.error.code, "task_failed", "it ran again, and failed again");
   });
 
   it("answers a duplicate key with 409 and the task that holds it, never a second task", async () => {
@@ -292,6 +296,7 @@ describe("HTTP API", () => {
       "get /api/tasks/{id}",
       "get /api/tasks/{id}/result",
       "delete /api/tasks/{id}",
+      "post /api/tasks/{id}/rerun",
       "post /api/tasks/{id}/retry",
       "get /api/tasks/{id}/events",
       "get /api/queues",

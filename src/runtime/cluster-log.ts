@@ -6,7 +6,7 @@
  */
 import type { ChannelEventType, Json } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 import type { NodeEvents } from "./node-events.ts";
 import type { Notifier } from "./notifier.ts";
 
@@ -16,7 +16,7 @@ export type ClusterLogDeps = {
   events: NodeEvents;
   nodeId: string;
   isLeader: () => boolean;
-  logger: TaskLogger;
+  logger: Log;
 };
 
 export function writeClusterEvents(deps: ClusterLogDeps): () => void {

@@ -10,11 +10,11 @@ import type { TaskCompletion } from "../store/store.ts";
 import { CompletionBuffer } from "./completion-buffer.ts";
 import { deferred, leakedResources } from "./fixtures/runtime-handlers.ts";
 import { runningTasks, sqliteStore } from "./fixtures/sqlite-store.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 
 after(() => assert.deepEqual(leakedResources(), [], "a test left a timer or handle behind"));
 
-function recordingLogger(): TaskLogger & { warnings: string[] } {
+function recordingLogger(): Log & { warnings: string[] } {
   const warnings: string[] = [];
   const none = () => {};
   return { warnings, debug: none, info: none, warn: (msg) => void warnings.push(msg), error: none };

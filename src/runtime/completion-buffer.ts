@@ -6,7 +6,7 @@
  */
 import type { Json } from "../core/task.ts";
 import type { Store, TaskCompletion } from "../store/store.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 import { persist } from "./persist.ts";
 
 const MAX_BATCH = 1000;
@@ -15,12 +15,12 @@ type Pending = { completion: TaskCompletion; resolve: (completed: boolean) => vo
 
 export class CompletionBuffer {
   readonly #store: Store;
-  readonly #logger: TaskLogger;
+  readonly #logger: Log;
   readonly #onFlushed: (ids: number[]) => void;
   #pending: Pending[] = [];
   #flushing: Promise<void> | null = null;
 
-  constructor(store: Store, logger: TaskLogger, onFlushed: (ids: number[]) => void) {
+  constructor(store: Store, logger: Log, onFlushed: (ids: number[]) => void) {
     this.#store = store;
     this.#logger = logger;
     this.#onFlushed = onFlushed;

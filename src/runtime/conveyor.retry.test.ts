@@ -310,13 +310,13 @@ for (const store of await testStores("retries")) {
       const task = await conveyor.enqueue("fickle");
       await assert.rejects(conveyor.result(task.id, { timeoutMs: 5000 }), { code: "task_failed" });
       fail = false;
-      const rerun = await conveyor.retry(task.id);
+      const rerun = await conveyor.rerun(task.id);
       assert.equal(rerun.state, "queued");
       assert.equal(rerun.attempt, 0);
       assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), "ok on 1");
-      await assert.rejects(conveyor.retry(task.id), { code: "invalid_state" });
+      await assert.rejects(conveyor.rerun(task.id), { code: "invalid_state" });
       const blocked = await conveyor.enqueue("blocked");
-      await assert.rejects(conveyor.retry(blocked.id), { code: "invalid_state" });
+      await assert.rejects(conveyor.rerun(blocked.id), { code: "invalid_state" });
       await assert.rejects(conveyor.retry(999_999), { code: "task_not_found" });
     });
   });

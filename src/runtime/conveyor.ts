@@ -29,7 +29,7 @@ import type { TaskHandler, TaskTypeOptions, ThreadHandlerRef } from "./handler.t
 import { resolveOptions, type ConveyorOptions, type ResolvedOptions } from "./options.ts";
 import { ProgressWriter } from "./progress-writer.ts";
 import type { SupervisorTree } from "./supervisor.ts";
-import { buildNodeServices, type NodeServices, taskLoggerOf } from "./node-services.ts";
+import { buildNodeServices, type NodeServices, logOf } from "./node-services.ts";
 import { logNodeEvents } from "./node-event-log.ts";
 import { NodeEvents } from "./node-events.ts";
 import { Notifier } from "./notifier.ts";
@@ -113,7 +113,7 @@ export class Conveyor {
     }
     this.nodeId = `node-${randomUUID().slice(0, 8)}`;
     this.nodeName = this.options.nodeName ?? `${hostname()}:${process.pid}`;
-    const log = taskLoggerOf(this.logger);
+    const log = logOf(this.logger);
     this.events = new NodeEvents((event, error) =>
       this.logger.error({ err: error, event }, "a node event listener threw"),
     );
@@ -216,13 +216,21 @@ export class Conveyor {
     return outcome.task;
   }
 
-  /** Run a failed or cancelled task again, from attempt 1. */
-  async retry(id: number): Promise<Task> {
+  /**
+   * Run a failed or cancelled task again, from attempt 1 (a person's decision; a failed attempt's automatic
+   * retries are the task's own, with backoff: docs/glossary.md).
+   */
+  async rerun(id: number): Promise<Task> {
     await this.#ready();
     const task = await this.store.taskRerun({ id, now: new Date() });
     if (task === null) throw new NotFoundError("task_not_found", `task ${id} does not exist`);
     this.#notifier.tasksWritten([task]);
     return task;
+  }
+
+  /** @deprecated The old name of rerun(). */
+  retry(id: number): Promise<Task> {
+    return this.rerun(id);
   }
 
   /**
@@ -487,7 +495,7 @@ export class Conveyor {
   }
 
   #clusterLogDeps() {
-    return { store: this.store, notifier: this.#notifier, logger: taskLoggerOf(this.logger) };
+    return { store: this.store, notifier: this.#notifier, logger: logOf(this.logger) };
   }
 
   #nodeInfo(): Json {

@@ -9,7 +9,7 @@ import { Cron } from "croner";
 import type { Notifier } from "./notifier.ts";
 import { normalizeTaskInput, type TaskDefaults } from "../core/task-input.ts";
 import type { Schedule, Store } from "../store/store.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 import type { Service } from "./service.ts";
 import { Wakeup } from "./wakeup.ts";
 
@@ -20,10 +20,10 @@ export class CronScheduler implements Service {
   readonly #store: Store;
   readonly #notifier: Notifier;
   readonly #options: CronSchedulerOptions;
-  readonly #logger: TaskLogger;
+  readonly #logger: Log;
   readonly #wakeup = new Wakeup();
 
-  constructor(store: Store, notifier: Notifier, options: CronSchedulerOptions, logger: TaskLogger) {
+  constructor(store: Store, notifier: Notifier, options: CronSchedulerOptions, logger: Log) {
     this.#store = store;
     this.#notifier = notifier;
     this.#options = options;

@@ -10,7 +10,7 @@ import type { Json, Task, TaskProgress } from "../core/task.ts";
 import { Definitions } from "./definitions.ts";
 import { Execution } from "./execution.ts";
 import { deferred, leakedResources, threadResources } from "./fixtures/runtime-handlers.ts";
-import type { TaskHandler, TaskLogger, TaskTypeOptions, ThreadHandlerRef } from "./handler.ts";
+import type { TaskHandler, Log, TaskTypeOptions, ThreadHandlerRef } from "./handler.ts";
 
 after(() => assert.deepEqual(leakedResources(), [], "a test left a timer, thread or handle behind"));
 
@@ -54,7 +54,7 @@ function hooks() {
     lines.push(msg);
     waiters.get(msg)?.();
   };
-  const logger: TaskLogger = { debug: log, info: log, warn: log, error: log };
+  const logger: Log = { debug: log, info: log, warn: log, error: log };
   return {
     progress,
     lines,

@@ -7,7 +7,7 @@
  */
 import type { Json, Task, TaskProgress } from "../core/task.ts";
 import type { Definition } from "./definitions.ts";
-import type { TaskContext, TaskLogger } from "./handler.ts";
+import type { TaskContext, Log } from "./handler.ts";
 import { runInThread, type ThreadRun } from "./thread-runner.ts";
 
 export type StopReason = "cancelled" | "timeout" | "shutdown";
@@ -21,7 +21,7 @@ export type ExecutionOutcome =
 export type ExecutionHooks = {
   onProgress(task: Task, progress: TaskProgress): void;
   /** Builds the handler's logger; called only if the handler uses one (most never log). */
-  logger: () => TaskLogger;
+  logger: () => Log;
 };
 
 export class Execution {
@@ -116,7 +116,7 @@ export class Execution {
       return this.#thread.result;
     }
     const execution = this;
-    let logger: TaskLogger | null = null;
+    let logger: Log | null = null;
     // signal and log are getters: an AbortController and a child logger per task cost more than a no-op
     // handler's whole run, and most handlers never touch one or the other.
     const context: TaskContext = {

@@ -4,8 +4,8 @@
 import type { BackoffOptions } from "../core/backoff.ts";
 import type { Json } from "../core/task.ts";
 
-/** The logging surface handed to handlers (a subset of pino's). */
-export type TaskLogger = {
+/** A logger taking (message, fields), as handlers and the node's services use it (a subset of pino's). */
+export type Log = {
   debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
@@ -25,6 +25,9 @@ export type TaskContext = {
   progress(percent: number, info?: Json): void;
   log: TaskLogger;
 };
+
+/** The logger a handler gets as ctx.log. */
+export type TaskLogger = Log;
 
 // biome-ignore lint/suspicious/noExplicitAny: data is whatever JSON was enqueued; a handler may type it without a cast
 export type TaskHandler<TData = any, TResult = unknown> = (data: TData, ctx: TaskContext) => TResult | Promise<TResult>;

@@ -16,7 +16,7 @@ import type { CompletionBuffer } from "./completion-buffer.ts";
 import { CronScheduler } from "./cron-scheduler.ts";
 import type { Definitions } from "./definitions.ts";
 import type { EventFeed } from "./event-feed.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { LeaderElector } from "./leader.ts";
 import { MembershipWatcher } from "./membership.ts";
@@ -65,7 +65,7 @@ export type NodeServices = {
 
 export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
   const { store, bus, notifier, events, options: opts, definitions, logger } = deps;
-  const log = taskLoggerOf(logger);
+  const log = logOf(logger);
   const onEvent = supervisorEvents(events);
   const deadAfterMs = opts.heartbeatIntervalMs * opts.deadAfterBeats;
   const timing = { intervalMs: opts.heartbeatIntervalMs, deadAfterMs };
@@ -118,8 +118,7 @@ export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
           definitions,
           progress: deps.progress,
           logger: log,
-          taskLogger: (task: Task) =>
-            taskLoggerOf(logger.child({ taskId: task.id, type: task.type, attempt: task.attempt })),
+          taskLogger: (task: Task) => logOf(logger.child({ taskId: task.id, type: task.type, attempt: task.attempt })),
         },
         {
           queue,
@@ -155,7 +154,7 @@ function supervisorEvents(events: NodeEvents): (event: SupervisorEvent) => void 
 }
 
 /** Adapts pino's (fields, msg) order to the (msg, fields) order handlers and services use. */
-export function taskLoggerOf(logger: Logger): TaskLogger {
+export function logOf(logger: Logger): Log {
   return {
     debug: (msg, fields) => logger.debug(fields ?? {}, msg),
     info: (msg, fields) => logger.info(fields ?? {}, msg),

@@ -13,7 +13,7 @@ import type { Store } from "../store/store.ts";
 import type { CompletionBuffer } from "./completion-buffer.ts";
 import type { Definitions } from "./definitions.ts";
 import type { Execution, ExecutionOutcome } from "./execution.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 import type { NodeEvents } from "./node-events.ts";
 import type { Notifier } from "./notifier.ts";
 import { persist } from "./persist.ts";
@@ -26,7 +26,7 @@ export type OutcomeRecorderDeps = {
   progress: ProgressWriter;
   notifier: Notifier;
   events: NodeEvents;
-  logger: TaskLogger;
+  logger: Log;
 };
 
 export class OutcomeRecorder {

@@ -6,14 +6,14 @@
 import assert from "node:assert/strict";
 import { after, test } from "node:test";
 import { leakedResources } from "./fixtures/runtime-handlers.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 import { persist } from "./persist.ts";
 
 after(() => assert.deepEqual(leakedResources(), [], "a test left a timer or handle behind"));
 
 type Line = { level: string; msg: string; fields: Record<string, unknown> | undefined };
 
-function recordingLogger(): TaskLogger & { lines: Line[] } {
+function recordingLogger(): Log & { lines: Line[] } {
   const lines: Line[] = [];
   const log = (level: string) => (msg: string, fields?: Record<string, unknown>) =>
     void lines.push({ level, msg, fields });

@@ -3,14 +3,9 @@
  * takes them: a store that restarts or is busy for a while delays them, it does not drop them. If the node
  * dies meanwhile, the rescuer on another node takes over the task.
  */
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 
-export async function persist<T>(
-  what: string,
-  write: () => Promise<T>,
-  logger: TaskLogger,
-  maxDelayMs = 5000,
-): Promise<T> {
+export async function persist<T>(what: string, write: () => Promise<T>, logger: Log, maxDelayMs = 5000): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await write();

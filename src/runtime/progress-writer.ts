@@ -4,18 +4,18 @@
  */
 import type { Task, TaskProgress } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 
 type Slot = { attempt: number; latest: TaskProgress | null; lastWriteAt: number; timer: NodeJS.Timeout | null };
 
 export class ProgressWriter {
   readonly #store: Store;
-  readonly #logger: TaskLogger;
+  readonly #logger: Log;
   readonly #intervalMs: number;
   readonly #onWritten: () => void;
   readonly #slots = new Map<number, Slot>();
 
-  constructor(store: Store, logger: TaskLogger, intervalMs: number, onWritten: () => void) {
+  constructor(store: Store, logger: Log, intervalMs: number, onWritten: () => void) {
     this.#store = store;
     this.#logger = logger;
     this.#intervalMs = intervalMs;

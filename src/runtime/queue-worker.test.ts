@@ -12,7 +12,7 @@ import { CompletionBuffer } from "./completion-buffer.ts";
 import { Definitions } from "./definitions.ts";
 import { deferred, type Deferred, leakedResources } from "./fixtures/runtime-handlers.ts";
 import { addTasks, sqliteStore } from "./fixtures/sqlite-store.ts";
-import type { TaskHandler, TaskLogger } from "./handler.ts";
+import type { TaskHandler, Log } from "./handler.ts";
 import { NodeEvents } from "./node-events.ts";
 import { Notifier } from "./notifier.ts";
 import { OutcomeRecorder } from "./outcomes.ts";
@@ -25,7 +25,7 @@ const turns = async (n = 5) => {
   for (let i = 0; i < n; i++) await new Promise((resolve) => setImmediate(resolve));
 };
 
-const silent: TaskLogger = { debug() {}, info() {}, warn() {}, error() {} };
+const silent: Log = { debug() {}, info() {}, warn() {}, error() {} };
 
 /** Handlers that block until the test releases them, one by one; counts how many run at once. */
 class Gates {

@@ -11,7 +11,7 @@ import type { Bus } from "../bus/bus.ts";
 import type { Store } from "../store/store.ts";
 import type { Definitions } from "./definitions.ts";
 import { Execution, type ExecutionOutcome } from "./execution.ts";
-import type { TaskLogger } from "./handler.ts";
+import type { Log } from "./handler.ts";
 import type { NodeEvents } from "./node-events.ts";
 import type { Notifier } from "./notifier.ts";
 import type { OutcomeRecorder } from "./outcomes.ts";
@@ -29,9 +29,9 @@ export type QueueWorkerDeps = {
   nodeId: string;
   definitions: Definitions;
   progress: ProgressWriter;
-  logger: TaskLogger;
+  logger: Log;
   /** Builds the logger a handler gets. */
-  taskLogger: (task: Task) => TaskLogger;
+  taskLogger: (task: Task) => Log;
 };
 
 export type QueueWorkerOptions = {

@@ -6,7 +6,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { Json } from "../core/task.ts";
 import { ConveyorError } from "../core/errors.ts";
-import type { TaskContext, TaskHandler, TaskLogger } from "./handler.ts";
+import type { TaskContext, TaskHandler, Log } from "./handler.ts";
 import type { FromWorker, LogLevel, ThreadError, ToWorker, WorkerInput } from "./thread-runner.ts";
 
 if (parentPort === null) throw new Error("thread-worker.ts is meant to run in a worker thread (see thread-runner.ts)");
@@ -65,7 +65,7 @@ function log(level: LogLevel, msg: string, fields?: Record<string, unknown>): vo
   }
 }
 
-const logger: TaskLogger = {
+const logger: Log = {
   debug: (msg, fields) => log("debug", msg, fields),
   info: (msg, fields) => log("info", msg, fields),
   warn: (msg, fields) => log("warn", msg, fields),

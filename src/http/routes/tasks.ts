@@ -171,18 +171,27 @@ export function registerTaskRoutes(app: FastifyInstance, { conveyor, closing }: 
     async (request) => ({ task: await conveyor.cancel(request.params.id) }),
   );
 
-  app.post<IdParams>(
-    "/api/tasks/:id/retry",
-    {
-      schema: {
-        summary: "Run a failed or cancelled task again from its first attempt",
-        tags,
-        params: taskIdParams,
-        response: { 200: taskReply, ...errorReplies },
+  // /retry is the old path of /rerun: kept, so that clients written against it go on working.
+  for (const [path, deprecated] of [
+    ["/api/tasks/:id/rerun", false],
+    ["/api/tasks/:id/retry", true],
+  ] as const) {
+    app.post<IdParams>(
+      path,
+      {
+        schema: {
+          summary: deprecated
+            ? "Old name of POST /api/tasks/{id}/rerun"
+            : "Run a failed or cancelled task again from its first attempt",
+          tags,
+          deprecated,
+          params: taskIdParams,
+          response: { 200: taskReply, ...errorReplies },
+        },
       },
-    },
-    async (request) => ({ task: await conveyor.retry(request.params.id) }),
-  );
+      async (request) => ({ task: await conveyor.rerun(request.params.id) }),
+    );
+  }
 
   app.get<IdParams & { Querystring: { after: number; limit: number } }>(
     "/api/tasks/:id/events",
