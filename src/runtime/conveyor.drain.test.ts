@@ -21,20 +21,35 @@ const CONCURRENCY = 20;
 
 type Fixture = {
   options: () => ConveyorOptions;
+  /** Another node's options on the same store: its own connections (and bus), as another process would have. */
+  producer: () => ConveyorOptions;
   close: () => Promise<void>;
   reads?: () => Promise<{ rows: number; seqScans: number }>;
 };
 
 const stores: Record<string, () => Fixture> = {
-  sqlite: () => ({ options: () => ({ database: tempDatabase() }), close: async () => {} }),
+  sqlite: () => {
+    const database = tempDatabase();
+    return { options: () => ({ database }), producer: () => ({ database }), close: async () => {} };
+  },
   postgres: () => {
     const schema = freshSchema("drain");
     // One connection: every claim runs on the connection whose plans the node's first, empty claim made.
     const store = new PostgresStore({ connectionString: postgresUrl(), schema, poolSize: 1 });
     const bus = new PostgresBus({ connectionString: postgresUrl(), channel: schema });
+    const others: { close(): Promise<void> }[] = [];
     return {
       options: () => ({ store, bus }),
+      producer: () => {
+        const own = {
+          store: new PostgresStore({ connectionString: postgresUrl(), schema }),
+          bus: new PostgresBus({ connectionString: postgresUrl(), channel: schema }),
+        };
+        others.push(own.bus, own.store);
+        return own;
+      },
       close: async () => {
+        for (const other of others) await other.close();
         await bus.close();
         await store.close();
       },
@@ -49,7 +64,7 @@ const stores: Record<string, () => Fixture> = {
 
 for (const [storeName, makeFixture] of Object.entries(stores)) {
   describe(`a started node on ${storeName} drains a backlog with its slots full`, () => {
-    async function drain(t: TestContext, fill: (conveyor: Conveyor) => Promise<void>): Promise<void> {
+    async function drain(t: TestContext, fill: (conveyor: Conveyor, fixture: Fixture) => Promise<void>): Promise<void> {
       if (storeName === "postgres" && !(await requirePostgres(t))) return;
       const fixture = makeFixture();
       const conveyor = new Conveyor({
@@ -74,7 +89,7 @@ for (const [storeName, makeFixture] of Object.entries(stores)) {
       };
       try {
         await conveyor.start();
-        await fill(conveyor);
+        await fill(conveyor, fixture);
         await done.promise;
         const queues = await conveyor.queues();
         assert.equal(queues.find((q) => q.queue === "default")?.counts.queued, 0);
@@ -97,6 +112,18 @@ for (const [storeName, makeFixture] of Object.entries(stores)) {
       await drain(t, async (conveyor) => {
         for (let i = 0; i < N / BATCH; i++)
           await conveyor.enqueueMany(Array.from({ length: BATCH }, () => ({ type: "noop" })));
+      });
+    });
+
+    test("that another node enqueues (its own connections, never started)", { timeout: 60_000 }, async (t) => {
+      await drain(t, async (_conveyor, fixture) => {
+        const producer = new Conveyor({ ...fixture.producer(), logger: pino({ level: "silent" }) });
+        try {
+          for (let i = 0; i < N / BATCH; i++)
+            await producer.enqueueMany(Array.from({ length: BATCH }, () => ({ type: "noop" })));
+        } finally {
+          await producer.stop();
+        }
       });
     });
 

@@ -38,6 +38,9 @@ import { appendNodesEvent, writeClusterEvents } from "./cluster-log.ts";
 import { Live } from "./live.ts";
 import { LiveFeed, type LivePosition, type LiveSubscription } from "./live-feed.ts";
 
+/** How often a node on a store without notifications (SQLite) checks whether another process wrote to it. */
+const FOREIGN_WRITE_CHECK_MS = 20;
+
 export type TaskListQuery = {
   queue?: string;
   states?: TaskState[];
@@ -90,6 +93,7 @@ export class Conveyor {
   #migrated: Promise<unknown> | null = null;
   #busStarting: Promise<void> | null = null;
   #stopClusterLog: (() => void) | null = null;
+  #stopWatchingStore: (() => void) | null = null;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
   /** Aborted when stop() begins, to end every wait at once. */
   readonly #stopping = new AbortController();
@@ -409,6 +413,10 @@ export class Conveyor {
     // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
     await services.heartbeat.beat();
     this.#watchBus(services);
+    // Other processes on a store that cannot ring us (SQLite): look when it changes, not at the next poll.
+    const queues = services.pool.workers.map((worker) => worker.options.queue);
+    this.#stopWatchingStore =
+      this.store.watchForeignWrites?.(() => this.#notifier.foreignWrite(queues), FOREIGN_WRITE_CHECK_MS) ?? null;
     services.services.start();
     services.queues.start();
     this.#state = "running";
@@ -430,6 +438,7 @@ export class Conveyor {
     this.#stopping.abort("stopped");
     const services = this.#services;
     if (wasRunning && services !== null) {
+      this.#stopWatchingStore?.();
       await services.queues.stop();
       const unfinished = await services.pool.settle(Date.now() + this.options.shutdownGraceMs);
       if (unfinished.length > 0) {

@@ -48,6 +48,16 @@ export class Notifier {
   }
 
   /**
+   * Another process wrote to the store, which cannot say what: every local queue looks for work, the scheduler
+   * for an earlier run time, and event readers for new entries.
+   */
+  foreignWrite(queues: Iterable<string>): void {
+    for (const queue of queues) this.#bus.publish("wake", { queue });
+    this.#bus.publish("scheduled", { at: Date.now() });
+    this.#bus.publish("events", {});
+  }
+
+  /**
    * A task was cancelled in the store. If it was running, the node running it stops it: this one too, since the
    * bus delivers to its own node's subscribers (a microtask later): one route to the handler, wherever it runs.
    */

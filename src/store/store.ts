@@ -107,6 +107,12 @@ export type Schedule = ScheduleInput & { lastTick: Date | null; createdAt: Date;
 export interface Store {
   readonly capabilities: StoreCapabilities;
 
+  /**
+   * For a store whose other writers cannot ring this process (SQLite: other processes on the same file): calls
+   * `onForeignWrite` within about `intervalMs` of a transaction committed by another process, never for this
+   * store's own. Returns how to stop. Stores with notifications (PostgreSQL and its bus) do not have it.
+   */
+  watchForeignWrites?(onForeignWrite: () => void, intervalMs: number): () => void;
   /** Apply pending migrations in order; returns the names applied now. Safe to run concurrently. */
   migrate(): Promise<{ applied: string[] }>;
   /** Migrations known to the driver, and whether each is applied. */

@@ -69,6 +69,8 @@ export class SqliteStore implements Store {
   readonly #statements: PreparedStatements;
   readonly #journal: TransactionJournal;
 
+  readonly #watchers = new Set<() => void>();
+
   constructor(options: SqliteStoreOptions) {
     this.path = options.path;
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
@@ -116,7 +118,32 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    for (const stop of this.#watchers) stop();
     if (this.#db.isOpen) this.#db.close();
+  }
+
+  /**
+   * SQLite's data_version changes when another connection commits, never for this connection's own commits: read
+   * on the store's own connection (a microsecond, no I/O beyond the shared WAL index), it tells this process that
+   * another one wrote, so its workers look at once rather than at their next poll.
+   */
+  watchForeignWrites(onForeignWrite: () => void, intervalMs: number): () => void {
+    const version = this.#db.prepare("PRAGMA data_version");
+    let last = version.get()!.data_version;
+    const timer = setInterval(() => {
+      if (!this.#db.isOpen) return;
+      const now = version.get()!.data_version;
+      if (now === last) return;
+      last = now;
+      onForeignWrite();
+    }, intervalMs);
+    timer.unref();
+    const stop = () => {
+      clearInterval(timer);
+      this.#watchers.delete(stop);
+    };
+    this.#watchers.add(stop);
+    return stop;
   }
 
   // ---- tasks -------------------------------------------------------------------------------------------
