@@ -95,21 +95,28 @@ export class LiveFeed {
     options: { since?: LivePosition | undefined },
     listener: LiveListener,
   ): Promise<LiveSubscription> {
-    await this.#startFeed();
-    const info = await this.#store.eventLogInfo();
-    const live = Math.max(this.#cursor, 0);
-    const reason = options.since === undefined ? null : this.#judge(options.since, info);
-    const from = options.since !== undefined && reason === null ? options.since.offset : live;
+    // The subscriber is counted before anything is awaited: it holds the feed. Added after the reads below, it
+    // could come after the node's last other subscriber had left meanwhile and stopped the feed, and it would then
+    // hear no live event at all. Its position is set once known; until it goes live, events are held in its buffer.
     const subscriber: Subscriber = {
       keys: channels.map(channelKey),
       listener,
-      position: from,
+      position: 0,
       buffer: [],
       closed: false,
     };
     this.#add(subscriber);
     const close = () => this.#remove(subscriber);
+    let info: { epoch: string; oldestOffset: number; lastOffset: number };
+    let reason: NotRecovered | null;
+    let from: number;
     try {
+      await this.#startFeed();
+      info = await this.#store.eventLogInfo();
+      const live = Math.max(this.#cursor, 0);
+      reason = options.since === undefined ? null : this.#judge(options.since, info);
+      from = options.since !== undefined && reason === null ? options.since.offset : live;
+      subscriber.position = from;
       if (from < live) await this.#catchUp(subscriber, live);
       this.#goLive(subscriber);
     } catch (error) {
