@@ -202,6 +202,7 @@ if (await postgresSuite("postgres store")) {
         // jsonb cannot hold U+0000 in a string: the whole batch fails, its log row included.
         await assert.rejects(
           store.taskInsertMany({ now: T0, tasks: [taskInput(), taskInput({ data: "nul \u0000 here" })] }),
+          { code: "22P05" }, // untranslatable_character: \u0000 cannot be converted to text
         );
         assert.equal((await store.taskList({ limit: 10, order: "asc" })).length, 1);
         assert.equal(await store.eventLastOffset(), 1);
@@ -238,7 +239,7 @@ if (await postgresSuite("postgres store")) {
       await store.migrate();
       await store.close();
       await store.close();
-      await assert.rejects(store.ping());
+      await assert.rejects(store.ping(), /after calling end on the pool/);
     });
   });
   describe("postgres migration 003 (lean writes) on a schema written by 001–002", () => {
