@@ -74,7 +74,7 @@ export function formatSummary(file: string, top = 25): string {
   lines.push("", "self time by file:");
   for (const f of files.slice(0, Math.ceil(top / 2)))
     lines.push(`${pct(f.share)} ${String(f.ms).padStart(8)} ms  ${f.name}`);
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 if (import.meta.main) {
@@ -86,5 +86,5 @@ if (import.meta.main) {
     process.stderr.write("usage: node bench/profile.ts <file.cpuprofile>... [--top N]\n");
     process.exit(2);
   }
-  for (const file of files) process.stdout.write(formatSummary(file, top) + "\n");
+  for (const file of files) process.stdout.write(`${formatSummary(file, top)}\n`);
 }

@@ -138,7 +138,7 @@ const json = {
   comparisons: report.comparisons,
   targets: report.targets,
 };
-writeFileSync(jsonFile, JSON.stringify(json, null, 2) + "\n");
+writeFileSync(jsonFile, `${JSON.stringify(json, null, 2)}\n`);
 process.stderr.write(`\nwrote ${fileURLToPath(jsonFile)}\n`);
 for (const file of results.flatMap((r) => r.profiles ?? [])) process.stderr.write(`\n${formatSummary(file, 20)}`);
 if (complete) {

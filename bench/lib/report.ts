@@ -320,7 +320,7 @@ function markdown(
       lines.push(`- ${r.info.name}${versions}: ${r.info.settings}`);
     }
   }
-  return lines.join("\n") + "\n";
+  return `${lines.join("\n")}\n`;
 }
 
 /** The drain table: one column per path, each variant's rate and its ratio to the same system's drain. */

@@ -16,7 +16,7 @@ import type { BenchSystem, ChildJob } from "../lib/types.ts";
 
 const CLAIM_LIMIT = 50;
 
-export function create(job: ChildJob): BenchSystem {
+export function create(_job: ChildJob): BenchSystem {
   let dir: string | null = null;
   let db: DatabaseSync | null = null;
   let insertOne: StatementSync | null = null;
