@@ -454,6 +454,14 @@ for (const [storeName, makeStore] of Object.entries(STORES)) {
       assert.equal(await status(""), 400);
     });
 
+    test("a stopping node closes its clients with 1001, so that they reconnect", async (t) => {
+      const node = await startNode(t);
+      if (node === null) return;
+      const client = await connect(node);
+      await node.app.close();
+      assert.equal((await client.closed).code, 1001);
+    });
+
     test("the library: subscribe from a position, publish, and stream as an async iterator", async (t) => {
       const node = await startNode(t);
       if (node === null) return;

@@ -31,7 +31,14 @@ export async function registerLiveRoutes(app: FastifyInstance, options: LiveRout
     heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
     maxBufferBytes: options.maxBufferBytes ?? DEFAULT_MAX_BUFFER_BYTES,
   };
-  await app.register(websocket, { options: { maxPayload: MAX_FRAME_BYTES } });
+  await app.register(websocket, {
+    options: { maxPayload: MAX_FRAME_BYTES },
+    // A stopping node says so (1001): its clients reconnect, to it or another node, from their last offset.
+    preClose: async function closeClients(this: FastifyInstance) {
+      for (const client of this.websocketServer.clients) client.close(1001, "the node is stopping");
+      await new Promise<void>((resolve) => this.websocketServer.close(() => resolve()));
+    },
+  });
   app.get("/api/live", { websocket: true, schema: { hide: true } }, (socket, request) => {
     const access = new Access(policy);
     const query = request.query as { token?: unknown };
