@@ -81,7 +81,10 @@ export function liveReport(
       ? "—"
       : `${r.loopDelay.nodes.map((l) => l.max).join(" + ")} / ${r.loopDelay.loadgens.map((l) => l.max).join(" + ")}`,
   );
-  row("status", (r) => (r.status === "ok" ? "ok" : `${r.status}: ${r.reason ?? ""}`));
+  row("status", (r) => {
+    const attempts = (r.attempts ?? 1) > 1 ? ` (the quietest of ${r.attempts} attempts)` : "";
+    return `${r.status === "ok" ? "ok" : `${r.status}: ${r.reason ?? ""}`}${attempts}`;
+  });
   for (const r of results.filter((r) => r.status === "unavailable"))
     lines.push("", `${TITLES[r.system]}: unavailable: ${r.reason}`);
   lines.push("", ...goals(results), "", "Settings:", "");

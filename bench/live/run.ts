@@ -47,18 +47,14 @@ export async function main(argv: string[]): Promise<number> {
   const results: LiveResult[] = [];
   let tasksEventRate: number | null = null;
   for (const system of settings.only) {
-    if (settings.waitQuiet > 0) {
-      const waited = await waitForQuiet(settings.waitQuiet);
-      if (waited === null) progress(`the machine stayed busy for ${settings.waitQuiet} s; running anyway`);
-      else if (waited > 1) progress(`waited ${waited} s for the machine to go quiet`);
-    }
-    process.stderr.write(`▶ ${system}\n`);
     const profileDir = settings.cpuProf ? fileURLToPath(new URL(`./profiles/live-${system}/`, RESULTS_DIR)) : null;
-    const result = await runLive(system, settings, runId, { tasksEventRate, profileDir });
-    if (system === "conveyor" && result.tasks !== null) tasksEventRate = result.tasks.eventsPerSecond;
-    process.stderr.write(
-      `  ${system} ${result.status}${result.reason ? `: ${result.reason}` : ""} (${result.wallSeconds} s)\n`,
+    const result = await quietestOf(system, settings, (attempt) =>
+      runLive(system, settings, `${runId}${system === "conveyor" ? "c" : "s"}${attempt}`, {
+        tasksEventRate,
+        profileDir,
+      }),
     );
+    if (system === "conveyor" && result.tasks !== null) tasksEventRate = result.tasks.eventsPerSecond;
     results.push(result);
     if (profileDir !== null) printProfiles(profileDir, system);
   }
@@ -82,6 +78,36 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`wrote ${fileURLToPath(new URL("./RESULTS.md", BENCH_DIR))}\n`);
   }
   return results.some((r) => r.status === "failed") ? 1 : 0;
+}
+
+/**
+ * Runs a system (after waiting for the machine to go quiet, with --wait-quiet), and again, up to --retry-noisy
+ * times, while other processes used ≥ 1 CPU-s during its steady state; keeps the quietest attempt. On a machine
+ * shared with other people's work, their CPU lands in the tail latencies.
+ */
+async function quietestOf(
+  system: string,
+  settings: LiveSettings,
+  run: (attempt: number) => Promise<LiveResult>,
+): Promise<LiveResult> {
+  let kept: LiveResult | null = null;
+  for (let attempt = 0; attempt <= settings.retryNoisy; attempt++) {
+    if (settings.waitQuiet > 0) {
+      const waited = await waitForQuiet(settings.waitQuiet);
+      if (waited === null) progress(`the machine stayed busy for ${settings.waitQuiet} s; running anyway`);
+      else if (waited > 1) progress(`waited ${waited} s for the machine to go quiet`);
+    }
+    process.stderr.write(`▶ ${system}${attempt > 0 ? " (again: the last attempt was noisy)" : ""}\n`);
+    const result = await run(attempt);
+    result.attempts = attempt + 1;
+    const other = result.cpu?.other ?? 0;
+    const note = result.reason ? `: ${result.reason}` : "";
+    progress(`${system} ${result.status}${note} (${result.wallSeconds} s; other processes' CPU ${other} s)`);
+    if (kept === null || other < (kept.cpu?.other ?? 0)) kept = result;
+    kept.attempts = attempt + 1;
+    if (result.status !== "ok" || other < 1) break;
+  }
+  return kept!;
 }
 
 function reprint(file: string): number {

@@ -69,6 +69,8 @@ export type LiveResult = {
   /** Each process's event-loop delay during the steady state, ms. */
   loopDelay: { nodes: LoopDelay[]; loadgens: LoopDelay[] } | null;
   wallSeconds: number;
+  /** How many times the system was run (--retry-noisy keeps the quietest attempt). */
+  attempts?: number;
 };
 
 type Ready = { port: number; nodeId: string };

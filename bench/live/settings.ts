@@ -23,6 +23,8 @@ export type LiveSettings = {
   only: LiveSystem[];
   /** Before each system, wait up to this many seconds for the machine to go quiet (0: do not wait). */
   waitQuiet: number;
+  /** Run a system again, up to this many times, while other processes used ≥ 1 CPU-s in its steady state. */
+  retryNoisy: number;
   smoke: boolean;
   cpuProf: boolean;
   report: string | null;
@@ -41,6 +43,7 @@ export const LIVE_USAGE = `usage: npm run bench -- --live [options]
   --only <a,b>         conveyor, socket.io (default both)
   --wait-quiet <s>     before each system, wait up to s seconds until other processes use < 0.15 CPU (a shared
                        machine's other work lands in the figures: the CPU row reports it, noisy at ≥ 1 CPU-s)
+  --retry-noisy <k>    run a system again (up to k more times) while its steady state was noisy; keep the quietest
   --smoke              tiny numbers: checks in seconds that all of it runs (what CI runs)
   --cpu-prof           profile the server processes (bench/results/profiles/live-<system>/) and print the heaviest
                        functions
@@ -66,6 +69,7 @@ export function parseLiveArgs(argv: string[]): LiveSettings {
     "catch-up",
     "loadgens",
     "wait-quiet",
+    "retry-noisy",
   ];
   for (const name of flags.keys())
     if (![...known, "only", "smoke", "cpu-prof", "report", "help"].includes(name)) usage(`unknown option --${name}`);
@@ -96,6 +100,7 @@ export function parseLiveArgs(argv: string[]): LiveSettings {
     replayLimit: catchUp * 2,
     only,
     waitQuiet: flags.has("wait-quiet") ? int("wait-quiet", 0, 0) : 0,
+    retryNoisy: flags.has("retry-noisy") ? int("retry-noisy", 0, 0) : 0,
     smoke,
     cpuProf: flags.has("cpu-prof"),
     report: flags.get("report") ?? null,
