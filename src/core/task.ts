@@ -68,6 +68,7 @@ export const TASK_EVENT_TYPES = [
   "task.cancelled",
   "task.rerun",
   "task.rescued",
+  "task.deleted",
 ] as const;
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 

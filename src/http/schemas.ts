@@ -134,8 +134,16 @@ const stateCounts = {
 const queueStats = {
   $id: "QueueStats",
   type: "object",
-  required: ["queue", "paused", "counts"],
-  properties: { queue: { type: "string" }, paused: { type: "boolean" }, counts: stateCounts },
+  required: ["queue", "paused", "concurrency", "counts"],
+  properties: {
+    queue: { type: "string" },
+    paused: { type: "boolean" },
+    concurrency: {
+      type: ["integer", "null"],
+      description: "Tasks of this queue each node runs at once, set cluster-wide; null: each node's own setting.",
+    },
+    counts: stateCounts,
+  },
 } as const;
 
 const nodeRecord = {

@@ -41,6 +41,10 @@ export type TaskListParams = {
   states?: TaskState[];
   type?: string;
   key?: string;
+  /** Only tasks created at or after this time. */
+  createdAfter?: Date;
+  /** Only tasks created before this time. */
+  createdBefore?: Date;
   /** Cursor: only tasks with an id after this one in the chosen order. */
   after?: number;
   limit: number;
@@ -63,7 +67,22 @@ export type TaskCancelOutcome = {
 export type QueueStats = {
   queue: string;
   paused: boolean;
+  /** Tasks of this queue each node runs at once, set cluster-wide; null: each node's own setting. */
+  concurrency: number | null;
   counts: Record<TaskState, number>;
+};
+
+/** One node's completions, failures and timings over a 5-second bucket (histograms over core/stats.ts's bounds). */
+export type TaskStatsBucket = {
+  at: Date;
+  node: string;
+  completed: number;
+  failed: number;
+  retried: number;
+  /** Run time (start to end of the attempt) counts per bucket of STATS_BOUNDS_MS. */
+  run: number[];
+  /** Wait time (due to started) counts per bucket of STATS_BOUNDS_MS. */
+  wait: number[];
 };
 
 export type NodeRecord = {
@@ -168,11 +187,25 @@ export interface Store {
   taskRescue(params: { rescuer: string; deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]>;
   /** Hand a node's running tasks back to `queued` at once (graceful shutdown); the attempt is not counted. */
   taskRelease(params: { node: string; ids?: number[]; now: Date }): Promise<number[]>;
+  /**
+   * Delete the finished tasks among `ids` (a person's action, unlike the pruner's), each with a task.deleted event;
+   * returns the ids deleted. Active tasks are left alone: cancel them first.
+   */
+  taskDelete(params: { ids: number[]; now: Date }): Promise<number[]>;
   /** Delete up to `limit` tasks that finished before `before`; returns how many. */
   taskPrune(params: { before: Date; limit: number }): Promise<number>;
 
   queueStats(): Promise<QueueStats[]>;
   queueSetPaused(params: { queue: string; paused: boolean; now: Date }): Promise<void>;
+  /** Set how many tasks of `queue` each node runs at once (null: each node's own setting). */
+  queueSetConcurrency(params: { queue: string; concurrency: number | null; now: Date }): Promise<void>;
+
+  /** Records a node's bucket of task statistics (a repeat of one bucket replaces it). */
+  statsAppend(params: { bucket: TaskStatsBucket }): Promise<void>;
+  /** Every node's buckets from `since` on, oldest first. */
+  statsList(params: { since: Date }): Promise<TaskStatsBucket[]>;
+  /** Deletes buckets older than `before`; returns how many. */
+  statsPrune(params: { before: Date }): Promise<number>;
 
   /** Events after `after`, in offset order. */
   eventList(params: { after: number; limit: number; taskId?: number }): Promise<LogEvent[]>;

@@ -65,5 +65,5 @@ export function registerQueueRoutes(app: FastifyInstance, { conveyor }: { convey
 async function statsOf(conveyor: Conveyor, queue: string, paused: boolean): Promise<QueueStats> {
   const stats = (await conveyor.queues()).find((q) => q.queue === queue);
   if (stats !== undefined) return stats;
-  return { queue, paused, counts: emptyCounts() };
+  return { queue, paused, concurrency: null, counts: emptyCounts() };
 }

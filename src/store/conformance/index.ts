@@ -13,6 +13,7 @@ import type { Store } from "../store.ts";
 import { cancelRerunCases } from "./cancel-rerun.ts";
 import { claimCases } from "./claims.ts";
 import { completionCases } from "./completion.ts";
+import { dashboardCases } from "./dashboard.ts";
 import { eventLogCases } from "./events.ts";
 import type { StoreTest } from "./helpers.ts";
 import { insertCases } from "./inserts.ts";
@@ -57,5 +58,6 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
     nodeCases(storeTest);
     leaseCases(storeTest);
     scheduleCases(storeTest);
+    dashboardCases(storeTest);
   });
 }

@@ -35,8 +35,13 @@ export function queueCases(storeTest: StoreTest): void {
 
       const stats = [...(await store.queueStats())].sort((x, y) => x.queue.localeCompare(y.queue));
       assert.deepEqual(stats, [
-        { queue: "a", paused: false, counts: { ...emptyCounts(), queued: 2, scheduled: 1 } },
-        { queue: "b", paused: true, counts: { ...emptyCounts(), completed: 1, failed: 1, cancelled: 1, running: 1 } },
+        { queue: "a", paused: false, concurrency: null, counts: { ...emptyCounts(), queued: 2, scheduled: 1 } },
+        {
+          queue: "b",
+          paused: true,
+          concurrency: null,
+          counts: { ...emptyCounts(), completed: 1, failed: 1, cancelled: 1, running: 1 },
+        },
       ] satisfies QueueStats[]);
     });
   });

@@ -41,6 +41,7 @@ import type {
   TaskInsert,
   TaskInsertOutcome,
   TaskListParams,
+  TaskStatsBucket,
   TaskStartOn,
 } from "../store.ts";
 import { channelEntry, eventsAfter, type LogEntry } from "../event-log.ts";
@@ -181,7 +182,7 @@ export class PostgresStore implements Store {
 
   async taskList(params: TaskListParams): Promise<Task[]> {
     // Built here rather than in a .sql file: the filters are optional, and only their presence varies. Each
-    // combination is its own prepared statement (at most 64), so every one gets a plan that fits it.
+    // combination is its own prepared statement (at most 256), so every one gets a plan that fits it.
     const where: string[] = [];
     const values: unknown[] = [];
     const shape: string[] = [];
@@ -204,6 +205,8 @@ export class PostgresStore implements Store {
       where.push("state IN ('failed', 'cancelled')");
       shape.push("b");
     }
+    if (params.createdAfter !== undefined) add("f", "created_at >= ?::timestamptz", params.createdAfter);
+    if (params.createdBefore !== undefined) add("u", "created_at < ?::timestamptz", params.createdBefore);
     if (params.after !== undefined)
       add("a", params.order === "asc" ? "id > ?::bigint" : "id < ?::bigint", params.after);
     values.push(params.limit);
@@ -363,6 +366,12 @@ export class PostgresStore implements Store {
    * at or after `before`: what lies beyond cannot qualify. Tasks it passes over (still active, or finished later)
    * are few, and are looked at again by the next call.
    */
+  async taskDelete({ ids, now }: { ids: number[]; now: Date }): Promise<number[]> {
+    if (ids.length === 0) return [];
+    const { rows } = await this.#run("taskDelete", [ids, now]);
+    return rows.map((row) => Number(row.id));
+  }
+
   async taskPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
     let deleted = 0;
     let after = 0;
@@ -381,12 +390,50 @@ export class PostgresStore implements Store {
     const [counts, queues] = await Promise.all([this.#run("queueCounts", []), this.#run("queueList", [])]);
     return assembleQueueStats(
       counts.rows.map((row) => ({ queue: String(row.queue), state: String(row.state), count: Number(row.count) })),
-      queues.rows.map((row) => ({ queue: String(row.name), paused: row.paused === true })),
+      queues.rows.map((row) => ({
+        queue: String(row.name),
+        paused: row.paused === true,
+        concurrency: row.concurrency === null ? null : Number(row.concurrency),
+      })),
     );
   }
 
   async queueSetPaused({ queue, paused, now }: { queue: string; paused: boolean; now: Date }): Promise<void> {
     await this.#run("queueSetPaused", [queue, paused, now]);
+  }
+
+  async queueSetConcurrency({
+    queue,
+    concurrency,
+    now,
+  }: {
+    queue: string;
+    concurrency: number | null;
+    now: Date;
+  }): Promise<void> {
+    await this.#run("queueSetConcurrency", [queue, concurrency, now]);
+  }
+
+  async statsAppend({ bucket }: { bucket: TaskStatsBucket }): Promise<void> {
+    const { at, node, completed, failed, retried, run, wait } = bucket;
+    await this.#run("statsAppend", [at, node, completed, failed, retried, JSON.stringify(run), JSON.stringify(wait)]);
+  }
+
+  async statsList({ since }: { since: Date }): Promise<TaskStatsBucket[]> {
+    const { rows } = await this.#run("statsList", [since]);
+    return rows.map((row) => ({
+      at: row.at as Date,
+      node: String(row.node),
+      completed: Number(row.completed),
+      failed: Number(row.failed),
+      retried: Number(row.retried),
+      run: row.run as number[],
+      wait: row.wait as number[],
+    }));
+  }
+
+  async statsPrune({ before }: { before: Date }): Promise<number> {
+    return (await this.#run("statsPrune", [before])).rowCount ?? 0;
   }
 
   // ---- events ------------------------------------------------------------------------------------------

@@ -64,7 +64,9 @@ describe("sqlite migration 003 (lean writes) on a database written by 001–002"
     });
     const store = new SqliteStore({ path });
     try {
-      assert.deepEqual(await store.migrate(), { applied: ["003_lean_writes", "004_plans_by_id", "005_live_log"] });
+      assert.deepEqual(await store.migrate(), {
+        applied: ["003_lean_writes", "004_plans_by_id", "005_live_log", "006_dashboard"],
+      });
       const events = await store.eventList({ after: 0, limit: 100 });
       assert.deepEqual(
         events.map((e) => [e.offset, e.type, e.taskId]),

@@ -33,6 +33,7 @@ import type {
   TaskInsert,
   TaskInsertOutcome,
   TaskListParams,
+  TaskStatsBucket,
   TaskStartOn,
 } from "../store.ts";
 import { insertTasks } from "./insert.ts";
@@ -185,6 +186,14 @@ export class SqliteStore implements Store {
     if (params.states !== undefined) {
       where.push("state IN (SELECT value FROM json_each(:states))");
       values.states = JSON.stringify(params.states);
+    }
+    if (params.createdAfter !== undefined) {
+      where.push("created_at >= :createdAfter");
+      values.createdAfter = params.createdAfter.getTime();
+    }
+    if (params.createdBefore !== undefined) {
+      where.push("created_at < :createdBefore");
+      values.createdBefore = params.createdBefore.getTime();
     }
     if (params.after !== undefined) {
       where.push(params.order === "asc" ? "id > :after" : "id < :after");
@@ -487,6 +496,22 @@ export class SqliteStore implements Store {
    * after `before`: what lies beyond cannot qualify. Tasks it passes over (still active, or finished later)
    * are few, and are looked at again by the next call.
    */
+  async taskDelete({ ids, now }: { ids: number[]; now: Date }): Promise<number[]> {
+    if (ids.length === 0) return [];
+    return this.#write(() => {
+      const finished = this.#statements.get("taskFinishedAmong").all({ ids: JSON.stringify(ids) });
+      if (finished.length === 0) return [];
+      const deleted = finished.map((row) => Number(row.id)).sort((a, b) => a - b);
+      this.#statements.get("taskDelete").run({ ids: JSON.stringify(deleted) });
+      for (const row of [...finished].sort((a, b) => Number(a.id) - Number(b.id))) {
+        const state = String(row.state) as TaskState;
+        this.#journal.count(String(row.queue), state, null);
+        this.#journal.event("task.deleted", Number(row.id), String(row.queue), { state }, now);
+      }
+      return deleted;
+    });
+  }
+
   async taskPrune({ before, limit }: { before: Date; limit: number }): Promise<number> {
     const cutoff = before.getTime();
     let deleted = 0;
@@ -527,7 +552,11 @@ export class SqliteStore implements Store {
       this.#statements
         .get("queueList")
         .all({})
-        .map((row) => ({ queue: String(row.name), paused: Number(row.paused) === 1 })),
+        .map((row) => ({
+          queue: String(row.name),
+          paused: Number(row.paused) === 1,
+          concurrency: row.concurrency === null ? null : Number(row.concurrency),
+        })),
     );
   }
 
@@ -535,6 +564,54 @@ export class SqliteStore implements Store {
     this.#write(() =>
       this.#statements.get("queueSetPaused").run({ name: queue, paused: paused ? 1 : 0, now: now.getTime() }),
     );
+  }
+
+  async queueSetConcurrency({
+    queue,
+    concurrency,
+    now,
+  }: {
+    queue: string;
+    concurrency: number | null;
+    now: Date;
+  }): Promise<void> {
+    this.#write(() =>
+      this.#statements.get("queueSetConcurrency").run({ name: queue, concurrency, now: now.getTime() }),
+    );
+  }
+
+  async statsAppend({ bucket }: { bucket: TaskStatsBucket }): Promise<void> {
+    const { at, node, completed, failed, retried, run, wait } = bucket;
+    this.#write(() =>
+      this.#statements.get("statsAppend").run({
+        at: at.getTime(),
+        node,
+        completed,
+        failed,
+        retried,
+        run: JSON.stringify(run),
+        wait: JSON.stringify(wait),
+      }),
+    );
+  }
+
+  async statsList({ since }: { since: Date }): Promise<TaskStatsBucket[]> {
+    return this.#statements
+      .get("statsList")
+      .all({ since: since.getTime() })
+      .map((row) => ({
+        at: new Date(Number(row.at)),
+        node: String(row.node),
+        completed: Number(row.completed),
+        failed: Number(row.failed),
+        retried: Number(row.retried),
+        run: JSON.parse(String(row.run)) as number[],
+        wait: JSON.parse(String(row.wait)) as number[],
+      }));
+  }
+
+  async statsPrune({ before }: { before: Date }): Promise<number> {
+    return this.#write(() => Number(this.#statements.get("statsPrune").run({ before: before.getTime() }).changes));
   }
 
   // ---- events ------------------------------------------------------------------------------------------

@@ -77,7 +77,26 @@ WHERE "offset" = ANY (ARRAY(
 SELECT queue, state, sum(count)::bigint AS count FROM {{schema}}.queue_counts GROUP BY queue, state HAVING sum(count) <> 0;
 
 -- name: queueList
-SELECT name, paused FROM {{schema}}.queues;
+SELECT name, paused, concurrency FROM {{schema}}.queues;
+
+-- name: queueSetConcurrency
+-- Sets queue $1's concurrency ($2; null: each node's own) at $3; a queue set before it has tasks keeps it.
+INSERT INTO {{schema}}.queues (name, paused, concurrency, updated_at) VALUES ($1::text, false, $2::integer, $3::timestamptz)
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = excluded.updated_at;
+
+-- name: statsAppend
+-- Node $2's bucket starting $1 (a node writes each of its buckets once; a repeat replaces it).
+INSERT INTO {{schema}}.task_stats (at, node, completed, failed, retried, run, wait)
+VALUES ($1::timestamptz, $2::text, $3::integer, $4::integer, $5::integer, $6::jsonb, $7::jsonb)
+ON CONFLICT (at, node) DO UPDATE SET completed = excluded.completed, failed = excluded.failed,
+  retried = excluded.retried, run = excluded.run, wait = excluded.wait;
+
+-- name: statsList
+SELECT at, node, completed, failed, retried, run, wait FROM {{schema}}.task_stats
+WHERE at >= $1::timestamptz ORDER BY at, node;
+
+-- name: statsPrune
+DELETE FROM {{schema}}.task_stats WHERE at < $1::timestamptz;
 
 -- name: queueSetPaused
 -- Pauses ($2 true) or resumes queue $1 at $3; a queue paused before it has tasks stays paused.

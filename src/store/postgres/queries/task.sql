@@ -582,3 +582,30 @@ SELECT (SELECT count(*) FROM deleted) AS deleted,
             WHEN edge.young IS NULL AND edge.n = $3::integer THEN edge.last
        END AS next
 FROM edge;
+
+-- name: taskDelete
+-- Deletes the finished tasks among $1 (a person's action; the pruner has its own walk) at $2, with a task.deleted
+-- event each. Returns the deleted ids. The state list is FINAL_STATES of core/states.ts, spelled out.
+WITH ref AS MATERIALIZED (
+  SELECT nextval('{{schema}}.event_log_ids') AS id
+),
+deleted AS (
+  DELETE FROM {{schema}}.tasks t
+  WHERE t.id = ANY ($1::bigint[]) AND t.state IN ('completed', 'failed', 'cancelled')
+  RETURNING t.id, t.queue, t.state
+),
+counted AS (
+  INSERT INTO {{schema}}.queue_counts AS qc (queue, state, shard, count)
+  SELECT queue, state, pg_backend_pid() % 16, -count(*) FROM deleted GROUP BY queue, state ORDER BY queue, state
+  ON CONFLICT (queue, state, shard) DO UPDATE SET count = qc.count + excluded.count
+),
+logged AS (
+  SELECT count(*) AS n,
+         json_agg(json_build_array('task.deleted', c.id, c.queue, json_build_object('state', c.state)) ORDER BY c.id) AS events
+  FROM deleted c
+),
+appended AS (
+  INSERT INTO {{schema}}.event_log (id, count, at, events)
+  SELECT (SELECT id FROM ref), n, $2::timestamptz, events FROM logged WHERE n > 0
+)
+SELECT id FROM deleted ORDER BY id;

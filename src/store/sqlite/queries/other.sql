@@ -44,7 +44,25 @@ ON CONFLICT (queue, state) DO UPDATE SET count = count + excluded.count;
 SELECT queue, state, count FROM queue_counts WHERE count <> 0;
 
 -- name: queueList
-SELECT name, paused FROM queues;
+SELECT name, paused, concurrency FROM queues;
+
+-- name: queueSetConcurrency
+-- Sets queue :name's concurrency (null: each node's own) at :now; a queue set before it has tasks keeps it.
+INSERT INTO queues (name, paused, concurrency, updated_at) VALUES (:name, 0, :concurrency, :now)
+ON CONFLICT (name) DO UPDATE SET concurrency = excluded.concurrency, updated_at = excluded.updated_at;
+
+-- name: statsAppend
+-- Node :node's bucket starting :at (a node writes each of its buckets once; a repeat replaces it).
+INSERT INTO task_stats (at, node, completed, failed, retried, run, wait)
+VALUES (:at, :node, :completed, :failed, :retried, :run, :wait)
+ON CONFLICT (at, node) DO UPDATE SET completed = excluded.completed, failed = excluded.failed,
+  retried = excluded.retried, run = excluded.run, wait = excluded.wait;
+
+-- name: statsList
+SELECT at, node, completed, failed, retried, run, wait FROM task_stats WHERE at >= :since ORDER BY at, node;
+
+-- name: statsPrune
+DELETE FROM task_stats WHERE at < :before;
 
 -- name: queueSetPaused
 INSERT INTO queues (name, paused, updated_at) VALUES (:name, :paused, :now)

@@ -109,6 +109,12 @@ SELECT min(run_at) AS run_at FROM tasks WHERE state = 'scheduled';
 -- name: taskStates
 SELECT id, state, attempt, type FROM tasks WHERE id IN (SELECT value FROM json_each(:ids));
 
+-- name: taskFinishedAmong
+-- The finished tasks among the listed ids (a JSON array): those a person may delete.
+-- The state list is FINAL_STATES of core/states.ts, spelled out: SQL cannot import it.
+SELECT id, queue, state FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state IN ('completed', 'failed', 'cancelled');
+
 -- name: taskRunningOnDeadNodes
 -- Running tasks whose node has no heartbeat since :dead_before, or no row at all; never the rescuer's own.
 SELECT * FROM tasks t
