@@ -49,3 +49,11 @@ export type { Bus } from "./bus/bus.ts";
 export { LocalBus } from "./bus/local-bus.ts";
 export { PostgresBus } from "./bus/postgres-bus.ts";
 export { AmqpBus } from "./bus/amqp-bus.ts";
+export {
+  buildServer,
+  conveyorRoutes,
+  createRequestHandler,
+  type ServerOptions,
+  type ConveyorRoutesOptions,
+  type ConveyorRequestHandler,
+} from "./http/server.ts";

@@ -227,7 +227,8 @@ function rows(ids: Ids): Row[] {
       status: 404,
       code: "not_found",
     },
-    { name: "outside /api", method: "GET", path: "/tasks", status: 404, code: "not_found" },
+    // Outside /api, a path is the dashboard's (its page answers /tasks); a file that is not there is still a 404.
+    { name: "a missing file", method: "GET", path: "/missing.js", status: 404, code: "not_found" },
   ];
 }
 

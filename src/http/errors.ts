@@ -82,14 +82,21 @@ function describeIssue(part: string, issue: AjvIssue): ValidationProblem {
   return { in: part, field, message };
 }
 
-/** Install the error and not-found handlers on `app`. */
-export function installErrorHandlers(app: FastifyInstance): void {
+/**
+ * Install the error and not-found handlers on `app`; `fallback` may answer a request no route matched first (the
+ * dashboard's page for its deep links), and says whether it did.
+ */
+export function installErrorHandlers(
+  app: FastifyInstance,
+  fallback?: (request: FastifyRequest, response: FastifyReply) => boolean,
+): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, response: FastifyReply) => {
     const { status, body } = toHttpError(error);
     if (status >= 500) request.log.error({ err: error }, "request failed");
     return response.code(status).send(body);
   });
   app.setNotFoundHandler((request: FastifyRequest, response: FastifyReply) => {
+    if (fallback?.(request, response)) return response;
     const { status, body } = reply(404, "not_found", `no route for ${request.method} ${request.url.split("?")[0]}`);
     return response.code(status).send(body);
   });

@@ -1,20 +1,37 @@
 /**
- * The HTTP API of a Conveyor node on Fastify. `buildServer` assembles it and returns it without listening;
- * the CLI (or a test) calls `app.listen`.
+ * The HTTP API of a Conveyor node on Fastify, in three forms that share one list of routes:
+ *
+ * - `conveyorRoutes`, a Fastify plugin: every route (the API under `/api`, `/metrics`, the live stream and the
+ *   dashboard at `/`), registered under the plugin's prefix in a user's own Fastify app
+ *   (`app.register(conveyorRoutes, { prefix: "/conveyor", conveyor })`). Its error handlers, JSON parser,
+ *   validation (its own Ajv, coercion off), auth and body limit are its own: they do not leak into the host app.
+ * - `buildServer`, the node's own Fastify app (what `conveyor start` listens with): the plugin at the root, plus the
+ *   server-wide settings a plugin cannot make (long path params, errors raised before routing).
+ * - `createRequestHandler`, a `(req, res)` handler for a plain `node:http` server, with `upgrade` (or `attach`) for
+ *   the live stream's WebSocket.
  *
  * Validation: one Ajv instance with coercion OFF, so a body's `"priority": "5"` is a 400, and unknown body
  * properties are rejected rather than stripped. Query strings and path params are text by nature: a
  * preValidation hook turns the ones the route's schema declares as integers (or lists) into numbers (or
  * arrays) first, and the same schemas then check them.
  */
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from "fastify";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { createServer } from "node:http";
+import type { Duplex } from "node:stream";
+import { AjvCompiler } from "@fastify/ajv-compiler";
+import Fastify, {
+  type FastifyInstance,
+  type FastifyPluginAsync,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from "fastify";
 import swagger from "@fastify/swagger";
 import type { Conveyor } from "../runtime/conveyor.ts";
 import { installAuth } from "./auth.ts";
 import { frameworkErrorHandler, installErrorHandlers } from "./errors.ts";
 import { createMetrics, installRequestMetrics } from "./metrics.ts";
 import { registerNodeRoutes } from "./routes/node.ts";
-import { registerHomeRoute } from "./routes/home.ts";
+import { registerDashboardRoutes } from "./routes/home.ts";
 import { registerQueueRoutes } from "./routes/queues.ts";
 import { registerScheduleRoutes } from "./routes/schedules.ts";
 import { registerTaskRoutes } from "./routes/tasks.ts";
@@ -25,28 +42,59 @@ export type ServerOptions = {
   conveyor: Conveyor;
   /** When set, writes (POST, PUT, PATCH, DELETE) need `Authorization: Bearer <token>`. */
   token?: string | null;
-  /** Fastify's logger option: false (default), true, or pino options. */
+  /** Fastify's logger option: false (default), true, or pino options (buildServer and createRequestHandler). */
   logger?: boolean | object;
   /** Largest request body in bytes; default 1 MiB. */
   bodyLimit?: number;
   /** The live stream's heartbeat and per-connection send buffer (docs/live-protocol.md). */
   live?: { heartbeatMs?: number; maxBufferBytes?: number };
+  /** Serve the dashboard at the prefix's root (default true), or the one built in this folder. */
+  dashboard?: boolean | string;
 };
+
+/** The plugin's options: the server's, less what only a whole server can set. */
+export type ConveyorRoutesOptions = Omit<ServerOptions, "logger">;
 
 export const DEFAULT_BODY_LIMIT = 1024 * 1024;
 
-export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
-  const { conveyor } = options;
-  const app = Fastify({
+/** Ajv as the API wants it: no coercion (query and path text is turned into numbers by coerceTextParts). */
+const AJV_OPTIONS = { coerceTypes: false, removeAdditional: false, allowUnionTypes: true } as const;
+
+/** Fastify's settings for a server that carries Conveyor's routes at its root, or only them. */
+function serverSettings(options: ServerOptions): FastifyServerOptions {
+  return {
     logger: (options.logger ?? false) as FastifyServerOptions["logger"],
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // A queue name may be 128 characters; longer params are refused by frameworkErrors as a 400.
     routerOptions: { maxParamLength: 256 },
     frameworkErrors: frameworkErrorHandler,
-    ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allowUnionTypes: true } },
-  });
+    ajv: { customOptions: AJV_OPTIONS },
+  };
+}
 
-  installErrorHandlers(app);
+/**
+ * Every route of a Conveyor node, as a Fastify plugin: register it under a prefix (or none) in any Fastify 5 app.
+ * Add `routerOptions: { maxParamLength: 256 }` to the host app for queue names over 100 characters.
+ */
+export const conveyorRoutes: FastifyPluginAsync<ConveyorRoutesOptions> = async (app, options) => {
+  const { conveyor } = options;
+  const validators = AjvCompiler()(Object.fromEntries(SHARED_SCHEMAS.map((s) => [s.$id, s])), {
+    customOptions: AJV_OPTIONS,
+  });
+  app.setValidatorCompiler(validators);
+  const bodyLimit = options.bodyLimit ?? DEFAULT_BODY_LIMIT;
+  app.addHook("onRoute", (route) => {
+    route.bodyLimit ??= bodyLimit;
+  });
+  // The dashboard's page answers the app's deep links (/tasks/42) where no route does.
+  const dashboard =
+    options.dashboard === false
+      ? null
+      : registerDashboardRoutes(app, {
+          conveyor,
+          ...(typeof options.dashboard === "string" ? { root: options.dashboard } : {}),
+        });
+  installErrorHandlers(app, dashboard?.fallback);
   installJsonParser(app);
   installAuth(app, options.token);
   app.addHook("preValidation", async (request) => coerceTextParts(request));
@@ -77,8 +125,8 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   });
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
 
+  // The route modules, one call each (paths are relative to the prefix).
   registerTaskRoutes(app, { conveyor, closing: closing.signal });
-  registerHomeRoute(app, { conveyor });
   registerQueueRoutes(app, { conveyor });
   registerScheduleRoutes(app, { conveyor });
   registerNodeRoutes(app, { conveyor, metrics });
@@ -91,7 +139,86 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     },
     async () => app.swagger(),
   );
+};
+
+/** The node's own server: Conveyor's routes at the root of a Fastify app, not yet listening. */
+export async function buildServer(options: ServerOptions): Promise<FastifyInstance> {
+  const app = Fastify(serverSettings(options));
+  await app.register(conveyorRoutes, options);
   return app;
+}
+
+/** A `node:http` request handler that serves Conveyor's routes under `prefix`; see createRequestHandler. */
+export type ConveyorRequestHandler = {
+  /**
+   * Serves a request under the prefix. Any other request goes to `next` when given, else gets a 404. Returns
+   * whether the request was Conveyor's.
+   */
+  (request: IncomingMessage, response: ServerResponse, next?: () => void): boolean;
+  /** For a server's `upgrade` event: takes the live stream's WebSocket upgrades under the prefix; false otherwise. */
+  upgrade(request: IncomingMessage, socket: Duplex, head: Buffer): boolean;
+  /** Listens to `server`'s upgrades for the live stream (other upgrades are left to the server's other listeners). */
+  attach(server: Server): void;
+  /** The Fastify app behind it (for `inject` in tests, or its logger). */
+  readonly app: FastifyInstance;
+  /** Closes the live stream's connections and waiting requests; call it before stopping the Conveyor. */
+  close(): Promise<void>;
+};
+
+/**
+ * Conveyor's routes (API, live stream, dashboard) for any `node:http` server, under `prefix` (`"/conveyor"`, or
+ * `""` for the root):
+ *
+ *   const conveyorHandler = await createRequestHandler({ conveyor, prefix: "/conveyor" });
+ *   const server = http.createServer((req, res) => conveyorHandler(req, res, () => myApp(req, res)));
+ *   conveyorHandler.attach(server); // the live stream's WebSocket
+ */
+export async function createRequestHandler(
+  options: ServerOptions & { prefix?: string },
+): Promise<ConveyorRequestHandler> {
+  const prefix = normalizePrefix(options.prefix ?? "");
+  // Fastify needs a server to hang the WebSocket plugin's upgrade listener on: one that never listens, fed by
+  // `upgrade` below.
+  let inner: Server | undefined;
+  const app = Fastify({
+    ...serverSettings(options),
+    serverFactory: (handler) => (inner = createServer(handler)),
+  });
+  await app.register(conveyorRoutes, { ...options, prefix });
+  await app.ready();
+  const mine = (request: IncomingMessage) => {
+    const path = (request.url ?? "/").split("?")[0]!;
+    return prefix === "" || path === prefix || path.startsWith(`${prefix}/`);
+  };
+  const handler = ((request: IncomingMessage, response: ServerResponse, next?: () => void): boolean => {
+    if (!mine(request)) {
+      if (next !== undefined) next();
+      else response.writeHead(404, { "content-type": "text/plain" }).end("not found");
+      return false;
+    }
+    app.routing(request, response);
+    return true;
+  }) as ConveyorRequestHandler;
+  handler.upgrade = (request, socket, head) => {
+    if (!mine(request)) return false;
+    inner!.emit("upgrade", request, socket, head);
+    return true;
+  };
+  handler.attach = (server) => {
+    server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
+      handler.upgrade(request, socket, head);
+    });
+  };
+  Object.defineProperty(handler, "app", { value: app });
+  handler.close = () => app.close();
+  return handler;
+}
+
+/** `"conveyor/"` → `"/conveyor"`; `"/"` → `""`. */
+export function normalizePrefix(prefix: string): string {
+  const trimmed = prefix.replace(/\/+$/, "");
+  if (trimmed === "") return "";
+  return trimmed.startsWith("/") ? trimmed : `/${trimmed}`;
 }
 
 /**
