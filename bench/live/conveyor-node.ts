@@ -75,7 +75,9 @@ await serve(async () => {
     return conveyor.publish(channel, data as never);
   };
   return {
-    ready: { port, nodeId: conveyor.nodeId },
+    // Its connections' names in pg_stat_activity (the store's pool, the bus's LISTEN and NOTIFY connections), so
+    // that the parent can count the CPU of the backends serving this node.
+    ready: { port, nodeId: conveyor.nodeId, dbNames: connectionNames(conveyor, args.schema) },
     handlers: {
       ...processStats(),
       sent: () => sent,
@@ -109,4 +111,10 @@ async function logFingerprints(conveyor: Conveyor, after: number): Promise<Recor
     }
     if (events.length < 1000) return prints;
   }
+}
+
+function connectionNames(conveyor: Conveyor, schema: string): string[] {
+  const origin = (conveyor.bus as { origin?: string }).origin;
+  const store = `conveyor-store-${schema}`.slice(0, 63);
+  return origin === undefined ? [store] : [store, `conveyor-bus-${origin}`, `conveyor-bus-notify-${origin}`];
 }

@@ -71,10 +71,12 @@ export function liveReport(
   row("server RSS before clients (MiB)", (r) => (r.rss === null ? "—" : r.rss.before.map(mib).join(" + ")));
   row(`catch-up of ${s.catchUp.toLocaleString("en")} missed events: delivered`, (r) => catchUpDelivered(r));
   row("catch-up rate, events/s until live (s)", (r) => catchUpRate(r));
-  row("CPU-s in the steady state: servers / load generators / PostgreSQL+Redis / other processes", (r) =>
-    r.cpu === null
-      ? "—"
-      : `${sum(r.cpu.nodes)} / ${sum(r.cpu.loadgens)} / ${r.cpu.servers ?? "?"} / ${r.cpu.other ?? "?"}${(r.cpu.other ?? 0) >= 1 ? " (noisy)" : ""} (in ${r.cpu.wallSeconds} s)`,
+  row(
+    "CPU-s in the steady state: servers / load generators / database (its PostgreSQL backends; Redis) / anything else",
+    (r) =>
+      r.cpu === null
+        ? "—"
+        : `${sum(r.cpu.nodes)} / ${sum(r.cpu.loadgens)} / ${r.cpu.database} / ${r.cpu.other ?? "?"}${(r.cpu.other ?? 0) >= 1 ? " (noisy)" : ""} (in ${r.cpu.wallSeconds} s)`,
   );
   row("longest event-loop stall: servers / load generators, ms", (r) =>
     r.loopDelay === null

@@ -14,8 +14,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { PG_URL, REDIS_URL } from "../lib/env.ts";
-import { otherCpuSeconds, sampleCpu, serverCpuSeconds } from "../lib/quiet.ts";
+import { sampleCpu } from "../lib/quiet.ts";
 import type { ClientReport, Position } from "./clients.ts";
+import { postgresBackendsCpu, processesCpu } from "./db-cpu.ts";
 import { type Peer, startChild } from "./ipc.ts";
 import type { CatchUp, ClientSpec, LoadReport } from "./load.ts";
 import type { LoopDelay } from "./node-stats.ts";
@@ -57,11 +58,12 @@ export type LiveResult = {
   tasks: (Delivery & { eventsPerSecond: number; latency: LatencySummary }) | null;
   rss: { before: number[]; connected: number[]; loaded: number[] } | null;
   catchUp: (CatchUp & { events: number; publishSeconds: number }) | null;
-  /** CPU seconds of each kind of process during the steady state (servers: PostgreSQL and Redis). */
+  /** CPU seconds of each kind of process during the steady state. */
   cpu: {
     nodes: number[];
     loadgens: number[];
-    servers: number | null;
+    /** Conveyor: the PostgreSQL backends serving its nodes; Socket.IO: Redis. */
+    database: number;
     /** Everything else on the machine (other people's work): at ≥ 1 CPU-s the run was noisy. */
     other: number | null;
     wallSeconds: number;
@@ -73,7 +75,7 @@ export type LiveResult = {
   attempts?: number;
 };
 
-type Ready = { port: number; nodeId: string };
+type Ready = { port: number; nodeId: string; dbNames?: string[] };
 
 const CHANNEL_PREFIX = "room-";
 const CATCH_UP_CHANNEL = "catch-up";
@@ -201,6 +203,10 @@ async function steadyState(
   progress(`${label}: ${total} clients subscribed in ${seconds(t0)} s`);
   const rssConnected = await Promise.all(nodes.map((n) => n.peer.call<number>("rss")));
 
+  const database =
+    system === "conveyor"
+      ? await postgresBackendsCpu(nodes.flatMap((n) => n.ready.dbNames ?? []))
+      : processesCpu("redis-server");
   const cpuBefore = await cpuOf(nodes, loadgens);
   const steadyStart = Date.now();
   // Socket.IO has no drain: its servers emit as many task events per second as Conveyor's drain made.
@@ -221,6 +227,7 @@ async function steadyState(
   const rssLoaded = await Promise.all(nodes.map((n) => n.peer.call<number>("rss")));
   const drained = await Promise.all(nodes.map((n) => n.peer.call<{ enqueued: number; emitted?: number }>("stopTasks")));
   const cpuAfter = await cpuOf(nodes, loadgens);
+  const databaseSeconds = await database.stop();
   const steadySeconds = seconds(steadyStart);
   result.rss = { before: rssBefore, connected: rssConnected, loaded: rssLoaded };
   const nodesCpu = cpuAfter.nodes.map((c, i) => round2(c - cpuBefore.nodes[i]!));
@@ -229,8 +236,8 @@ async function steadyState(
   result.cpu = {
     nodes: nodesCpu,
     loadgens: loadgensCpu,
-    servers: serverCpuSeconds(cpuBefore.machine, cpuAfter.machine),
-    other: otherCpuSeconds(cpuBefore.machine, cpuAfter.machine, own),
+    database: databaseSeconds,
+    other: otherSeconds(cpuBefore.machine, cpuAfter.machine, own + databaseSeconds),
     wallSeconds: steadySeconds,
   };
   result.loopDelay = cpuAfter.loops;
@@ -437,6 +444,12 @@ async function cpuOf(nodes: { peer: Peer }[], loadgens: Peer[]) {
   const { user, system } = process.cpuUsage();
   const parent = (user + system) / 1e6;
   return { nodes: n, loadgens: l, parent, machine: sampleCpu(), loops: { nodes: nodeLoops, loadgens: loadLoops } };
+}
+
+/** The machine's busy CPU seconds between two samples that were not this run's (null off Linux). */
+function otherSeconds(before: ReturnType<typeof sampleCpu>, after: ReturnType<typeof sampleCpu>, own: number) {
+  if (before === null || after === null) return null;
+  return Math.max(0, round2(after.busy - before.busy - own));
 }
 
 function describeSettings(system: LiveSystem, s: LiveSettings): string {
