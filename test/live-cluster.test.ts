@@ -180,7 +180,7 @@ for (const [busName, { amqp: useAmqp }] of Object.entries(BUSES)) {
     test("a client moving between the nodes mid-burst with its last offset misses nothing, sees nothing twice", async (t) => {
       const nodes = await cluster(t);
       if (nodes === null) return;
-      const channels = ["tasks", "nodes", "burst:A", "burst:B"];
+      const channels = ["tasks", "nodes", "stats", "burst:A", "burst:B"];
       const token = nodes[0].conveyor.live.token({ channels: ["burst:*"], ttlMs: 60_000 });
       const seen: number[] = [];
       let completed = 0;

@@ -7,17 +7,24 @@
  *   type:<type>      the events of the tasks of one type
  *   nodes            the cluster: nodes joined and left, leadership, services crashed / restarted / gave up,
  *                    queues paused and resumed
+ *   stats            each node's task throughput and timings, per 5-second bucket as it closes
+ *   dispatch         dispatch's events: messages received, delivery attempts and changes, publishers, topics
+ *   topic:<name>     the dispatch events of one topic (they are on `dispatch` too)
  *   anything else    an application channel: what `conveyor.publish(channel, data)` appends
  *
  * An application channel name is 1 to 200 characters of letters, digits and `_ - . : @ =`, and does not start
- * with a reserved prefix (`task`, `queue:`, `type:`, `node`, `conveyor`). Subscription tokens grant channels by
- * pattern: an exact name, or a prefix ending in `*` (`download:*`).
+ * with a reserved prefix (`task`, `queue:`, `type:`, `node`, `stats`, `conveyor`, `dispatch`, `topic:`). Subscription
+ * tokens grant channels by pattern: an exact name, or a prefix ending in `*` (`download:*`).
  */
 
 export const APP_CHANNEL = /^[A-Za-z0-9_\-.:@=]{1,200}$/;
-const RESERVED = /^(task|queue:|type:|node|conveyor)/;
+const RESERVED = /^(task|queue:|type:|node|stats|conveyor|dispatch|topic:)/;
 const TASK_CHANNEL = /^task:([1-9][0-9]{0,15})$/;
 const NAMED_CHANNEL = /^(queue|type):([A-Za-z0-9_\-.:]{1,200})$/;
+const TOPIC_CHANNEL = /^topic:([A-Za-z0-9_\-.:@=]{1,194})$/;
+
+/** The channel of all of dispatch's events. */
+export const DISPATCH_CHANNEL = "dispatch";
 
 export type Channel =
   | { kind: "tasks" }
@@ -25,6 +32,9 @@ export type Channel =
   | { kind: "queue"; queue: string }
   | { kind: "type"; type: string }
   | { kind: "nodes" }
+  | { kind: "stats" }
+  | { kind: "dispatch" }
+  | { kind: "topic"; topic: string }
   | { kind: "app"; name: string };
 
 /** The channel a name denotes, or null when it is not a valid channel name. */
@@ -32,6 +42,10 @@ export function parseChannel(name: unknown): Channel | null {
   if (typeof name !== "string") return null;
   if (name === "tasks") return { kind: "tasks" };
   if (name === "nodes") return { kind: "nodes" };
+  if (name === "stats") return { kind: "stats" };
+  if (name === DISPATCH_CHANNEL) return { kind: "dispatch" };
+  const topic = TOPIC_CHANNEL.exec(name);
+  if (topic !== null) return { kind: "topic", topic: topic[1]! };
   const task = TASK_CHANNEL.exec(name);
   if (task !== null) {
     const id = Number(task[1]);
@@ -42,6 +56,15 @@ export function parseChannel(name: unknown): Channel | null {
     return named[1] === "queue" ? { kind: "queue", queue: named[2]! } : { kind: "type", type: named[2]! };
   if (APP_CHANNEL.test(name) && !RESERVED.test(name)) return { kind: "app", name };
   return null;
+}
+
+/**
+ * The channel dispatch writes a topic's events to: `topic:<name>`, or `dispatch` alone for a topic whose name has
+ * characters a channel name cannot hold (those events are then on `dispatch` only).
+ */
+export function topicChannel(topic: string): string {
+  const channel = `topic:${topic}`;
+  return TOPIC_CHANNEL.test(channel) ? channel : DISPATCH_CHANNEL;
 }
 
 /** Whether `name` is an application channel (what publish() accepts). */

@@ -73,8 +73,8 @@ export const TASK_EVENT_TYPES = [
 export type TaskEventType = (typeof TASK_EVENT_TYPES)[number];
 
 /**
- * Names of the log's events that belong to no task: an application channel's message, and the cluster's events on
- * the `nodes` channel (docs/live-protocol.md).
+ * Names of the log's events that belong to no task: an application channel's message, the cluster's events on
+ * the `nodes` channel (docs/live-protocol.md), and dispatch's on `dispatch` and `topic:<name>` (docs/dispatch.md).
  */
 export const CHANNEL_EVENT_TYPES = [
   "message",
@@ -86,6 +86,13 @@ export const CHANNEL_EVENT_TYPES = [
   "service.gave-up",
   "queue.paused",
   "queue.resumed",
+  "queue.configured",
+  "stats.bucket",
+  "dispatch.received",
+  "delivery.attempted",
+  "delivery.changed",
+  "publisher.changed",
+  "topic.changed",
 ] as const;
 export type ChannelEventType = (typeof CHANNEL_EVENT_TYPES)[number];
 export type LogEventType = TaskEventType | ChannelEventType;

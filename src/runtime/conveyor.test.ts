@@ -194,11 +194,14 @@ for (const store of await testStores("results, uniqueness, supervision")) {
         "leader-elector",
         "membership",
         "pruner",
+        "queue-settings",
+        "queue:conveyor",
         "queue:default",
         "queue:slow",
         "rescuer",
         "scheduler",
         "singletons",
+        "stats",
       ]);
       const cluster = await conveyor.cluster();
       assert.equal(cluster.leader, conveyor.nodeId);

@@ -11,7 +11,7 @@
 import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import pino, { type Logger } from "pino";
-import { ConfigError, NotFoundError } from "../core/errors.ts";
+import { ConfigError, ConveyorError, NotFoundError, ValidationError } from "../core/errors.ts";
 import type { TaskState } from "../core/states.ts";
 import { normalizeTaskInput } from "../core/task-input.ts";
 import type { Json, LogEvent, Task, TaskEvent, TaskInput } from "../core/task.ts";
@@ -34,6 +34,20 @@ import { logNodeEvents } from "./node-event-log.ts";
 import { NodeEvents } from "./node-events.ts";
 import { Notifier } from "./notifier.ts";
 import { TaskWaiter } from "./task-waiter.ts";
+import {
+  applyToIds,
+  BULK_QUEUE,
+  BULK_TYPE,
+  type BulkAction,
+  type BulkFilter,
+  type BulkOutcome,
+  type BulkTarget,
+  bulkHandler,
+  checkAction,
+  MAX_BULK_IDS,
+} from "./bulk.ts";
+import { type Fault, FaultPlan, InjectedFault } from "./faults.ts";
+import { type ClusterStats, clusterStats } from "./cluster-stats.ts";
 import { appendNodesEvent, writeClusterEvents } from "./cluster-log.ts";
 import { Live } from "./live.ts";
 import { LiveFeed, type LivePosition, type LiveSubscription } from "./live-feed.ts";
@@ -46,6 +60,10 @@ export type TaskListQuery = {
   states?: TaskState[];
   type?: string;
   key?: string;
+  /** Only tasks created at or after this time. */
+  createdAfter?: Date;
+  /** Only tasks created before this time. */
+  createdBefore?: Date;
   /** Cursor from a previous page. */
   after?: number;
   limit?: number;
@@ -86,6 +104,7 @@ export class Conveyor {
   readonly #completions: CompletionBuffer;
   readonly #progress: ProgressWriter;
   readonly #feed: EventFeed;
+  readonly #faults = new FaultPlan();
   readonly #notifier: Notifier;
   readonly #waiter: TaskWaiter;
   readonly #startedAt = new Date();
@@ -142,6 +161,11 @@ export class Conveyor {
       ready: () => this.#ready(),
       secret: liveSecret,
     });
+    this.#definitions.define(
+      BULK_TYPE,
+      bulkHandler(() => this.#bulkTarget()),
+      { queue: BULK_QUEUE, maxAttempts: 1 },
+    );
     this.#waiter = new TaskWaiter({
       store: this.store,
       events: this.#feed,
@@ -238,6 +262,41 @@ export class Conveyor {
   }
 
   /**
+   * Cancel, rerun or delete the tasks with these ids (at most 1000; delete takes finished tasks only); returns which
+   * were done and which skipped, and why.
+   */
+  async bulk(action: BulkAction, ids: number[]): Promise<BulkOutcome> {
+    checkAction(action);
+    if (ids.length > MAX_BULK_IDS)
+      throw new ValidationError(`at most ${MAX_BULK_IDS} ids: act on more through a filter`);
+    await this.#ready();
+    return applyToIds(this.#bulkTarget(), action, ids);
+  }
+
+  /**
+   * Cancel, rerun or delete every task matching `filter`, in the background: a conveyor.bulk task whose progress says
+   * how far it is and whose result says what it did.
+   */
+  async bulkMatching(action: BulkAction, filter: BulkFilter): Promise<Task> {
+    checkAction(action);
+    return this.enqueue(BULK_TYPE, { action, filter } as unknown as Json, { queue: BULK_QUEUE, maxAttempts: 1 });
+  }
+
+  #bulkTarget(): BulkTarget {
+    return {
+      cancel: (id, reason) => this.cancel(id, reason),
+      rerun: (id) => this.rerun(id),
+      deleteFinished: async (ids) => {
+        const deleted = await this.store.taskDelete({ ids, now: new Date() });
+        if (deleted.length > 0) this.#notifier.eventsWritten();
+        return deleted;
+      },
+      list: (query) => this.store.taskList(query).then((tasks) => ({ tasks })),
+      queueCounts: () => this.store.queueStats(),
+    };
+  }
+
+  /**
    * The task once it has finished, or as it is when `timeoutMs` runs out, `signal` aborts or this node
    * stops. Null for an unknown id. Waits on the event feed, never by polling the task.
    */
@@ -289,6 +348,52 @@ export class Conveyor {
   async queues(): Promise<QueueStats[]> {
     await this.#ready();
     return this.store.queueStats();
+  }
+
+  /**
+   * How many tasks of `queue` each node runs at once, cluster-wide (null: each node's own setting): this node applies
+   * it at once, the others within a heartbeat, none of them needing a restart.
+   */
+  async setQueueConcurrency(queue: string, concurrency: number | null): Promise<void> {
+    if (concurrency !== null && (!Number.isSafeInteger(concurrency) || concurrency < 0 || concurrency > 1000)) {
+      throw new ValidationError("concurrency must be an integer from 0 to 1000, or null");
+    }
+    await this.#ready();
+    await this.store.queueSetConcurrency({ queue, concurrency, now: new Date() });
+    await this.#services?.queueSettings.apply();
+    await appendNodesEvent(this.#clusterLogDeps(), "queue.configured", { queue, concurrency, node: this.nodeId });
+  }
+
+  /**
+   * Task throughput and timings of the whole cluster over the last `windowSeconds`, per 5-second bucket: completed,
+   * failed and retried attempts, and run and wait time percentiles (from every node's histograms, merged).
+   */
+  async stats(windowSeconds = 900): Promise<ClusterStats> {
+    await this.#ready();
+    return clusterStats(await this.store.statsList({ since: new Date(Date.now() - windowSeconds * 1000) }));
+  }
+
+  /**
+   * Failure injection on this node, when it allows it (`allowFaultInjection`): crash one of its services, or fail
+   * the next attempts of a task type that start here. Throws FaultInjectionDisabled otherwise.
+   */
+  injectFault(fault: Fault): void {
+    if (!this.options.allowFaultInjection) {
+      throw new ConveyorError(
+        "fault_injection_disabled",
+        "this node does not allow failure injection (allowFaultInjection)",
+      );
+    }
+    if (fault.kind === "fail-next") {
+      this.#faults.failNext(fault.type, fault.count);
+      return;
+    }
+    const error = new InjectedFault(`a crash of ${fault.service} was injected`);
+    const services = this.#services;
+    const found =
+      services !== null &&
+      (services.services.crash(fault.service, error) || services.queues.crash(fault.service, error));
+    if (!found) throw new ConveyorError("service_not_found", `no running service named ${fault.service} on this node`);
   }
 
   async pauseQueue(queue: string): Promise<void> {
@@ -391,6 +496,7 @@ export class Conveyor {
       completions: this.#completions,
       progress: this.#progress,
       feed: this.#feed,
+      faults: this.#faults,
       logger: this.logger,
       node: {
         id: this.nodeId,
@@ -404,6 +510,8 @@ export class Conveyor {
       info: () => this.#nodeInfo(),
     });
     this.#services = services;
+    // The queues' cluster-wide settings before the first claim, so that no worker starts at the wrong concurrency.
+    await services.queueSettings.apply();
     this.#stopClusterLog = writeClusterEvents({
       ...this.#clusterLogDeps(),
       events: this.events,

@@ -7,7 +7,7 @@
  * subscriber; events are handed out through an index by channel, so a subscriber costs nothing for events it
  * does not follow.
  */
-import type { Channel } from "../core/channels.ts";
+import { type Channel, DISPATCH_CHANNEL } from "../core/channels.ts";
 import type { LogEvent } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
 import type { EventFeed } from "./event-feed.ts";
@@ -178,7 +178,11 @@ export class LiveFeed {
 
   /** The channel keys an event belongs to. */
   #keysOf(event: LogEvent): string[] {
-    if (event.channel !== null) return [event.channel === "nodes" ? "nodes" : `app:${event.channel}`];
+    if (event.channel !== null) {
+      // A topic's dispatch events are on `dispatch` too: written once, heard on both.
+      if (event.channel.startsWith("topic:")) return [DISPATCH_CHANNEL, event.channel];
+      return [SYSTEM_CHANNELS.has(event.channel) ? event.channel : `app:${event.channel}`];
+    }
     const keys = ["tasks", `task:${event.taskId}`, `queue:${event.queue}`];
     const type = this.#types.get(event.taskId);
     if (type !== undefined) keys.push(`type:${type}`);
@@ -265,6 +269,9 @@ export class LiveFeed {
   }
 }
 
+/** Channels of the log's own events (not an application's): their key is their name. */
+const SYSTEM_CHANNELS = new Set(["nodes", "stats", DISPATCH_CHANNEL]);
+
 function isTypeKey(key: string): boolean {
   return key.startsWith("type:");
 }
@@ -274,7 +281,11 @@ function channelKey(channel: Channel): string {
     case "tasks":
       return "tasks";
     case "nodes":
-      return "nodes";
+    case "stats":
+    case "dispatch":
+      return channel.kind;
+    case "topic":
+      return `topic:${channel.topic}`;
     case "task":
       return `task:${channel.id}`;
     case "queue":

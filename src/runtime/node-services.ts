@@ -1,7 +1,7 @@
 /**
  * The supervision tree of a started node:
  *
- *   services   heartbeat, membership, scheduler (delayed tasks), event-feed, leader-elector
+ *   services   heartbeat, queue-settings, membership, stats, scheduler (delayed tasks), event-feed, leader-elector
  *     └ leader (only while this node holds the lease): rescuer, cron, pruner, singletons
  *   queues     one worker per queue this node has handlers for
  *
@@ -17,6 +17,7 @@ import { CronScheduler } from "./cron-scheduler.ts";
 import type { Definitions } from "./definitions.ts";
 import type { EventFeed } from "./event-feed.ts";
 import type { Log } from "./handler.ts";
+import type { FaultPlan } from "./faults.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { LeaderElector } from "./leader.ts";
 import { MembershipWatcher } from "./membership.ts";
@@ -26,10 +27,12 @@ import type { ResolvedOptions } from "./options.ts";
 import { OutcomeRecorder } from "./outcomes.ts";
 import type { ProgressWriter } from "./progress-writer.ts";
 import { Pruner } from "./pruner.ts";
+import { QueueSettings } from "./queue-settings.ts";
 import { QueueWorker } from "./queue-worker.ts";
 import { Rescuer } from "./rescuer.ts";
 import { Scheduler } from "./scheduler.ts";
 import { SingletonKeeper } from "./singleton-keeper.ts";
+import { StatsRecorder } from "./stats-recorder.ts";
 import { Supervisor, type SupervisorEvent } from "./supervisor.ts";
 import { WorkerPool } from "./worker-pool.ts";
 
@@ -51,12 +54,14 @@ export type NodeServicesDeps = {
   completions: CompletionBuffer;
   progress: ProgressWriter;
   feed: EventFeed;
+  faults: FaultPlan;
   logger: Logger;
   info: () => Json;
 };
 
 export type NodeServices = {
   heartbeat: Heartbeat;
+  queueSettings: QueueSettings;
   leader: LeaderElector;
   pool: WorkerPool;
   services: Supervisor;
@@ -114,6 +119,7 @@ export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
           notifier,
           events,
           outcomes,
+          faults: deps.faults,
           nodeId: deps.node.id,
           definitions,
           progress: deps.progress,
@@ -129,13 +135,18 @@ export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
         },
       ),
   );
+  const pool = new WorkerPool(store, deps.node.id, workers);
+  const queueSettings = new QueueSettings(store, pool, opts.heartbeatIntervalMs);
   return {
     heartbeat,
+    queueSettings,
     leader,
-    pool: new WorkerPool(store, deps.node.id, workers),
+    pool,
     services: new Supervisor({ name: "services", onEvent, ...BUDGET }, [
       heartbeat,
+      queueSettings,
       new MembershipWatcher(store, events, timing),
+      new StatsRecorder(store, notifier, events, deps.node.id),
       new Scheduler(store, bus, notifier, opts.pollIntervalMs),
       deps.feed,
       leader,

@@ -2,6 +2,7 @@
  * The options of a Conveyor node, their defaults, and their checks. A bad value stops the node at
  * construction with a ConfigError naming the option, rather than misbehaving later.
  */
+import { readFileSync } from "node:fs";
 import { ConfigError } from "../core/errors.ts";
 import { NAME_PATTERN } from "../core/task-input.ts";
 import type { Bus } from "../bus/bus.ts";
@@ -50,6 +51,8 @@ export type ConveyorOptions = {
   liveSecret?: string;
   /** The longest gap (in log events) a live subscription replays; beyond, it answers recovered: false. Default 10,000. */
   liveReplayLimit?: number;
+  /** Allow failure injection (POST /api/faults, conveyor.injectFault): for demos and drills. Default false. */
+  allowFaultInjection?: boolean;
   /** Reported in the node's row; default the package version. */
   version?: string;
 };
@@ -63,6 +66,11 @@ export type ResolvedOptions = Required<Omit<ConveyorOptions, ConnectionOptions |
 };
 
 const CONNECTION_OPTIONS = new Set<string>(["database", "schema", "amqp", "store", "bus", "liveSecret"]);
+
+/** This package's version, from its package.json (two folders up, from src/runtime or from dist/runtime). */
+const PACKAGE_VERSION = String(
+  (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version,
+);
 
 const DAY = 24 * 3600 * 1000;
 
@@ -79,7 +87,8 @@ export const DEFAULT_OPTIONS = {
   eventRetentionMs: DAY,
   pruneIntervalMs: 60_000,
   liveReplayLimit: 10_000,
-  version: "0.1.0",
+  allowFaultInjection: false,
+  version: PACKAGE_VERSION,
 } as const;
 
 const POSITIVE_INTEGERS = [

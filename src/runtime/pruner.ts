@@ -1,12 +1,15 @@
 /**
  * Deletes finished tasks and old events past their retention, in batches so that no single transaction
- * holds the store for long.
+ * holds the store for long, and task statistics older than the dashboard shows (STATS_RETENTION_MS).
  */
 import type { Store } from "../store/store.ts";
 import type { Service } from "./service.ts";
 import { sleep } from "./wakeup.ts";
 
 const PRUNE_BATCH = 1000;
+
+/** The longest window the dashboard charts (GET /api/stats?window=3600). */
+export const STATS_RETENTION_MS = 3600_000;
 
 export type PrunerOptions = { intervalMs: number; taskRetentionMs: number; eventRetentionMs: number };
 
@@ -37,6 +40,7 @@ export class Pruner implements Service {
       n = await this.#store.taskPrune({ before: tasksBefore, limit: PRUNE_BATCH });
     for (let n = PRUNE_BATCH; n === PRUNE_BATCH; eventEntries += n)
       n = await this.#store.eventPrune({ before: eventsBefore, limit: PRUNE_BATCH });
+    await this.#store.statsPrune({ before: new Date(now.getTime() - STATS_RETENTION_MS) });
     return { tasks, eventEntries };
   }
 }

@@ -15,6 +15,7 @@ import { addTasks, sqliteStore } from "./fixtures/sqlite-store.ts";
 import type { TaskHandler, Log } from "./handler.ts";
 import { NodeEvents } from "./node-events.ts";
 import { Notifier } from "./notifier.ts";
+import { FaultPlan } from "./faults.ts";
 import { OutcomeRecorder } from "./outcomes.ts";
 import { ProgressWriter } from "./progress-writer.ts";
 import { QueueWorker } from "./queue-worker.ts";
@@ -90,6 +91,7 @@ async function setUp(t: TestContext, { handlers, concurrency, batchSize = 50, gr
       notifier,
       events,
       outcomes,
+      faults: new FaultPlan(),
       nodeId: "n1",
       definitions,
       progress,

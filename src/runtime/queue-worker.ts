@@ -14,6 +14,7 @@ import { Execution, type ExecutionOutcome } from "./execution.ts";
 import type { Log } from "./handler.ts";
 import type { NodeEvents } from "./node-events.ts";
 import type { Notifier } from "./notifier.ts";
+import type { FaultPlan } from "./faults.ts";
 import type { OutcomeRecorder } from "./outcomes.ts";
 import type { ProgressWriter } from "./progress-writer.ts";
 import type { Service } from "./service.ts";
@@ -26,6 +27,8 @@ export type QueueWorkerDeps = {
   notifier: Notifier;
   events: NodeEvents;
   outcomes: OutcomeRecorder;
+  /** Failure injection: attempts to fail on purpose (none unless the node allows faults and one was asked). */
+  faults: FaultPlan;
   nodeId: string;
   definitions: Definitions;
   progress: ProgressWriter;
@@ -76,6 +79,17 @@ export class QueueWorker implements Service {
   }
 
   /** Executions running, stale attempts included: each holds a slot. */
+  /**
+   * Changes how many tasks run here at once, at once: a raise claims for the new slots now, a cut lets running
+   * tasks finish and claims no more until the count is under the new limit.
+   */
+  setConcurrency(concurrency: number): void {
+    if (concurrency === this.options.concurrency) return;
+    this.options.concurrency = concurrency;
+    this.#backlog = true;
+    this.#wakeup.ring();
+  }
+
   get runningCount(): number {
     return this.#running.size + this.#stale.size;
   }
@@ -194,8 +208,9 @@ export class QueueWorker implements Service {
 
   #start(task: Task): void {
     const { definitions, progress, taskLogger } = this.#deps;
-    const definition = definitions.get(task.type);
-    if (definition === undefined) throw new Error(`claimed a task of unknown type ${task.type}`);
+    const defined = definitions.get(task.type);
+    if (defined === undefined) throw new Error(`claimed a task of unknown type ${task.type}`);
+    const definition = this.#deps.faults.definitionFor(defined);
     const execution = new Execution(task, definition, {
       onProgress: (t, value) => progress.report(t, value),
       logger: () => taskLogger(task),

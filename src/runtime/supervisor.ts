@@ -150,6 +150,23 @@ export class Supervisor implements Service {
     return this.stopping;
   }
 
+  /**
+   * Failure injection (demos and drills, off unless the node allows it): makes the running child named `service`,
+   * here or in a nested supervisor, stop as if it had crashed with `error`. It is asked to stop (its signal aborts),
+   * so it cleans up as it would on a stop, and then it is handled as a crash: restarted after its backoff,
+   * counted against the restart budget. Returns whether such a child was running.
+   */
+  crash(service: string, error: Error): boolean {
+    for (const child of this.children) {
+      if (child.service.name === service && child.state === "running" && child.controller !== null) {
+        child.controller.abort(new InjectedCrash(error));
+        return true;
+      }
+      if (child.service instanceof Supervisor && child.service.crash(service, error)) return true;
+    }
+    return false;
+  }
+
   tree(): SupervisorTree {
     const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
     return {
@@ -191,8 +208,11 @@ export class Supervisor implements Service {
     this.emit({ type: event, service: child.service.name });
   }
 
-  private onExit(child: Child, controller: AbortController, error: unknown): void {
-    if (controller.signal.aborted) return; // we asked it to stop: whatever it threw on the way out is no crash
+  private onExit(child: Child, controller: AbortController, exit: unknown): void {
+    const { reason } = controller.signal;
+    // We asked it to stop: whatever it threw on the way out is no crash, unless the stop was an injected crash.
+    if (controller.signal.aborted && !(reason instanceof InjectedCrash)) return;
+    const error = reason instanceof InjectedCrash ? reason.error : exit;
     child.controller = null;
     child.lastError = error instanceof Error ? error.message : String(error);
     child.lastErrorAt = Date.now();
@@ -281,5 +301,13 @@ export class Supervisor implements Service {
     } catch {
       // An observer's bug must not take the supervision tree down with it.
     }
+  }
+}
+
+/** The abort reason of a crash injected by Supervisor.crash(). */
+class InjectedCrash {
+  readonly error: Error;
+  constructor(error: Error) {
+    this.error = error;
   }
 }

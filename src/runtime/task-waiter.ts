@@ -40,7 +40,7 @@ export class TaskWaiter {
     const unsubscribe = await events.subscribe((event: LogEvent) => {
       if (event.taskId === id && FINAL_EVENTS.has(event.type)) wake.abort("finished");
     });
-    const release = this.#useEventFeed();
+    const release = this.#joinEventFeed();
     const timer = setTimeout(() => wake.abort("timeout"), timeoutMs);
     const stopped = () => wake.abort("stopped");
     for (const stop of stops) stop.addEventListener("abort", stopped, { once: true });
@@ -80,7 +80,7 @@ export class TaskWaiter {
     );
   }
 
-  #useEventFeed(): () => void {
+  #joinEventFeed(): () => void {
     if (this.#deps.feedSupervised()) return () => {};
     if (this.#privateFeed === null) {
       const feed = { controller: new AbortController(), users: 0 };

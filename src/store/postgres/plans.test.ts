@@ -151,7 +151,7 @@ if (await postgresSuite("postgres plans")) {
         { name: "taskRelease", args: () => ["n1", null, NOW], maxRows: 4 * RUNNING },
         { name: "taskPrune", args: () => [FAR, 0, 1000, 100], maxRows: 2500 },
         { name: "taskGet", args: () => [queuedId], maxRows: 5 },
-      { name: "taskDelete", args: () => [[cancelledId], NOW], maxRows: 10 },
+        { name: "taskDelete", args: () => [[cancelledId], NOW], maxRows: 10 },
         { name: "taskGetActiveByKeys", args: () => [["k1", "k2"]], maxRows: 10 },
         { name: "eventLogAfter", args: () => [midOffset, 100], maxRows: 300 },
         { name: "eventLogForTask", args: () => [queuedId, 0, 100], maxRows: 20 },
