@@ -24,6 +24,9 @@ Options (each also read from the environment variable in brackets):
                           repeat the flag for several modules
   --concurrency <n>       tasks run at once per queue (default 10) [CONVEYOR_CONCURRENCY]
   --token <secret>        require "Authorization: Bearer <secret>" on writes [CONVEYOR_TOKEN]
+  --read-token <secret>   a read-only token; when set, reads need it (or --token) [CONVEYOR_READ_TOKEN]
+  --live-secret <secret>  signs subscription tokens for application channels [CONVEYOR_LIVE_SECRET]
+  --allow-fault-injection allow POST /api/faults (demos and drills) [CONVEYOR_ALLOW_FAULT_INJECTION=true]
   --name <name>           this node's name (default host:pid) [CONVEYOR_NODE_NAME]
   --heartbeat-ms <n>      heartbeat interval (default 1000) [CONVEYOR_HEARTBEAT_INTERVAL_MS]
   --dead-after <n>        heartbeats missed before a node is dead (default 3) [CONVEYOR_DEAD_AFTER_BEATS]
@@ -40,6 +43,8 @@ const FLAGS: Record<string, keyof NodeConfig> = {
   host: "host",
   concurrency: "concurrency",
   token: "token",
+  "read-token": "readToken",
+  "live-secret": "liveSecret",
   name: "nodeName",
   "heartbeat-ms": "heartbeatIntervalMs",
   "dead-after": "deadAfterBeats",
@@ -76,6 +81,7 @@ export async function start(args: string[]): Promise<void> {
   const { values } = parse(args, {
     help: HELP_FLAG,
     handlers: { type: "string", multiple: true },
+    "allow-fault-injection": { type: "boolean" },
     ...Object.fromEntries(Object.keys(FLAGS).map((flag) => [flag, { type: "string" }])),
   } as const);
   if (values.help) return void process.stdout.write(START_HELP);
@@ -93,11 +99,18 @@ export async function start(args: string[]): Promise<void> {
     deadAfterBeats: config.deadAfterBeats,
     maxStalls: config.maxStalls,
     shutdownGraceMs: config.shutdownGraceMs,
+    liveSecret: config.liveSecret,
+    allowFaultInjection: values["allow-fault-injection"] === true || config.allowFaultInjection === true,
   });
   await loadHandlerModules(conveyor, (values.handlers as string[] | undefined) ?? []);
   // The server is built (its schemas compiled: hundreds of ms of CPU) before the node starts heartbeating, so
   // that a starting node never goes silent long enough to look dead and have its first tasks rescued.
-  const app = await buildServer({ conveyor, token: config.token ?? null, logger: false });
+  const app = await buildServer({
+    conveyor,
+    token: config.token ?? null,
+    readToken: config.readToken ?? null,
+    logger: false,
+  });
   await app.ready();
   await conveyor.start();
   const address = await app.listen({ port: config.port ?? 4000, host: config.host ?? "0.0.0.0" });

@@ -12,6 +12,9 @@ export type NodeConfig = {
   schema?: string;
   amqp?: string;
   token?: string;
+  readToken?: string;
+  liveSecret?: string;
+  allowFaultInjection?: boolean;
   nodeName?: string;
   concurrency?: number;
   pollIntervalMs?: number;
@@ -24,6 +27,7 @@ export type NodeConfig = {
 
 type Kind =
   | { type: "string" }
+  | { type: "boolean" }
   | { type: "integer"; min: number; max: number }
   | { type: "enum"; values: readonly string[] };
 
@@ -35,6 +39,9 @@ export const ENVIRONMENT: Record<string, { key: keyof NodeConfig; kind: Kind }> 
   CONVEYOR_SCHEMA: { key: "schema", kind: { type: "string" } },
   CONVEYOR_AMQP_URL: { key: "amqp", kind: { type: "string" } },
   CONVEYOR_TOKEN: { key: "token", kind: { type: "string" } },
+  CONVEYOR_READ_TOKEN: { key: "readToken", kind: { type: "string" } },
+  CONVEYOR_LIVE_SECRET: { key: "liveSecret", kind: { type: "string" } },
+  CONVEYOR_ALLOW_FAULT_INJECTION: { key: "allowFaultInjection", kind: { type: "boolean" } },
   CONVEYOR_NODE_NAME: { key: "nodeName", kind: { type: "string" } },
   CONVEYOR_CONCURRENCY: { key: "concurrency", kind: { type: "integer", min: 0, max: 10_000 } },
   CONVEYOR_POLL_INTERVAL_MS: { key: "pollIntervalMs", kind: { type: "integer", min: 10, max: 3_600_000 } },
@@ -49,7 +56,7 @@ export const ENVIRONMENT: Record<string, { key: keyof NodeConfig; kind: Kind }> 
 };
 
 export function parseEnvConfig(env: Record<string, string | undefined>): NodeConfig {
-  const config: Record<string, string | number> = {};
+  const config: Record<string, string | number | boolean> = {};
   for (const [variable, { key, kind }] of Object.entries(ENVIRONMENT)) {
     const raw = env[variable];
     if (raw === undefined || raw === "") continue;
@@ -59,8 +66,13 @@ export function parseEnvConfig(env: Record<string, string | undefined>): NodeCon
 }
 
 /** One setting's value from its text form; `name` is the variable or flag, for the error. */
-export function parseValue(name: string, raw: string, kind: Kind): string | number {
+export function parseValue(name: string, raw: string, kind: Kind): string | number | boolean {
   if (kind.type === "string") return raw;
+  if (kind.type === "boolean") {
+    if (raw === "true" || raw === "1") return true;
+    if (raw === "false" || raw === "0") return false;
+    throw new ConfigError(`${name} must be true or false, got "${raw}"`);
+  }
   if (kind.type === "enum") {
     if (!kind.values.includes(raw))
       throw new ConfigError(`${name} must be one of ${kind.values.join(", ")}, got "${raw}"`);

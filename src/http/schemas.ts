@@ -317,6 +317,8 @@ export const listQuery = {
     },
     type: name,
     key: { type: "string", minLength: 1, maxLength: MAX_KEY_LENGTH },
+    createdAfter: { type: "string", format: "date-time", description: "Only tasks created at or after this time." },
+    createdBefore: { type: "string", format: "date-time", description: "Only tasks created before this time." },
     after: {
       type: "integer",
       minimum: 1,
@@ -419,7 +421,7 @@ export const nodesReply = withPosition({
 
 export const nodeReply = {
   type: "object",
-  required: ["id", "name", "version", "state", "driver", "tree"],
+  required: ["id", "name", "version", "state", "driver", "tree", "faultInjection"],
   properties: {
     id: { type: "string" },
     name: { type: "string" },
@@ -427,6 +429,7 @@ export const nodeReply = {
     state: { type: "string" },
     driver: { type: "string" },
     tree: { description: "This node's supervision tree." },
+    faultInjection: { type: "boolean", description: "Whether this node allows failure injection (POST /api/faults)." },
   },
 } as const;
 
@@ -441,6 +444,132 @@ export const healthReply = {
       type: "object",
       required: ["ok", "driver"],
       properties: { ok: { type: "boolean" }, driver: { type: "string" }, error: { type: "string" } },
+    },
+  },
+} as const;
+
+// ---- the dashboard's operations ----------------------------------------------------------------------
+
+export const statsQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    window: { type: "integer", minimum: 60, maximum: 3600, default: 900, description: "Seconds back from now." },
+  },
+} as const;
+
+const percentiles = {
+  type: ["object", "null"],
+  required: ["p50", "p95", "p99"],
+  properties: { p50: { type: "number" }, p95: { type: "number" }, p99: { type: "number" } },
+  description: "Milliseconds, as the upper bound of a histogram bucket (core/stats.ts); null when nothing was timed.",
+} as const;
+
+export const statsReply = withPosition({
+  type: "object",
+  required: ["bucketSeconds", "buckets"],
+  properties: {
+    bucketSeconds: { type: "integer" },
+    buckets: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["at", "completed", "failed", "retried", "runMs", "waitMs"],
+        properties: {
+          at: { type: "string", format: "date-time" },
+          completed: { type: "integer" },
+          failed: { type: "integer" },
+          retried: { type: "integer" },
+          runMs: percentiles,
+          waitMs: percentiles,
+        },
+      },
+    },
+  },
+} as const);
+
+export const concurrencyBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["concurrency"],
+  properties: {
+    concurrency: {
+      type: ["integer", "null"],
+      minimum: 0,
+      maximum: 1000,
+      description: "Tasks of the queue each node runs at once; null: each node's own setting.",
+    },
+  },
+} as const;
+
+export const actionsBody = {
+  type: "object",
+  additionalProperties: false,
+  required: ["action"],
+  properties: {
+    action: { type: "string", enum: ["cancel", "rerun", "delete"] },
+    ids: {
+      type: "array",
+      minItems: 1,
+      maxItems: 1000,
+      items: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER },
+    },
+    filter: {
+      type: "object",
+      additionalProperties: false,
+      properties: {
+        queue: name,
+        state: { type: "array", minItems: 1, items: { type: "string", enum: TASK_STATES } },
+        type: name,
+        key: { type: "string", minLength: 1, maxLength: MAX_KEY_LENGTH },
+        createdAfter: { type: "string", format: "date-time" },
+        createdBefore: { type: "string", format: "date-time" },
+      },
+    },
+  },
+  oneOf: [{ required: ["ids"] }, { required: ["filter"] }],
+} as const;
+
+export const actionsReply = {
+  type: "object",
+  required: ["done", "skipped"],
+  properties: {
+    done: { type: "array", items: { type: "integer" } },
+    skipped: {
+      type: "array",
+      items: {
+        type: "object",
+        required: ["id", "reason"],
+        properties: { id: { type: "integer" }, reason: { type: "string" } },
+      },
+    },
+  },
+} as const;
+
+export const faultBody = {
+  type: "object",
+  required: ["kind"],
+  properties: {
+    kind: { type: "string", enum: ["crash-service", "fail-next"] },
+    service: { type: "string", minLength: 1, maxLength: 200 },
+    type: name,
+    count: { type: "integer", minimum: 1, maximum: 100 },
+  },
+  additionalProperties: false,
+} as const;
+
+export const whoamiReply = {
+  type: "object",
+  required: ["scope", "tokens"],
+  properties: {
+    scope: { type: "string", enum: ["none", "read", "write"], description: "What the token given (if any) allows." },
+    tokens: {
+      type: "object",
+      required: ["read", "write"],
+      properties: {
+        read: { type: "boolean", description: "Whether reads need a token." },
+        write: { type: "boolean", description: "Whether writes need a token." },
+      },
     },
   },
 } as const;

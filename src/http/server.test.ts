@@ -228,6 +228,7 @@ describe("HTTP API", () => {
     assert.deepEqual(reply.body.queue, {
       queue: "not-yet-used",
       paused: true,
+      concurrency: null,
       counts: Object.fromEntries(TASK_STATES.map((s) => [s, 0])),
     });
     await f.call("POST", "/api/queues/not-yet-used/resume");
@@ -302,6 +303,11 @@ describe("HTTP API", () => {
       "get /api/queues",
       "post /api/queues/{name}/pause",
       "post /api/queues/{name}/resume",
+      "put /api/queues/{name}/concurrency",
+      "post /api/tasks/actions",
+      "get /api/stats",
+      "get /api/whoami",
+      "post /api/faults",
       "get /api/node",
       "get /api/nodes",
       "get /api/health",

@@ -35,6 +35,8 @@ import { registerDashboardRoutes } from "./routes/home.ts";
 import { registerQueueRoutes } from "./routes/queues.ts";
 import { registerScheduleRoutes } from "./routes/schedules.ts";
 import { registerTaskRoutes } from "./routes/tasks.ts";
+import { registerStatsRoutes } from "./routes/stats.ts";
+import { registerFaultRoutes } from "./routes/faults.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
 import { registerLiveRoutes } from "../realtime/routes.ts";
 
@@ -42,6 +44,8 @@ export type ServerOptions = {
   conveyor: Conveyor;
   /** When set, writes (POST, PUT, PATCH, DELETE) need `Authorization: Bearer <token>`. */
   token?: string | null;
+  /** A read-only token: when set, the API's reads need it (or the write token); it can never write. */
+  readToken?: string | null;
   /** Fastify's logger option: false (default), true, or pino options (buildServer and createRequestHandler). */
   logger?: boolean | object;
   /** Largest request body in bytes; default 1 MiB. */
@@ -96,7 +100,8 @@ export const conveyorRoutes: FastifyPluginAsync<ConveyorRoutesOptions> = async (
         });
   installErrorHandlers(app, dashboard?.fallback);
   installJsonParser(app);
-  installAuth(app, options.token);
+  const tokens = { write: tokenOrNull(options.token), read: tokenOrNull(options.readToken) };
+  installAuth(app, tokens);
   app.addHook("preValidation", async (request) => coerceTextParts(request));
   const metrics = createMetrics(conveyor);
   installRequestMetrics(app, metrics);
@@ -129,9 +134,10 @@ export const conveyorRoutes: FastifyPluginAsync<ConveyorRoutesOptions> = async (
   registerTaskRoutes(app, { conveyor, closing: closing.signal });
   registerQueueRoutes(app, { conveyor });
   registerScheduleRoutes(app, { conveyor });
-  registerNodeRoutes(app, { conveyor, metrics });
-  const apiToken = options.token === undefined || options.token === "" ? null : options.token;
-  await registerLiveRoutes(app, { node: conveyor.live, apiToken, ...options.live });
+  registerNodeRoutes(app, { conveyor, metrics, tokens });
+  registerStatsRoutes(app, { conveyor });
+  registerFaultRoutes(app, { conveyor });
+  await registerLiveRoutes(app, { node: conveyor.live, tokens, ...options.live });
   app.get(
     "/api/openapi.json",
     {
@@ -260,4 +266,8 @@ function coercePart(values: Record<string, unknown> | undefined, schema: PartSch
       values[name] = (Array.isArray(value) ? value : [value]).flatMap((item) => String(item).split(","));
     }
   }
+}
+
+function tokenOrNull(token: string | null | undefined): string | null {
+  return token === undefined || token === null || token === "" ? null : token;
 }

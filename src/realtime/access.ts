@@ -1,10 +1,10 @@
 /**
  * Who may follow or publish to which channel (docs/live-protocol.md):
- * - task and node channels show the system's own data: with an API token set (CONVEYOR_TOKEN), only a connection
- *   that presented it may follow them;
+ * - task and node channels show the system's own data: with an API token set (CONVEYOR_TOKEN, or the read-only
+ *   CONVEYOR_READ_TOKEN), only a connection that presented one may follow them;
  * - an application channel is followed with a subscription token that grants it (minted by the application's own
- *   server for its user), or with the API token;
- * - with neither an API token nor a live secret configured (a development node), everything is open.
+ *   server for its user), or with an API token; it is published to with a grant to publish, or the write token;
+ * - with no API token and no live secret configured (a development node), everything is open.
  * A refusal says why, with a code, and changes nothing.
  */
 import { tokenMatches } from "../core/bearer.ts";
@@ -13,27 +13,32 @@ import { grantAllows, type LiveGrant, type LiveTokenRefusal } from "../core/live
 import type { Refusal } from "./protocol.ts";
 
 export type AccessPolicy = {
-  /** The API token, or null when the node has none. */
-  apiToken: string | null;
+  /** The API's tokens; null where the node has none. */
+  tokens: { write: string | null; read: string | null };
   /** Checks a subscription token: null when the node has no live secret. */
   verify: ((token: string) => LiveGrant | LiveTokenRefusal) | null;
 };
 
 export class Access {
   readonly #policy: AccessPolicy;
-  /** Whether this connection presented the API token (or none is needed). */
+  /** Whether this connection presented an API token (or none is needed): it may follow every channel. */
   #api: boolean;
+  /** Whether it presented the write token (or none is needed): it may publish anywhere. */
+  #write: boolean;
 
   constructor(policy: AccessPolicy) {
     this.#policy = policy;
-    this.#api = policy.apiToken === null;
+    const { write, read } = policy.tokens;
+    this.#api = write === null && read === null;
+    this.#write = write === null;
   }
 
-  /** Takes a token offered for the whole connection: true when it is the API token. */
+  /** Takes a token offered for the whole connection: true when it is one of the API's. */
   presentApiToken(token: string | null): boolean {
-    if (token !== null && this.#policy.apiToken !== null && tokenMatches(this.#policy.apiToken, token)) {
-      this.#api = true;
-    }
+    if (token === null) return this.#api;
+    const { write, read } = this.#policy.tokens;
+    if (write !== null && tokenMatches(write, token)) this.#api = this.#write = true;
+    else if (read !== null && tokenMatches(read, token)) this.#api = true;
     return this.#api;
   }
 
@@ -72,7 +77,7 @@ export class Access {
         message: `${JSON.stringify(channel).slice(0, 210)} is not an application channel`,
       };
     }
-    if (this.#open || this.#api) return null;
+    if (this.#open || this.#write) return null;
     if (token === null) return { code: "forbidden", message: `publishing to ${channel} needs a token that grants it` };
     const checked = this.#check(token);
     if (typeof checked === "string") return refusal(checked);
@@ -83,7 +88,8 @@ export class Access {
 
   /** No API token and no live secret: a node open to all. */
   get #open(): boolean {
-    return this.#policy.apiToken === null && this.#policy.verify === null;
+    const { write, read } = this.#policy.tokens;
+    return write === null && read === null && this.#policy.verify === null;
   }
 
   #check(token: string): LiveGrant | LiveTokenRefusal {

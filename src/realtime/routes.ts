@@ -13,8 +13,8 @@ import { LiveSession, type LiveSessionOptions } from "./websocket.ts";
 
 export type LiveRoutesOptions = {
   node: LiveNode;
-  /** The API token, or null when the node has none. */
-  apiToken: string | null;
+  /** The API's tokens (write: CONVEYOR_TOKEN, read: CONVEYOR_READ_TOKEN); null where the node has none. */
+  tokens: { write: string | null; read: string | null };
   heartbeatMs?: number;
   maxBufferBytes?: number;
 };
@@ -26,7 +26,7 @@ export const DEFAULT_MAX_BUFFER_BYTES = 1024 * 1024;
 
 export async function registerLiveRoutes(app: FastifyInstance, options: LiveRoutesOptions): Promise<void> {
   const { node } = options;
-  const policy: AccessPolicy = { apiToken: options.apiToken, verify: node.verifyToken };
+  const policy: AccessPolicy = { tokens: options.tokens, verify: node.verifyToken };
   const session: LiveSessionOptions = {
     heartbeatMs: options.heartbeatMs ?? DEFAULT_HEARTBEAT_MS,
     maxBufferBytes: options.maxBufferBytes ?? DEFAULT_MAX_BUFFER_BYTES,

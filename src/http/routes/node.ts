@@ -3,16 +3,32 @@
  * tree), /api/nodes (membership from the store's node rows, and the leader) and /metrics (Prometheus text).
  */
 import type { FastifyInstance } from "fastify";
+import { scopeOf, type Tokens } from "../auth.ts";
 import type { Conveyor } from "../../runtime/conveyor.ts";
 import type { ServerMetrics } from "../metrics.ts";
-import { errorReplies, healthReply, nodeReply, nodesReply } from "../schemas.ts";
+import { errorReplies, healthReply, nodeReply, nodesReply, whoamiReply } from "../schemas.ts";
 
 const tags = ["node"];
 
 export function registerNodeRoutes(
   app: FastifyInstance,
-  { conveyor, metrics }: { conveyor: Conveyor; metrics: ServerMetrics },
+  { conveyor, metrics, tokens }: { conveyor: Conveyor; metrics: ServerMetrics; tokens: Tokens },
 ): void {
+  app.get(
+    "/api/whoami",
+    {
+      schema: {
+        summary: "What the token given allows (none, read, write), and which tokens this node requires",
+        tags,
+        response: { 200: whoamiReply, ...errorReplies },
+      },
+    },
+    async (request) => ({
+      scope: scopeOf(tokens, request.headers.authorization),
+      tokens: { read: tokens.read !== null, write: tokens.write !== null },
+    }),
+  );
+
   app.get(
     "/api/health",
     {
@@ -51,6 +67,7 @@ export function registerNodeRoutes(
       state: conveyor.state,
       driver: conveyor.store.capabilities.driver,
       tree: conveyor.supervisionTree(),
+      faultInjection: conveyor.options.allowFaultInjection,
     }),
   );
 

@@ -1,18 +1,19 @@
 /**
- * /api/queues: counts per state, and pause/resume. Pausing a queue no task has used yet is allowed: it is
+ * /api/queues: counts per state, pause/resume, and the concurrency each node runs a queue at (set live). Pausing a queue no task has used yet is allowed: it is
  * paused before its first task arrives (the store keeps the flag per queue name).
  */
 import type { FastifyInstance } from "fastify";
 import type { Conveyor } from "../../runtime/conveyor.ts";
 import { emptyCounts } from "../../core/states.ts";
 import type { QueueStats } from "../../store/store.ts";
-import { errorReplies, queueNameParams, queueReply, queuesReply } from "../schemas.ts";
+import { concurrencyBody, errorReplies, queueNameParams, queueReply, queuesReply } from "../schemas.ts";
 
 const tags = ["queues"];
 
 type NameRoute = { Params: { name: string } };
 
 export function registerQueueRoutes(app: FastifyInstance, { conveyor }: { conveyor: Conveyor }): void {
+  registerConcurrencyRoute(app, conveyor);
   app.get(
     "/api/queues",
     {
@@ -57,6 +58,27 @@ export function registerQueueRoutes(app: FastifyInstance, { conveyor }: { convey
     async (request) => {
       await conveyor.resumeQueue(request.params.name);
       return { queue: await statsOf(conveyor, request.params.name, false) };
+    },
+  );
+}
+
+/** Registers PUT /api/queues/:name/concurrency (called from registerQueueRoutes). */
+function registerConcurrencyRoute(app: FastifyInstance, conveyor: Conveyor): void {
+  app.put<NameRoute & { Body: { concurrency: number | null } }>(
+    "/api/queues/:name/concurrency",
+    {
+      schema: {
+        summary: "Set how many tasks of the queue each node runs at once (null: each node's own); applied live",
+        tags,
+        params: queueNameParams,
+        body: concurrencyBody,
+        response: { 200: queueReply, ...errorReplies },
+      },
+    },
+    async (request) => {
+      await conveyor.setQueueConcurrency(request.params.name, request.body.concurrency);
+      const stats = await statsOf(conveyor, request.params.name, false);
+      return { queue: { ...stats, concurrency: request.body.concurrency } };
     },
   );
 }

@@ -11,7 +11,10 @@ import type { TaskState } from "../../core/states.ts";
 import { normalizeTaskInput } from "../../core/task-input.ts";
 import type { Json, Task, TaskInput } from "../../core/task.ts";
 import type { Conveyor } from "../../runtime/conveyor.ts";
+import type { BulkAction } from "../../runtime/bulk.ts";
 import {
+  actionsBody,
+  actionsReply,
   bulkBody,
   bulkReply,
   errorReplies,
@@ -48,9 +51,26 @@ type ListRoute = {
     state?: TaskState[];
     type?: string;
     key?: string;
+    createdAfter?: string;
+    createdBefore?: string;
     after?: number;
     limit: number;
     order: "asc" | "desc";
+  };
+};
+
+type ActionsRoute = {
+  Body: {
+    action: BulkAction;
+    ids?: number[];
+    filter?: {
+      queue?: string;
+      state?: TaskState[];
+      type?: string;
+      key?: string;
+      createdAfter?: string;
+      createdBefore?: string;
+    };
   };
 };
 
@@ -108,8 +128,11 @@ export function registerTaskRoutes(app: FastifyInstance, { conveyor, closing }: 
     async (request) => {
       const { queue, state, type, key, after, limit, order } = request.query;
       const states = state === undefined ? undefined : [...new Set(state)];
+      const createdAfter = dateOf(request.query.createdAfter, "createdAfter");
+      const createdBefore = dateOf(request.query.createdBefore, "createdBefore");
       const position = await conveyor.live.position();
-      return { ...(await conveyor.list({ queue, states, type, key, after, limit, order })), position };
+      const page = await conveyor.list({ queue, states, type, key, createdAfter, createdBefore, after, limit, order });
+      return { ...page, position };
     },
   );
 
@@ -193,6 +216,26 @@ export function registerTaskRoutes(app: FastifyInstance, { conveyor, closing }: 
     );
   }
 
+  app.post<ActionsRoute>(
+    "/api/tasks/actions",
+    {
+      schema: {
+        summary:
+          "Cancel, rerun or delete many tasks: the listed ids at once (200), or every task matching a filter in the background (202: a conveyor.bulk task)",
+        tags,
+        body: actionsBody,
+        response: { 200: actionsReply, 202: taskReply, ...errorReplies },
+      },
+    },
+    async (request, reply) => {
+      const { action, ids, filter } = request.body;
+      if (ids !== undefined) return conveyor.bulk(action, [...new Set(ids)]);
+      const { state, ...rest } = filter ?? {};
+      const task = await conveyor.bulkMatching(action, { ...rest, ...(state === undefined ? {} : { states: state }) });
+      return reply.code(202).send({ task });
+    },
+  );
+
   app.get<IdParams & { Querystring: { after: number; limit: number } }>(
     "/api/tasks/:id/events",
     {
@@ -268,4 +311,16 @@ async function waitForTask(
 ): Promise<Task | null> {
   if (seconds === 0) return conveyor.get(id);
   return conveyor.waitForFinish(id, seconds * 1000, signalOf());
+}
+
+/** A date-time query value (the schema checked its form) as a Date; a 400 when it names no real time. */
+function dateOf(text: string | undefined, field: string): Date | undefined {
+  if (text === undefined) return undefined;
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) {
+    throw new ValidationError(`querystring.${field} is not a time`, [
+      { in: "querystring", field, message: "is not a time" },
+    ]);
+  }
+  return date;
 }
