@@ -9,7 +9,7 @@ import { buildServer } from "../../src/http/server.ts";
 import { Conveyor } from "../../src/index.ts";
 import { childArgs, serve } from "./ipc.ts";
 import { type PublishPlan, publishBurst, publishLoad } from "./publisher.ts";
-import { type Fingerprint, fingerprint, fold } from "./stats.ts";
+import { epochMs, type Fingerprint, fingerprint, fold, type Histogram, histogram, record } from "./stats.ts";
 import { processStats } from "./node-stats.ts";
 
 export type ConveyorNodeArgs = { database: string; schema: string; index: number; replayLimit: number };
@@ -70,6 +70,7 @@ await serve(async () => {
   const port = typeof address === "object" && address !== null ? address.port : 0;
   const drain = new Drain(conveyor);
   let sent = 0;
+  let probe: { latency: Histogram; close: () => void } | null = null;
   const publish = (channel: string, data: object) => {
     sent++;
     return conveyor.publish(channel, data as never);
@@ -86,6 +87,19 @@ await serve(async () => {
       burst: (a: { channel: string; count: number; concurrency: number; firstSeq: number }) =>
         publishBurst(a.count, a.concurrency, a.firstSeq, args.index, (message) => publish(a.channel, message)),
       startTasks: ({ rate }: { rate: number }) => drain.start(rate),
+      // Where the latency goes: an in-process subscriber to one channel times each event from its publish to the
+      // moment this node's live feed hands it out, before any socket is written to.
+      probeStart: async ({ channel }: { channel: string }) => {
+        const latency = histogram();
+        const subscription = await conveyor.subscribe([channel], {}, (event) =>
+          record(latency, epochMs() - (event.data as { t: number }).t),
+        );
+        probe = { latency, close: () => subscription.close() };
+      },
+      probeStop: () => {
+        probe?.close();
+        return probe?.latency ?? histogram();
+      },
       stopTasks: () => drain.stop(),
       fingerprints: ({ after }: { after: number }) => logFingerprints(conveyor, after),
     },

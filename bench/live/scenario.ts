@@ -52,6 +52,8 @@ export type LiveResult = {
   connections: number[];
   published: { events: number; failed: number; seconds: number; behindMax: number; callMs: LatencySummary } | null;
   latency: LatencySummary | null;
+  /** Conveyor: publish → the node's live feed hands the event out (in-process, one channel, both nodes). */
+  handedOut?: LatencySummary;
   /** The same, apart for events published on the client's own server and on the other one. */
   latencyBySource: { sameServer: LatencySummary; otherServer: LatencySummary } | null;
   delivery: Delivery | null;
@@ -212,6 +214,8 @@ async function steadyState(
   // Socket.IO has no drain: its servers emit as many task events per second as Conveyor's drain made.
   const taskRate = system === "conveyor" ? settings.taskRate : (tasksEventRate ?? settings.taskRate * 3);
   await Promise.all(nodes.map((n) => n.peer.call("startTasks", { rate: taskRate / 2 })));
+  if (system === "conveyor")
+    await Promise.all(nodes.map((n) => n.peer.call("probeStart", { channel: channelName(0) })));
   const channels = Array.from({ length: settings.channels }, (_, i) => channelName(i));
   const ticker = setInterval(() => void reportProgress(label, settings, nodes, loadgens, steadyStart), 1000);
   let outcomes: PublishOutcome[];
@@ -223,6 +227,10 @@ async function steadyState(
     );
   } finally {
     clearInterval(ticker);
+  }
+  if (system === "conveyor") {
+    const probes = await Promise.all(nodes.map((n) => n.peer.call<Histogram>("probeStop")));
+    result.handedOut = summarise(probes.reduce(merge, histogram()));
   }
   const rssLoaded = await Promise.all(nodes.map((n) => n.peer.call<number>("rss")));
   const drained = await Promise.all(nodes.map((n) => n.peer.call<{ enqueued: number; emitted?: number }>("stopTasks")));
