@@ -1,0 +1,110 @@
+/**
+ * Snapshots shared by several views, kept fresh by the stream: the cluster (GET /api/nodes, refreshed on every
+ * `nodes` event), the queues' counts (GET /api/queues, the counts table, refreshed at most once a second while task
+ * events flow) and the cluster's timeline since the page loaded.
+ */
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useRef, useSyncExternalStore } from "react";
+import { api } from "./api.ts";
+import { type LiveEvent, useLive, useThrottle } from "./live.tsx";
+
+export const keys = {
+  nodes: ["nodes"] as const,
+  node: ["node"] as const,
+  queues: ["queues"] as const,
+  schedules: ["schedules"] as const,
+  stats: ["stats"] as const,
+};
+
+export function useCluster() {
+  return useQuery({ queryKey: keys.nodes, queryFn: api.nodes, staleTime: Number.POSITIVE_INFINITY });
+}
+
+export function useThisNode() {
+  return useQuery({ queryKey: keys.node, queryFn: api.node, staleTime: Number.POSITIVE_INFINITY });
+}
+
+export function useQueues() {
+  return useQuery({ queryKey: keys.queues, queryFn: api.queues, staleTime: Number.POSITIVE_INFINITY });
+}
+
+// ---- the cluster's timeline ---------------------------------------------------------------------------------
+
+export type TimelineEntry = { offset: number; name: string; at: string; data: Record<string, unknown> };
+let timeline: TimelineEntry[] = [];
+const timelineListeners = new Set<() => void>();
+
+function addToTimeline(events: LiveEvent[]): void {
+  const known = new Set(timeline.map((e) => e.offset));
+  const fresh = events
+    .filter((e) => !known.has(e.offset) && e.name !== "stats.bucket")
+    .map((e) => ({ offset: e.offset, name: e.name, at: e.at, data: (e.data ?? {}) as Record<string, unknown> }));
+  if (fresh.length === 0) return;
+  timeline = [...timeline, ...fresh].slice(-500);
+  for (const listener of timelineListeners) listener();
+}
+
+export function useTimeline(): TimelineEntry[] {
+  return useSyncExternalStore(
+    (listener) => {
+      timelineListeners.add(listener);
+      return () => timelineListeners.delete(listener);
+    },
+    () => timeline,
+  );
+}
+
+/**
+ * Mounted once, in the shell: follows `nodes` from the cluster snapshot's position, refreshing the cluster, this
+ * node and (for pauses and concurrency) the queues.
+ */
+export function useClusterLive(): void {
+  const queryClient = useQueryClient();
+  const cluster = useCluster();
+  const refreshNodes = useThrottle(() => {
+    void queryClient.invalidateQueries({ queryKey: keys.nodes });
+    void queryClient.invalidateQueries({ queryKey: keys.node });
+  }, 1000);
+  const refreshQueues = useThrottle(() => void queryClient.invalidateQueries({ queryKey: keys.queues }), 500);
+  const since = cluster.data?.position ?? null;
+  // Subscribed once from the first snapshot: later refreshes only re-read rows, the timeline goes on.
+  const first = useLatch(since);
+  useLive(["nodes"], {
+    since: first,
+    onEvents: (events) => {
+      addToTimeline(events);
+      refreshNodes();
+      if (events.some((e) => e.name.startsWith("queue."))) refreshQueues();
+    },
+    onReload: () => {
+      refreshNodes();
+      refreshQueues();
+    },
+  });
+}
+
+/** The first non-null value it is given, for good (a subscription's starting point). */
+export function useLatch<T>(value: T | null): T | null {
+  const ref = useRef<T | null>(null);
+  if (ref.current === null && value !== null) ref.current = value;
+  return ref.current;
+}
+
+/** Refreshes the queue counts (throttled) while `channel`'s task events flow. */
+export function useCountsLive(channel = "tasks"): void {
+  const queryClient = useQueryClient();
+  const queues = useQueues();
+  const refresh = useThrottle(() => void queryClient.invalidateQueries({ queryKey: keys.queues }), 1000);
+  const start = useLatch(queues.data?.position ?? null);
+  useLive(start === null ? null : [channel], {
+    since: start,
+    onEvents: (events) => {
+      if (events.some((e) => e.name !== "task.progress")) refresh();
+    },
+    onReload: refresh,
+  });
+}
+
+export function major(version: string): number {
+  return Number.parseInt(version.split(".")[0] ?? "0", 10);
+}
