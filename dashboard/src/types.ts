@@ -140,8 +140,9 @@ export type NodeBucket = {
   completed: number;
   failed: number;
   retried: number;
-  run: { bounds: number[]; counts: number[] };
-  wait: { bounds: number[]; counts: number[] };
+  /** Counts per bucket of STATS_BOUNDS_MS (src/core/stats.ts), the last one open-ended. */
+  run: number[];
+  wait: number[];
 };
 
 export type Scope = "none" | "read" | "write";

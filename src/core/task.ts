@@ -87,6 +87,7 @@ export const CHANNEL_EVENT_TYPES = [
   "queue.paused",
   "queue.resumed",
   "queue.configured",
+  "task.stopped",
   "stats.bucket",
   "dispatch.received",
   "delivery.attempted",

@@ -3,6 +3,9 @@
  * restarted or gave up (written by that node), leadership changed (by the new leader), a node joined or left (by the
  * leader alone, so that each is written once however many nodes watch the store). Best effort: an event that
  * cannot be written (the store is down) is logged and dropped, since the log it would go to is what is down.
+ * A stopped attempt's end on this node (its handler returned or threw after the signal, its thread was terminated
+ * or it was abandoned after the grace period) is written here too, as `task.stopped` with the task's id: the last
+ * step of a stop's lifecycle, which only the node that ran the attempt knows.
  */
 import type { ChannelEventType, Json } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
@@ -38,6 +41,8 @@ export function writeClusterEvents(deps: ClusterLogDeps): () => void {
       error: unknown;
     }) => write("service.gave-up", { node: nodeId, supervisor, service, error: describe(error) }),
     "leader:gained": ({ node }: { node: string }) => write("leader.changed", { leader: node }),
+    "task:stopped": ({ task, reason, how }: { task: { id: number; attempt: number }; reason: string; how: string }) =>
+      write("task.stopped", { node: nodeId, taskId: task.id, attempt: task.attempt, reason, how }),
     "node:joined": ({ node }: { node: { id: string; name: string; host: string; version: string } }) => {
       if (isLeader()) write("node.joined", { node: node.id, name: node.name, host: node.host, version: node.version });
     },

@@ -7,6 +7,7 @@ import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link } from "@tanstack/react-router";
 import { useMemo, useState } from "react";
 import type uPlot from "uplot";
+import { emptyHistogram, histogramMerge, histogramQuantile } from "../../../src/core/stats.ts";
 import { ApiError, api } from "../api.ts";
 import { keys, useCluster, useCountsLive, useLatch, useQueues } from "../data.ts";
 import { formatCompact, formatNumber } from "../format.ts";
@@ -25,42 +26,23 @@ type Bucket = {
   retried: number;
   runMs: Percentiles;
   waitMs: Percentiles;
-  /** Merged histograms of the live parts (bounds: upper edges in ms). */
-  run?: { bounds: number[]; counts: number[] };
-  wait?: { bounds: number[]; counts: number[] };
+  /** Merged histograms of the live parts (counts over STATS_BOUNDS_MS). */
+  run?: number[];
+  wait?: number[];
 };
 
-function percentile(h: { bounds: number[]; counts: number[] }, q: number): number | null {
-  const total = h.counts.reduce((a, b) => a + b, 0);
-  if (total === 0) return null;
-  let seen = 0;
-  const rank = q * total;
-  for (let i = 0; i < h.counts.length; i++) {
-    const count = h.counts[i]!;
-    if (seen + count >= rank && count > 0) {
-      const lower = i === 0 ? 0 : h.bounds[i - 1]!;
-      const upper = h.bounds[i] ?? lower * 2;
-      return lower + ((rank - seen) / count) * (upper - lower);
-    }
-    seen += count;
-  }
-  return h.bounds[h.bounds.length - 1] ?? null;
+function merge(into: number[] | undefined, part: readonly number[] | undefined): number[] | undefined {
+  if (part === undefined || !Array.isArray(part)) return into;
+  const sum = into === undefined ? emptyHistogram() : [...into];
+  histogramMerge(sum, part);
+  return sum;
 }
 
-function merge(
-  into: { bounds: number[]; counts: number[] } | undefined,
-  part: { bounds: number[]; counts: number[] },
-): { bounds: number[]; counts: number[] } {
-  if (into === undefined || into.bounds.length !== part.bounds.length)
-    return { bounds: part.bounds, counts: [...part.counts] };
-  return { bounds: into.bounds, counts: into.counts.map((c, i) => c + (part.counts[i] ?? 0)) };
-}
-
-function percentilesOf(h: { bounds: number[]; counts: number[] } | undefined): Percentiles {
+function percentilesOf(h: number[] | undefined): Percentiles {
   if (h === undefined) return null;
-  const p50 = percentile(h, 0.5);
+  const p50 = histogramQuantile(h, 0.5);
   if (p50 === null) return null;
-  return { p50, p95: percentile(h, 0.95) ?? p50, p99: percentile(h, 0.99) ?? p50 };
+  return { p50, p95: histogramQuantile(h, 0.95) ?? p50, p99: histogramQuantile(h, 0.99) ?? p50 };
 }
 
 /** The last 15 minutes of buckets: the snapshot, then live buckets merged in. */

@@ -150,14 +150,17 @@ function ResultSummary({
 /** Follows the server's bulk task on `task:<id>`: its progress (done of total) and, at the end, its result. */
 function BulkTaskProgress({ task: initial, action }: { task: Task; action: BulkAction }) {
   const task = useTask(initial.id).task ?? { ...initial, at: 0 };
-  const info = (task.progress?.info ?? {}) as { done?: number; total?: number };
+  const info = (task.progress?.info ?? {}) as { done?: number; skipped?: number; total?: number };
+  const handled = (info.done ?? 0) + (info.skipped ?? 0);
   return (
     <div className="bulk-progress">
       <ProgressBar percent={task.state === "completed" ? 100 : (task.progress?.percent ?? 0)} label="Bulk action" />
       <p className="muted small">
-        {typeof info.done === "number" && typeof info.total === "number"
-          ? `${formatNumber(info.done)} of ${formatNumber(info.total)}`
-          : task.state}{" "}
+        {typeof info.total === "number"
+          ? `${formatNumber(handled)} of ${formatNumber(info.total)}`
+          : typeof info.done === "number"
+            ? `${formatNumber(handled)} so far`
+            : task.state}{" "}
         ·{" "}
         <Link to="/tasks/$id" params={{ id: String(task.id) }}>
           task #{task.id}
