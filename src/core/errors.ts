@@ -14,8 +14,15 @@ export const ERROR_CODES = {
   service_not_found: 404,
   task_not_found: 404,
   queue_not_found: 404,
+  topic_not_found: 404,
+  publisher_not_found: 404,
+  message_not_found: 404,
+  delivery_not_found: 404,
   duplicate_key: 409,
   invalid_state: 409,
+  duplicate_topic: 409,
+  duplicate_publisher: 409,
+  idempotency_conflict: 409,
   task_failed: 409,
   task_cancelled: 409,
   wait_timeout: 408,
@@ -53,14 +60,28 @@ export class ValidationError extends ConveyorError {
 
 /** An id that names nothing (HTTP 404). */
 export class NotFoundError extends ConveyorError {
-  constructor(code: "not_found" | "task_not_found" | "queue_not_found", message: string) {
+  constructor(
+    code:
+      | "not_found"
+      | "task_not_found"
+      | "queue_not_found"
+      | "topic_not_found"
+      | "publisher_not_found"
+      | "message_not_found"
+      | "delivery_not_found",
+    message: string,
+  ) {
     super(code, message);
   }
 }
 
 /** A request that conflicts with the current state (HTTP 409). */
 export class ConflictError extends ConveyorError {
-  constructor(code: "duplicate_key" | "invalid_state", message: string, details?: unknown) {
+  constructor(
+    code: "duplicate_key" | "invalid_state" | "duplicate_topic" | "duplicate_publisher" | "idempotency_conflict",
+    message: string,
+    details?: unknown,
+  ) {
     super(code, message, { details });
   }
 }

@@ -14,6 +14,7 @@ import type { ErrorRecord } from "../core/errors.ts";
 import type { NormalizedTaskInput } from "../core/task-input.ts";
 import type { TaskState } from "../core/states.ts";
 import type { ChannelEventType, Json, LogEvent, Task, TaskProgress } from "../core/task.ts";
+import type { DispatchStore } from "./dispatch-store.ts";
 
 export type StoreCapabilities = {
   /** Driver name, for logs, metrics and /api/health. */
@@ -125,6 +126,8 @@ export type Schedule = ScheduleInput & { lastTick: Date | null; createdAt: Date;
 
 export interface Store {
   readonly capabilities: StoreCapabilities;
+  /** Dispatch's operations (topics, publishers, messages, deliveries): dispatch-store.ts. */
+  readonly dispatch: DispatchStore;
 
   /**
    * For a store whose other writers cannot ring this process (SQLite: other processes on the same file): calls

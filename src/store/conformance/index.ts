@@ -14,6 +14,7 @@ import { cancelRerunCases } from "./cancel-rerun.ts";
 import { claimCases } from "./claims.ts";
 import { completionCases } from "./completion.ts";
 import { dashboardCases } from "./dashboard.ts";
+import { dispatchCases } from "./dispatch.ts";
 import { eventLogCases } from "./events.ts";
 import type { StoreTest } from "./helpers.ts";
 import { insertCases } from "./inserts.ts";
@@ -59,5 +60,6 @@ export function describeStoreConformance(name: string, makeStore: () => Promise<
     leaseCases(storeTest);
     scheduleCases(storeTest);
     dashboardCases(storeTest);
+    dispatchCases(storeTest);
   });
 }

@@ -46,6 +46,8 @@ import type {
 } from "../store.ts";
 import { channelEntry, eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
+import type { DispatchStore } from "../dispatch-store.ts";
+import { PostgresDispatchStore } from "./dispatch.ts";
 import { insertTasks } from "./insert.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
@@ -86,6 +88,7 @@ const ENDED_BADLY = new Set<TaskState>(["failed", "cancelled"]);
 export class PostgresStore implements Store {
   readonly capabilities: StoreCapabilities = { driver: "postgres", multiHost: true, notifications: true };
   readonly schema: string;
+  readonly dispatch: DispatchStore;
   readonly #pool: pg.Pool;
   readonly #statements: Map<string, string>;
   readonly #prefix: string;
@@ -115,6 +118,12 @@ export class PostgresStore implements Store {
     // An idle connection that dies (server restart, terminated backend) is dropped by the pool; the next query
     // opens a new one. Without a listener the pool's 'error' event would crash the process.
     this.#pool.on("error", () => {});
+    this.dispatch = new PostgresDispatchStore({
+      pool: this.#pool,
+      schema: this.schema,
+      prefix: this.#prefix,
+      runTask: (name, values, client) => this.#run(name, values, client),
+    });
   }
 
   // ---- plumbing ----------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ import type {
   TaskStatsBucket,
   TaskStartOn,
 } from "../store.ts";
+import type { DispatchStore } from "../dispatch-store.ts";
+import { SqliteDispatchStore } from "./dispatch.ts";
 import { insertTasks } from "./insert.ts";
 import { TransactionJournal } from "./journal.ts";
 import { createLedger, migrate, migrationStatus } from "./migrate.ts";
@@ -66,6 +68,7 @@ export type SqliteStoreOptions = {
 export class SqliteStore implements Store {
   readonly capabilities: StoreCapabilities = { driver: "sqlite", multiHost: false, notifications: false };
   readonly path: string;
+  readonly dispatch: DispatchStore;
   readonly #db: DatabaseSync;
   readonly #statements: PreparedStatements;
   readonly #journal: TransactionJournal;
@@ -82,6 +85,12 @@ export class SqliteStore implements Store {
     createLedger(this.#db);
     this.#statements = new PreparedStatements(this.#db);
     this.#journal = new TransactionJournal(this.#statements);
+    this.dispatch = new SqliteDispatchStore({
+      db: this.#db,
+      write: (work) => this.#write(work),
+      insertTasks: (tasks, now) => insertTasks(this.#statements, this.#journal, tasks, now),
+      event: ({ type, channel, data }, now) => this.#journal.event(type, 0, channel, data, now),
+    });
   }
 
   // ---- plumbing ----------------------------------------------------------------------------------------
