@@ -4,7 +4,7 @@
  * events flow) and the cluster's timeline since the page loaded.
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useRef, useSyncExternalStore } from "react";
+import { useCallback, useMemo, useRef, useSyncExternalStore } from "react";
 import { api } from "./api.ts";
 import { type LiveEvent, useLive, useThrottle } from "./live.tsx";
 
@@ -18,6 +18,13 @@ export const keys = {
 
 export function useCluster() {
   return useQuery({ queryKey: keys.nodes, queryFn: api.nodes, staleTime: Number.POSITIVE_INFINITY });
+}
+
+/** A node's name from its id (the id itself for a node that left the store). */
+export function useNodeName(): (id: string | null) => string | null {
+  const cluster = useCluster();
+  const names = useMemo(() => new Map((cluster.data?.nodes ?? []).map((n) => [n.id, n.name])), [cluster.data]);
+  return useCallback((id: string | null) => (id === null ? null : (names.get(id) ?? id)), [names]);
 }
 
 export function useThisNode() {

@@ -166,7 +166,8 @@ function useThroughput() {
   }, [stats.data, stats.isPending, stats.error, live, available]);
 }
 
-const perSecond = (v: number) => (v >= 100 ? formatCompact(Math.round(v)) : v >= 10 ? v.toFixed(0) : v.toFixed(1));
+const perSecond = (v: number) =>
+  v >= 100 ? formatCompact(Math.round(v)) : v >= 10 ? v.toFixed(0) : v >= 0.1 || v === 0 ? v.toFixed(1) : v.toFixed(2);
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(v >= 10_000 ? 0 : 1)} s` : `${Math.round(v)} ms`);
 
 const THROUGHPUT_SERIES = [

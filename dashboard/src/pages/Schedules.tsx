@@ -169,19 +169,39 @@ function ScheduleRow({ schedule, canWrite }: { schedule: Schedule; canWrite: boo
             <span className="error-note">{upcoming.error}</span>
           ) : (
             <span className="next-runs">
-              {upcoming.runs.map((run, i) => (
+              {upcoming.runs.slice(0, 1).map((run) => (
                 <time
                   key={run.getTime()}
                   dateTime={run.toISOString()}
                   title={`${formatExact(run)}\n${formatUtc(run)}`}
-                  className={i === 0 ? "next-run first" : "next-run"}
+                  className="next-run first"
+                >
+                  {formatDayClock(run)}
+                </time>
+              ))}
+              <span className="muted small">
+                {"error" in upcoming ? null : <Time at={upcoming.runs[0]!.getTime()} />}
+              </span>
+            </span>
+          )}
+        </div>
+        {schedule.enabled && !("error" in upcoming) && upcoming.runs.length > 1 ? (
+          <div>
+            <span className="label">Then</span>
+            <span className="next-runs">
+              {upcoming.runs.slice(1).map((run) => (
+                <time
+                  key={run.getTime()}
+                  dateTime={run.toISOString()}
+                  title={`${formatExact(run)}\n${formatUtc(run)}`}
+                  className="next-run"
                 >
                   {formatDayClock(run)}
                 </time>
               ))}
             </span>
-          )}
-        </div>
+          </div>
+        ) : null}
         <div>
           <span className="label">Last tick</span>
           <Time at={schedule.lastTick} />

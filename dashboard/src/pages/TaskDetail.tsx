@@ -9,6 +9,7 @@ import { Link, useParams } from "@tanstack/react-router";
 import { type ReactNode, useMemo, useState } from "react";
 import { ApiError, api } from "../api.ts";
 import { useAuth } from "../auth.tsx";
+import { useNodeName } from "../data.ts";
 import { formatDuration, formatExact } from "../format.ts";
 import { type LiveEvent, useLive } from "../live.tsx";
 import { useTask } from "../task-hooks.ts";
@@ -100,6 +101,7 @@ function TaskView({
       setConfirm(false);
     }
   };
+  const nodeName = useNodeName();
   const percent = task.progress?.percent ?? null;
   const speed = task.state === "running" && percent !== null ? progressRate(task.id, percent) : null;
   const runMs =
@@ -158,7 +160,9 @@ function TaskView({
             {task.attempt} of {task.maxAttempts}
             {task.stalls > 0 ? ` · ${task.stalls} stalled` : ""}
           </Fact>
-          <Fact label="Node">{task.node ?? "—"}</Fact>
+          <Fact label="Node">
+            <span title={task.node ?? undefined}>{nodeName(task.node) ?? "—"}</span>
+          </Fact>
           <Fact label="Key">{task.key ?? "—"}</Fact>
           <Fact label="Timeout">{task.timeoutMs === null ? "none" : formatDuration(task.timeoutMs)}</Fact>
           <Fact label="Created">
@@ -198,7 +202,13 @@ function TaskView({
           {task.state === "completed" ? (
             <Json value={task.result} label="Task result" />
           ) : (
-            <Empty>No result yet.</Empty>
+            <Empty>
+              {task.state === "failed"
+                ? "None: it failed."
+                : task.state === "cancelled"
+                  ? "None: it was cancelled."
+                  : "Not yet."}
+            </Empty>
           )}
         </Panel>
       </div>
@@ -223,7 +233,7 @@ function TaskView({
       >
         <p>
           {task.state === "running"
-            ? `It is cancelled at once in the store, and its handler's signal fires on ${task.node ?? "its node"}. A handler that does not return within its grace period is ended: a thread is terminated, an inline handler abandoned.`
+            ? `It is cancelled at once in the store, and its handler's signal fires on ${nodeName(task.node) ?? "its node"}. A handler that does not return within its grace period is ended: a thread is terminated, an inline handler abandoned.`
             : "It has not started: it is cancelled at once and will not run."}
         </p>
       </Dialog>
@@ -317,6 +327,7 @@ function attemptsOf(task: LiveTask, events: TaskEvent[]): AttemptRow[] {
 
 function Attempts({ task, events }: { task: LiveTask; events: TaskEvent[] }) {
   const rows = attemptsOf(task, events);
+  const nodeName = useNodeName();
   return (
     <Panel title={`Attempts (${rows.length})`}>
       {rows.length === 0 ? (
@@ -330,7 +341,7 @@ function Attempts({ task, events }: { task: LiveTask; events: TaskEvent[] }) {
             >
               <div className="attempt-head">
                 <strong>Attempt {row.attempt}</strong>
-                <span>on {row.node ?? "?"}</span>
+                <span title={row.node ?? undefined}>on {nodeName(row.node) ?? "?"}</span>
                 <span className="muted small">
                   <Time at={row.startedAt} />
                   {row.endedAt !== null && row.startedAt !== null
@@ -373,6 +384,7 @@ function StopLifecycle({ task, events, position }: { task: LiveTask; events: Tas
     [events, cancel],
   );
   const [outcome, setOutcome] = useState<StopOutcome | null>(null);
+  const nodeName = useNodeName();
   const since = wasRunning && position !== null ? { epoch: position.epoch, offset: cancel.offset - 1 } : null;
   useLive(since === null || outcome !== null ? null : ["nodes"], {
     since,
@@ -391,7 +403,7 @@ function StopLifecycle({ task, events, position }: { task: LiveTask; events: Tas
     },
   });
   if (!wasRunning || cancel === undefined) return null;
-  const node = (started?.data?.node as string | undefined) ?? task.node ?? "its node";
+  const node = nodeName((started?.data?.node as string | undefined) ?? task.node) ?? "its node";
   const took = outcome === null ? null : Date.parse(outcome.at) - Date.parse(cancel.at);
   return (
     <Panel title="Stop" className="stop-panel">
@@ -441,7 +453,7 @@ function StopLifecycle({ task, events, position }: { task: LiveTask; events: Tas
                       ? "Handler abandoned"
                       : "Stopped"}
                 </strong>{" "}
-                on {outcome.node}: {HOW[outcome.how] ?? outcome.how}
+                on {nodeName(outcome.node)}: {HOW[outcome.how] ?? outcome.how}
                 <div className="muted small">
                   <Time at={outcome.at} /> · {formatDuration(took)} after the request
                 </div>

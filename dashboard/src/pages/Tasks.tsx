@@ -10,8 +10,8 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { type CSSProperties, type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, type TaskFilter } from "../api.ts";
 import { useAuth } from "../auth.tsx";
-import { useQueues } from "../data.ts";
-import { formatDuration, formatNumber, pluralize } from "../format.ts";
+import { useNodeName, useQueues } from "../data.ts";
+import { formatCompact, formatDuration, formatNumber, pluralize } from "../format.ts";
 import { type LiveEvent, useLive } from "../live.tsx";
 import type { TaskSearch } from "../search.ts";
 import { applyEvent, type LiveTask, progressRate, recordProgress } from "../tasks-live.ts";
@@ -160,6 +160,17 @@ export function Tasks() {
     setSelected(allLoadedSelected ? new Set() : new Set(rows.map((r) => r.id)));
   };
   const queues = useQueues();
+  const nodeName = useNodeName();
+  // Counts per state from the counts table, for the state chips (only where they say the truth: no type, key or
+  // time filter, which the table does not count by).
+  const stateCounts = useMemo(() => {
+    if (queues.data === undefined || filter.type !== undefined || filter.key !== undefined) return null;
+    if (filter.createdAfter !== undefined || filter.createdBefore !== undefined) return null;
+    const sum = Object.fromEntries(TASK_STATES.map((s) => [s, 0])) as Record<TaskState, number>;
+    for (const q of queues.data.queues)
+      if (filter.queue === undefined || q.queue === filter.queue) for (const s of TASK_STATES) sum[s] += q.counts[s];
+    return sum;
+  }, [queues.data, filter]);
   const estimate = useMemo(() => {
     const stats = queues.data?.queues.filter((q) => filter.queue === undefined || q.queue === filter.queue);
     if (stats === undefined || filter.type !== undefined || filter.key !== undefined) return null;
@@ -222,7 +233,12 @@ export function Tasks() {
         <h1>Tasks</h1>
         <FindById autoFocus={search.focus === "1"} />
       </header>
-      <Filters search={search} setSearch={setSearch} queueNames={queues.data?.queues.map((q) => q.queue) ?? []} />
+      <Filters
+        search={search}
+        setSearch={setSearch}
+        queueNames={queues.data?.queues.map((q) => q.queue) ?? []}
+        counts={stateCounts}
+      />
       <div className="toolbar" aria-live="polite">
         {auth.canWrite ? (
           <div className="selection">
@@ -334,22 +350,21 @@ export function Tasks() {
               </td>
             </tr>
           ) : (
-            <>
-              {items.map((item) => {
-                const task = rows[item.index]!;
-                return (
-                  <Row
-                    key={task.id}
-                    task={task}
-                    top={item.start}
-                    index={item.index}
-                    selected={allMatching || selected.has(task.id)}
-                    cursor={cursor === item.index}
-                    onToggle={auth.canWrite ? toggle : null}
-                  />
-                );
-              })}
-            </>
+            items.map((item) => {
+              const task = rows[item.index]!;
+              return (
+                <Row
+                  key={task.id}
+                  nodeName={nodeName(task.node)}
+                  task={task}
+                  top={item.start}
+                  index={item.index}
+                  selected={allMatching || selected.has(task.id)}
+                  cursor={cursor === item.index}
+                  onToggle={auth.canWrite ? toggle : null}
+                />
+              );
+            })
           )}
         </tbody>
       </table>
@@ -380,6 +395,7 @@ function bulkFilter(filter: TaskFilter): BulkFilter {
 
 function Row({
   task,
+  nodeName,
   top,
   index,
   selected,
@@ -387,6 +403,7 @@ function Row({
   onToggle,
 }: {
   task: LiveTask;
+  nodeName: string | null;
   top: number;
   index: number;
   selected: boolean;
@@ -452,7 +469,7 @@ function Row({
         {task.attempt}/{task.maxAttempts}
       </td>
       <td className="td col-node" title={task.node ?? undefined}>
-        {task.node ?? <span className="muted">—</span>}
+        {nodeName ?? <span className="muted">—</span>}
       </td>
       <td className="td col-time">
         <Time at={task.createdAt} />
@@ -518,10 +535,12 @@ function Filters({
   search,
   setSearch,
   queueNames,
+  counts,
 }: {
   search: TaskSearch;
   setSearch: (patch: Partial<TaskSearch>) => void;
   queueNames: string[];
+  counts: Record<TaskState, number> | null;
 }) {
   const states = new Set((search.state ?? "").split(",").filter(Boolean));
   const toggleState = (state: string) => {
@@ -548,6 +567,7 @@ function Filters({
             onClick={() => toggleState(state)}
           >
             {state}
+            {counts === null ? null : <span className="chip-count num">{formatCompact(counts[state])}</span>}
           </button>
         ))}
       </fieldset>
