@@ -1,10 +1,9 @@
 /**
  * Conveyor's public API.
  */
+export type { TaskListQuery, TaskPage } from "./runtime/task-listing.ts";
 export {
   Conveyor,
-  type TaskListQuery,
-  type TaskPage,
   type NodeTree,
   type ClusterView,
   type ScheduleView,

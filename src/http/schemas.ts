@@ -374,7 +374,14 @@ export const taskReadReply = withPosition(taskReply);
 export const taskListReply = withPosition({
   type: "object",
   required: ["tasks", "nextCursor"],
-  properties: { tasks: { type: "array", items: ref("Task") }, nextCursor: { type: ["integer", "null"] } },
+  properties: {
+    tasks: { type: "array", items: ref("Task") },
+    nextCursor: {
+      type: ["integer", "null"],
+      description:
+        "Where the next page starts (pass it as `after`); null at the end. A list filtered by queue, type, time or the states most tasks are in reads at most 20,000 ids per request, so its page may be short, even empty, while nextCursor is not null.",
+    },
+  },
 } as const);
 
 export const bulkReply = {

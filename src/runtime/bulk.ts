@@ -44,7 +44,7 @@ export type BulkTarget = {
     after?: number;
     limit: number;
     order: "asc";
-  }): Promise<{ tasks: { id: number }[] }>;
+  }): Promise<{ tasks: { id: number }[]; nextCursor: number | null }>;
   queueCounts(): Promise<{ queue: string; counts: Record<TaskState, number> }[]>;
 };
 
@@ -95,24 +95,26 @@ export function bulkHandler(target: () => BulkTarget) {
     let after: number | undefined;
     for (;;) {
       if (ctx.signal.aborted) break;
-      const { tasks } = await target().list({
+      // A page may be short, even empty, with more to come: a filtered list reads a bounded stretch of ids at a time.
+      const page = await target().list({
         ...query,
         ...(after === undefined ? {} : { after }),
         limit: PAGE,
         order: "asc",
       });
-      if (tasks.length === 0) break;
-      after = tasks.at(-1)!.id;
-      const outcome = await applyToIds(
-        target(),
-        action,
-        tasks.map((t) => t.id),
-      );
-      done += outcome.done.length;
-      skipped += outcome.skipped.length;
-      const percent = total === null ? 0 : Math.min(99, (100 * (done + skipped)) / Math.max(1, total));
-      ctx.progress(percent, { action, done, skipped, ...(total === null ? {} : { total }) });
-      if (tasks.length < PAGE) break;
+      if (page.tasks.length > 0) {
+        const outcome = await applyToIds(
+          target(),
+          action,
+          page.tasks.map((t) => t.id),
+        );
+        done += outcome.done.length;
+        skipped += outcome.skipped.length;
+        const percent = total === null ? 0 : Math.min(99, (100 * (done + skipped)) / Math.max(1, total));
+        ctx.progress(percent, { action, done, skipped, ...(total === null ? {} : { total }) });
+      }
+      if (page.nextCursor === null) break;
+      after = page.nextCursor;
     }
     ctx.progress(100, { action, done, skipped });
     return { action, done, skipped };

@@ -12,7 +12,6 @@ import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import pino, { type Logger } from "pino";
 import { ConfigError, ConveyorError, NotFoundError, ValidationError } from "../core/errors.ts";
-import type { TaskState } from "../core/states.ts";
 import { normalizeTaskInput } from "../core/task-input.ts";
 import type { Json, LogEvent, Task, TaskEvent, TaskInput } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
@@ -33,6 +32,7 @@ import { buildNodeServices, type NodeServices, logOf } from "./node-services.ts"
 import { logNodeEvents } from "./node-event-log.ts";
 import { NodeEvents } from "./node-events.ts";
 import { Notifier } from "./notifier.ts";
+import { listTasks, type TaskListQuery, type TaskPage } from "./task-listing.ts";
 import { TaskWaiter } from "./task-waiter.ts";
 import {
   applyToIds,
@@ -54,23 +54,6 @@ import { LiveFeed, type LivePosition, type LiveSubscription } from "./live-feed.
 
 /** How often a node on a store without notifications (SQLite) checks whether another process wrote to it. */
 const FOREIGN_WRITE_CHECK_MS = 20;
-
-export type TaskListQuery = {
-  queue?: string;
-  states?: TaskState[];
-  type?: string;
-  key?: string;
-  /** Only tasks created at or after this time. */
-  createdAfter?: Date;
-  /** Only tasks created before this time. */
-  createdBefore?: Date;
-  /** Cursor from a previous page. */
-  after?: number;
-  limit?: number;
-  order?: "asc" | "desc";
-};
-
-export type TaskPage = { tasks: Task[]; nextCursor: number | null };
 
 export type ClusterView = {
   leader: string | null;
@@ -221,11 +204,14 @@ export class Conveyor {
     return this.store.taskGet({ id });
   }
 
+  /**
+   * A page of tasks, newest first unless `order` is "asc". A filtered list reads a bounded stretch of ids per call
+   * (runtime/task-listing.ts): its page may be short, even empty, while `nextCursor` is not null; the list is over
+   * when `nextCursor` is null.
+   */
   async list(query: TaskListQuery = {}): Promise<TaskPage> {
     await this.#ready();
-    const limit = query.limit ?? 50;
-    const tasks = await this.store.taskList({ ...query, limit, order: query.order ?? "desc" });
-    return { tasks, nextCursor: tasks.length === limit ? tasks[tasks.length - 1]!.id : null };
+    return listTasks(this.store, query);
   }
 
   /**
@@ -291,7 +277,7 @@ export class Conveyor {
         if (deleted.length > 0) this.#notifier.eventsWritten();
         return deleted;
       },
-      list: (query) => this.store.taskList(query).then((tasks) => ({ tasks })),
+      list: (query) => this.list(query),
       queueCounts: () => this.store.queueStats(),
     };
   }

@@ -46,6 +46,9 @@ export type TaskListParams = {
   createdAfter?: Date;
   /** Only tasks created before this time. */
   createdBefore?: Date;
+  /** Only ids from idMin to idMax (both included): the bounded stretch a filtered list reads at a time. */
+  idMin?: number;
+  idMax?: number;
   /** Cursor: only tasks with an id after this one in the chosen order. */
   after?: number;
   limit: number;
@@ -152,6 +155,10 @@ export interface Store {
   taskInsertMany(params: { tasks: TaskInsert[]; now: Date; startOn?: TaskStartOn }): Promise<TaskInsertOutcome[]>;
   taskGet(params: { id: number }): Promise<Task | null>;
   taskList(params: TaskListParams): Promise<Task[]>;
+  /** The lowest and highest task ids, or null when there is no task. */
+  taskIdRange(): Promise<{ min: number; max: number } | null>;
+  /** The first task whose id is `id` or more, with its creation time; null past the last. */
+  taskCreatedFrom(params: { id: number }): Promise<{ id: number; createdAt: Date } | null>;
   /**
    * Move up to `limit` queued tasks of `queue` whose type is in `types` to `running` on `node`, ordered by
    * priority (higher first) then id; increments each one's attempt. Claims nothing from a paused queue.

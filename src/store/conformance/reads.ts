@@ -33,6 +33,30 @@ export function readCases(storeTest: StoreTest): void {
         [b2.id],
       );
       assert.deepEqual(ids(await store.taskList({ limit: 10, order: "asc", states: ["running"] })), []);
+      assert.deepEqual(ids(await store.taskList({ limit: 10, order: "asc", states: [] })), []);
+      // An id range, both ends included, with the cursor inside it.
+      assert.deepEqual(ids(await store.taskList({ limit: 10, order: "desc", idMin: a2.id, idMax: b1.id })), [
+        b1.id,
+        a2.id,
+      ]);
+      assert.deepEqual(ids(await store.taskList({ limit: 10, order: "asc", idMin: a2.id, after: a2.id })), [
+        b1.id,
+        b2.id,
+      ]);
     });
+
+    storeTest(
+      "taskIdRange and taskCreatedFrom: the ends of the ids, and the first task from an id on",
+      async (store) => {
+        assert.equal(await store.taskIdRange(), null);
+        assert.equal(await store.taskCreatedFrom({ id: 1 }), null);
+        const first = await insert(store, {});
+        const second = await insert(store, {}, at(5));
+        assert.deepEqual(await store.taskIdRange(), { min: first.id, max: second.id });
+        assert.deepEqual(await store.taskCreatedFrom({ id: first.id + 1 }), { id: second.id, createdAt: at(5) });
+        assert.deepEqual(await store.taskCreatedFrom({ id: first.id }), { id: first.id, createdAt: first.createdAt });
+        assert.equal(await store.taskCreatedFrom({ id: second.id + 1 }), null);
+      },
+    );
   });
 }

@@ -15,6 +15,8 @@ import pg from "pg";
 import type { TaskInsert } from "../store.ts";
 import { PostgresStore } from "./postgres-store.ts";
 import { loadStatements, SESSION_SETTINGS } from "./statements.ts";
+import { taskListStatement } from "./task-list.ts";
+import type { TaskListParams } from "../store.ts";
 import { dropSchema, freshSchema, postgresSuite, postgresUrl } from "../../../test/support/postgres.ts";
 
 const NOW = new Date("2030-01-01T00:00:00.000Z");
@@ -28,6 +30,10 @@ const RUNNING = 50;
 
 /** What one statement may read at most, once the tables are big; `args` are its parameters then. */
 type PlanCase = { name: string; args: () => unknown[]; maxRows: number };
+/** A task list (task-list.ts builds its statement from the filters given), and what it may read at most. */
+type ListCase = { name: string; params: () => TaskListParams; maxRows: number };
+/** The stretch of ids the runtime gives a list no index serves (runtime/task-listing.ts's SCAN_IDS). */
+const STRETCH = 20_000;
 
 function task(partial: Partial<TaskInsert> = {}): TaskInsert {
   return {
@@ -156,7 +162,30 @@ if (await postgresSuite("postgres plans")) {
         { name: "eventLogAfter", args: () => [midOffset, 100], maxRows: 300 },
         { name: "eventLogForTask", args: () => [queuedId, 0, 100], maxRows: 20 },
         { name: "eventLogPrune", args: () => [FAR, 100], maxRows: 300 },
+        { name: "taskIdRange", args: () => [], maxRows: 5 },
+        { name: "taskCreatedFrom", args: () => [queuedId], maxRows: 5 },
       ];
+      const page = { limit: 100, order: "desc" } as const;
+      const stretch = () => ({ idMin: Math.max(1, queuedId - STRETCH + 1), idMax: queuedId });
+      const lists: ListCase[] = [
+        { name: "list_newest", params: () => ({ ...page }), maxRows: 110 },
+        { name: "list_running", params: () => ({ ...page, states: ["running"] }), maxRows: RUNNING + 10 },
+        { name: "list_cancelled", params: () => ({ ...page, states: ["cancelled"] }), maxRows: 110 },
+        { name: "list_by_key", params: () => ({ ...page, key: "k1" }), maxRows: 10 },
+        { name: "list_queue_stretch", params: () => ({ ...page, queue: "few", ...stretch() }), maxRows: STRETCH + 10 },
+        { name: "list_type_stretch", params: () => ({ ...page, type: "none", ...stretch() }), maxRows: STRETCH + 10 },
+        {
+          name: "list_completed_stretch",
+          params: () => ({ ...page, states: ["completed"], ...stretch() }),
+          maxRows: STRETCH + 10,
+        },
+        {
+          name: "list_time_stretch",
+          params: () => ({ ...page, createdAfter: FAR, ...stretch(), order: "asc" }),
+          maxRows: STRETCH + 10,
+        },
+      ];
+      const listStatement = (params: TaskListParams) => taskListStatement(schema, "plans", params);
 
       before(async () => {
         await store.migrate();
@@ -166,10 +195,12 @@ if (await postgresSuite("postgres plans")) {
           await client.query(`ALTER TABLE "${schema}".${table} SET (autovacuum_enabled = false)`);
         await prepare(store, client, schema);
         for (const { name } of cases) await client.query(`PREPARE ${name} AS ${statements.get(name)!}`);
+        for (const { name, params } of lists) await client.query(`PREPARE ${name} AS ${listStatement(params()).text}`);
         // The first run of each, on empty tables, makes its generic plan; the sequencer's inner statements too.
         for (const { name, args } of cases) {
           await readsOf(() => execute(name, args()));
         }
+        for (const { name, params } of lists) await readsOf(() => execute(name, listStatement(params()).values));
         await readsOf(() => client.query(`SELECT "${schema}".event_sequence(100)`));
 
         for (let i = 0; i < QUEUED / 1000; i++)
@@ -219,6 +250,14 @@ if (await postgresSuite("postgres plans")) {
             assert.equal(seqScans, 0, `${name} scanned ${table} sequentially`);
             assert.ok(rows <= maxRows, `${name} read ${rows} rows of ${table} (at most ${maxRows} expected)`);
           }
+        });
+      }
+
+      for (const { name, params, maxRows } of lists) {
+        test(`the task list ${name} reads at most ${maxRows} rows of tasks`, async () => {
+          const reads = await readsOf(() => execute(name, listStatement(params()).values));
+          assert.equal(reads.tasks?.seqScans ?? 0, 0, `${name} scanned tasks sequentially`);
+          assert.ok((reads.tasks?.rows ?? 0) <= maxRows, `${name} read ${reads.tasks?.rows} rows of tasks`);
         });
       }
 

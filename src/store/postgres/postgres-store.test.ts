@@ -421,6 +421,7 @@ if (await postgresSuite("postgres store")) {
             [
               "tasks_claim",
               "tasks_ended_badly",
+              "tasks_key", // 006
               "tasks_key_active",
               "tasks_pkey",
               "tasks_running_node",

@@ -49,6 +49,7 @@ import { assembleQueueStats } from "../queue-stats.ts";
 import type { DispatchStore } from "../dispatch-store.ts";
 import { PostgresDispatchStore } from "./dispatch.ts";
 import { insertTasks } from "./insert.ts";
+import { taskListStatement } from "./task-list.ts";
 import { migrate, migrationStatus } from "./migrate.ts";
 import {
   claimedToTask,
@@ -60,7 +61,7 @@ import {
   rowToTask,
   type Row,
 } from "./row-mapping.ts";
-import { loadStatements, quoteSchema, SESSION_SETTINGS, statementPrefix, TASK_COLUMNS } from "./statements.ts";
+import { loadStatements, quoteSchema, SESSION_SETTINGS, statementPrefix } from "./statements.ts";
 
 export type PostgresStoreOptions = {
   /** A libpq-style URL: postgres://user:password@host:port/database. */
@@ -83,7 +84,6 @@ const PRUNE_WINDOW = 1000;
 const SEQUENCE_BATCH = 10_000;
 
 /** The states tasks_ended_badly covers. */
-const ENDED_BADLY = new Set<TaskState>(["failed", "cancelled"]);
 
 export class PostgresStore implements Store {
   readonly capabilities: StoreCapabilities = { driver: "postgres", multiHost: true, notifications: true };
@@ -190,41 +190,20 @@ export class PostgresStore implements Store {
   }
 
   async taskList(params: TaskListParams): Promise<Task[]> {
-    // Built here rather than in a .sql file: the filters are optional, and only their presence varies. Each
-    // combination is its own prepared statement (at most 256), so every one gets a plan that fits it.
-    const where: string[] = [];
-    const values: unknown[] = [];
-    const shape: string[] = [];
-    const add = (code: string, condition: string, value: unknown) => {
-      values.push(value);
-      where.push(condition.replace("?", `$${values.length}`));
-      shape.push(code);
-    };
-    if (params.queue !== undefined) add("q", "queue = ?::text", params.queue);
-    if (params.type !== undefined) add("t", "type = ?::text", params.type);
-    if (params.key !== undefined) add("k", "key = ?::text", params.key);
-    if (params.states !== undefined) add("s", "state = ANY(?::text[])", params.states);
-    // Spelled out, so that the plan a prepared statement settles on (generic, blind to the states given) can
-    // still use tasks_ended_badly.
-    if (
-      params.states !== undefined &&
-      params.states.length > 0 &&
-      params.states.every((state) => ENDED_BADLY.has(state))
-    ) {
-      where.push("state IN ('failed', 'cancelled')");
-      shape.push("b");
-    }
-    if (params.createdAfter !== undefined) add("f", "created_at >= ?::timestamptz", params.createdAfter);
-    if (params.createdBefore !== undefined) add("u", "created_at < ?::timestamptz", params.createdBefore);
-    if (params.after !== undefined)
-      add("a", params.order === "asc" ? "id > ?::bigint" : "id < ?::bigint", params.after);
-    values.push(params.limit);
-    const order = params.order === "asc" ? "ASC" : "DESC";
-    const text = `SELECT ${TASK_COLUMNS} FROM ${quoteSchema(this.schema)}.tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY id ${order} LIMIT $${values.length}::integer`;
-    const name = `${this.#prefix}.taskList.${shape.join("")}.${params.order}`;
-    const { rows } = await this.#pool.query<Row>({ name, text, values });
+    const { rows } = await this.#pool.query<Row>(taskListStatement(this.schema, this.#prefix, params));
     return rows.map(rowToTask);
+  }
+
+  async taskIdRange(): Promise<{ min: number; max: number } | null> {
+    const { rows } = await this.#run("taskIdRange", []);
+    const row = rows[0] as { min: string | null; max: string | null } | undefined;
+    return row?.min == null || row.max == null ? null : { min: Number(row.min), max: Number(row.max) };
+  }
+
+  async taskCreatedFrom({ id }: { id: number }): Promise<{ id: number; createdAt: Date } | null> {
+    const { rows } = await this.#run("taskCreatedFrom", [id]);
+    const row = rows[0] as { id: string; created_at: Date } | undefined;
+    return row === undefined ? null : { id: Number(row.id), createdAt: row.created_at };
   }
 
   async taskClaim(params: { queue: string; types: string[]; node: string; limit: number; now: Date }): Promise<Task[]> {

@@ -15,7 +15,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
 import { ConflictError, type ErrorRecord } from "../../core/errors.ts";
-import { canTransition, type TaskState, TRANSITIONS } from "../../core/states.ts";
+import { canTransition, TASK_STATES, type TaskState, TRANSITIONS } from "../../core/states.ts";
 import type { ChannelEventType, Json, LogEvent, Task, TaskProgress } from "../../core/task.ts";
 import { eventsAfter, type LogEntry } from "../event-log.ts";
 import { assembleQueueStats } from "../queue-stats.ts";
@@ -177,40 +177,41 @@ export class SqliteStore implements Store {
   }
 
   async taskList(params: TaskListParams): Promise<Task[]> {
-    // Built here rather than in a .sql file: the filters are optional, and only their presence varies.
+    // Built here rather than in a .sql file: the filters are optional, and only their presence varies. The states,
+    // from a closed list, are literals, so that a partial index over a state can serve them.
     const where: string[] = [];
     const values: Row = { limit: params.limit };
-    if (params.queue !== undefined) {
-      where.push("queue = :queue");
-      values.queue = params.queue;
-    }
-    if (params.type !== undefined) {
-      where.push("type = :type");
-      values.type = params.type;
-    }
-    if (params.key !== undefined) {
-      where.push("key = :key");
-      values.key = params.key;
-    }
+    const add = (condition: string, name: string, value: SQLInputValue) => {
+      where.push(condition);
+      values[name] = value;
+    };
+    if (params.queue !== undefined) add("queue = :queue", "queue", params.queue);
+    if (params.type !== undefined) add("type = :type", "type", params.type);
+    if (params.key !== undefined) add("key = :key", "key", params.key);
     if (params.states !== undefined) {
-      where.push("state IN (SELECT value FROM json_each(:states))");
-      values.states = JSON.stringify(params.states);
+      const states = TASK_STATES.filter((state) => params.states!.includes(state));
+      where.push(states.length === 0 ? "false" : `state IN (${states.map((s) => `'${s}'`).join(", ")})`);
     }
-    if (params.createdAfter !== undefined) {
-      where.push("created_at >= :createdAfter");
-      values.createdAfter = params.createdAfter.getTime();
-    }
-    if (params.createdBefore !== undefined) {
-      where.push("created_at < :createdBefore");
-      values.createdBefore = params.createdBefore.getTime();
-    }
-    if (params.after !== undefined) {
-      where.push(params.order === "asc" ? "id > :after" : "id < :after");
-      values.after = params.after;
-    }
+    if (params.createdAfter !== undefined)
+      add("created_at >= :createdAfter", "createdAfter", params.createdAfter.getTime());
+    if (params.createdBefore !== undefined)
+      add("created_at < :createdBefore", "createdBefore", params.createdBefore.getTime());
+    if (params.idMin !== undefined) add("id >= :idMin", "idMin", params.idMin);
+    if (params.idMax !== undefined) add("id <= :idMax", "idMax", params.idMax);
+    if (params.after !== undefined) add(params.order === "asc" ? "id > :after" : "id < :after", "after", params.after);
     const sql = `SELECT * FROM tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
       ORDER BY id ${params.order === "asc" ? "ASC" : "DESC"} LIMIT :limit`;
     return this.#db.prepare(sql).all(values).map(rowToTask);
+  }
+
+  async taskIdRange(): Promise<{ min: number; max: number } | null> {
+    const row = this.#statements.get("taskIdRange").get({}) as { min: number | null; max: number | null };
+    return row.min === null || row.max === null ? null : { min: row.min, max: row.max };
+  }
+
+  async taskCreatedFrom({ id }: { id: number }): Promise<{ id: number; createdAt: Date } | null> {
+    const row = this.#statements.get("taskCreatedFrom").get({ id }) as { id: number; created_at: number } | undefined;
+    return row === undefined ? null : { id: row.id, createdAt: new Date(row.created_at) };
   }
 
   async taskClaim(params: { queue: string; types: string[]; node: string; limit: number; now: Date }): Promise<Task[]> {

@@ -12,3 +12,7 @@ CREATE TABLE {{schema}}.task_stats (
   wait jsonb NOT NULL,
   PRIMARY KEY (at, node)
 );
+-- Finding tasks by key, finished ones too (tasks_key_active holds only active ones): only tasks with a key pay for
+-- it. The other filters of a list (queue, type, time) get no index, which every transition of every task would
+-- rewrite: the runtime reads them in bounded stretches of ids instead (runtime/task-listing.ts).
+CREATE INDEX tasks_key ON {{schema}}.tasks (key, id) WHERE key IS NOT NULL;

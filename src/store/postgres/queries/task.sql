@@ -198,6 +198,15 @@ FROM {{schema}}.tasks WHERE key = ANY($1::text[]) AND state IN ('scheduled', 'qu
 SELECT {{task_columns}}
 FROM {{schema}}.tasks WHERE id = $1::bigint;
 
+-- name: taskIdRange
+-- The lowest and highest task ids: two reads of the primary key's ends.
+SELECT min(id) AS min, max(id) AS max FROM {{schema}}.tasks;
+
+-- name: taskCreatedFrom
+-- The first task with an id of $1 or more, and when it was created: a step of the search that turns a time into
+-- an id (runtime/task-listing.ts).
+SELECT id, created_at FROM {{schema}}.tasks WHERE id >= $1::bigint ORDER BY id LIMIT 1;
+
 -- name: taskClaim
 -- Claims up to $4 queued tasks of queue $1 whose type is in $2 for node $3 at $5, best priority first, then FIFO.
 -- The CTE reads the tasks_claim index in order and locks what it takes, skipping rows another claimer holds

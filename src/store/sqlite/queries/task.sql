@@ -34,6 +34,12 @@ SELECT * FROM tasks WHERE key = :key AND state IN ('scheduled', 'queued', 'runni
 -- name: taskGet
 SELECT * FROM tasks WHERE id = :id;
 
+-- name: taskIdRange
+SELECT min(id) AS min, max(id) AS max FROM tasks;
+
+-- name: taskCreatedFrom
+SELECT id, created_at FROM tasks WHERE id >= :id ORDER BY id LIMIT 1;
+
 -- name: taskClaim
 -- Claims up to :limit queued tasks of :queue whose type is in :types (a JSON array), best priority first, then
 -- FIFO. Nothing is claimed from a paused queue. The index tasks_claim serves the inner SELECT in order.
