@@ -55,6 +55,13 @@ if (process.argv.includes("--live")) {
   process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--live")));
 }
 
+// `--dashboard`: what the dashboard's requests cost at a small and a large table (bench/dashboard/).
+if (process.argv.includes("--dashboard")) {
+  const dashboard = new URL("./dashboard/run.ts", import.meta.url);
+  const { main } = (await import(dashboard.href)) as { main: (argv: string[]) => Promise<number> };
+  process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--dashboard")));
+}
+
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
   process.stdout.write(USAGE);
