@@ -1,0 +1,103 @@
+/**
+ * Dispatch's deliveries as people steer them: one with its attempts, the failing ones page by page, a retry of one
+ * (a replay from the start of its schedule), a cancel, and the replay of a publisher's failures over a window of time
+ * (Svix's recover: in batches, at most MAX_REPLAY). A replayed delivery becomes due at once and the retry timer gives
+ * it a task.
+ */
+import { ConflictError, NotFoundError, ValidationError } from "../core/errors.ts";
+import type { DeliveryState } from "../store/dispatch-store.ts";
+import { deliveryCursor, parseDeliveryCursor } from "./cursors.ts";
+import { type DeliveryView, view } from "./messages.ts";
+import type { DispatchParts } from "./parts.ts";
+
+export const MAX_REPLAY = 10_000;
+const REPLAY_BATCH = 500;
+
+export type DeliveryDetail = DeliveryView;
+
+export type DeliveryQuery = {
+  state: Exclude<DeliveryState, "delivered">;
+  publisher?: number;
+  cursor?: string;
+  limit?: number;
+};
+
+export type DeliveryPage = { deliveries: DeliveryView[]; nextCursor: string | null };
+
+export async function detail(parts: DispatchParts, id: number): Promise<DeliveryDetail> {
+  await parts.ready();
+  const delivery = await parts.conveyor.store.dispatch.deliveryGet({ id });
+  if (delivery === null) throw new NotFoundError("delivery_not_found", `no delivery ${id}`);
+  return view(parts, delivery);
+}
+
+export async function list(parts: DispatchParts, query: DeliveryQuery): Promise<DeliveryPage> {
+  await parts.ready();
+  const limit = query.limit ?? 50;
+  const deliveries = await parts.conveyor.store.dispatch.deliveryList({
+    state: query.state,
+    publisherId: query.publisher,
+    before: query.cursor === undefined ? undefined : parseDeliveryCursor(query.cursor),
+    limit,
+  });
+  const views = await Promise.all(deliveries.map((delivery) => view(parts, delivery)));
+  const last = deliveries.at(-1);
+  return {
+    deliveries: views,
+    nextCursor: deliveries.length === limit && last !== undefined ? deliveryCursor(last) : null,
+  };
+}
+
+export async function retry(parts: DispatchParts, id: number): Promise<DeliveryDetail> {
+  const current = await detail(parts, id);
+  if (current.state !== "failed" && current.state !== "cancelled")
+    throw new ConflictError(
+      "invalid_state",
+      `delivery ${id} is ${current.state}; only failed or cancelled ones are retried`,
+    );
+  if (current.publisher.deleted) throw new ConflictError("invalid_state", `delivery ${id}'s publisher is deleted`);
+  const now = parts.clock.now();
+  await parts.conveyor.store.dispatch.deliveryReplay({ ids: [id], limit: 1, now });
+  made(parts, now);
+  return detail(parts, id);
+}
+
+export async function cancel(parts: DispatchParts, id: number): Promise<DeliveryDetail> {
+  await parts.ready();
+  const cancelled = await parts.conveyor.store.dispatch.deliveryCancel({ id, now: parts.clock.now() });
+  if (cancelled === null) throw new NotFoundError("delivery_not_found", `no delivery ${id}`);
+  parts.notifier.eventsWritten();
+  return view(parts, cancelled);
+}
+
+export async function replay(
+  parts: DispatchParts,
+  publisherId: number,
+  window: { from: Date; to: Date },
+): Promise<{ replayed: number }> {
+  if (!(window.from.getTime() < window.to.getTime()))
+    throw new ValidationError("the window must end after it starts", [
+      { in: "body", field: "until", message: "is invalid" },
+    ]);
+  await parts.ready();
+  const { dispatch } = parts.conveyor.store;
+  if ((await dispatch.publisherGet({ id: publisherId })) === null)
+    throw new NotFoundError("publisher_not_found", `no publisher ${publisherId}`);
+  let replayed = 0;
+  const now = parts.clock.now();
+  while (replayed < MAX_REPLAY) {
+    const limit = Math.min(REPLAY_BATCH, MAX_REPLAY - replayed);
+    const ids = await dispatch.deliveryReplay({ window: { publisherId, ...window }, limit, now });
+    replayed += ids.length;
+    if (ids.length < limit) break;
+  }
+  if (replayed > 0) made(parts, now);
+  return { replayed };
+}
+
+/** Deliveries were made due at `now`: this node's timer and the others' look at once. */
+function made(parts: DispatchParts, now: Date): void {
+  parts.notifier.eventsWritten();
+  parts.timer.due(now);
+  parts.conveyor.bus.publish("scheduled", { at: now.getTime() });
+}
