@@ -140,6 +140,9 @@ export function useLive(channels: string[] | null, options: UseLiveOptions): voi
     if (!document.hidden) open();
     const stop = subscribeVisibility(onVisibility);
     return () => {
+      // What came is delivered, even when the subscription moves on (a new snapshot, new channels) before the next
+      // frame: the next subscription starts after it, and would not bring it again.
+      flush();
       closed = true;
       stop();
       ref?.close();

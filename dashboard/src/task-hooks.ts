@@ -4,7 +4,7 @@
  * what events do not carry (the result, the error's stack).
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useMemo, useState } from "react";
+import { useMemo, useRef, useState } from "react";
 import { api } from "./api.ts";
 import { type LiveEvent, useLive, useThrottle } from "./live.tsx";
 import { applyEvent, ENDED, type LiveTask, recordProgress } from "./tasks-live.ts";
@@ -23,27 +23,31 @@ export function useTask(id: number, { history = false }: { history?: boolean } =
     queryFn: () => api.taskEvents(id),
     enabled: history && snapshot.isSuccess,
   });
-  const [live, setLive] = useState<{ base: unknown; task: LiveTask | null; events: TaskEvent[] }>({
-    base: null,
-    task: null,
-    events: [],
-  });
+  // The stream's view of the task (applied over the latest snapshot) and the events it brought; a new snapshot
+  // wins over patches older than it (applyEvent compares offsets), and never drops an event.
+  const [patched, setPatched] = useState<LiveTask | null>(null);
+  const [streamed, setStreamed] = useState<TaskEvent[]>([]);
   const base = snapshot.data;
-  // A new snapshot replaces what the stream had patched, keeping the events it brought.
-  let current = live;
-  if (base !== undefined && live.base !== base) {
-    current = { base, task: { ...base.task, at: base.position.offset }, events: live.events };
-    setLive(current);
-  }
+  const baseTask = useMemo<LiveTask | null>(
+    () => (base === undefined ? null : { ...base.task, at: base.position.offset }),
+    [base],
+  );
+  const latestBase = useRef(baseTask);
+  latestBase.current = baseTask;
+  const task = patched !== null && (baseTask === null || patched.at > baseTask.at) ? patched : baseTask;
   const reload = useThrottle(() => void queryClient.invalidateQueries({ queryKey: ["task", id] }), 300);
   useLive(base === undefined ? null : [`task:${id}`], {
     since: base?.position ?? null,
     onEvents: (events: LiveEvent[]) => {
       for (const event of events) recordProgress(event);
-      setLive((state) => {
-        let task = state.task;
-        for (const event of events) if (task !== null) task = applyEvent(task, event);
-        const known = new Set(state.events.map((e) => e.offset));
+      setPatched((previous) => {
+        const start = latestBase.current;
+        let next = previous !== null && (start === null || previous.at > start.at) ? previous : start;
+        for (const event of events) if (next !== null) next = applyEvent(next, event);
+        return next;
+      });
+      setStreamed((previous) => {
+        const known = new Set(previous.map((e) => e.offset));
         const added = events
           .filter((e) => !known.has(e.offset))
           .map((e) => ({
@@ -54,7 +58,7 @@ export function useTask(id: number, { history = false }: { history?: boolean } =
             data: (e.data ?? null) as Record<string, unknown> | null,
             at: e.at,
           }));
-        return { ...state, task, events: added.length === 0 ? state.events : [...state.events, ...added] };
+        return added.length === 0 ? previous : [...previous, ...added];
       });
       if (events.some((e) => ENDED.has(e.name) || e.name === "task.rerun")) reload();
     },
@@ -63,8 +67,8 @@ export function useTask(id: number, { history = false }: { history?: boolean } =
   const events = useMemo(() => {
     const all = new Map<number, TaskEvent>();
     for (const event of past.data?.events ?? []) all.set(event.offset, event);
-    for (const event of current.events) all.set(event.offset, event);
+    for (const event of streamed) all.set(event.offset, event);
     return [...all.values()].sort((a, b) => a.offset - b.offset);
-  }, [past.data, current.events]);
-  return { task: current.task, events, snapshot, history: past, reload };
+  }, [past.data, streamed]);
+  return { task, events, snapshot, history: past, reload };
 }

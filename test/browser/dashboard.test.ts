@@ -27,7 +27,10 @@ import {
 async function rowIds(page: Page): Promise<number[]> {
   return page.$$eval("tr[data-task]", (rows) =>
     rows
-      .map((row) => ({ id: Number((row as HTMLElement).dataset.task), top: row.getBoundingClientRect().top }))
+      .map((row) => ({
+        id: Number((row as unknown as { dataset: { task: string } }).dataset.task),
+        top: row.getBoundingClientRect().top,
+      }))
       .sort((a, b) => a.top - b.top)
       .map((r) => r.id),
   );
@@ -115,7 +118,13 @@ describe("the dashboard", () => {
           if (name === "overview") await page.locator(".chart canvas").first().waitFor();
           await page.waitForTimeout(250); // charts and relative times settle
           // Nothing is wider than the screen (no sideways scrolling, nothing cut off at the right).
-          const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+          const overflow = await page.evaluate(() => {
+            const browser = globalThis as unknown as {
+              document: { documentElement: { scrollWidth: number } };
+              innerWidth: number;
+            };
+            return browser.document.documentElement.scrollWidth - browser.innerWidth;
+          });
           assert.ok(overflow <= 0, `${name} on ${device} is ${overflow}px wider than the screen`);
           await screenshot(page, `${name}-${device}-${scheme}`);
         }
@@ -182,7 +191,10 @@ describe("the dashboard", () => {
     const lifecycle = page.getByRole("list", { name: "Stop lifecycle" });
     // demo.spin ignores its signal: after its grace period (1 s) its thread is terminated.
     await lifecycle.locator('[data-stop-how="terminated"]').waitFor({ timeout: WAIT_MS });
-    assert.match(await lifecycle.innerText(), /Thread terminated[\s\S]*thread was terminated after the grace period/);
+    assert.match(
+      (await lifecycle.textContent()) ?? "",
+      /Thread terminated[\s\S]*thread was terminated after the grace period/,
+    );
     await screenshot(page, "task-stopped-spin-desktop-light");
     // Reloaded, the page finds the outcome again (from the nodes channel, replayed from the cancel).
     await page.reload();
@@ -270,7 +282,9 @@ describe("the dashboard", () => {
     await eventually("every row completed", async () =>
       page.$$eval('tr[data-task][data-state="completed"]', (rows, n) => rows.length === n, expected.length),
     ).catch(async () => {
-      const states = await page.$$eval("tr[data-task]", (rows) => rows.map((r) => (r as HTMLElement).dataset.state));
+      const states = await page.$$eval("tr[data-task]", (rows) =>
+        rows.map((r) => (r as unknown as { dataset: { state: string } }).dataset.state),
+      );
       assert.fail(`rows not all completed: ${JSON.stringify(states)}`);
     });
   });

@@ -10,7 +10,7 @@ import { useVirtualizer } from "@tanstack/react-virtual";
 import { type CSSProperties, type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { api, type TaskFilter } from "../api.ts";
 import { useAuth } from "../auth.tsx";
-import { useNodeName, useQueues } from "../data.ts";
+import { useCountsLive, useNodeName, useQueues } from "../data.ts";
 import { formatCompact, formatDuration, formatNumber, pluralize } from "../format.ts";
 import { type LiveEvent, useLive } from "../live.tsx";
 import type { TaskSearch } from "../search.ts";
@@ -159,6 +159,7 @@ export function Tasks() {
     setAllMatching(false);
     setSelected(allLoadedSelected ? new Set() : new Set(rows.map((r) => r.id)));
   };
+  useCountsLive();
   const queues = useQueues();
   const nodeName = useNodeName();
   // Counts per state from the counts table, for the state chips (only where they say the truth: no type, key or
