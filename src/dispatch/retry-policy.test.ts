@@ -22,8 +22,14 @@ test("the default schedule: immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 
 });
 
 test("jitter stays within ±20 % of the schedule's delay", () => {
-  assert.equal(retryDelay(SCHEDULE, 2, plain, () => 0), 240_000);
-  assert.equal(retryDelay(SCHEDULE, 2, plain, () => 1), 360_000);
+  assert.equal(
+    retryDelay(SCHEDULE, 2, plain, () => 0),
+    240_000,
+  );
+  assert.equal(
+    retryDelay(SCHEDULE, 2, plain, () => 1),
+    360_000,
+  );
   for (let i = 0; i < 200; i++) {
     const delay = retryDelay(SCHEDULE, 3, plain)!;
     assert.ok(delay >= 1_440_000 && delay <= 2_160_000, `${delay} is out of bounds`);
@@ -45,8 +51,14 @@ test("Retry-After slows a retry down, up to an hour, never speeds it up", () => 
 });
 
 test("fixed mode: every seconds_retry, exactly, 100 attempts unless the publisher says otherwise", () => {
-  assert.equal(retryDelay(FIXED, 1, plain, () => 0), 30_000);
-  assert.equal(retryDelay(FIXED, 99, { ...plain, timedOut: true }, () => 1), 30_000);
+  assert.equal(
+    retryDelay(FIXED, 1, plain, () => 0),
+    30_000,
+  );
+  assert.equal(
+    retryDelay(FIXED, 99, { ...plain, timedOut: true }, () => 1),
+    30_000,
+  );
   assert.equal(retryDelay(FIXED, 100, plain), null);
   assert.equal(retryDelay({ ...FIXED, maxAttempts: 3 }, 3, plain), null);
   assert.equal(retryDelay({ ...SCHEDULE, maxAttempts: 12 }, 11, plain, middle), 36_000_000, "the last delay repeats");
