@@ -2,13 +2,11 @@
  * Every view has a URL (filters and selections included), so any of them can be bookmarked, shared or reloaded.
  * Search parameters are plain (`?state=running,failed&queue=mail`), not JSON.
  */
-import { createRootRoute, createRoute, createRouter } from "@tanstack/react-router";
+import { createRootRoute, createRoute, createRouter, lazyRouteComponent } from "@tanstack/react-router";
 import { BASE_PATH } from "./env.ts";
 import { NotFound } from "./pages/NotFound.tsx";
 import { Nodes } from "./pages/Nodes.tsx";
-import { Overview } from "./pages/Overview.tsx";
 import { Queues } from "./pages/Queues.tsx";
-import { Schedules } from "./pages/Schedules.tsx";
 import { TaskDetail } from "./pages/TaskDetail.tsx";
 import { Tasks } from "./pages/Tasks.tsx";
 import type { ScheduleSearch, TaskSearch } from "./search.ts";
@@ -28,7 +26,12 @@ function pick<T extends string>(search: Record<string, unknown>, names: readonly
 
 const rootRoute = createRootRoute({ component: Shell, notFoundComponent: NotFound });
 
-const overviewRoute = createRoute({ getParentRoute: () => rootRoute, path: "/", component: Overview });
+// The two pages with a library of their own load it when they are first shown: uPlot (charts), croner (cron).
+const overviewRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "/",
+  component: lazyRouteComponent(() => import("./pages/Overview.tsx"), "Overview"),
+});
 
 const tasksRoute = createRoute({
   getParentRoute: () => rootRoute,
@@ -50,7 +53,7 @@ const schedulesRoute = createRoute({
   getParentRoute: () => rootRoute,
   path: "schedules",
   validateSearch: (search: Record<string, unknown>): ScheduleSearch => pick(search, ["edit"] as const),
-  component: Schedules,
+  component: lazyRouteComponent(() => import("./pages/Schedules.tsx"), "Schedules"),
 });
 
 const routeTree = rootRoute.addChildren([

@@ -289,6 +289,83 @@ describe("the dashboard", () => {
     });
   });
 
+  test("bulk actions: chosen rows stopped at once, then every matching task rerun in the background, with a report", async (t) => {
+    await node.conveyor.pauseQueue("bulk");
+    const outcomes = await node.conveyor.enqueueMany(
+      Array.from({ length: 5 }, (_, i) => ({ type: "demo.sleep", queue: "bulk", data: { ms: 10, i } })),
+    );
+    const ids = outcomes.map((o) => o.task.id);
+    const opened = await openPage(t, context, `${node.base}/tasks?queue=bulk`);
+    if (opened === null) return;
+    const { page } = opened;
+    await page.locator(`tr[data-task="${ids[0]}"]`).waitFor({ timeout: WAIT_MS });
+    await waitLive(page);
+    await page.getByRole("checkbox", { name: `Select task ${ids[0]}` }).check();
+    await page.getByRole("checkbox", { name: `Select task ${ids[1]}` }).check();
+    await page.getByText("2 selected").waitFor();
+    await page.locator(".selection").getByRole("button", { name: "Stop" }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByRole("heading", { name: "Stop 2 tasks?" }).waitFor();
+    await dialog.getByRole("button", { name: "Stop 2 tasks" }).click();
+    await dialog.getByText(/2 tasks\s+stopped/).waitFor({ timeout: WAIT_MS });
+    for (const id of ids.slice(0, 2)) assert.equal((await node.conveyor.get(id))?.state, "cancelled");
+    await dialog.getByRole("button", { name: "Close" }).first().click();
+    // The rows follow: the two are cancelled, live.
+    await page.locator(`tr[data-task="${ids[0]}"][data-state="cancelled"]`).waitFor({ timeout: WAIT_MS });
+
+    await page.getByRole("checkbox", { name: "Select all loaded rows" }).check();
+    await page.getByRole("button", { name: "Select all matching" }).click();
+    await page.locator(".selection").getByRole("button", { name: "Rerun" }).click();
+    await dialog.getByRole("button", { name: "Rerun all matching" }).click();
+    // Done by a conveyor.bulk task on the server; its progress and its report come through its own channel.
+    await dialog.getByText(/2 tasks\s+rerun, 3 skipped/).waitFor({ timeout: WAIT_MS });
+    await screenshot(page, "bulk-rerun-desktop-light");
+    for (const id of ids.slice(0, 2)) assert.equal((await node.conveyor.get(id))?.state, "queued");
+    await dialog.getByRole("button", { name: "Close" }).first().click();
+    await node.conveyor.resumeQueue("bulk");
+  });
+
+  test("keyboard: / finds, ? helps, g q goes to the queues", async (t) => {
+    const opened = await openPage(t, context, `${node.base}/tasks`);
+    if (opened === null) return;
+    const { page } = opened;
+    await page.getByRole("heading", { level: 1, name: "Tasks" }).waitFor({ timeout: WAIT_MS });
+    await page.keyboard.press("/");
+    assert.equal(
+      await page.evaluate(() =>
+        (
+          globalThis as unknown as { document: { activeElement: { getAttribute(n: string): string | null } } }
+        ).document.activeElement.getAttribute("aria-label"),
+      ),
+      "Find a task by id",
+    );
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("?");
+    await page.getByRole("dialog", { name: "Keyboard shortcuts" }).waitFor();
+    await page.keyboard.press("Escape");
+    await page.getByRole("dialog").waitFor({ state: "hidden" });
+    await page.keyboard.press("g");
+    await page.keyboard.press("q");
+    await page.getByRole("heading", { level: 1, name: "Queues" }).waitFor({ timeout: WAIT_MS });
+    assert.match(page.url(), /\/queues$/);
+  });
+
+  test("a new major version on every node shows the reload notice (and the same major does not)", async (t) => {
+    const opened = await openPage(t, context, `${node.base}/`);
+    if (opened === null) return;
+    await opened.page.getByRole("heading", { level: 1, name: "Overview" }).waitFor({ timeout: WAIT_MS });
+    await waitLive(opened.page);
+    assert.equal(await opened.page.getByText("A new version of Conveyor is deployed").count(), 0);
+    const newer = await startNode({ nodeName: "upgraded", version: "1.4.0" });
+    t.after(() => newer.stop());
+    const upgraded = await openPage(t, context, `${newer.base}/`);
+    if (upgraded === null) return;
+    const banner = upgraded.page.getByRole("alert").filter({ hasText: "A new version of Conveyor is deployed" });
+    await banner.waitFor({ timeout: WAIT_MS });
+    assert.match((await banner.textContent()) ?? "", /1\.4\.0/);
+    await banner.getByRole("button", { name: "Reload" }).waitFor();
+  });
+
   test("failure drills: a crashed service is restarted by its supervisor, visibly", async (t) => {
     const opened = await openPage(t, context, `${node.base}/nodes`);
     if (opened === null) return;

@@ -46,14 +46,19 @@ export function BulkDialog({
   onDone: () => void;
 }) {
   const [outcome, setOutcome] = useState<Outcome>({ kind: "idle" });
+  // What the dialog was opened for, kept while it runs (the page clears its selection once it is done).
+  const [frozen, setFrozen] = useState<BulkTarget | null>(null);
   const label = action === null ? null : ACTION_LABEL[action];
-  const count = target.kind === "ids" ? target.ids.length : target.estimate;
+  const shown = frozen ?? target;
+  const count = shown.kind === "ids" ? shown.ids.length : shown.estimate;
   const close = () => {
     setOutcome({ kind: "idle" });
+    setFrozen(null);
     onClose();
   };
   const run = async () => {
     if (action === null) return;
+    setFrozen(target);
     try {
       if (target.kind === "ids") {
         const result: BulkResult = { done: [], skipped: [] };
@@ -96,7 +101,7 @@ export function BulkDialog({
       }
     >
       {action === null ? null : <p>{WHAT[action]}</p>}
-      {target.kind === "filter" ? (
+      {shown.kind === "filter" ? (
         <p className="muted">
           Every task matching the filter now{count === null ? "" : ` (about ${formatNumber(count)})`}, done on the
           server in the background: you may close this and follow it on its task's page.
@@ -156,11 +161,13 @@ function BulkTaskProgress({ task: initial, action }: { task: Task; action: BulkA
     <div className="bulk-progress">
       <ProgressBar percent={task.state === "completed" ? 100 : (task.progress?.percent ?? 0)} label="Bulk action" />
       <p className="muted small">
-        {typeof info.total === "number"
-          ? `${formatNumber(handled)} of ${formatNumber(info.total)}`
-          : typeof info.done === "number"
-            ? `${formatNumber(handled)} so far`
-            : task.state}{" "}
+        {task.state === "completed"
+          ? `done: ${formatNumber(handled)} handled`
+          : typeof info.total === "number"
+            ? `${formatNumber(handled)} of ${formatNumber(info.total)}`
+            : typeof info.done === "number"
+              ? `${formatNumber(handled)} so far`
+              : task.state}{" "}
         ·{" "}
         <Link to="/tasks/$id" params={{ id: String(task.id) }}>
           task #{task.id}
