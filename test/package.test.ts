@@ -72,6 +72,23 @@ const { text } = await clientModule();
 console.log(JSON.stringify({ module: /^export class LiveClient /m.test(text), typed: /#socket:/.test(text) }));
 `;
 
+/** The dashboard the package ships, served by a node:http server under a prefix (createRequestHandler). */
+const DASHBOARD = `import http from "node:http";
+import { Conveyor, createRequestHandler } from "conveyor-tasks";
+const conveyor = new Conveyor({ database: "./dashboard.db" });
+const handler = await createRequestHandler({ conveyor, prefix: "/ops" });
+const server = http.createServer((req, res) => handler(req, res));
+await new Promise((resolve) => server.listen(0, "127.0.0.1", resolve));
+const base = "http://127.0.0.1:" + server.address().port;
+const page = await (await fetch(base + "/ops/tasks/1")).text();
+const script = /src="\\.\\/(assets\\/[^"]+\\.js)"/.exec(page)?.[1];
+const asset = await fetch(base + "/ops/" + script);
+console.log(JSON.stringify({ base: page.includes('<base href="/ops/">'), script: asset.status, type: asset.headers.get("content-type") }));
+await handler.close();
+server.close();
+await conveyor.stop();
+`;
+
 test("npm pack installs into an empty project, which runs the README's example and npx conveyor", async (t) => {
   const dir = mkdtempSync(join(tmpdir(), "conveyor-package-"));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -114,6 +131,15 @@ test("npm pack installs into an empty project, which runs the README's example a
   writeFileSync(join(project, "served.mjs"), SERVED);
   assert.deepEqual(JSON.parse(await sh(process.execPath, ["served.mjs"], project)), { module: true, typed: false });
   lap("import conveyor-tasks/client, and the client a node serves");
+
+  assert.ok(existsSync(join(installed, "dashboard", "dist", "index.html")), "the package ships the built dashboard");
+  writeFileSync(join(project, "dashboard.mjs"), DASHBOARD);
+  assert.deepEqual(JSON.parse(await sh(process.execPath, ["dashboard.mjs"], project)), {
+    base: true,
+    script: 200,
+    type: "text/javascript; charset=utf-8",
+  });
+  lap("the dashboard, from a node:http server under a prefix");
 
   // The declarations the package's exports name are enough to type-check the example and the client's import
   // (@types/node aside).
