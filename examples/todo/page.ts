@@ -30,6 +30,7 @@ export function renderPage(props: { items: Item[]; mode: string; position: Posit
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="color-scheme" content="light dark">
+<link rel="icon" href="data:,">
 <title>ZTD · Todo</title>
 <style>${STYLE}</style>
 </head>
@@ -48,7 +49,7 @@ export function renderError(status: number, title: string, detail: string): stri
   return `<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
+<meta name="color-scheme" content="light dark"><link rel="icon" href="data:,"><title>${escapeHtml(title)}</title><style>${STYLE}</style></head>
 <body><main class="shell"><header class="masthead"><h1>${escapeHtml(title)}</h1></header>
 <p class="error-detail">${escapeHtml(detail)}</p><p class="error-status">${status}</p></main></body>
 </html>
