@@ -142,9 +142,13 @@ describe("the page in two browsers on two instances", () => {
     await b.locator("li.item .title", { hasText: "burst 29" }).waitFor({ timeout: WAIT_MS });
     await a.locator("li.item .title", { hasText: "burst 29" }).waitFor({ timeout: WAIT_MS });
     const expected = (await engine.engine!.snapshot()).items.map(({ title, done }) => ({ title, done }));
-    await b.waitForFunction((n) => document.querySelectorAll("li.item").length === n, expected.length, {
-      timeout: WAIT_MS,
-    });
+    await b.waitForFunction(
+      (n) => (globalThis as any).document.querySelectorAll("li.item").length === n,
+      expected.length,
+      {
+        timeout: WAIT_MS,
+      },
+    );
     assert.deepEqual(await listed(b), expected);
     assert.deepEqual(await listed(a), expected);
     const position = await b.evaluate(() => (globalThis as any).ztd.position().offset);
