@@ -65,7 +65,7 @@ for (const store of await testStores("dispatch retries")) {
 
     test("signatures verify with standardwebhooks, the same webhook-id on every retry, across a rotation", async (t) => {
       const { dispatch, receiver, clock, publisherId } = await ordersToReceiver(t, store, { secret: true });
-      const [{ secret: first }] = (await dispatch.publisher(publisherId)).secrets as [{ secret: string }];
+      const first = (await dispatch.publisher(publisherId)).secrets[0]!.secret;
       let answers = 0;
       receiver.answer = () => (answers++ === 0 ? { status: 500 } : { status: 204 });
       const retried = nextAttempt(dispatch);

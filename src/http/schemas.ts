@@ -444,7 +444,7 @@ export const healthReply = {
   type: "object",
   required: ["status", "state", "store"],
   properties: {
-    status: { type: "string", enum: ["ok", "unavailable"] },
+    status: { type: "string", enum: ["ok", "ko"], description: "Postoffice's words: ok, or ko (then 503)." },
     node: { type: "string" },
     state: { type: "string", description: "The node's lifecycle state; healthy only when running." },
     store: {
@@ -452,6 +452,7 @@ export const healthReply = {
       required: ["ok", "driver"],
       properties: { ok: { type: "boolean" }, driver: { type: "string" }, error: { type: "string" } },
     },
+    bus: { type: "object", properties: { ok: { type: "boolean" } } },
   },
 } as const;
 

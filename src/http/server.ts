@@ -37,6 +37,8 @@ import { registerScheduleRoutes } from "./routes/schedules.ts";
 import { registerTaskRoutes } from "./routes/tasks.ts";
 import { registerStatsRoutes } from "./routes/stats.ts";
 import { registerFaultRoutes } from "./routes/faults.ts";
+import { registerPostofficeRoutes } from "./routes/postoffice.ts";
+import { registerDispatchRoutes } from "./routes/dispatch.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
 import { registerLiveRoutes } from "../realtime/routes.ts";
 
@@ -137,6 +139,8 @@ export const conveyorRoutes: FastifyPluginAsync<ConveyorRoutesOptions> = async (
   registerNodeRoutes(app, { conveyor, metrics, tokens });
   registerStatsRoutes(app, { conveyor });
   registerFaultRoutes(app, { conveyor });
+  registerPostofficeRoutes(app, { conveyor });
+  registerDispatchRoutes(app, { conveyor });
   await registerLiveRoutes(app, { node: conveyor.live, tokens, ...options.live });
   app.get(
     "/api/openapi.json",

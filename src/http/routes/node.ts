@@ -33,7 +33,7 @@ export function registerNodeRoutes(
     "/api/health",
     {
       schema: {
-        summary: "Whether this node is running and its store answers; 503 otherwise",
+        summary: "Whether this node is running, its store answers and its bus is connected; 503 otherwise",
         tags,
         response: { 200: healthReply, 503: healthReply, ...errorReplies },
       },
@@ -45,9 +45,14 @@ export function registerNodeRoutes(
         driver: conveyor.store.capabilities.driver,
       };
       if (health.store.error !== undefined) store.error = health.store.error;
+      // A bus that connects to a server (LISTEN/NOTIFY, RabbitMQ) says whether its connection is up; the in-process
+      // one always is. `status` is Postoffice's word ("ok" / "ko"), so that its clients read this answer as theirs.
+      const connected = (conveyor.bus as { connected?: boolean }).connected;
+      const bus = { ok: connected ?? true };
+      const ok = health.ok && bus.ok;
       return reply
-        .code(health.ok ? 200 : 503)
-        .send({ status: health.ok ? "ok" : "unavailable", node: conveyor.nodeId, state: health.state, store });
+        .code(ok ? 200 : 503)
+        .send({ status: ok ? "ok" : "ko", node: conveyor.nodeId, state: health.state, store, bus });
     },
   );
 
