@@ -154,7 +154,10 @@ function problem(field: string, message: string): Problem {
 /** Ecto's error body: every message of a field under its name. */
 function fieldErrors(problems: Problem[]): { data: { errors: Record<string, string[]> } } {
   const errors: Record<string, string[]> = {};
-  for (const { field, message } of problems) (errors[field.split(".")[0]!] ??= []).push(message);
+  for (const { field, message } of problems) {
+    const name = field.split(".")[0]!;
+    errors[name] = [...(errors[name] ?? []), message];
+  }
   return { data: { errors } };
 }
 
