@@ -3,7 +3,7 @@
  * presence varies. Each combination is its own prepared statement, so every one gets a plan of its own; and since
  * that plan is generic and made once (statements.ts), a condition the plan must see to pick an index is spelled
  * out rather than passed: the states, from a closed list, are literals, so that a partial index over a state
- * (tasks_running_node, tasks_scheduled, tasks_ended_badly) can stand in for the rows of that state. A list over a
+ * (tasks_running_node, tasks_ended_badly) can stand in for the rows of that state. A list over a
  * filter no index serves is given an id range by the runtime (runtime/task-listing.ts), so that its scan is
  * bounded whatever the table's size.
  */
@@ -30,6 +30,11 @@ export function taskListStatement(schema: string, prefix: string, params: TaskLi
     const states = TASK_STATES.filter((state) => params.states!.includes(state));
     where.push(states.length === 0 ? "false" : `state IN (${states.map((s) => `'${s}'`).join(", ")})`);
     shape.push(`s${states.map((s) => TASK_STATES.indexOf(s)).join("")}`);
+    // The running tasks, few, by their partial index: named by id, so that no plan can walk the primary key
+    // through every finished task instead.
+    if (states.length === 1 && states[0] === "running" && params.idMin === undefined) {
+      where.push(`id = ANY (ARRAY(SELECT id FROM ${quoteSchema(schema)}.tasks WHERE state = 'running'))`);
+    }
   }
   if (params.createdAfter !== undefined) add("f", "created_at >= ?::timestamptz", params.createdAfter);
   if (params.createdBefore !== undefined) add("u", "created_at < ?::timestamptz", params.createdBefore);
