@@ -126,6 +126,11 @@ export function rowToAttempt(row: DispatchRow): Attempt {
   };
 }
 
+/** `changes` without the keys whose value is undefined: a change that says nothing of a field leaves it. */
+export function definedOnly<T extends object>(changes: T): Partial<T> {
+  return Object.fromEntries(Object.entries(changes).filter(([, value]) => value !== undefined)) as Partial<T>;
+}
+
 /** An attribute's value as the search index keeps it: a string as it is, anything else as its JSON text. */
 export function attributeText(value: Json): string {
   return typeof value === "string" ? value : JSON.stringify(value);

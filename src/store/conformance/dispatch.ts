@@ -32,8 +32,18 @@ export function dispatchCases(storeTest: StoreTest): void {
       });
       assert.equal(updated?.recoveryEnabled, true);
       assert.equal(updated?.originHost, "http://origin.test/");
+      const kept = await store.dispatch.topicUpdate({
+        id: other.id,
+        changes: { originHost: "http://other.test/", recoveryEnabled: undefined },
+        now: at(1),
+      });
+      assert.deepEqual(
+        [kept?.originHost, kept?.recoveryEnabled],
+        ["http://other.test/", true],
+        "undefined changes nothing",
+      );
       await store.dispatch.topicUpdate({ id: orders.id, changes: { recoveryEnabled: true }, now: at(1) });
-      assert.deepEqual(await store.dispatch.topicRecoveryHosts(), ["http://origin.test/"]);
+      assert.deepEqual(await store.dispatch.topicRecoveryHosts(), ["http://origin.test/", "http://other.test/"]);
       assert.equal(await store.dispatch.topicUpdate({ id: 999, changes: {}, now: at(1) }), null);
       assert.deepEqual(
         (await store.dispatch.topicList()).map((t) => t.name),
@@ -45,6 +55,7 @@ export function dispatchCases(storeTest: StoreTest): void {
         [
           ["topic.changed", "topic:orders", "created"],
           ["topic.changed", "topic:other", "created"],
+          ["topic.changed", "topic:other", "updated"],
           ["topic.changed", "topic:other", "updated"],
           ["topic.changed", "topic:orders", "updated"],
         ],
@@ -70,7 +81,14 @@ export function dispatchCases(storeTest: StoreTest): void {
       );
       const changed = await store.dispatch.publisherUpdate({
         id: b.id,
-        changes: { target: "http://c.test/", secondsTimeout: 9, concurrency: 2, active: false, disabledReason: "x" },
+        changes: {
+          target: "http://c.test/",
+          secondsTimeout: 9,
+          concurrency: 2,
+          active: false,
+          disabledReason: "x",
+          retryMode: undefined,
+        },
         now: at(1),
       });
       assert.deepEqual(
@@ -78,6 +96,7 @@ export function dispatchCases(storeTest: StoreTest): void {
         ["http://c.test/", 9, 2],
       );
       assert.equal(changed?.publisher.disabledReason, "x");
+      assert.equal(changed?.publisher.retryMode, "schedule", "undefined changes nothing");
       const deleted = await store.dispatch.publisherDelete({ id: a.id, now: at(2) });
       assert.equal(deleted?.deleted, true);
       assert.equal((await store.dispatch.publisherDelete({ id: a.id, now: at(3) }))?.deleted, true);

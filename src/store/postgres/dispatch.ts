@@ -9,6 +9,7 @@ import { ConflictError } from "../../core/errors.ts";
 import type { Task } from "../../core/task.ts";
 import { changedEvent, type DispatchEvent, publisherEvent } from "../dispatch-events.ts";
 import {
+  definedOnly,
   type DispatchRow,
   rowToAttempt,
   rowToDelivery,
@@ -108,7 +109,7 @@ export class PostgresDispatchStore implements DispatchStore {
     return this.#db.transaction(async (client) => {
       const row = await this.#one("topicById", [id], client);
       if (row === undefined) return null;
-      const merged = { ...rowToTopic(row), ...changes };
+      const merged = { ...rowToTopic(row), ...definedOnly(changes) };
       return rowToTopic((await this.#one("topicWrite", [id, merged.originHost, merged.recoveryEnabled, now], client))!);
     });
   }
@@ -176,7 +177,7 @@ export class PostgresDispatchStore implements DispatchStore {
       if (row === undefined) return null;
       const before = rowToPublisher(row);
       if (before.deleted) return null;
-      const m = { ...before, ...changes };
+      const m = { ...before, ...definedOnly(changes) };
       try {
         await this.#db.run(
           "publisherWrite",

@@ -17,6 +17,7 @@ import {
   attemptedEvent,
 } from "../dispatch-events.ts";
 import {
+  definedOnly,
   type DispatchRow,
   rowToAttempt,
   rowToDelivery,
@@ -120,7 +121,7 @@ export class SqliteDispatchStore implements DispatchStore {
     return this.#deps.write(() => {
       const row = this.#get("topicById", { id });
       if (row === undefined) return null;
-      const merged = { ...rowToTopic(row), ...changes };
+      const merged = { ...rowToTopic(row), ...definedOnly(changes) };
       const updated = rowToTopic(
         this.#get("topicWrite", {
           id,
@@ -185,7 +186,7 @@ export class SqliteDispatchStore implements DispatchStore {
       if (row === undefined) return null;
       const before = rowToPublisher(row);
       if (before.deleted) return null;
-      const merged = { ...before, ...changes };
+      const merged = { ...before, ...definedOnly(changes) };
       try {
         const { topic_id: _topic, type: _type, ...columns } = publisherColumns(merged);
         this.#statements.get("publisherWrite").run({
