@@ -4,7 +4,7 @@
  * events flow) and the cluster's timeline since the page loaded.
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
-import { useCallback, useMemo, useRef, useSyncExternalStore } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, useSyncExternalStore } from "react";
 import { api } from "./api.ts";
 import { type LiveEvent, useLive, useThrottle } from "./live.tsx";
 
@@ -97,18 +97,58 @@ export function useLatch<T>(value: T | null): T | null {
   return ref.current;
 }
 
-/** Refreshes the queue counts (throttled) while `channel`'s task events flow. */
-export function useCountsLive(channel = "tasks"): void {
+/** Task events per second above which a view that only needs a cue stops following every task event. */
+const BUSY_EVENTS_PER_SECOND = 300;
+const BUSY_FOR_MS = 30_000;
+
+/**
+ * Calls `cue` (throttled by the caller) when task transitions happen, from `since`. While the cluster is busy (over
+ * BUSY_EVENTS_PER_SECOND task events a second) a view that only re-reads a snapshot has no use for each event: it
+ * follows the `stats` channel instead (each node's bucket, every 5 s while there is work) and tries again after
+ * BUSY_FOR_MS. Nothing is lost by the switch: the cue only says "re-read the snapshot".
+ */
+export function useTaskCue(
+  since: { epoch: string; offset: number } | null,
+  cue: (events: LiveEvent[]) => void,
+): { busy: boolean } {
+  const [busy, setBusy] = useState(false);
+  const rate = useRef({ from: 0, count: 0 });
+  useEffect(() => {
+    if (!busy) return;
+    const timer = setTimeout(() => setBusy(false), BUSY_FOR_MS);
+    return () => clearTimeout(timer);
+  }, [busy]);
+  useLive(since === null ? null : busy ? ["stats"] : ["tasks"], {
+    // Back from busy, from now: the snapshot is re-read at once anyway.
+    since: busy ? undefined : since,
+    onEvents: (events) => {
+      if (!busy) {
+        const now = performance.now();
+        const window = rate.current;
+        if (window.from === 0) window.from = now;
+        window.count += events.length;
+        const elapsed = now - window.from;
+        if (elapsed >= 2000) {
+          if (window.count / (elapsed / 1000) > BUSY_EVENTS_PER_SECOND) setBusy(true);
+          window.from = now;
+          window.count = 0;
+        }
+      }
+      cue(events);
+    },
+    onReload: () => cue([]),
+  });
+  return { busy };
+}
+
+/** Refreshes the queue counts (at most once a second) while tasks change. */
+export function useCountsLive(): { busy: boolean } {
   const queryClient = useQueryClient();
   const queues = useQueues();
   const refresh = useThrottle(() => void queryClient.invalidateQueries({ queryKey: keys.queues }), 1000);
   const start = useLatch(queues.data?.position ?? null);
-  useLive(start === null ? null : [channel], {
-    since: start,
-    onEvents: (events) => {
-      if (events.some((e) => e.name !== "task.progress")) refresh();
-    },
-    onReload: refresh,
+  return useTaskCue(start, (events) => {
+    if (events.length === 0 || events.some((e) => e.name !== "task.progress")) refresh();
   });
 }
 

@@ -9,7 +9,7 @@ import { useMemo, useState } from "react";
 import type uPlot from "uplot";
 import { emptyHistogram, histogramMerge, histogramQuantile } from "../../../src/core/stats.ts";
 import { ApiError, api } from "../api.ts";
-import { keys, useCluster, useCountsLive, useLatch, useQueues } from "../data.ts";
+import { keys, useCluster, useCountsLive, useLatch, useQueues, useTaskCue } from "../data.ts";
 import { formatCompact, formatNumber } from "../format.ts";
 import { type LiveEvent, useLive, useThrottle } from "../live.tsx";
 import { type Counts, type NodeBucket, type Percentiles, type StatsBucket, TASK_STATES } from "../types.ts";
@@ -167,7 +167,15 @@ function useThroughput() {
 }
 
 const perSecond = (v: number) =>
-  v >= 100 ? formatCompact(Math.round(v)) : v >= 10 ? v.toFixed(0) : v >= 0.1 || v === 0 ? v.toFixed(1) : v.toFixed(2);
+  v === 0
+    ? "0"
+    : v >= 100
+      ? formatCompact(Math.round(v))
+      : v >= 10
+        ? v.toFixed(0)
+        : v >= 0.1
+          ? v.toFixed(1)
+          : v.toFixed(2);
 const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(v >= 10_000 ? 0 : 1)} s` : `${Math.round(v)} ms`);
 
 const THROUGHPUT_SERIES = [
@@ -183,7 +191,7 @@ const TIMING_SERIES = [
 ];
 
 export function Overview() {
-  useCountsLive();
+  const counts = useCountsLive();
   const throughput = useThroughput();
   const queues = useQueues();
   const totals = useMemo(() => {
@@ -243,7 +251,7 @@ export function Overview() {
         </Panel>
       </div>
       <div className="two-col">
-        <QueueCounts />
+        <QueueCounts busy={counts.busy} />
         <NodesHealth />
       </div>
       <LatestFailures />
@@ -282,11 +290,26 @@ function Card({
   );
 }
 
-function QueueCounts() {
+function QueueCounts({ busy }: { busy: boolean }) {
   const queues = useQueues();
   const rows = queues.data?.queues ?? [];
   return (
-    <Panel title="Queues" actions={<Link to="/queues">Manage</Link>}>
+    <Panel
+      title="Queues"
+      actions={
+        <>
+          {busy ? (
+            <span
+              className="muted small"
+              title="Over 300 task events a second: counts are re-read with each stats bucket"
+            >
+              busy: every 5 s
+            </span>
+          ) : null}
+          <Link to="/queues">Manage</Link>
+        </>
+      }
+    >
       <ErrorNote error={queues.error} />
       {rows.length === 0 ? (
         <Empty>{queues.isPending ? "Loading…" : "No queue has had a task yet."}</Empty>
@@ -389,13 +412,15 @@ function LatestFailures() {
     queryFn: () => api.tasks({ state: ["failed"] }, undefined, 8),
   });
   const refresh = useThrottle(() => void queryClient.invalidateQueries({ queryKey: ["failures"] }), 2000);
-  useLive(failures.data === undefined ? null : ["tasks"], {
-    since: useLatch(failures.data?.position ?? null),
-    onEvents: (events) => {
-      if (events.some((e) => e.name === "task.failed" || e.name === "task.deleted" || e.name === "task.rerun"))
-        refresh();
-    },
-    onReload: refresh,
+  useTaskCue(useLatch(failures.data?.position ?? null), (events) => {
+    const failed = events.some(
+      (e) =>
+        e.name === "task.failed" ||
+        e.name === "task.deleted" ||
+        e.name === "task.rerun" ||
+        (e.name === "stats.bucket" && (e.data as NodeBucket).failed > 0),
+    );
+    if (failed || events.length === 0) refresh();
   });
   const tasks = failures.data?.tasks ?? [];
   return (
