@@ -127,6 +127,14 @@ export class User {
     return { status: response.status, headers: response.headers, text, json };
   }
 
+  /** The page's boot data (its download, the log position, the subscription token…), from GET /. */
+  async page(node: { url: string }): Promise<any> {
+    const reply = await this.request(node, "GET", "/");
+    const json = /<script type="application\/json" id="boot">(.*?)<\/script>/s.exec(reply.text);
+    if (json === null) throw new Error(`no boot data in the page: ${reply.status} ${reply.text.slice(0, 200)}`);
+    return JSON.parse(json[1]!);
+  }
+
   /** GET / once, so that the user has a session. */
   async visit(node: { url: string }): Promise<this> {
     await this.request(node, "GET", "/");
@@ -153,12 +161,20 @@ export class SseStream {
     this.#controller = controller;
   }
 
-  static async open(base: string, cookie: string | null, lastEventId?: string): Promise<SseStream> {
-    const controller = new AbortController();
-    const headers: Record<string, string> = { accept: "text/event-stream" };
+  static open(base: string, cookie: string | null, lastEventId?: string): Promise<SseStream> {
+    const headers: Record<string, string> = {};
     if (cookie !== null) headers.cookie = cookie;
     if (lastEventId !== undefined) headers["last-event-id"] = lastEventId;
-    const response = await fetch(`${base}/download/events`, { headers, signal: controller.signal });
+    return SseStream.openUrl(`${base}/download/events`, headers);
+  }
+
+  /** Any SSE endpoint (Conveyor's own /api/live/sse too). */
+  static async openUrl(url: string, headers: Record<string, string> = {}): Promise<SseStream> {
+    const controller = new AbortController();
+    const response = await fetch(url, {
+      headers: { accept: "text/event-stream", ...headers },
+      signal: controller.signal,
+    });
     const stream = new SseStream(response.status, controller);
     if (response.status !== 200 || response.body === null) {
       stream.#ended = true;
