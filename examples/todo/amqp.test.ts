@@ -19,7 +19,8 @@ import type { RunningTodo } from "./app.ts";
 import {
   instance,
   type Logged,
-  makeVhost,
+  fileVhost,
+  removeFileVhost,
   PhoenixClient,
   removeDir,
   requireBroker,
@@ -61,6 +62,8 @@ async function declareAsSeed(channel: Channel): Promise<void> {
   await channel.assertExchange(BROADCASTS_EXCHANGE, "fanout", { durable: false });
 }
 
+after(() => removeFileVhost());
+
 describe("our engine, and an original worker speaking the seed's protocol", () => {
   let vhost: Vhost | null = null;
   let engine: RunningTodo & { logs: Logged };
@@ -73,7 +76,7 @@ describe("our engine, and an original worker speaking the seed's protocol", () =
 
   before(async () => {
     if (!(await vhostsAvailable())) return;
-    vhost = await makeVhost();
+    vhost = await fileVhost();
     dir = tempDir();
     engine = await instance({ mode: "engine", amqpUrl: vhost.url, database: `${dir}/ztd.db` });
     connection = await amqp.connect(vhost.url);
@@ -88,7 +91,6 @@ describe("our engine, and an original worker speaking the seed's protocol", () =
   after(async () => {
     await connection?.close().catch(() => {});
     await engine?.stop();
-    await vhost?.remove();
     if (dir) removeDir(dir);
   });
 
@@ -197,7 +199,7 @@ describe("our worker, and an original engine speaking the seed's protocol", () =
 
   before(async () => {
     if (!(await vhostsAvailable())) return;
-    vhost = await makeVhost();
+    vhost = await fileVhost();
     connection = await amqp.connect(vhost.url);
     channel = await connection.createChannel();
     await declareAsSeed(channel);
@@ -229,7 +231,6 @@ describe("our worker, and an original engine speaking the seed's protocol", () =
   after(async () => {
     await worker?.stop();
     await connection?.close().catch(() => {});
-    await vhost?.remove();
   });
 
   it("serves the page from the `all` RPC, relays pushes as Event messages and broadcasts as events", async (t) => {

@@ -16,7 +16,8 @@ import type { RunningTodo } from "./app.ts";
 import {
   instance,
   type Logged,
-  makeVhost,
+  fileVhost,
+  removeFileVhost,
   PhoenixClient,
   removeDir,
   requireBroker,
@@ -48,6 +49,8 @@ async function add(page: Page, title: string): Promise<void> {
   await page.locator("li.item .title", { hasText: title }).first().waitFor({ timeout: WAIT_MS });
 }
 
+after(() => removeFileVhost());
+
 describe("the page in two browsers on two instances", () => {
   let vhost: Vhost | null = null;
   let dir: string;
@@ -68,7 +71,7 @@ describe("the page in two browsers on two instances", () => {
 
   before(async () => {
     if (!(await vhostsAvailable()) || !existsSync(CHROMIUM)) return;
-    vhost = await makeVhost();
+    vhost = await fileVhost();
     dir = tempDir();
     engine = await instance({ mode: "engine", amqpUrl: vhost.url, database: `${dir}/ztd.db` });
     worker = await instance({ mode: "worker", amqpUrl: vhost.url });
@@ -82,7 +85,6 @@ describe("the page in two browsers on two instances", () => {
     await browser?.close();
     await worker?.stop();
     await engine?.stop();
-    await vhost?.remove();
     if (dir) removeDir(dir);
   });
 

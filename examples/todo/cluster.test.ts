@@ -15,7 +15,8 @@ import {
   instance,
   type Logged,
   listFrom,
-  makeVhost,
+  fileVhost,
+  removeFileVhost,
   PhoenixClient,
   removeDir,
   requireBroker,
@@ -36,6 +37,8 @@ async function lists(engine: Node, workers: Node[]): Promise<Item[][]> {
   return [(await engine.engine!.snapshot()).items, ...workers.map((w) => w.worker!.items)];
 }
 
+after(() => removeFileVhost());
+
 describe("an engine and two workers", () => {
   let vhost: Vhost | null = null;
   let dir: string;
@@ -53,7 +56,7 @@ describe("an engine and two workers", () => {
 
   before(async () => {
     if (!(await vhostsAvailable())) return;
-    vhost = await makeVhost();
+    vhost = await fileVhost();
     dir = tempDir();
     engine = await startEngine();
     workers = [
@@ -64,7 +67,6 @@ describe("an engine and two workers", () => {
   after(async () => {
     for (const client of clients) client.close();
     for (const node of [...workers, engine]) await node?.stop();
-    await vhost?.remove();
     if (dir) removeDir(dir);
   });
 
@@ -189,7 +191,7 @@ describe("two engines on one PostgreSQL database", () => {
 
   before(async () => {
     if (!(await vhostsAvailable()) || !(await postgresAvailable())) return;
-    vhost = await makeVhost();
+    vhost = await fileVhost();
     schema = `ztd_test_${randomBytes(4).toString("hex")}`;
     const options = { mode: "engine" as const, amqpUrl: vhost.url, database: postgresUrl(), schema };
     nodes.push(await instance(options), await instance(options));
@@ -198,7 +200,6 @@ describe("two engines on one PostgreSQL database", () => {
   after(async () => {
     for (const client of clients) client.close();
     for (const node of nodes) await node.stop();
-    await vhost?.remove();
     if (schema !== undefined && (await postgresAvailable())) {
       const client = new pg.Client({ connectionString: postgresUrl() });
       await client.connect();
@@ -246,5 +247,45 @@ describe("two engines on one PostgreSQL database", () => {
     const orders = clients.map((client) => JSON.stringify(client.events()));
     assert.equal(new Set(orders).size, 1);
     assert.deepEqual(nodes[2]!.worker!.items, first.items);
+  });
+});
+
+describe("a change the engine does not take in time", () => {
+  let vhost: Vhost | null = null;
+  let dir: string;
+  const nodes: Node[] = [];
+
+  before(async () => {
+    if (!(await vhostsAvailable())) return;
+    vhost = await fileVhost();
+    dir = tempDir();
+  });
+  after(async () => {
+    for (const node of nodes) await node.stop();
+    if (dir) removeDir(dir);
+  });
+
+  it("is refused to its browser at the deadline, and never applied later (its copies expire)", async (t) => {
+    if (!(await requireBroker(t))) return;
+    const startEngine = () => instance({ mode: "engine", amqpUrl: vhost!.url, database: `${dir}/ztd.db` });
+    const engine = await startEngine();
+    // The worker's deadline is 60 s; 1.2 s here, so that the test is short.
+    const worker = await instance({ mode: "worker", amqpUrl: vhost!.url, changeDeadlineMs: 1200 });
+    nodes.push(worker);
+    const client = await PhoenixClient.open(worker.url);
+    await client.join();
+    assert.equal((await client.push("insert", { data: { title: "in time" } })).payload.status, "ok");
+    await engine.stop();
+    const started = Date.now();
+    const late = await client.push("insert", { data: { title: "too late" } });
+    assert.deepEqual(late.payload.status, "error");
+    assert.equal(late.payload.response.reason, "engine_unavailable");
+    assert.ok(Date.now() - started >= 1100);
+    const again = await startEngine();
+    nodes.push(again);
+    assert.equal((await client.push("insert", { data: { title: "after" } })).payload.status, "ok");
+    const titles = (await again.engine!.snapshot()).items.map((item) => item.title);
+    assert.deepEqual(titles, ["in time", "after"]);
+    client.close();
   });
 });

@@ -81,6 +81,23 @@ export async function makeVhost(): Promise<Vhost> {
   };
 }
 
+let fileVhostPromise: Promise<Vhost> | null = null;
+
+/**
+ * One vhost for the whole test file (deleting a vhost that held queues takes rabbitmqctl a few seconds): the
+ * suites of a file run one after another and stop their instances before the next starts.
+ */
+export function fileVhost(): Promise<Vhost> {
+  fileVhostPromise ??= makeVhost();
+  return fileVhostPromise;
+}
+
+export async function removeFileVhost(): Promise<void> {
+  const vhost = fileVhostPromise;
+  fileVhostPromise = null;
+  if (vhost !== null) await (await vhost).remove();
+}
+
 export function tempDir(prefix = "ztd-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }

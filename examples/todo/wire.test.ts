@@ -15,7 +15,8 @@ import { parseAction } from "./todo.ts";
 import {
   instance,
   type Logged,
-  makeVhost,
+  fileVhost,
+  removeFileVhost,
   PhoenixClient,
   removeDir,
   requireBroker,
@@ -25,6 +26,8 @@ import {
 } from "./todo-fixture.ts";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+after(() => removeFileVhost());
 
 describe("configuration", () => {
   it("reads APP_MODE as the seed: engine by default, any case, anything else refused", () => {
@@ -105,14 +108,13 @@ describe("the engine's Phoenix channel and page", () => {
 
   before(async () => {
     if (!(await vhostsAvailable())) return;
-    vhost = await makeVhost();
+    vhost = await fileVhost();
     dir = tempDir();
     engine = await instance({ mode: "engine", amqpUrl: vhost.url, database: `${dir}/ztd.db` });
   });
   after(async () => {
     for (const client of clients) client.close();
     await engine?.stop();
-    await vhost?.remove();
     if (dir) removeDir(dir);
   });
 
