@@ -62,7 +62,9 @@ export function liveReport(
       ? "—"
       : `${r.published.events.toLocaleString("en")} in ${r.published.seconds} s (${r.published.behindMax})`,
   );
-  row("publish → handed out by the node's live feed, p50 / p99, ms", (r) => p50p99(r.handedOut));
+  // Runs saved before this probe existed lack it: no row of dashes.
+  if (results.some((r) => r.handedOut !== undefined))
+    row("publish → handed out by the node's live feed, p50 / p99, ms", (r) => p50p99(r.handedOut));
   row("publish call p50 / p99, ms", (r) =>
     r.published === null ? "—" : `${r.published.callMs.p50} / ${r.published.callMs.p99}`,
   );
