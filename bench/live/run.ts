@@ -3,7 +3,7 @@
  * with the same clients and the same load (scenario.ts), one after the other. Prints the table, writes JSON to
  * bench/results/ and, for a full run, the table to its section of bench/RESULTS.md.
  *
- *   npm run bench -- --live                 2,000 clients, 1,000 events/s for 30 s, catch-up of 100,000 (~3 min)
+ *   npm run bench -- --live                 2,000 clients, 1,000 events/s for 30 s, catch-up of 100,000 (~2 min)
  *   npm run bench -- --live --smoke         tiny numbers, seconds: what CI runs
  *   npm run bench -- --live --only conveyor --cpu-prof
  *
