@@ -34,19 +34,21 @@ export function Nodes() {
         </span>
       </header>
       <ErrorNote error={cluster.error} />
-      <div className="node-cards">
-        {nodes.map((node) => (
-          <NodeCard key={node.id} node={node} fetchedAt={cluster.dataUpdatedAt} />
-        ))}
-        {nodes.length === 0 && !cluster.isPending ? (
-          <Panel>
-            <Empty>No node in the store.</Empty>
-          </Panel>
-        ) : null}
-      </div>
-      <div className="two-col">
-        <ClusterTimeline nodes={nodes} />
-        <Drills />
+      <div className="nodes-layout">
+        <div className="node-cards">
+          {nodes.map((node) => (
+            <NodeCard key={node.id} node={node} fetchedAt={cluster.dataUpdatedAt} />
+          ))}
+          {nodes.length === 0 && !cluster.isPending ? (
+            <Panel>
+              <Empty>No node in the store.</Empty>
+            </Panel>
+          ) : null}
+        </div>
+        <div className="nodes-side">
+          <ClusterTimeline nodes={nodes} />
+          <Drills />
+        </div>
       </div>
     </div>
   );
