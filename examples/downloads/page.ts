@@ -269,7 +269,7 @@ code { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; fo
 .notice[hidden] { display: none; }
 .notice strong { display: block; }
 main { width: min(1040px, calc(100% - 40px)); margin: 28px auto; display: grid; gap: 24px;
-  grid-template-columns: minmax(0, 1fr) 300px; align-items: start; flex: 1; }
+  grid-template-columns: minmax(0, 1fr) 320px; align-items: start; flex: 1; }
 .panel { background: var(--panel); border: 1px solid var(--line); border-radius: 16px; box-shadow: var(--shadow); }
 .main-panel { padding: 28px; }
 .side-panel { padding: 20px; }
@@ -313,14 +313,14 @@ button:focus-visible, a:focus-visible { outline: 3px solid var(--accent-2); outl
 .flash { margin: 18px 0 0; padding: 10px 14px; border-radius: 10px; background: var(--bad-soft); color: var(--bad); font-size: .9rem; }
 .flash[data-kind="info"] { background: var(--accent-soft); color: var(--accent); }
 .flash[hidden] { display: none; }
-.nodes { list-style: none; padding: 0; margin: 0 0 16px; display: grid; gap: 8px; }
-.node { display: flex; align-items: center; gap: 8px; padding: 9px 12px; border: 1px solid var(--line); border-radius: 10px; font-size: .9rem; }
+.nodes { list-style: none; padding: 0; margin: 0 0 16px; display: grid; grid-template-columns: minmax(0, 1fr); gap: 8px; }
+.node { display: flex; flex-wrap: wrap; align-items: center; gap: 4px 8px; min-width: 0; padding: 9px 12px; border: 1px solid var(--line); border-radius: 10px; font-size: .9rem; }
 .node .dot { background: var(--ok); }
 .node.down { opacity: .55; }
 .node.down .dot { background: var(--bad); }
 .node.down .node-name { text-decoration: line-through; }
 .node.self { border-color: var(--accent); }
-.node-name { font-weight: 600; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
+.node-name { font-weight: 600; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 .badge { font-size: .7rem; font-weight: 600; padding: 1px 7px; border-radius: 999px; background: var(--accent-soft); color: var(--accent); white-space: nowrap; }
 .badge.leader { background: var(--ok-soft); color: var(--ok); }
 .version { margin-left: auto; color: var(--muted); font-size: .8rem; font-variant-numeric: tabular-nums; }
