@@ -106,7 +106,11 @@ function QueueCard({ queue, nodes }: { queue: QueueStats; nodes: import("../type
         ))}
       </dl>
       <div className="queue-foot">
-        <Concurrency queue={queue} canWrite={auth.canWrite} />
+        <Concurrency
+          queue={queue}
+          canWrite={auth.canWrite}
+          nodeDefault={perNode.length === 0 ? null : Math.max(...perNode.map((x) => x.q!.concurrency))}
+        />
         <div className="per-node">
           {perNode.length === 0 ? (
             <span className="muted small">{active === 0 ? "Idle" : "No live node serves it"}</span>
@@ -126,7 +130,16 @@ function QueueCard({ queue, nodes }: { queue: QueueStats; nodes: import("../type
   );
 }
 
-function Concurrency({ queue, canWrite }: { queue: QueueStats; canWrite: boolean }) {
+function Concurrency({
+  queue,
+  canWrite,
+  nodeDefault,
+}: {
+  queue: QueueStats;
+  canWrite: boolean;
+  /** What the nodes run now, when the queue has no setting of its own. */
+  nodeDefault: number | null;
+}) {
   const queryClient = useQueryClient();
   const current = queue.concurrency ?? null;
   const [editing, setEditing] = useState(false);
@@ -160,7 +173,9 @@ function Concurrency({ queue, canWrite }: { queue: QueueStats; canWrite: boolean
     return (
       <span className="concurrency">
         <span className="muted small">Concurrency per node</span>{" "}
-        <strong className="num">{current === null ? "default" : formatNumber(current)}</strong>
+        <strong className="num" title={current === null ? "each node's own --concurrency" : undefined}>
+          {current === null ? `default${nodeDefault === null ? "" : ` (${nodeDefault})`}` : formatNumber(current)}
+        </strong>
         {canWrite ? (
           <button
             type="button"
