@@ -108,7 +108,8 @@ const BUSY_FOR_MS = 30_000;
  * BUSY_FOR_MS. Nothing is lost by the switch: the cue only says "re-read the snapshot".
  */
 export function useTaskCue(
-  since: { epoch: string; offset: number } | null,
+  /** From this position; undefined: from now; null: not yet (no subscription). */
+  since: { epoch: string; offset: number } | null | undefined,
   cue: (events: LiveEvent[]) => void,
 ): { busy: boolean } {
   const [busy, setBusy] = useState(false);

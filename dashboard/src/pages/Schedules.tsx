@@ -10,9 +10,9 @@ import { Cron } from "croner";
 import { type FormEvent, useMemo, useState } from "react";
 import { api } from "../api.ts";
 import { useAuth } from "../auth.tsx";
-import { keys } from "../data.ts";
+import { keys, useTaskCue } from "../data.ts";
 import { formatDayClock, formatExact, formatUtc, localTimeZone } from "../format.ts";
-import { useLive, useThrottle } from "../live.tsx";
+import { useThrottle } from "../live.tsx";
 import type { Schedule, ScheduleInput } from "../types.ts";
 import { useNow } from "../ui/clock.ts";
 import { Badge, Button, Dialog, Empty, ErrorNote, Panel, Time, toast, toastError } from "../ui/kit.tsx";
@@ -48,13 +48,14 @@ export function Schedules() {
   const list = schedules.data?.schedules ?? [];
   const types = useMemo(() => new Set(list.map((s) => s.type)), [list]);
   const refresh = useThrottle(() => void queryClient.invalidateQueries({ queryKey: keys.schedules }), 1000);
-  // A schedule's tick is a task.created of its type: the cue to re-read its last tick.
-  useLive(schedules.data === undefined ? null : ["tasks"], {
-    onEvents: (events) => {
-      if (events.some((e) => e.name === "task.created" && types.has((e.data as { type?: string }).type ?? "")))
-        refresh();
-    },
-    onReload: refresh,
+  // A schedule's tick is a task.created of its type: the cue to re-read its last tick (while the cluster is busy,
+  // each stats bucket is).
+  useTaskCue(schedules.data === undefined ? null : undefined, (events) => {
+    const ticked = events.some(
+      (e) =>
+        (e.name === "task.created" && types.has((e.data as { type?: string }).type ?? "")) || e.name === "stats.bucket",
+    );
+    if (ticked || events.length === 0) refresh();
   });
   const editing =
     search.edit === undefined ? null : search.edit === "+" ? "new" : list.find((s) => s.name === search.edit);
