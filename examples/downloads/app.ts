@@ -204,7 +204,10 @@ class DownloadsApp {
 
   async #page(res: ServerResponse, userId: string): Promise<void> {
     const conveyor = this.#conveyor;
-    const { since, current } = await this.#snapshot(userId);
+    // From the position read first, not the download's history's end: the page also follows `cluster`, whose messages
+    // in between must not be skipped. It may hear a step of its download again; it keeps the furthest.
+    const since = await conveyor.live.position();
+    const current = await currentDownload(conveyor, userId, this.#config);
     const model = {
       download: current?.download ?? null,
       percent: current?.download.state === "processing" ? current.history.percent : 0,

@@ -145,7 +145,7 @@ function onEvent(event) {
       break;
     case "progress":
       if (download !== null && download.id === message.id && !removed.has(message.id)) {
-        if (download.state === "processing") percent = message.percent;
+        if (download.state === "processing") percent = Math.max(percent, message.percent);
         download = { ...download, node: message.node };
         render();
       }
