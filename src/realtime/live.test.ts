@@ -315,6 +315,52 @@ for (const [storeName, makeStore] of Object.entries(STORES)) {
       fast.close();
     });
 
+    test("a replay larger than the send budget reaches a client that reads, at its pace (WebSocket and SSE)", async (t) => {
+      const node = await startNode(t, { live: { maxBufferBytes: 64 * 1024 } });
+      if (node === null) return;
+      const since = await node.conveyor.live.position();
+      // 20 MiB behind: more than the kernel's socket buffers hold, 300 times the budget.
+      const COUNT = 600;
+      const payload = "x".repeat(32 * 1024);
+      for (let i = 0; i < COUNT; i++) await node.conveyor.publish("backlog:1", { i, payload });
+      const client = await connect(node);
+      client.send({ type: "subscribe", id: "b", channels: ["backlog:1"], since });
+      await client.next((f) => f.type === "subscribed" && f.recovered === true);
+      await node.conveyor.publish("backlog:1", { i: COUNT, payload: "live" });
+      const events = await client.eventsOf("b", COUNT + 1, 30_000);
+      assert.deepEqual(
+        events.map((e) => e.data.i),
+        Array.from({ length: COUNT + 1 }, (_, i) => i),
+        "the whole replay in order, then the live event",
+      );
+      const stillOpen = await Promise.race([client.closed, new Promise((resolve) => setTimeout(resolve, 50, "open"))]);
+      assert.equal(stillOpen, "open", "not cut off as a slow consumer");
+      client.close();
+
+      const controller = new AbortController();
+      const response = await fetch(
+        `${node.base}/api/live/sse?channels=backlog:1&since=${since.epoch}:${since.offset}`,
+        {
+          signal: controller.signal,
+        },
+      );
+      const reader = response.body!.getReader();
+      const decoder = new TextDecoder();
+      let text = "";
+      let messages = 0;
+      while (messages < COUNT + 1) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        text += decoder.decode(value, { stream: true });
+        assert.ok(!text.includes("slow_consumer"), "the SSE stream was not cut off");
+        const blocks = text.split("\n\n");
+        text = blocks.pop()!;
+        messages += blocks.filter((block) => block.includes("event: message")).length;
+      }
+      controller.abort();
+      assert.equal(messages, COUNT + 1, "SSE: the whole replay and the live event");
+    });
+
     test("refusals are error frames with a code; the connection stays usable", async (t) => {
       const node = await startNode(t, { token: API_TOKEN });
       if (node === null) return;

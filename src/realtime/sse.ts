@@ -10,7 +10,7 @@ import type { Json, LogEvent } from "../core/task.ts";
 import { Access, type AccessPolicy } from "./access.ts";
 import type { LiveNode, LiveSubscriptionHandle } from "./live-node.ts";
 import { eventFrame, MAX_CHANNELS_PER_SUBSCRIPTION, type Position, parsePositionText } from "./protocol.ts";
-import type { LiveSessionOptions } from "./websocket.ts";
+import { type LiveSessionOptions, MAX_QUEUED_EVENTS } from "./websocket.ts";
 
 type Query = { channels?: unknown; since?: unknown; token?: unknown };
 
@@ -58,21 +58,25 @@ export async function serveSse(
   res.write("retry: 1000\n\n");
   let closed = false;
   let handle: LiveSubscriptionHandle | null = null;
-  const early: LogEvent[] = [];
+  /** Events waiting behind the replay until it has been written out; null once it has. */
+  let queue: LogEvent[] | null = [];
+  let ended = () => {};
+  const endedPromise = new Promise<void>((resolve) => (ended = resolve));
   const epoch = await node.epoch().catch(() => "");
+  const cutOff = () => {
+    res.write(`event: close\ndata: ${JSON.stringify({ code: "slow_consumer" })}\n\n`);
+    end();
+  };
   const write = (text: string): void => {
     if (closed) return;
-    if (res.writableLength > options.maxBufferBytes) {
-      res.write(`event: close\ndata: ${JSON.stringify({ code: "slow_consumer" })}\n\n`);
-      end();
-      return;
-    }
+    if (res.writableLength > options.maxBufferBytes) return cutOff();
     res.write(text);
   };
-  const sendEvent = (event: LogEvent) => {
+  const eventText = (event: LogEvent) => {
     const { sub: _sub, type: _type, ...body } = eventFrame("", event);
-    write(`id: ${epoch}:${event.offset}\nevent: ${event.type}\ndata: ${JSON.stringify(body)}\n\n`);
+    return `id: ${epoch}:${event.offset}\nevent: ${event.type}\ndata: ${JSON.stringify(body)}\n\n`;
   };
+  const sendEvent = (event: LogEvent) => write(eventText(event));
   const heartbeat = setInterval(() => {
     const offset = handle === null ? node.cursor : handle.offset;
     write(`id: ${epoch}:${offset}\nevent: ping\ndata: ${JSON.stringify({ offset })}\n\n`);
@@ -80,15 +84,14 @@ export async function serveSse(
   const end = () => {
     if (closed) return;
     closed = true;
+    ended();
     clearInterval(heartbeat);
     handle?.close();
     res.end();
   };
   request.raw.on("close", end);
   try {
-    handle = await node.subscribe(names, { since }, (event) =>
-      handle === null ? early.push(event) : sendEvent(event),
-    );
+    handle = await node.subscribe(names, { since }, (event) => (queue !== null ? queue.push(event) : sendEvent(event)));
   } catch (error) {
     write(
       `event: error\ndata: ${JSON.stringify({ code: "unavailable", message: error instanceof Error ? error.message : String(error) })}\n\n`,
@@ -105,7 +108,18 @@ export async function serveSse(
   };
   if (handle.reason !== null) answer.reason = handle.reason;
   write(`event: subscribed\ndata: ${JSON.stringify(answer)}\n\n`);
-  for (const event of early.splice(0)) sendEvent(event);
+  // The replay at the pace the client reads, as on the WebSocket (websocket.ts, flushEarly).
+  for (let i = 0; i < queue.length; i++) {
+    if (closed) return;
+    if (queue.length - i > MAX_QUEUED_EVENTS) return cutOff();
+    const text = eventText(queue[i]!);
+    if (res.writableLength + text.length <= options.maxBufferBytes / 2) {
+      res.write(text);
+      continue;
+    }
+    await Promise.race([new Promise<void>((resolve) => res.write(text, () => resolve())), endedPromise]);
+  }
+  queue = null;
 }
 
 function badRequest(reply: FastifyReply, message: string): FastifyReply {

@@ -12,6 +12,11 @@ import { type ClientFrame, eventFrame, isRefusal, parseClientFrame, type Refusal
 
 export const MAX_SUBSCRIPTIONS = 100;
 export const CLOSE_SLOW_CONSUMER = 4008;
+/**
+ * Events a subscription may hold while its replay is written out at the client's pace: past this many, the client
+ * reads slower than the log grows, and is cut off.
+ */
+export const MAX_QUEUED_EVENTS = 20_000;
 
 export type LiveSessionOptions = { heartbeatMs: number; maxBufferBytes: number };
 
@@ -30,12 +35,15 @@ export class LiveSession {
   readonly #heartbeat: NodeJS.Timeout;
   #awaitingPong = 0;
   #closed = false;
+  readonly #ended: Promise<void>;
+  #resolveEnded: () => void = () => {};
 
   constructor(socket: WebSocket, node: LiveNode, access: Access, options: LiveSessionOptions) {
     this.#socket = socket;
     this.#node = node;
     this.#access = access;
     this.#options = options;
+    this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     socket.on("message", (data, isBinary) => {
       if (isBinary) this.#refuse({ code: "invalid_frame", message: "frames are JSON text" });
       else void this.#onFrame(data.toString());
@@ -143,9 +151,29 @@ export class LiveSession {
     };
     if (handle.reason !== null) answer.reason = handle.reason;
     this.#send({ ...answer, epoch: handle.position.epoch, offset: handle.position.offset });
+    await this.#flushEarly(id, subscription);
+  }
+
+  /**
+   * Sends what came before `subscribed` (a replay of up to the node's replay limit) at the pace the client reads:
+   * whenever the socket holds more than half its budget, it waits until the socket has written it all out. Live
+   * events that arrive meanwhile queue behind, in order. Written in one go, a replay larger than the budget would
+   * cut off every client that reconnects far behind, over any real network.
+   */
+  async #flushEarly(id: string, subscription: Subscription): Promise<void> {
     const early = subscription.early ?? [];
+    for (let i = 0; i < early.length; i++) {
+      if (this.#closed) return;
+      if (early.length - i > MAX_QUEUED_EVENTS) return this.#cutOff();
+      const frame = JSON.stringify(eventFrame(id, early[i]!));
+      if (this.#socket.bufferedAmount + frame.length <= this.#options.maxBufferBytes / 2) {
+        this.#socket.send(frame);
+        continue;
+      }
+      // Past half the budget: the next frame waits until this one, and all before it, are written to the network.
+      await Promise.race([new Promise<void>((resolve) => this.#socket.send(frame, () => resolve())), this.#ended]);
+    }
     subscription.early = null;
-    for (const event of early) this.#send(eventFrame(id, event));
   }
 
   /** The heartbeat: the position every subscription is live up to, and a WebSocket ping to find dead peers. */
@@ -181,17 +209,20 @@ export class LiveSession {
 
   #send(frame: Record<string, Json>): void {
     if (this.#closed) return;
-    if (this.#socket.bufferedAmount > this.#options.maxBufferBytes) {
-      this.#socket.close(CLOSE_SLOW_CONSUMER, "slow_consumer");
-      this.#end();
-      return;
-    }
+    if (this.#socket.bufferedAmount > this.#options.maxBufferBytes) return this.#cutOff();
     this.#socket.send(JSON.stringify(frame));
+  }
+
+  /** A client that does not read fast enough: closed, to resume from its last offset once it can. */
+  #cutOff(): void {
+    this.#socket.close(CLOSE_SLOW_CONSUMER, "slow_consumer");
+    this.#end();
   }
 
   #end(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#resolveEnded();
     clearInterval(this.#heartbeat);
     for (const { handle } of this.#subscriptions.values()) handle?.close();
     this.#subscriptions.clear();
