@@ -15,6 +15,8 @@ const MIX = [
 /** The queue the backlog waits in (paused before it is filled). */
 export const BACKLOG_QUEUE = "backlog";
 const BATCH = 1000;
+/** Unfinished tasks the seeding keeps at most. */
+const AHEAD = 20_000;
 
 export function defineSeedTypes(conveyor: Conveyor): void {
   for (const { type, queue } of MIX) {
@@ -53,11 +55,17 @@ export async function seedTo(conveyor: Conveyor, from: number, to: number, label
     );
   }, 2000);
   try {
-    // Two producers: the node runs tasks while they add, as in production.
+    // Two producers: the node runs tasks while they add, as in production, never more than AHEAD unfinished (a
+    // backlog of a million would measure the drain of a bloated queue, not the pages).
     const next = () => (added < to ? [added, (added = Math.min(to, added + BATCH))] : null);
+    let done = from;
     const producer = async () => {
       for (let range = next(); range !== null; range = next()) {
         const [a, b] = range as [number, number];
+        while (a - done > AHEAD) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          done = await finished(conveyor);
+        }
         await conveyor.enqueueMany(Array.from({ length: b - a }, (_, k) => taskAt(a + k)));
       }
     };
