@@ -10,11 +10,15 @@
  * an SSE stream) is the client's to make again, and it lands on a live node. Not for production: no TLS, no limits.
  */
 import { createServer, type IncomingMessage, request, type ServerResponse } from "node:http";
-import { connect, type Socket } from "node:net";
+import { type AddressInfo, connect, type Socket } from "node:net";
 
 type Upstream = { host: string; port: number; downUntil: number };
 
 const port = Number(process.env.BALANCER_PORT ?? 4000);
+if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+  console.error(`balancer: BALANCER_PORT must be a port number, got ${JSON.stringify(process.env.BALANCER_PORT)}`);
+  process.exit(2);
+}
 const upstreams: Upstream[] = (process.env.UPSTREAMS ?? "4001,4002,4003").split(",").map((entry) => {
   const [host, portText] = entry.includes(":") ? entry.split(":") : ["127.0.0.1", entry];
   const upstreamPort = Number(portText);
@@ -111,6 +115,7 @@ server.on("upgrade", (req: IncomingMessage, client: Socket, head: Buffer) => {
 
 server.listen(port, () => {
   const list = upstreams.map((u) => `${u.host}:${u.port}`).join(", ");
-  console.log(`Balancer listening on http://localhost:${port}, round robin over ${list}`);
+  const { port: actual } = server.address() as AddressInfo;
+  console.log(`Balancer listening on http://localhost:${actual}, round robin over ${list}`);
 });
 for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => process.exit(0));

@@ -6,7 +6,10 @@
  * The cluster (PostgreSQL, kill -9) is cluster.test.ts; the page in Chromium is page.test.ts.
  */
 import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { WatchedProcess } from "../../test/support/watched-process.ts";
 import { configFromEnv, ConfigurationError, majorOf } from "./config.ts";
 import { downloadPdf } from "./pdf.ts";
 import { COOKIE_NAME, ID_PATTERN, signSession, verifySession } from "./session.ts";
@@ -47,6 +50,18 @@ function assertError(reply: { status: number; json: any }, status: number, code:
   assert.equal(reply.status, status, JSON.stringify(reply.json));
   assert.equal(reply.json?.error?.code, code, JSON.stringify(reply.json));
   assert.equal(typeof reply.json.error.message, "string");
+}
+
+/** A port nothing listens on (taken, then given back). */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
 }
 
 function updates(frames: SseFrame[], id: string): string[] {
@@ -342,6 +357,40 @@ describe("one node", () => {
     assert.equal((await user.request(node, "GET", `/api/live/sse?channels=download:${user.userId}`)).status, 403);
     const head = await fetch(`${node.url}/download`, { method: "HEAD", headers: { cookie: user.cookie! } });
     assert.equal(head.status, 404);
+  });
+});
+
+describe("the balancer", () => {
+  it("spreads requests, skips a node that refuses, and carries SSE and the live stream's WebSocket", async () => {
+    const dead = await freePort();
+    const balancer = new WatchedProcess("balancer", [join(import.meta.dirname, "balancer.ts")], {
+      env: { ...process.env, BALANCER_PORT: "0", UPSTREAMS: `${dead},${node.port}` },
+    });
+    try {
+      const line = await balancer.until(
+        "it to listen",
+        () => balancer.lines.find((l) => /listening on/.test(l.text)),
+        10_000,
+      );
+      const front = { url: `http://127.0.0.1:${/localhost:(\d+)/.exec(line.text)![1]}` };
+      const user = await new User().visit(front);
+      for (let i = 0; i < 4; i++) assert.equal((await user.request(front, "GET", "/cluster")).json.node, "solo");
+      const events = await user.events(front);
+      const id = (await user.request(front, "POST", "/download")).json.id;
+      await events.state("processing", id);
+      const socket = new WebSocket(`ws://${new URL(front.url).host}/api/live`);
+      const welcome = await new Promise<any>((resolve, reject) => {
+        socket.onmessage = (message) => resolve(JSON.parse(String(message.data)));
+        socket.onerror = () => reject(new Error("the WebSocket through the balancer failed"));
+      });
+      assert.equal(welcome.type, "welcome");
+      socket.close();
+      assert.equal((await user.request(front, "DELETE", "/download")).status, 204);
+      events.close();
+    } finally {
+      balancer.process.kill("SIGKILL");
+      await balancer.exited;
+    }
   });
 });
 
