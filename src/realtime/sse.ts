@@ -69,7 +69,10 @@ export async function serveSse(
   };
   const write = (text: string): void => {
     if (closed) return;
-    if (res.writableLength > options.maxBufferBytes) return cutOff();
+    if (res.writableLength > options.maxBufferBytes) {
+      cutOff();
+      return;
+    }
     res.write(text);
   };
   const eventText = (event: LogEvent) => {

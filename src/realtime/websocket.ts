@@ -209,7 +209,10 @@ export class LiveSession {
 
   #send(frame: Record<string, Json>): void {
     if (this.#closed) return;
-    if (this.#socket.bufferedAmount > this.#options.maxBufferBytes) return this.#cutOff();
+    if (this.#socket.bufferedAmount > this.#options.maxBufferBytes) {
+      this.#cutOff();
+      return;
+    }
     this.#socket.send(JSON.stringify(frame));
   }
 
