@@ -20,7 +20,19 @@ export type Dialect = {
   table(name: "messages" | "message_attributes" | "deliveries" | "topics"): string;
   /** The placeholder of parameter number `index` (1 for the first) of `type` (PostgreSQL: `$n::type`; SQLite: `?n`). */
   param(index: number, type: "int" | "text" | "time"): string;
-  /** The from-clause of a search driven by the words index: messages `m` that hold every word. */
+  /**
+   * The join that brings message `m` of id `id` beside the driving rows, by primary key only. PostgreSQL's generic
+   * plans, made on empty tables, would otherwise be free to join the other way round (read messages by topic, then
+   * look for their attributes or deliveries: every message of the topic for one page); a lateral subquery it cannot
+   * flatten keeps the driving index outside and one lookup per row inside.
+   */
+  messageById(id: string): string;
+  /**
+   * What ends a residual EXISTS so that it stays a check of each row read (PostgreSQL: `OFFSET 0`, which keeps it
+   * from becoming a join the planner could drive from the other side).
+   */
+  rowCheck: string;
+  /** The from-clause of a search driven by the words index: `w`, the ids of messages that hold every word. */
   wordsSource(words: string[], param: (value: unknown, type: "text") => string): string;
 };
 
@@ -56,14 +68,14 @@ export function buildMessageSearch(search: MessageSearch, dialect: Dialect, valu
   let at: string; // the driving source's received_at and message id columns, the page's order
   let id: string;
   if (driver === "w") {
-    from = dialect.wordsSource(words, p);
+    from = `${dialect.wordsSource(words, p)} ${dialect.messageById("w.id")}`;
     [at, id] = ["m.received_at", "m.id"];
   } else if (driver === "a") {
-    from = `${T("message_attributes")} a JOIN ${T("messages")} m ON m.id = a.message_id`;
+    from = `${T("message_attributes")} a ${dialect.messageById("a.message_id")}`;
     where.push(`a.key = ${p(search.attribute!.key, "text")}`, `a.value = ${p(search.attribute!.value, "text")}`);
     [at, id] = ["a.received_at", "a.message_id"];
   } else if (driver === "s") {
-    from = `${T("deliveries")} d JOIN ${T("messages")} m ON m.id = d.message_id`;
+    from = `${T("deliveries")} d ${dialect.messageById("d.message_id")}`;
     // Spelled out beside the parameter: the partial index's own condition, so that a generic plan may use it.
     where.push(`d.state = ${p(search.state, "text")}`, "d.state <> 'delivered'");
     [at, id] = ["d.received_at", "d.message_id"];
@@ -92,7 +104,7 @@ export function buildMessageSearch(search: MessageSearch, dialect: Dialect, valu
     const key = p(search.attribute.key, "text");
     const value = p(search.attribute.value, "text");
     where.push(
-      `EXISTS (SELECT 1 FROM ${T("message_attributes")} a WHERE a.key = ${key} AND a.value = ${value} AND a.received_at = m.received_at AND a.message_id = m.id)`,
+      `EXISTS (SELECT 1 FROM ${T("message_attributes")} a WHERE a.key = ${key} AND a.value = ${value} AND a.received_at = m.received_at AND a.message_id = m.id${dialect.rowCheck})`,
     );
   }
   if (driver !== "s" && search.state !== undefined) {
@@ -108,7 +120,7 @@ export function buildMessageSearch(search: MessageSearch, dialect: Dialect, valu
     // A message with two deliveries in the state searched for is one result: distinct in the index's own order.
     const page = `SELECT DISTINCT ${at} AS received_at, ${id} AS message_id FROM ${from} ${filter}
       ORDER BY ${at} DESC, ${id} DESC LIMIT ${limit}`;
-    const text = `SELECT ${columns} FROM (${page}) s JOIN ${T("messages")} m ON m.id = s.message_id
+    const text = `SELECT ${columns} FROM (${page}) s ${dialect.messageById("s.message_id")}
       JOIN ${T("topics")} t ON t.id = m.topic_id ORDER BY s.received_at DESC, s.message_id DESC`;
     return { text, values, shape: shape.join("") };
   }

@@ -48,11 +48,13 @@ function dialect(qualifier: string): Dialect {
   return {
     table,
     param: (index, type) => `$${index}::${TYPES[type]}`,
+    rowCheck: " OFFSET 0",
+    messageById: (id) => `CROSS JOIN LATERAL (SELECT * FROM ${table("messages")} WHERE id = ${id} OFFSET 0) m`,
     // The expression of the messages_words index, word for word, so that the planner matches it.
     wordsSource: (words, param) =>
       `(SELECT id FROM ${table("messages")}
         WHERE to_tsvector('simple', regexp_replace(payload::text, '[^[:alnum:]]+', ' ', 'g'))
-          @@ to_tsquery('simple', ${param(words.join(" & "), "text")})) w JOIN ${table("messages")} m ON m.id = w.id`,
+          @@ to_tsquery('simple', ${param(words.join(" & "), "text")})) w`,
   };
 }
 

@@ -61,8 +61,10 @@ export type SqliteDispatchDeps = {
 const DIALECT: Dialect = {
   table: (name) => name,
   param: (index) => `?${index}`,
+  rowCheck: "",
+  messageById: (id) => `JOIN messages m ON m.id = ${id}`,
   wordsSource: (words, param) =>
-    `(SELECT rowid AS id FROM message_words WHERE message_words MATCH ${param(words.map((w) => `"${w}"`).join(" "), "text")}) w JOIN messages m ON m.id = w.id`,
+    `(SELECT rowid AS id FROM message_words WHERE message_words MATCH ${param(words.map((w) => `"${w}"`).join(" "), "text")}) w`,
 };
 
 export class SqliteDispatchStore implements DispatchStore {
