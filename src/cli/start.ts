@@ -6,6 +6,7 @@ import { pathToFileURL } from "node:url";
 import pino from "pino";
 import { ENVIRONMENT, parseEnvConfig, parseValue, type NodeConfig } from "../core/config.ts";
 import { Conveyor } from "../runtime/conveyor.ts";
+import { Dispatch } from "../dispatch/dispatch.ts";
 import { buildServer } from "../http/server.ts";
 import { HELP_FLAG, parse, UsageError } from "./args.ts";
 
@@ -32,6 +33,11 @@ Options (each also read from the environment variable in brackets):
   --dead-after <n>        heartbeats missed before a node is dead (default 3) [CONVEYOR_DEAD_AFTER_BEATS]
   --grace-ms <n>          on SIGTERM, how long running tasks may finish (default 10000) [CONVEYOR_SHUTDOWN_GRACE_MS]
   -h, --help              show this help
+
+Dispatch (docs/dispatch.md) reads CONVEYOR_DISPATCH_ALLOW_NETS (networks its SSRF guard lets through, e.g.
+10.0.0.0/8,127.0.0.1), CONVEYOR_DISPATCH_AMQP_URL (the broker of AMQP publishers; default --amqp),
+CONVEYOR_DISPATCH_AUTO_DISABLE_AFTER_MS (disable a publisher failing that long; default never) and
+MAX_BULK_MESSAGES (default 3000).
 `;
 
 /** Flag → setting; each flag is checked like its environment variable. */
@@ -103,6 +109,11 @@ export async function start(args: string[]): Promise<void> {
     allowFaultInjection: values["allow-fault-injection"] === true || config.allowFaultInjection === true,
   });
   await loadHandlerModules(conveyor, (values.handlers as string[] | undefined) ?? []);
+  // Dispatch (Postoffice's API and deliveries, docs/dispatch.md); AMQP publishers use the node's broker by default.
+  const dispatch = new Dispatch(
+    conveyor,
+    process.env.CONVEYOR_DISPATCH_AMQP_URL === undefined && config.amqp !== undefined ? { amqpUrl: config.amqp } : {},
+  );
   // The server is built (its schemas compiled: hundreds of ms of CPU) before the node starts heartbeating, so
   // that a starting node never goes silent long enough to look dead and have its first tasks rescued.
   const app = await buildServer({
@@ -113,6 +124,7 @@ export async function start(args: string[]): Promise<void> {
   });
   await app.ready();
   await conveyor.start();
+  await dispatch.start();
   const address = await app.listen({ port: config.port ?? 4000, host: config.host ?? "0.0.0.0" });
   logger.info(`conveyor node ${conveyor.nodeName} (${conveyor.nodeId}) on ${conveyor.where}, listening on ${address}`);
 
@@ -123,6 +135,7 @@ export async function start(args: string[]): Promise<void> {
     logger.info(`${signal}: stopping (running tasks get up to ${conveyor.options.shutdownGraceMs} ms)`);
     await app.close();
     await conveyor.stop();
+    await dispatch.stop();
     logger.info("stopped");
     process.exit(0);
   };
