@@ -56,3 +56,19 @@ export {
   type ConveyorRoutesOptions,
   type ConveyorRequestHandler,
 } from "./http/server.ts";
+export { Dispatch } from "./dispatch/dispatch.ts";
+export type { DispatchOptions } from "./dispatch/options.ts";
+export { ManualClock, type Clock } from "./dispatch/clock.ts";
+export type { SendOptions, SendOutcome, MessageQuery, MessagePage, MessageDetail } from "./dispatch/messages.ts";
+export type { DeliveryQuery, DeliveryPage, DeliveryDetail } from "./dispatch/deliveries.ts";
+export type {
+  Topic,
+  Publisher,
+  Message,
+  Delivery,
+  DeliveryState,
+  Attempt,
+  AttemptOutcome,
+  PublisherType,
+  RetryMode,
+} from "./store/dispatch-store.ts";
