@@ -62,6 +62,13 @@ if (process.argv.includes("--dashboard")) {
   process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--dashboard")));
 }
 
+// `--dispatch`: dispatch's deliveries per second beside a bare undici loop, and bulk ingest (bench/dispatch/).
+if (process.argv.includes("--dispatch")) {
+  const dispatch = new URL("./dispatch/run.ts", import.meta.url);
+  const { main } = (await import(dispatch.href)) as { main: (argv: string[]) => Promise<number> };
+  process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--dispatch")));
+}
+
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
   process.stdout.write(USAGE);
