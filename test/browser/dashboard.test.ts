@@ -366,6 +366,48 @@ describe("the dashboard", () => {
     await banner.getByRole("button", { name: "Reload" }).waitFor();
   });
 
+  test("a hidden tab does no work: its subscriptions close, and reopen from their positions when it is shown", async (t) => {
+    const opened = await openPage(t, context, `${node.base}/tasks?queue=fast`);
+    if (opened === null) return;
+    const { page } = opened;
+    const frames: { dir: "in" | "out"; frame: { type: string; since?: { offset: number } } }[] = [];
+    page.on("websocket", (ws) => {
+      ws.on("framereceived", (f) => frames.push({ dir: "in", frame: JSON.parse(String(f.payload)) }));
+      ws.on("framesent", (f) => frames.push({ dir: "out", frame: JSON.parse(String(f.payload)) }));
+    });
+    await page.reload();
+    await page.locator("tr[data-task]").first().or(page.getByText("No task matches")).waitFor({ timeout: WAIT_MS });
+    await waitLive(page);
+    const setHidden = (hidden: boolean) =>
+      page.evaluate((hidden) => {
+        const doc = (globalThis as unknown as { document: object & { dispatchEvent(e: unknown): void } }).document;
+        Object.defineProperty(doc, "hidden", { value: hidden, configurable: true });
+        Object.defineProperty(doc, "visibilityState", { value: hidden ? "hidden" : "visible", configurable: true });
+        doc.dispatchEvent(
+          new (globalThis as unknown as { Event: new (name: string) => unknown }).Event("visibilitychange"),
+        );
+      }, hidden);
+    await setHidden(true);
+    await eventually("every subscription closed", async () =>
+      frames.filter((f) => f.frame.type === "unsubscribed").length >= 3 ? true : null,
+    );
+    const hiddenAt = frames.length;
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await node.conveyor.enqueue("demo.fast", { hidden: i })).id);
+    await Promise.all(ids.map((id) => node.conveyor.result(id)));
+    await page.waitForTimeout(300);
+    assert.deepEqual(
+      frames.slice(hiddenAt).filter((f) => f.frame.type === "event"),
+      [],
+      "no event reaches a hidden tab",
+    );
+    await setHidden(false);
+    // Reopened from where each one stood, so the tasks made meanwhile are all counted, once.
+    await page.getByRole("button", { name: /5 new/ }).waitFor({ timeout: WAIT_MS });
+    const resubscribed = frames.slice(hiddenAt).filter((f) => f.dir === "out" && f.frame.type === "subscribe");
+    assert.ok(resubscribed.length >= 3 && resubscribed.every((f) => f.frame.since !== undefined));
+  });
+
   test("failure drills: a crashed service is restarted by its supervisor, visibly", async (t) => {
     const opened = await openPage(t, context, `${node.base}/nodes`);
     if (opened === null) return;
