@@ -466,13 +466,13 @@ function StopLifecycle({ task, events, position }: { task: LiveTask; events: Tas
   );
 }
 
-function describe(event: TaskEvent): string {
+function describe(event: TaskEvent, nodeName: (id: string | null) => string | null): string {
   const data = event.data ?? {};
   switch (event.type) {
     case "task.created":
       return `created ${String(data.state ?? "")}`;
     case "task.started":
-      return `attempt ${String(data.attempt ?? "")} started on ${String(data.node ?? "?")}`;
+      return `attempt ${String(data.attempt ?? "")} started on ${nodeName(typeof data.node === "string" ? data.node : null) ?? "?"}`;
     case "task.progress":
       return `${typeof data.percent === "number" ? Math.round(data.percent) : "?"}%${data.info === undefined ? "" : ` ${JSON.stringify(data.info)}`}`;
     case "task.retrying":
@@ -499,6 +499,7 @@ function describe(event: TaskEvent): string {
 }
 
 function Timeline({ events }: { events: TaskEvent[] }) {
+  const nodeName = useNodeName();
   // Progress reports are many: show the latest few, and every transition.
   const [all, setAll] = useState(false);
   const progress = events.filter((e) => e.type === "task.progress");
@@ -514,7 +515,7 @@ function Timeline({ events }: { events: TaskEvent[] }) {
               {String(new Date(event.at).getMilliseconds()).padStart(3, "0")}
             </span>
             <span className="ev-name">{event.type.replace("task.", "")}</span>
-            <span className="ev-text">{describe(event)}</span>
+            <span className="ev-text">{describe(event, nodeName)}</span>
           </li>
         ))}
       </ol>
