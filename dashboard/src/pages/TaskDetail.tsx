@@ -487,8 +487,8 @@ function describe(event: TaskEvent, nodeName: (id: string | null) => string | nu
       return `rerun (was ${String(data.previousState ?? "?")})`;
     case "task.rescued":
       return data.released
-        ? `handed back by ${String(data.node ?? "?")} (shutdown)`
-        : `rescued from ${String(data.node ?? "?")}`;
+        ? `handed back by ${nodeName(String(data.node ?? "?"))} (shutdown)`
+        : `rescued from ${nodeName(String(data.node ?? "?"))}`;
     case "task.promoted":
       return "due: queued";
     case "task.deleted":
