@@ -216,7 +216,8 @@ export async function createRequestHandler(
   };
   handler.attach = (server) => {
     server.on("upgrade", (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-      handler.upgrade(request, socket, head);
+      // Another upgrade, with no other listener to take it, would hang: refuse it.
+      if (!handler.upgrade(request, socket, head) && server.listenerCount("upgrade") === 1) socket.destroy();
     });
   };
   Object.defineProperty(handler, "app", { value: app });
