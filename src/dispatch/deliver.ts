@@ -12,9 +12,10 @@
  */
 import { EventEmitter } from "node:events";
 import type { TaskContext } from "../runtime/handler.ts";
-import type { AttemptOutcome, Delivery, DeliveryWork } from "../store/dispatch-store.ts";
+import type { AttemptOutcome, AttemptRecord, Delivery, DeliveryWork } from "../store/dispatch-store.ts";
 import type { Store } from "../store/store.ts";
 import type { AmqpSender } from "./amqp-sender.ts";
+import type { Batcher } from "./batcher.ts";
 import type { Clock } from "./clock.ts";
 import type { HttpSender, SendResult } from "./http-sender.ts";
 import type { PublisherSlots } from "./publisher-slots.ts";
@@ -38,6 +39,10 @@ export class DispatchEvents extends EventEmitter<DeliveryEventMap> {}
 
 export type DeliverDeps = {
   store: Store;
+  /** Reads deliveries for their tasks, many in one statement (batcher.ts). */
+  work: Batcher<number, DeliveryWork | null>;
+  /** Records attempts, many in one transaction (batcher.ts). */
+  records: Batcher<AttemptRecord, Delivery | null>;
   clock: Clock;
   random: () => number;
   http: HttpSender;
@@ -52,8 +57,7 @@ export type DeliverDeps = {
 
 export function deliverHandler(deps: DeliverDeps) {
   return async (data: DeliveryTaskData, ctx: TaskContext) => {
-    const dispatch = deps.store.dispatch;
-    const work = await dispatch.deliveryWork({ id: data.delivery });
+    const work = await deps.work.add(data.delivery);
     if (work === null) return { skipped: "no such delivery" };
     const { delivery, publisher } = work;
     if (delivery.generation !== data.generation || delivery.state !== "pending") return { skipped: "stale" };
@@ -132,24 +136,21 @@ async function record(
       nextAttemptAt = new Date(now.getTime() + delay);
     }
   }
-  const recorded = await deps.store.dispatch.deliveryRecord({
-    record: {
-      deliveryId: delivery.id,
-      generation: delivery.generation,
-      attempt: {
-        taskId,
-        at,
-        durationMs: result.durationMs,
-        status: result.status,
-        error: result.error,
-        responseBody: result.responseBody,
-        request,
-      },
-      outcome,
-      nextAttemptAt,
-      disablePublisher,
+  const recorded = await deps.records.add({
+    deliveryId: delivery.id,
+    generation: delivery.generation,
+    attempt: {
+      taskId,
+      at,
+      durationMs: result.durationMs,
+      status: result.status,
+      error: result.error,
+      responseBody: result.responseBody,
+      request,
     },
-    now,
+    outcome,
+    nextAttemptAt,
+    disablePublisher,
   });
   if (recorded === null) return { skipped: "stale" };
   if (nextAttemptAt !== null) deps.scheduled(nextAttemptAt);

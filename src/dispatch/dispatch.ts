@@ -17,8 +17,9 @@ import type { Json } from "../core/task.ts";
 import type { Conveyor } from "../runtime/conveyor.ts";
 import { Notifier } from "../runtime/notifier.ts";
 import { Supervisor, type SupervisorTree } from "../runtime/supervisor.ts";
-import type { DeliveryTaskTemplate, Publisher, Topic } from "../store/dispatch-store.ts";
+import type { AttemptRecord, DeliveryTaskTemplate, Publisher, Topic } from "../store/dispatch-store.ts";
 import { AmqpSender } from "./amqp-sender.ts";
+import { Batcher } from "./batcher.ts";
 import { systemClock } from "./clock.ts";
 import { deliverHandler, type DeliveryTaskData, DispatchEvents } from "./deliver.ts";
 import * as deliveries from "./deliveries.ts";
@@ -100,8 +101,17 @@ export class Dispatch {
 
   #define(): void {
     const { conveyor, options } = this;
+    const dispatch = conveyor.store.dispatch;
     const handler = deliverHandler({
       store: conveyor.store,
+      work: new Batcher(async (ids: number[]) => {
+        const found = new Map((await dispatch.deliveryWorkMany({ ids })).map((w) => [w.delivery.id, w]));
+        return ids.map((id) => found.get(id) ?? null);
+      }),
+      // Attempts recorded together share the clock's reading of the moment they are written.
+      records: new Batcher((records: AttemptRecord[]) =>
+        dispatch.deliveryRecordMany({ records, now: this.parts.clock.now() }),
+      ),
       clock: this.parts.clock,
       random: this.parts.random,
       http: this.parts.http,

@@ -293,12 +293,19 @@ export interface DispatchStore {
   deliveryList(params: DeliveryListParams): Promise<Delivery[]>;
   /** What a delivery task sends: null when the delivery is unknown. */
   deliveryWork(params: { id: number }): Promise<DeliveryWork | null>;
+  /** deliveryWork for many deliveries in one read (those that exist, in any order): a batch of tasks' reads. */
+  deliveryWorkMany(params: { ids: number[] }): Promise<DeliveryWork[]>;
   /**
    * Records an attempt of a pending delivery made by the task of `generation`, and moves the delivery on: delivered,
    * scheduled for `nextAttemptAt` (retry), failed, or held (gone); optionally disables the publisher. Null, writing
    * nothing, when the generation is stale or the delivery is not pending.
    */
   deliveryRecord(params: { record: AttemptRecord; now: Date }): Promise<Delivery | null>;
+  /**
+   * deliveryRecord for many attempts (of distinct deliveries) in one transaction: the group commit of the delivery
+   * tasks that finished together. The outcomes are in the records' order.
+   */
+  deliveryRecordMany(params: { records: AttemptRecord[]; now: Date }): Promise<(Delivery | null)[]>;
   /**
    * Moves a pending delivery that its task found it could not send to `state` without spending an attempt: held
    * (publisher disabled), discarded (publisher deleted), or scheduled for `nextAttemptAt` (no free slot). Null when

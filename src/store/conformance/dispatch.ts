@@ -326,6 +326,67 @@ export function dispatchCases(storeTest: StoreTest): void {
     });
 
     storeTest(
+      "attempts recorded together: each as alone, stale ones skipped, each publisher written once",
+      async (store) => {
+        const t = await topic(store);
+        const one = await publisher(store, t.id, { target: "http://one.test/" });
+        const two = await publisher(store, t.id, { target: "http://two.test/" });
+        const { outcomes } = await send(store, t.id, [message(), message(), message()], T0);
+        const [a, b, c] = outcomes.map((o) => o.deliveries);
+        const record = (
+          id: number,
+          outcome: "delivered" | "retry" | "gone",
+          status: number,
+          disable: string | null = null,
+        ) => ({
+          deliveryId: id,
+          generation: 1,
+          attempt: attemptAt(at(1), status),
+          outcome,
+          nextAttemptAt: outcome === "retry" ? at(6) : null,
+          disablePublisher: disable,
+        });
+        const recorded = await store.dispatch.deliveryRecordMany({
+          records: [
+            record(a![0]!.id, "delivered", 200),
+            record(b![0]!.id, "gone", 410, "410 Gone"),
+            { ...record(c![0]!.id, "delivered", 200), generation: 7 },
+            record(a![1]!.id, "retry", 503),
+          ],
+          now: at(1),
+        });
+        assert.deepEqual(
+          recorded.map((d) => d?.state ?? null),
+          ["delivered", "held", null, "scheduled"],
+        );
+        const [first, second] = await Promise.all([
+          store.dispatch.publisherGet({ id: one.id }),
+          store.dispatch.publisherGet({ id: two.id }),
+        ]);
+        assert.deepEqual([first?.active, first?.disabledReason, first?.failingSince], [false, "410 Gone", null]);
+        assert.deepEqual([second?.active, second?.failingSince], [true, at(1)]);
+        assert.equal(
+          (await store.dispatch.deliveryGet({ id: c![0]!.id }))?.state,
+          "pending",
+          "the stale one is untouched",
+        );
+        const events = (await dispatchEvents(store)).filter((e) => e.type !== "topic.changed");
+        assert.deepEqual(
+          events
+            .slice(-4)
+            .map((e) => e.type)
+            .sort(),
+          ["delivery.attempted", "delivery.attempted", "delivery.attempted", "publisher.changed"],
+        );
+        const works = await store.dispatch.deliveryWorkMany({ ids: [a![0]!.id, b![0]!.id, 999_999] });
+        assert.deepEqual(
+          works.map((w) => w.delivery.id).sort((x, y) => x - y),
+          [a![0]!.id, b![0]!.id].sort((x, y) => x - y),
+        );
+      },
+    );
+
+    storeTest(
       "enabling a publisher makes its held deliveries due; deleting one discards those waiting",
       async (store) => {
         const t = await topic(store);

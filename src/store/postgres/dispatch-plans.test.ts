@@ -53,11 +53,17 @@ if (await postgresSuite("postgres dispatch plans")) {
     const cursor = { receivedAt: new Date(NOW.getTime() + 10_000_000), id: 15_000 };
 
     const cases: Case[] = [
-      { name: "deliveryWork", args: () => [ids.delivery], maxRows: 10 },
+      { name: "deliveryWorkMany", args: () => [[ids.delivery, ids.delivery - 1, ids.delivery - 2]], maxRows: 15 },
       {
-        name: "deliveryRecord",
-        args: () => [ids.delivery, 1, "scheduled", 1, LATER, 500, "x", NOW, 1, NOW, 5, "retry", "", "{}", null, null],
-        maxRows: 20,
+        name: "deliveryRecordMany",
+        args: () => [
+          JSON.stringify([
+            [ids.delivery, 1, "scheduled", 1, LATER, 500, "x", 1, NOW, 5, "retry", "", {}, null, null],
+            [ids.delivery - 100, 1, "delivered", 0, null, 200, null, 2, NOW, 5, "delivered", "", {}, null, null],
+          ]),
+          NOW,
+        ],
+        maxRows: 30,
       },
       { name: "deliverySettle", args: () => [ids.delivery, 1, "held", null, NOW, "why"], maxRows: 20 },
       { name: "deliveryPromoteDue", args: () => [NOW, 100], maxRows: 500 },

@@ -275,38 +275,40 @@ export class PostgresDispatchStore implements DispatchStore {
   }
 
   async deliveryWork({ id }: { id: number }): Promise<DeliveryWork | null> {
-    const row = await this.#one("deliveryWork", [id]);
-    if (row === undefined) return null;
-    const topic = String(row.t_name);
-    return {
-      delivery: rowToDelivery(row, "d_"),
-      message: rowToMessage(row, "m_", topic),
-      publisher: rowToPublisher(row, "p_", topic),
-    };
+    return (await this.deliveryWorkMany({ ids: [id] }))[0] ?? null;
+  }
+
+  async deliveryWorkMany({ ids }: { ids: number[] }): Promise<DeliveryWork[]> {
+    if (ids.length === 0) return [];
+    return (await this.#all("deliveryWorkMany", [ids])).map(workOf);
   }
 
   async deliveryRecord({ record, now }: { record: AttemptRecord; now: Date }): Promise<Delivery | null> {
-    const { attempt, outcome } = record;
-    const state = { delivered: "delivered", retry: "scheduled", failed: "failed", gone: "held" }[outcome];
-    const row = await this.#one("deliveryRecord", [
-      record.deliveryId,
-      record.generation,
-      state,
+    return (await this.deliveryRecordMany({ records: [record], now }))[0] ?? null;
+  }
+
+  async deliveryRecordMany({ records, now }: { records: AttemptRecord[]; now: Date }): Promise<(Delivery | null)[]> {
+    if (records.length === 0) return [];
+    const rows = records.map(({ deliveryId, generation, attempt, outcome, nextAttemptAt, disablePublisher }) => [
+      deliveryId,
+      generation,
+      { delivered: "delivered", retry: "scheduled", failed: "failed", gone: "held" }[outcome],
       outcome === "retry" || outcome === "failed" ? 1 : 0,
-      record.nextAttemptAt,
+      nextAttemptAt,
       attempt.status,
       attempt.error,
-      now,
       attempt.taskId,
       attempt.at,
       Math.round(attempt.durationMs),
       outcome,
       attempt.responseBody,
-      JSON.stringify(attempt.request),
-      record.disablePublisher,
-      record.nextAttemptAt?.toISOString() ?? null,
+      attempt.request,
+      disablePublisher,
+      nextAttemptAt?.toISOString() ?? null,
     ]);
-    return row === undefined ? null : rowToDelivery(row);
+    const moved = await this.#all("deliveryRecordMany", [JSON.stringify(rows), now]);
+    const byOrdinal = new Map(moved.map((row) => [Number(row.ord), rowToDelivery(row)]));
+    return records.map((_, i) => byOrdinal.get(i + 1) ?? null);
   }
 
   async deliverySettle(params: {
@@ -358,6 +360,15 @@ export class PostgresDispatchStore implements DispatchStore {
   async attemptList({ deliveryId }: { deliveryId: number }): Promise<Attempt[]> {
     return (await this.#all("attemptList", [deliveryId])).map(rowToAttempt);
   }
+}
+
+function workOf(row: DispatchRow): DeliveryWork {
+  const topic = String(row.t_name);
+  return {
+    delivery: rowToDelivery(row, "d_"),
+    message: rowToMessage(row, "m_", topic),
+    publisher: rowToPublisher(row, "p_", topic),
+  };
 }
 
 function duplicatePublisher(p: { target: string; type: string }): ConflictError {

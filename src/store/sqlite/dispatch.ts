@@ -280,18 +280,36 @@ export class SqliteDispatchStore implements DispatchStore {
   }
 
   async deliveryWork({ id }: { id: number }): Promise<DeliveryWork | null> {
-    const row = this.#get("deliveryWork", { id });
-    if (row === undefined) return null;
-    const topic = String(row.t_name);
-    return {
-      delivery: rowToDelivery(row, "d_"),
-      message: rowToMessage(row, "m_", topic),
-      publisher: rowToPublisher(row, "p_", topic),
-    };
+    return (await this.deliveryWorkMany({ ids: [id] }))[0] ?? null;
+  }
+
+  async deliveryWorkMany({ ids }: { ids: number[] }): Promise<DeliveryWork[]> {
+    if (ids.length === 0) return [];
+    return this.#all("deliveryWork", { ids: JSON.stringify(ids) }).map((row) => {
+      const topic = String(row.t_name);
+      return {
+        delivery: rowToDelivery(row, "d_"),
+        message: rowToMessage(row, "m_", topic),
+        publisher: rowToPublisher(row, "p_", topic),
+      };
+    });
   }
 
   async deliveryRecord({ record, now }: { record: AttemptRecord; now: Date }): Promise<Delivery | null> {
     return this.#deps.write(() => recordAttempt(this.#statements, this.#deps, record, now));
+  }
+
+  async deliveryRecordMany({ records, now }: { records: AttemptRecord[]; now: Date }): Promise<(Delivery | null)[]> {
+    if (records.length === 0) return [];
+    return this.#deps.write(() => {
+      const outcomes = records.map((record) => recordAttempt(this.#statements, this.#deps, record, now));
+      // A publisher that succeeded anywhere in the batch is not failing, whatever order its attempts came in.
+      const succeeded = new Set(
+        outcomes.flatMap((d, i) => (d !== null && records[i]!.outcome === "delivered" ? [d.publisherId] : [])),
+      );
+      for (const id of succeeded) this.#statements.get("publisherSucceeded").run({ id });
+      return outcomes;
+    });
   }
 
   async deliverySettle(params: {

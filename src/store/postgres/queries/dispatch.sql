@@ -167,8 +167,84 @@ SELECT * FROM {{schema}}.deliveries WHERE message_id = $1::bigint ORDER BY id;
 -- name: deliveryById
 SELECT * FROM {{schema}}.deliveries WHERE id = $1::bigint;
 
--- name: deliveryWork
--- A delivery with its message, publisher and topic, for its task: columns prefixed d_, m_, p_ (t_name).
+-- name: deliveryRecordMany
+-- Records attempts at $2, one per element of $1, a JSON array of [delivery id, generation, state, step (1 when the
+-- attempt moves the delivery along its retry schedule), next attempt at, status, error, task id, attempt made at,
+-- duration ms, outcome, response body, request, reason to disable the publisher (or null), next attempt at as ISO
+-- text]: each pending delivery of that generation moves to its state (a stale one is left alone), its attempt is
+-- kept, and its publisher's row is written once, only when it changes: failing_since cleared by a success in the
+-- batch or set by a failure, and disabled when asked (a row may be written once per statement: one UPDATE of
+-- publishers, whatever the batch says of it). One log row holds every attempt's event, and each disable's.
+WITH input AS (
+  SELECT ord, (r ->> 0)::bigint AS id, (r ->> 1)::integer AS generation, r ->> 2 AS state, (r ->> 3)::integer AS step,
+    (r ->> 4)::timestamptz AS next_at, (r ->> 5)::integer AS status, r ->> 6 AS error, (r ->> 7)::bigint AS task_id,
+    (r ->> 8)::timestamptz AS at, (r ->> 9)::integer AS duration_ms, r ->> 10 AS outcome, r ->> 11 AS response_body,
+    r -> 12 AS request, r ->> 13 AS disable, r ->> 14 AS next_iso
+  FROM json_array_elements($1::json) WITH ORDINALITY AS x(r, ord)
+),
+moved AS (
+  UPDATE {{schema}}.deliveries d SET state = i.state, generation = d.generation + 1, attempts = d.attempts + 1,
+    step = d.step + i.step, next_attempt_at = i.next_at, last_status = i.status, last_error = i.error,
+    updated_at = $2::timestamptz,
+    finished_at = CASE WHEN i.state IN ('delivered', 'failed') THEN $2::timestamptz END
+  FROM input i
+  WHERE d.id = i.id AND d.generation = i.generation AND d.state = 'pending'
+  RETURNING d.*, i.ord, i.task_id AS in_task, i.at AS in_at, i.duration_ms AS in_duration, i.outcome AS in_outcome,
+    i.response_body AS in_body, i.request AS in_request, i.disable AS in_disable, i.next_iso AS in_next_iso
+),
+attempted AS (
+  INSERT INTO {{schema}}.delivery_attempts (delivery_id, attempt, task_id, at, duration_ms, status, outcome, error,
+    response_body, request, next_attempt_at)
+  SELECT id, attempts, in_task, in_at, in_duration, last_status, in_outcome, last_error, in_body, in_request::jsonb,
+    next_attempt_at
+  FROM moved
+),
+changes AS (
+  SELECT publisher_id AS id, bool_or(in_outcome = 'delivered') AS succeeded,
+    (array_agg(in_disable ORDER BY ord) FILTER (WHERE in_disable IS NOT NULL))[1] AS disable
+  FROM moved GROUP BY publisher_id
+),
+before AS (
+  SELECT p.id, p.active, p.failing_since FROM {{schema}}.publishers p WHERE p.id IN (SELECT id FROM changes)
+),
+touched AS (
+  UPDATE {{schema}}.publishers p SET
+    failing_since = CASE WHEN c.succeeded THEN NULL ELSE coalesce(p.failing_since, $2::timestamptz) END,
+    active = CASE WHEN c.disable IS NOT NULL THEN false ELSE p.active END,
+    disabled_reason = CASE WHEN c.disable IS NOT NULL AND p.active THEN c.disable ELSE p.disabled_reason END,
+    updated_at = CASE WHEN c.disable IS NOT NULL AND p.active THEN $2::timestamptz ELSE p.updated_at END
+  FROM changes c
+  WHERE p.id = c.id AND ((c.succeeded AND p.failing_since IS NOT NULL)
+    OR (NOT c.succeeded AND p.failing_since IS NULL) OR (c.disable IS NOT NULL AND p.active))
+),
+disabled AS (
+  SELECT c.id, c.disable, p.deleted, t.name AS topic
+  FROM changes c JOIN before b ON b.id = c.id JOIN {{schema}}.publishers p ON p.id = c.id
+  JOIN {{schema}}.topics t ON t.id = p.topic_id
+  WHERE c.disable IS NOT NULL AND b.active
+),
+named AS (
+  SELECT d.*, t.name AS topic FROM moved d
+  CROSS JOIN LATERAL (SELECT topic_id FROM {{schema}}.messages WHERE id = d.message_id OFFSET 0) m
+  JOIN {{schema}}.topics t ON t.id = m.topic_id
+),
+logged AS (
+  INSERT INTO {{schema}}.event_log (count, at, events)
+  SELECT (SELECT count(*) FROM named) + (SELECT count(*) FROM disabled), $2::timestamptz,
+    (coalesce((SELECT jsonb_agg(jsonb_build_array('delivery.attempted', 0, {{schema}}.topic_channel(n.topic),
+        jsonb_build_object('topic', n.topic, 'delivery', n.id, 'message', n.message_id, 'publisher', n.publisher_id,
+          'attempt', n.attempts, 'status', n.last_status, 'durationMs', n.in_duration, 'outcome', n.in_outcome,
+          'state', n.state, 'nextAttemptAt', n.in_next_iso, 'error', n.last_error)) ORDER BY n.ord) FROM named n),
+      '[]'::jsonb)
+    || coalesce((SELECT jsonb_agg(jsonb_build_array('publisher.changed', 0, {{schema}}.topic_channel(x.topic),
+        jsonb_build_object('topic', x.topic, 'publisher', x.id, 'change', 'disabled', 'active', false,
+          'deleted', x.deleted, 'reason', x.disable)) ORDER BY x.id) FROM disabled x), '[]'::jsonb))::json
+  WHERE EXISTS (SELECT 1 FROM moved)
+)
+SELECT * FROM moved ORDER BY ord;
+
+-- name: deliveryWorkMany
+-- Like deliveryWork, for the deliveries $1 (ids): what a batch of delivery tasks reads in one round trip.
 SELECT d.id AS d_id, d.message_id AS d_message_id, d.publisher_id AS d_publisher_id, d.state AS d_state,
   d.generation AS d_generation, d.attempts AS d_attempts, d.step AS d_step, d.next_attempt_at AS d_next_attempt_at,
   d.last_status AS d_last_status, d.last_error AS d_last_error, d.received_at AS d_received_at,
@@ -182,62 +258,10 @@ SELECT d.id AS d_id, d.message_id AS d_message_id, d.publisher_id AS d_publisher
   p.failing_since AS p_failing_since, p.created_at AS p_created_at, p.updated_at AS p_updated_at,
   t.name AS t_name
 FROM {{schema}}.deliveries d
-JOIN {{schema}}.messages m ON m.id = d.message_id
+CROSS JOIN LATERAL (SELECT * FROM {{schema}}.messages WHERE id = d.message_id OFFSET 0) m
 JOIN {{schema}}.publishers p ON p.id = d.publisher_id
 JOIN {{schema}}.topics t ON t.id = m.topic_id
-WHERE d.id = $1::bigint;
-
--- name: deliveryRecord
--- Records an attempt of pending delivery $1 by its task of generation $2, at $8, and moves it to state $3 ($4: 1
--- when the attempt moves it along the retry schedule), due again at $5; last status $6 and error $7. The attempt:
--- task $9, made at $10, taking $11 ms, outcome $12, response body $13, request $14. $15: disable the publisher for
--- this reason; $16: $5 as ISO text. The publisher's failing_since is written only when it changes. Nothing when the
--- generation is stale.
-WITH moved AS (
-  UPDATE {{schema}}.deliveries SET state = $3::text, generation = generation + 1, attempts = attempts + 1,
-    step = step + $4::integer, next_attempt_at = $5::timestamptz, last_status = $6::integer, last_error = $7::text,
-    updated_at = $8::timestamptz,
-    finished_at = CASE WHEN $3::text IN ('delivered', 'failed') THEN $8::timestamptz END
-  WHERE id = $1::bigint AND generation = $2::integer AND state = 'pending'
-  RETURNING *
-),
-attempted AS (
-  INSERT INTO {{schema}}.delivery_attempts (delivery_id, attempt, task_id, at, duration_ms, status, outcome, error,
-    response_body, request, next_attempt_at)
-  SELECT id, attempts, $9::bigint, $10::timestamptz, $11::integer, $6::integer, $12::text, $7::text, $13::text,
-    $14::jsonb, $5::timestamptz
-  FROM moved
-),
-succeeded AS (
-  UPDATE {{schema}}.publishers SET failing_since = NULL
-  WHERE id = (SELECT publisher_id FROM moved) AND $12::text = 'delivered' AND failing_since IS NOT NULL
-),
-failed AS (
-  UPDATE {{schema}}.publishers SET failing_since = $8::timestamptz
-  WHERE id = (SELECT publisher_id FROM moved) AND $12::text <> 'delivered' AND failing_since IS NULL
-),
-disabled AS (
-  UPDATE {{schema}}.publishers SET active = false, disabled_reason = $15::text, updated_at = $8::timestamptz
-  WHERE id = (SELECT publisher_id FROM moved) AND $15::text IS NOT NULL AND active
-  RETURNING id, deleted
-),
-topic AS (
-  SELECT t.name FROM moved d JOIN {{schema}}.messages m ON m.id = d.message_id
-  JOIN {{schema}}.topics t ON t.id = m.topic_id
-),
-logged AS (
-  INSERT INTO {{schema}}.event_log (count, at, events)
-  SELECT 1 + (SELECT count(*) FROM disabled), $8::timestamptz,
-    (json_build_array(json_build_array('delivery.attempted', 0, {{schema}}.topic_channel(t.name),
-      json_build_object('topic', t.name, 'delivery', d.id, 'message', d.message_id, 'publisher', d.publisher_id,
-        'attempt', d.attempts, 'status', $6::integer, 'durationMs', $11::integer, 'outcome', $12::text,
-        'state', d.state, 'nextAttemptAt', $16::text, 'error', $7::text)))::jsonb
-    || coalesce((SELECT jsonb_agg(jsonb_build_array('publisher.changed', 0, {{schema}}.topic_channel(t.name),
-      jsonb_build_object('topic', t.name, 'publisher', x.id, 'change', 'disabled', 'active', false,
-        'deleted', x.deleted, 'reason', $15::text))) FROM disabled x), '[]'::jsonb))::json
-  FROM moved d, topic t
-)
-SELECT * FROM moved;
+WHERE d.id = ANY($1::bigint[]);
 
 -- name: deliverySettle
 -- Moves pending delivery $1 of generation $2 to $3 without an attempt at $5, due at $4; reason $6 for the event.

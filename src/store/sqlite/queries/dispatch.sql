@@ -91,7 +91,8 @@ SELECT * FROM deliveries WHERE message_id = :message_id ORDER BY id;
 SELECT * FROM deliveries WHERE id = :id;
 
 -- name: deliveryWork
--- A delivery with its message, publisher and topic, for its task: columns prefixed d_, m_, p_ (t_name).
+-- Deliveries :ids (a JSON array) with their message, publisher and topic, for their tasks: columns prefixed d_, m_,
+-- p_ (t_name).
 SELECT d.id AS d_id, d.message_id AS d_message_id, d.publisher_id AS d_publisher_id, d.state AS d_state,
   d.generation AS d_generation, d.attempts AS d_attempts, d.step AS d_step, d.next_attempt_at AS d_next_attempt_at,
   d.last_status AS d_last_status, d.last_error AS d_last_error, d.received_at AS d_received_at,
@@ -108,7 +109,7 @@ FROM deliveries d
 JOIN messages m ON m.id = d.message_id
 JOIN publishers p ON p.id = d.publisher_id
 JOIN topics t ON t.id = m.topic_id
-WHERE d.id = :id;
+WHERE d.id IN (SELECT value FROM json_each(:ids));
 
 -- name: deliveryAttemptInsert
 INSERT INTO delivery_attempts (delivery_id, attempt, task_id, at, duration_ms, status, outcome, error, response_body,
