@@ -8,14 +8,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { ConflictError } from "../../core/errors.ts";
 import type { Task } from "../../core/task.ts";
 import { buildDeliveryList, buildMessageSearch, type Dialect } from "../dispatch-search.ts";
-import {
-  changedEvent,
-  changedEvents,
-  type DispatchEvent,
-  publisherEvent,
-  topicEvent,
-  attemptedEvent,
-} from "../dispatch-events.ts";
+import { changedEvent, changedEvents, type DispatchEvent, publisherEvent, topicEvent } from "../dispatch-events.ts";
 import {
   definedOnly,
   type DispatchRow,
@@ -46,6 +39,7 @@ import {
 } from "../dispatch-store.ts";
 import type { TaskInsert, TaskInsertOutcome } from "../store.ts";
 import { insertMessages } from "./dispatch-insert.ts";
+import { recordAttempts } from "./dispatch-record.ts";
 import { DispatchStatements } from "./dispatch-statements.ts";
 
 export type SqliteDispatchDeps = {
@@ -296,20 +290,12 @@ export class SqliteDispatchStore implements DispatchStore {
   }
 
   async deliveryRecord({ record, now }: { record: AttemptRecord; now: Date }): Promise<Delivery | null> {
-    return this.#deps.write(() => recordAttempt(this.#statements, this.#deps, record, now));
+    return (await this.deliveryRecordMany({ records: [record], now }))[0] ?? null;
   }
 
   async deliveryRecordMany({ records, now }: { records: AttemptRecord[]; now: Date }): Promise<(Delivery | null)[]> {
     if (records.length === 0) return [];
-    return this.#deps.write(() => {
-      const outcomes = records.map((record) => recordAttempt(this.#statements, this.#deps, record, now));
-      // A publisher that succeeded anywhere in the batch is not failing, whatever order its attempts came in.
-      const succeeded = new Set(
-        outcomes.flatMap((d, i) => (d !== null && records[i]!.outcome === "delivered" ? [d.publisherId] : [])),
-      );
-      for (const id of succeeded) this.#statements.get("publisherSucceeded").run({ id });
-      return outcomes;
-    });
+    return this.#deps.write(() => recordAttempts(this.#statements, this.#deps, records, now));
   }
 
   async deliverySettle(params: {
@@ -419,57 +405,6 @@ export class SqliteDispatchStore implements DispatchStore {
   async attemptList({ deliveryId }: { deliveryId: number }): Promise<Attempt[]> {
     return this.#all("attemptList", { delivery_id: deliveryId }).map(rowToAttempt);
   }
-}
-
-/** deliveryRecord's transaction: the attempt, the delivery's new state, the publisher's failing mark, the event. */
-function recordAttempt(statements: DispatchStatements, deps: SqliteDispatchDeps, record: AttemptRecord, now: Date) {
-  const current = statements.get("deliveryById").get({ id: record.deliveryId }) as DispatchRow | undefined;
-  if (current === undefined || Number(current.generation) !== record.generation || current.state !== "pending")
-    return null;
-  const { attempt, outcome } = record;
-  const nowMs = now.getTime();
-  const state = { delivered: "delivered", retry: "scheduled", failed: "failed", gone: "held" }[outcome];
-  const row = statements.get("deliveryAfterAttempt").get({
-    id: record.deliveryId,
-    generation: record.generation,
-    state,
-    step: outcome === "retry" || outcome === "failed" ? 1 : 0,
-    next_attempt_at: record.nextAttemptAt?.getTime() ?? null,
-    status: attempt.status,
-    error: attempt.error,
-    now: nowMs,
-  }) as DispatchRow | undefined;
-  if (row === undefined) return null;
-  const delivery = rowToDelivery(row);
-  statements.get("deliveryAttemptInsert").run({
-    delivery_id: delivery.id,
-    attempt: delivery.attempts,
-    task_id: attempt.taskId,
-    at: attempt.at.getTime(),
-    duration_ms: Math.round(attempt.durationMs),
-    status: attempt.status,
-    outcome,
-    error: attempt.error,
-    response_body: attempt.responseBody,
-    request: JSON.stringify(attempt.request),
-    next_attempt_at: record.nextAttemptAt?.getTime() ?? null,
-  });
-  const publisherId = delivery.publisherId;
-  if (outcome === "delivered") statements.get("publisherSucceeded").run({ id: publisherId });
-  else statements.get("publisherFailed").run({ id: publisherId, now: nowMs });
-  const [topicRow] = statements.get("topicOfDeliveries").all({ ids: JSON.stringify([delivery.id]) });
-  const topic = String(topicRow!.topic);
-  deps.event(attemptedEvent(topic, delivery, { ...attempt, attempt: delivery.attempts }, outcome), now);
-  if (record.disablePublisher !== null) {
-    const disabled = statements
-      .get("publisherDisable")
-      .run({ id: publisherId, reason: record.disablePublisher, now: nowMs });
-    if (Number(disabled.changes) > 0) {
-      const publisher = rowToPublisher(statements.get("publisherById").get({ id: publisherId }) as DispatchRow);
-      deps.event(publisherEvent(publisher, "disabled", record.disablePublisher), now);
-    }
-  }
-  return delivery;
 }
 
 function publisherColumns(p: PublisherInput | (Publisher & PublisherChanges)) {
