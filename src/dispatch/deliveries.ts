@@ -1,6 +1,6 @@
 /**
- * Dispatch's deliveries as people steer them: one with its attempts, the failing ones page by page, a retry of one
- * (a replay from the start of its schedule), a cancel, and the replay of a publisher's failures over a window of time
+ * Dispatch's deliveries as people steer them: one with its attempts, the failing ones page by page, a replay of one
+ * (sent again from the start of its schedule), a cancel, and the replay of a publisher's failures over a window of time
  * (Svix's recover: in batches, at most MAX_REPLAY). A replayed delivery becomes due at once and the retry timer gives
  * it a task.
  */
@@ -48,12 +48,12 @@ export async function list(parts: DispatchParts, query: DeliveryQuery): Promise<
   };
 }
 
-export async function retry(parts: DispatchParts, id: number): Promise<DeliveryDetail> {
+export async function replayOne(parts: DispatchParts, id: number): Promise<DeliveryDetail> {
   const current = await detail(parts, id);
   if (current.state !== "failed" && current.state !== "cancelled")
     throw new ConflictError(
       "invalid_state",
-      `delivery ${id} is ${current.state}; only failed or cancelled ones are retried`,
+      `delivery ${id} is ${current.state}; only failed or cancelled ones are replayed`,
     );
   if (current.publisher.deleted) throw new ConflictError("invalid_state", `delivery ${id}'s publisher is deleted`);
   const now = parts.clock.now();

@@ -225,9 +225,9 @@ export class Dispatch {
     return deliveries.list(this.parts, query);
   }
 
-  /** Sends a failed or cancelled delivery again, from the start of its retry schedule. */
-  retryDelivery(id: number): Promise<deliveries.DeliveryDetail> {
-    return deliveries.retry(this.parts, id);
+  /** Replays a failed or cancelled delivery: sent again, from the start of its retry schedule (a person's action). */
+  replayDelivery(id: number): Promise<deliveries.DeliveryDetail> {
+    return deliveries.replayOne(this.parts, id);
   }
 
   cancelDelivery(id: number): Promise<deliveries.DeliveryDetail> {

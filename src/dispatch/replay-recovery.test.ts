@@ -12,7 +12,7 @@ import { Receiver } from "./fixtures/receiver.ts";
 
 for (const store of await testStores("dispatch replay and recovery")) {
   describe(`replay and recovery on ${store}`, () => {
-    test("a failed delivery is retried from the start of its schedule; a delivered one is not", async (t) => {
+    test("a failed delivery is replayed from the start of its schedule; a delivered one is not", async (t) => {
       const { dispatch, receiver } = await ordersToReceiver(t, store, { max_attempts: 1 });
       receiver.answer = () => ({ status: 500 });
       const failed = nextAttempt(dispatch);
@@ -20,12 +20,12 @@ for (const store of await testStores("dispatch replay and recovery")) {
       assert.equal((await failed).outcome, "failed");
       receiver.answer = () => ({ status: 200 });
       const delivered = nextAttempt(dispatch, (e) => e.outcome === "delivered");
-      const retried = await dispatch.retryDelivery(deliveryIds[0]!);
+      const retried = await dispatch.replayDelivery(deliveryIds[0]!);
       assert.ok(retried.state === "scheduled" || retried.state === "pending" || retried.state === "delivered");
       const done = (await delivered).delivery;
       assert.deepEqual([done.attempts, done.step], [2, 0]);
       await assert.rejects(
-        dispatch.retryDelivery(deliveryIds[0]!),
+        dispatch.replayDelivery(deliveryIds[0]!),
         (error: unknown) => error instanceof ConflictError && error.code === "invalid_state",
       );
     });

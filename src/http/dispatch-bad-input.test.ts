@@ -203,8 +203,8 @@ for (const store of await testStores("dispatch bad input")) {
         ["GET", "/api/deliveries?state=failed&publisher=abc", {}, 400, code("validation_failed")],
         ["GET", "/api/deliveries/abc", {}, 400, code("validation_failed")],
         ["GET", "/api/deliveries/999999", {}, 404, code("delivery_not_found")],
-        ["POST", "/api/deliveries/999999/retry", {}, 404, code("delivery_not_found")],
-        ["POST", `/api/deliveries/${held}/retry`, {}, 409, code("invalid_state")],
+        ["POST", "/api/deliveries/999999/replay", {}, 404, code("delivery_not_found")],
+        ["POST", `/api/deliveries/${held}/replay`, {}, 409, code("invalid_state")],
         ["POST", "/api/deliveries/0/cancel", {}, 400, code("validation_failed")],
       ];
       const before = await snapshot(server);

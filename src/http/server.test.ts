@@ -337,7 +337,7 @@ describe("HTTP API", () => {
       "get /api/messages/{id}",
       "get /api/deliveries",
       "get /api/deliveries/{id}",
-      "post /api/deliveries/{id}/retry",
+      "post /api/deliveries/{id}/replay",
       "post /api/deliveries/{id}/cancel",
     ];
     const operations = Object.entries(

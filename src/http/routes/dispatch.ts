@@ -1,7 +1,7 @@
 /**
  * What Postoffice's API lacked, in Conveyor's own style (errors `{error: {code, message}}`, docs/errors.md; fields in
  * Postoffice's snake_case): topics and publishers listed, read and changed (enable, disable, retarget, rotate a
- * secret), message search with cursor pages, a message's deliveries and every attempt, failing deliveries, a retry
+ * secret), message search with cursor pages, a message's deliveries and every attempt, failing deliveries, a replay
  * or a cancel of one, and the replay of a publisher's failures over a window. Lists answer the log `position` they
  * are consistent with, so that a page can follow `dispatch` / `topic:<name>` from there.
  */
@@ -179,15 +179,15 @@ export function registerDispatchRoutes(app: FastifyInstance, { conveyor }: { con
   );
 
   app.post<IdRoute>(
-    "/api/deliveries/:id/retry",
+    "/api/deliveries/:id/replay",
     {
       schema: {
-        summary: "Send a failed or cancelled delivery again, from the start of its schedule",
+        summary: "Replay a failed or cancelled delivery: send it again, from the start of its schedule",
         tags,
         params: idParams,
       },
     },
-    async (request) => ({ delivery: deliveryJson(await dispatch.retryDelivery(request.params.id)) }),
+    async (request) => ({ delivery: deliveryJson(await dispatch.replayDelivery(request.params.id)) }),
   );
 
   app.post<IdRoute>(
