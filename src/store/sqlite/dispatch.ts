@@ -18,27 +18,27 @@ import {
   rowToPublisher,
   rowToTopic,
 } from "../dispatch-rows.ts";
-import {
-  type Attempt,
-  type AttemptRecord,
-  type Delivery,
-  type DeliveryListParams,
-  type DeliveryTaskTemplate,
-  type DeliveryWork,
-  type DispatchStore,
-  deliveryTask,
-  type Message,
-  type MessageInput,
-  type MessageInsertOutcome,
-  type MessageSearch,
-  type Publisher,
-  type PublisherChanges,
-  type PublisherInput,
-  type Topic,
-  type TopicInput,
+import type {
+  Attempt,
+  AttemptRecord,
+  Delivery,
+  DeliveryListParams,
+  DeliveryTaskTemplate,
+  DeliveryWork,
+  DispatchStore,
+  Message,
+  MessageInput,
+  MessageInsertOutcome,
+  MessageSearch,
+  Publisher,
+  PublisherChanges,
+  PublisherInput,
+  Topic,
+  TopicInput,
 } from "../dispatch-store.ts";
 import type { TaskInsert, TaskInsertOutcome } from "../store.ts";
 import { insertMessages } from "./dispatch-insert.ts";
+import { promoteDue, replayDeliveries } from "./dispatch-due.ts";
 import { recordAttempts } from "./dispatch-record.ts";
 import { DispatchStatements } from "./dispatch-statements.ts";
 
@@ -336,18 +336,7 @@ export class SqliteDispatchStore implements DispatchStore {
     limit: number;
     task: DeliveryTaskTemplate;
   }): Promise<Task[]> {
-    return this.#deps.write(() => {
-      const due = this.#all("deliveriesDue", { now: now.getTime(), limit });
-      if (due.length === 0) return [];
-      const inserts = due.map((row) => {
-        const generation = Number(this.#get("deliveryMakePending", { id: row.id, now: now.getTime() })!.generation);
-        return deliveryTask(task, Number(row.id), generation, now);
-      });
-      const tasks = this.#deps.insertTasks(inserts, now).map((outcome) => outcome.task);
-      const byDelivery = due.map((row) => ({ id: Number(row.id), topic: String(row.topic) }));
-      for (const event of changedEvents(byDelivery, "pending", "due")) this.#deps.event(event, now);
-      return tasks;
-    });
+    return this.#deps.write(() => promoteDue(this.#statements, this.#deps, { now, limit, task }));
   }
 
   async deliveryNextDueAt(): Promise<Date | null> {
@@ -361,31 +350,7 @@ export class SqliteDispatchStore implements DispatchStore {
     limit: number;
     now: Date;
   }): Promise<number[]> {
-    return this.#deps.write(() => {
-      const { window, now } = params;
-      const ids =
-        window === undefined
-          ? (params.ids ?? []).slice(0, params.limit)
-          : this.#all("deliveriesReplayWindow", {
-              publisher_id: window.publisherId,
-              from: window.from.getTime(),
-              to: window.to.getTime(),
-              limit: params.limit,
-            }).map((row) => Number(row.id));
-      const replayed: { id: number; state: string }[] = [];
-      for (const id of ids) {
-        const row = this.#get("deliveryReplay", { id, now: now.getTime() });
-        if (row !== undefined) replayed.push({ id: Number(row.id), state: String(row.state) });
-      }
-      if (replayed.length === 0) return [];
-      const topics = this.#all("topicOfDeliveries", { ids: JSON.stringify(replayed.map((r) => r.id)) });
-      const topicOf = new Map(topics.map((t) => [Number(t.id), String(t.topic)]));
-      for (const state of ["scheduled", "held"] as const) {
-        const these = replayed.filter((r) => r.state === state).map((r) => ({ id: r.id, topic: topicOf.get(r.id)! }));
-        for (const event of changedEvents(these, state, "replayed")) this.#deps.event(event, now);
-      }
-      return replayed.map((r) => r.id);
-    });
+    return this.#deps.write(() => replayDeliveries(this.#statements, this.#deps, params));
   }
 
   async deliveryCancel({ id, now }: { id: number; now: Date }): Promise<Delivery | null> {
