@@ -35,7 +35,7 @@ export class Batcher<I, O> {
       const batch = this.#waiting.splice(0, this.#max);
       try {
         const outputs = await this.#run(batch.map((w) => w.item));
-        batch.forEach((w, i) => w.resolve(outputs[i]!));
+        for (const [i, w] of batch.entries()) w.resolve(outputs[i]!);
       } catch (error) {
         for (const w of batch) w.reject(error);
       }
