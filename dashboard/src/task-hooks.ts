@@ -10,6 +10,8 @@ import { type LiveEvent, useLive, useThrottle } from "./live.tsx";
 import { applyEvent, ENDED, type LiveTask, recordProgress } from "./tasks-live.ts";
 import type { TaskEvent } from "./types.ts";
 
+const MAX_PROGRESS_EVENTS = 200;
+
 export function useTask(id: number, { history = false }: { history?: boolean } = {}) {
   const queryClient = useQueryClient();
   const snapshot = useQuery({
@@ -58,7 +60,13 @@ export function useTask(id: number, { history = false }: { history?: boolean } =
             data: (e.data ?? null) as Record<string, unknown> | null,
             at: e.at,
           }));
-        return added.length === 0 ? previous : [...previous, ...added];
+        if (added.length === 0) return previous;
+        const all = [...previous, ...added];
+        // A long task reports progress for hours: keep its transitions, and only its latest progress reports.
+        const progress = all.filter((e) => e.type === "task.progress");
+        if (progress.length <= MAX_PROGRESS_EVENTS) return all;
+        const drop = new Set(progress.slice(0, progress.length - MAX_PROGRESS_EVENTS));
+        return all.filter((e) => !drop.has(e));
       });
       if (events.some((e) => ENDED.has(e.name) || e.name === "task.rerun")) reload();
     },
