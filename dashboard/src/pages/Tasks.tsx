@@ -7,7 +7,16 @@
 import { useInfiniteQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate, useSearch } from "@tanstack/react-router";
 import { useVirtualizer } from "@tanstack/react-virtual";
-import { type CSSProperties, type FormEvent, useCallback, useEffect, useMemo, useRef, useState } from "react";
+import {
+  type CSSProperties,
+  type FormEvent,
+  useCallback,
+  useEffect,
+  useMemo,
+  useRef,
+  useState,
+  useSyncExternalStore,
+} from "react";
 import { api, type TaskFilter } from "../api.ts";
 import { useAuth } from "../auth.tsx";
 import { useCountsLive, useNodeName, useQueues } from "../data.ts";
@@ -518,6 +527,17 @@ function FindById({ autoFocus }: { autoFocus: boolean }) {
   );
 }
 
+function useMedia(query: string): boolean {
+  const media = useMemo(() => window.matchMedia(query), [query]);
+  return useSyncExternalStore(
+    (listener) => {
+      media.addEventListener("change", listener);
+      return () => media.removeEventListener("change", listener);
+    },
+    () => media.matches,
+  );
+}
+
 const RANGES: [string, number][] = [
   ["15 min", 15 * 60_000],
   ["1 h", 3_600_000],
@@ -555,6 +575,13 @@ function Filters({
   useEffect(() => setType(search.type ?? ""), [search.type]);
   useEffect(() => setKey(search.key ?? ""), [search.key]);
   const any = Object.entries(search).some(([name, value]) => name !== "focus" && value !== undefined);
+  // On a phone the fields beyond the states fold away, so that the list keeps the screen.
+  const narrow = useMedia("(max-width: 900px)");
+  const fieldsSet = [search.queue, search.type, search.key, search.from, search.to].filter(
+    (v) => v !== undefined,
+  ).length;
+  const [open, setOpen] = useState(false);
+  const showFields = !narrow || open || fieldsSet > 0;
   return (
     <div className="filters">
       <fieldset className="chips" aria-label="States">
@@ -572,7 +599,17 @@ function Filters({
           </button>
         ))}
       </fieldset>
-      <div className="filter-fields">
+      {narrow ? (
+        <button
+          type="button"
+          className="link small filter-toggle"
+          aria-expanded={showFields}
+          onClick={() => setOpen(!showFields)}
+        >
+          {showFields ? "Fewer filters" : `More filters${fieldsSet > 0 ? ` (${fieldsSet} set)` : ""}`}
+        </button>
+      ) : null}
+      <div className="filter-fields" hidden={!showFields}>
         <label className="field inline">
           <span>Queue</span>
           <select
