@@ -74,21 +74,30 @@ export function useClusterLive(): void {
   }, 1000);
   const refreshQueues = useThrottle(() => void queryClient.invalidateQueries({ queryKey: keys.queues }), 500);
   const since = cluster.data?.position ?? null;
-  // Subscribed once from the first snapshot: later refreshes only re-read rows, the timeline goes on.
+  // Subscribed once, from a little before the first snapshot: the timeline opens with the cluster's recent history
+  // (the nodes events among the last HISTORY_EVENTS of the log), then goes on live; later refreshes only re-read
+  // rows. Events up to the snapshot are in its rows already.
   const first = useLatch(since);
+  const history = first === null ? null : { epoch: first.epoch, offset: Math.max(0, first.offset - HISTORY_EVENTS) };
   useLive(["nodes"], {
-    since: first,
+    since: history,
     onEvents: (events) => {
       addToTimeline(events);
+      const fresh = events.filter((e) => first === null || e.offset > first.offset);
+      if (fresh.length === 0) return;
       refreshNodes();
-      if (events.some((e) => e.name.startsWith("queue."))) refreshQueues();
+      if (fresh.some((e) => e.name.startsWith("queue."))) refreshQueues();
     },
+    // The history is gone (pruned, or more than the server replays): live from now, rows re-read.
     onReload: () => {
       refreshNodes();
       refreshQueues();
     },
   });
 }
+
+/** How far back in the log the cluster's timeline starts (the server replays up to 10,000 log events). */
+const HISTORY_EVENTS = 5000;
 
 /** The first non-null value it is given, for good (a subscription's starting point). */
 export function useLatch<T>(value: T | null): T | null {

@@ -198,12 +198,13 @@ function ClusterTimeline({ nodes }: { nodes: NodeRow[] }) {
   const names = useMemo(() => new Map(nodes.map((n) => [n.id, n.name])), [nodes]);
   const name = (id: unknown) => names.get(String(id)) ?? String(id);
   // Before the page opened, the rows say when each node started (and the leader now).
+  const joined = new Set(events.filter((e) => e.name === "node.joined").map((e) => String(e.data.node)));
   const earlier: TimelineEntry[] = nodes
-    .filter((n) => Date.parse(n.startedAt) < loadedAt)
+    .filter((n) => Date.parse(n.startedAt) < loadedAt && !joined.has(n.id))
     .map((n) => ({ offset: -Date.parse(n.startedAt), name: "node.started", at: n.startedAt, data: { node: n.id } }));
   const all = [...events].reverse();
   return (
-    <Panel title="Cluster timeline" actions={<span className="muted small">live since this page opened</span>}>
+    <Panel title="Cluster timeline" actions={<span className="muted small">recent history, then live</span>}>
       {all.length === 0 && earlier.length === 0 ? <Empty>Nothing yet.</Empty> : null}
       <ol className="timeline cluster-timeline">
         {all.map((event) => (
