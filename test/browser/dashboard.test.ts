@@ -7,8 +7,11 @@
  * visibly. One browser for the file.
  */
 import assert from "node:assert/strict";
+import type { AddressInfo } from "node:net";
 import { after, before, describe, test } from "node:test";
+import Fastify from "fastify";
 import type { BrowserContext, Page } from "playwright-core";
+import { conveyorRoutes } from "../../src/http/server.ts";
 import {
   type DashNode,
   DESKTOP,
@@ -406,6 +409,31 @@ describe("the dashboard", () => {
     await page.getByRole("button", { name: /5 new/ }).waitFor({ timeout: WAIT_MS });
     const resubscribed = frames.slice(hiddenAt).filter((f) => f.dir === "out" && f.frame.type === "subscribe");
     assert.ok(resubscribed.length >= 3 && resubscribed.every((f) => f.frame.since !== undefined));
+  });
+
+  test("mounted under a prefix in another Fastify app, the dashboard routes, reads and follows the stream there", async (t) => {
+    const host = Fastify();
+    host.get("/", async () => "the host's home");
+    await host.register(conveyorRoutes, { prefix: "/ops/conveyor", conveyor: node.conveyor });
+    await host.listen({ host: "127.0.0.1", port: 0 });
+    t.after(() => host.close());
+    const base = `http://127.0.0.1:${(host.server.address() as AddressInfo).port}/ops/conveyor`;
+    const opened = await openPage(t, context, `${base}/tasks?type=demo.sleep`);
+    if (opened === null) return;
+    const { page } = opened;
+    await page.locator("tr[data-task]").first().or(page.getByText("No task matches")).waitFor({ timeout: WAIT_MS });
+    await waitLive(page);
+    const task = await node.conveyor.enqueue("demo.sleep", { ms: 20_000, steps: 200 });
+    await page.getByRole("button", { name: /1 new/ }).click({ timeout: WAIT_MS });
+    await page.locator(`tr[data-task="${task.id}"] a`).click();
+    await page.getByRole("heading", { level: 1, name: new RegExp(`#${task.id}`) }).waitFor();
+    assert.equal(new URL(page.url()).pathname, `/ops/conveyor/tasks/${task.id}`);
+    // A deep link under the prefix opens the same view.
+    await page.reload();
+    await page.getByRole("progressbar").first().waitFor({ timeout: WAIT_MS });
+    await page.getByRole("link", { name: "Queues" }).click();
+    assert.equal(new URL(page.url()).pathname, "/ops/conveyor/queues");
+    await node.conveyor.cancel(task.id);
   });
 
   test("failure drills: a crashed service is restarted by its supervisor, visibly", async (t) => {
