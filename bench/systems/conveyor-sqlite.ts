@@ -1,7 +1,7 @@
 /**
  * Conveyor on its embedded SQLite store: a fresh database file in a temporary folder. The producer is a node
- * on the same file with a SqliteStore of its own (its in-process bus reaches no other node: the workers find
- * its tasks by their poll, as a node in another process on the file would).
+ * on the same file with a SqliteStore of its own (its in-process bus reaches no other node: the workers see its
+ * commits by the file's data_version, checked every 20 ms, as a node in another process on the file would).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -16,7 +16,7 @@ export function create(job: ChildJob) {
       kind: "conveyor",
       store: "sqlite",
       settings: `new Conveyor({ database: <fresh temp file>, concurrency: ${job.concurrency} }); defaults otherwise (claim batch 50, WAL, synchronous=NORMAL)`,
-      drainPaths: `producer: a second Conveyor on the same file, never started (its own SqliteStore; the workers find its tasks by their 1 s poll); self: enqueueMany on the started node; pause: pauseQueue / resumeQueue("default")`,
+      drainPaths: `producer: a second Conveyor on the same file, never started (its own SqliteStore; the workers see its commits within 20 ms by PRAGMA data_version, and share the file's one write lock with it); self: enqueueMany on the started node; pause: pauseQueue / resumeQueue("default")`,
     },
     job,
     async () => {
