@@ -17,7 +17,7 @@ import { Conveyor } from "../src/runtime/conveyor.ts";
 import { dropSchema, freshSchema, postgresUrl, requirePostgres } from "./support/postgres.ts";
 
 const NODES = 3;
-const CHANNELS = ["tasks", "nodes", ...Array.from({ length: NODES }, (_, i) => `mix:${i}`)];
+const CHANNELS = ["tasks", "nodes", "stats", ...Array.from({ length: NODES }, (_, i) => `mix:${i}`)];
 /** Events the first subscriber gets before the second joins, and before the writers stop. */
 const JOIN_AFTER = 3000;
 const STOP_AFTER = 10_000;
