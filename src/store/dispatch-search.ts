@@ -110,7 +110,7 @@ export function buildMessageSearch(search: MessageSearch, dialect: Dialect, valu
   if (driver !== "s" && search.state !== undefined) {
     shape.push("s");
     where.push(
-      `EXISTS (SELECT 1 FROM ${T("deliveries")} d WHERE d.message_id = m.id AND d.state = ${p(search.state, "text")})`,
+      `EXISTS (SELECT 1 FROM ${T("deliveries")} d WHERE d.message_id = m.id AND d.state = ${p(search.state, "text")}${dialect.rowCheck})`,
     );
   }
   const filter = where.length > 0 ? `WHERE ${where.join(" AND ")}` : "";
