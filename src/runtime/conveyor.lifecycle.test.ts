@@ -87,7 +87,7 @@ for (const store of await testStores("lifecycle")) {
       await conveyor.start();
       const task = await conveyor.enqueue("quick");
       assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), "done");
-      const progress = (await conveyor.store.eventList({ after: 0, limit: 1000 })).filter(
+      const progress = (await conveyor.store.eventList({ after: 0, limit: 100_000 })).filter(
         (e) => e.taskId === task.id && e.type === "task.progress",
       );
       assertCoalesced(progress, reportingMs, 100, true);
