@@ -360,8 +360,8 @@ describe("the dashboard", () => {
     await waitLive(opened.page);
     assert.equal(await opened.page.getByText("A new version of Conveyor is deployed").count(), 0);
     const newer = await startNode({ nodeName: "upgraded", version: "1.4.0" });
-    t.after(() => newer.stop());
     const upgraded = await openPage(t, context, `${newer.base}/`);
+    t.after(() => newer.stop()); // after the page's own after-hook has closed it
     if (upgraded === null) return;
     const banner = upgraded.page.getByRole("alert").filter({ hasText: "A new version of Conveyor is deployed" });
     await banner.waitFor({ timeout: WAIT_MS });
@@ -416,9 +416,10 @@ describe("the dashboard", () => {
     host.get("/", async () => "the host's home");
     await host.register(conveyorRoutes, { prefix: "/ops/conveyor", conveyor: node.conveyor });
     await host.listen({ host: "127.0.0.1", port: 0 });
-    t.after(() => host.close());
     const base = `http://127.0.0.1:${(host.server.address() as AddressInfo).port}/ops/conveyor`;
     const opened = await openPage(t, context, `${base}/tasks?type=demo.sleep`);
+    // After the page's own after-hook (which closes it): a page left open on a closed server logs refused connections.
+    t.after(() => host.close());
     if (opened === null) return;
     const { page } = opened;
     await page.locator("tr[data-task]").first().or(page.getByText("No task matches")).waitFor({ timeout: WAIT_MS });
