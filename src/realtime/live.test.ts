@@ -514,7 +514,12 @@ for (const [storeName, makeStore] of Object.entries(STORES)) {
       const since = await node.conveyor.live.position();
       await node.conveyor.publish("lib:1", { a: 1 });
       const got: unknown[] = [];
-      const subscription = await node.conveyor.subscribe(["lib:1"], { since }, (event) => got.push(event.data));
+      // The callback subscriber and the iterator are fed independently: wait for each on its own.
+      const { promise: gotBoth, resolve: gotBothResolve } = Promise.withResolvers<void>();
+      const subscription = await node.conveyor.subscribe(["lib:1"], { since }, (event) => {
+        got.push(event.data);
+        if (got.length === 2) gotBothResolve();
+      });
       assert.equal(subscription.recovered, true);
       const iterated: unknown[] = [];
       const controller = new AbortController();
@@ -526,6 +531,7 @@ for (const [storeName, makeStore] of Object.entries(STORES)) {
       })();
       await node.conveyor.publish("lib:1", { a: 2 });
       await streaming;
+      await gotBoth;
       assert.deepEqual(iterated, [{ a: 1 }, { a: 2 }]);
       assert.deepEqual(got, [{ a: 1 }, { a: 2 }]);
       subscription.close();
