@@ -30,11 +30,7 @@ export function taskListStatement(schema: string, prefix: string, params: TaskLi
     const states = TASK_STATES.filter((state) => params.states!.includes(state));
     where.push(states.length === 0 ? "false" : `state IN (${states.map((s) => `'${s}'`).join(", ")})`);
     shape.push(`s${states.map((s) => TASK_STATES.indexOf(s)).join("")}`);
-    // The running tasks, few, by their partial index: named by id, so that no plan can walk the primary key
-    // through every finished task instead.
-    if (states.length === 1 && states[0] === "running" && params.idMin === undefined) {
-      where.push(`id = ANY (ARRAY(SELECT id FROM ${quoteSchema(schema)}.tasks WHERE state = 'running'))`);
-    }
+    shape.push(runningAlone(params) ? "r" : "");
   }
   if (params.createdAfter !== undefined) add("f", "created_at >= ?::timestamptz", params.createdAfter);
   if (params.createdBefore !== undefined) add("u", "created_at < ?::timestamptz", params.createdBefore);
@@ -43,7 +39,17 @@ export function taskListStatement(schema: string, prefix: string, params: TaskLi
   if (params.after !== undefined) add("a", params.order === "asc" ? "id > ?::bigint" : "id < ?::bigint", params.after);
   values.push(params.limit);
   const order = params.order === "asc" ? "ASC" : "DESC";
+  // The running tasks, few, come from their partial index and are sorted: ordered by an expression, so that no
+  // plan may walk the primary key in order through every finished task instead (one did, made while 2% of the
+  // table ran: 130 ms at a million tasks for no running one).
+  const key = runningAlone(params) ? "id + 0" : "id";
   const text = `SELECT ${TASK_COLUMNS} FROM ${quoteSchema(schema)}.tasks ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
-      ORDER BY id ${order} LIMIT $${values.length}::integer`;
+      ORDER BY ${key} ${order} LIMIT $${values.length}::integer`;
   return { name: `${prefix}.taskList.${shape.join("")}.${params.order}`, text, values };
+}
+
+/** A list of the running tasks with no filter that an id range or a key would serve better. */
+function runningAlone(params: TaskListParams): boolean {
+  const { states } = params;
+  return states?.length === 1 && states[0] === "running" && params.idMin === undefined && params.key === undefined;
 }

@@ -200,7 +200,7 @@ FROM {{schema}}.tasks WHERE id = $1::bigint;
 
 -- name: taskIdRange
 -- The lowest and highest task ids: two reads of the primary key's ends.
-SELECT min(id) AS min, max(id) AS max FROM {{schema}}.tasks;
+SELECT (SELECT min(id) FROM {{schema}}.tasks) AS min, (SELECT max(id) FROM {{schema}}.tasks) AS max;
 
 -- name: taskCreatedFrom
 -- The first task with an id of $1 or more, and when it was created: a step of the search that turns a time into

@@ -35,7 +35,8 @@ SELECT * FROM tasks WHERE key = :key AND state IN ('scheduled', 'queued', 'runni
 SELECT * FROM tasks WHERE id = :id;
 
 -- name: taskIdRange
-SELECT min(id) AS min, max(id) AS max FROM tasks;
+-- Two subqueries: SQLite reads an end of the primary key for a lone min() or max(), and scans the table for both.
+SELECT (SELECT min(id) FROM tasks) AS min, (SELECT max(id) FROM tasks) AS max;
 
 -- name: taskCreatedFrom
 SELECT id, created_at FROM tasks WHERE id >= :id ORDER BY id LIMIT 1;
