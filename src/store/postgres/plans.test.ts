@@ -58,6 +58,13 @@ const STARTS: Record<string, (store: PostgresStore, client: pg.Client, schema: s
     await client.query(`ANALYZE "${schema}".tasks`);
     await client.query(`ANALYZE "${schema}".event_log`);
   },
+  // As a node in its first seconds of work: a fair share of the few tasks running.
+  "a few rows, some running, analysed": async (store: PostgresStore, client: pg.Client, schema: string) => {
+    await store.taskInsertMany({ now: NOW, tasks: Array.from({ length: 100 }, () => task({ queue: "few" })) });
+    await store.taskClaim({ queue: "few", types: ["noop"], node: "n0", limit: 3, now: NOW });
+    await client.query(`ANALYZE "${schema}".tasks`);
+    await client.query(`ANALYZE "${schema}".event_log`);
+  },
 };
 
 if (await postgresSuite("postgres plans")) {

@@ -65,7 +65,14 @@ describe("sqlite migration 003 (lean writes) on a database written by 001–002"
     const store = new SqliteStore({ path });
     try {
       assert.deepEqual(await store.migrate(), {
-        applied: ["003_lean_writes", "004_plans_by_id", "005_live_log", "006_dashboard", "007_dispatch"],
+        applied: [
+          "003_lean_writes",
+          "004_plans_by_id",
+          "005_live_log",
+          "006_dashboard",
+          "007_dispatch",
+          "008_sequencer_without_join",
+        ],
       });
       const events = await store.eventList({ after: 0, limit: 100 });
       assert.deepEqual(

@@ -1,0 +1,3 @@
+-- 008_sequencer_without_join: PostgreSQL's sequencer numbers its rows without a join, whose plan could go wrong
+-- as the log grew. SQLite has no sequencer: nothing changes here. The file keeps the two drivers' migrations the
+-- same, name for name.
