@@ -108,6 +108,9 @@ for (const store of await testStores("dispatch API")) {
       const id = (await call("GET", "/api/messages?attribute=n%3D3")).body.messages[0].id;
       const detail = await call("GET", `/api/messages/${id}`);
       assert.equal(detail.body.message.attributes.n, "3");
+      // The log position it is consistent with, for a page to follow the message's deliveries from.
+      assert.equal(typeof detail.body.position.epoch, "string");
+      assert.ok(detail.body.position.offset > 0);
       const [delivery] = detail.body.deliveries;
       assert.deepEqual(
         [delivery.state, delivery.attempts, delivery.history[0].status, delivery.history[0].response_body],

@@ -149,8 +149,10 @@ export function registerDispatchRoutes(app: FastifyInstance, { conveyor }: { con
     "/api/messages/:id",
     { schema: { summary: "A message with every delivery and attempt", tags, params: idParams } },
     async (request) => {
+      // The position first: what changes after it is in the events a page follows from there.
+      const position = await conveyor.live.position();
       const { message, deliveries } = await dispatch.message(request.params.id);
-      return { message: messageJson(message), deliveries: deliveries.map(deliveryJson) };
+      return { message: messageJson(message), deliveries: deliveries.map(deliveryJson), position };
     },
   );
 
