@@ -30,6 +30,12 @@ import { ACTION_LABEL, BulkDialog, type BulkTarget } from "./bulk.tsx";
 
 const PAGE_SIZE = 100;
 const ROW_HEIGHT = 44;
+/**
+ * A filter no index serves is answered a stretch of ids at a time, and a stretch may hold no match (a rare type in
+ * a million tasks): the list asks for the next one by itself, up to this many empty stretches in a row, then
+ * offers to search further rather than walk the whole table unasked.
+ */
+const EMPTY_STRETCHES_UNASKED = 25;
 
 function filterOf(search: TaskSearch): TaskFilter {
   const states = (search.state ?? "")
@@ -204,10 +210,25 @@ export function Tasks() {
   });
   const items = virtualizer.getVirtualItems();
   const lastItem = items[items.length - 1];
+  // Empty pages at the end of what is loaded: stretches searched since the last match.
+  const emptyTail = useMemo(() => {
+    let count = 0;
+    for (let i = (pages?.length ?? 0) - 1; i >= 0 && pages![i]!.tasks.length === 0; i--) count++;
+    return count;
+  }, [pages]);
+  const [emptyBudget, setEmptyBudget] = useState(EMPTY_STRETCHES_UNASKED);
   useEffect(() => {
-    if (lastItem !== undefined && lastItem.index >= rows.length - 20 && list.hasNextPage && !list.isFetchingNextPage)
+    void filter;
+    setEmptyBudget(EMPTY_STRETCHES_UNASKED);
+  }, [filter]);
+  const searchPaused = list.hasNextPage && emptyTail >= emptyBudget;
+  const searchFurther = () => setEmptyBudget(emptyTail + EMPTY_STRETCHES_UNASKED);
+  const searchedBelow = pages?.at(-1)?.nextCursor ?? null;
+  useEffect(() => {
+    const nearEnd = lastItem === undefined || lastItem.index >= rows.length - 20;
+    if (list.isSuccess && nearEnd && list.hasNextPage && !list.isFetchingNextPage && !searchPaused)
       void list.fetchNextPage();
-  }, [lastItem, rows.length, list]);
+  }, [lastItem, rows.length, list, searchPaused]);
 
   // ---- keyboard: j / k / Enter / x ----
   const [cursor, setCursor] = useState(-1);
@@ -295,11 +316,15 @@ export function Tasks() {
               {fresh.maybe > 0 ? `${formatNumber(fresh.maybe)} may match` : ""} — show
             </button>
           ) : null}
-          <span className="muted small">
+          <span className="muted small" aria-live="polite">
             {list.isSuccess
               ? `${formatNumber(rows.length)}${list.hasNextPage ? "+" : ""} ${rows.length === 1 ? "task" : "tasks"}`
               : ""}
+            {list.isFetchingNextPage && searchedBelow !== null ? ` · searching below #${searchedBelow}` : ""}
           </span>
+          {searchPaused && rows.length > 0 ? (
+            <Button onClick={searchFurther}>Search below #{searchedBelow}</Button>
+          ) : null}
         </div>
       </div>
       <ErrorNote error={list.error} />
@@ -350,6 +375,21 @@ export function Tasks() {
           {list.isPending ? (
             <tr className="tr-message">
               <td className="skeleton-rows" aria-busy="true" />
+            </tr>
+          ) : rows.length === 0 && list.hasNextPage ? (
+            <tr className="tr-message">
+              <td>
+                <Empty>
+                  {searchPaused ? (
+                    <>
+                      No match among the newer tasks.{" "}
+                      <Button onClick={searchFurther}>Search below #{searchedBelow}</Button>
+                    </>
+                  ) : (
+                    `Searching… below #${searchedBelow}`
+                  )}
+                </Empty>
+              </td>
             </tr>
           ) : rows.length === 0 ? (
             <tr className="tr-message">
