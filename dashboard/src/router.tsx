@@ -9,7 +9,14 @@ import { Nodes } from "./pages/Nodes.tsx";
 import { Queues } from "./pages/Queues.tsx";
 import { TaskDetail } from "./pages/TaskDetail.tsx";
 import { Tasks } from "./pages/Tasks.tsx";
-import type { ScheduleSearch, TaskSearch } from "./search.ts";
+import type {
+  DeliverySearch,
+  DispatchMessageSearch,
+  DispatchSearch,
+  PublisherSearch,
+  ScheduleSearch,
+  TaskSearch,
+} from "./search.ts";
 import { Shell } from "./shell.tsx";
 
 const text = (value: unknown): string | undefined =>
@@ -56,6 +63,38 @@ const schedulesRoute = createRoute({
   component: lazyRouteComponent(() => import("./pages/Schedules.tsx"), "Schedules"),
 });
 
+// Dispatch's pages (docs/dispatch.md): loaded with uPlot when first shown.
+const dispatchRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "dispatch",
+  validateSearch: (search: Record<string, unknown>): DispatchSearch => pick(search, ["edit"] as const),
+  component: lazyRouteComponent(() => import("./pages/Dispatch.tsx"), "DispatchOverview"),
+});
+const publishersRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "dispatch/publishers",
+  validateSearch: (search: Record<string, unknown>): PublisherSearch => pick(search, ["topic", "edit"] as const),
+  component: lazyRouteComponent(() => import("./pages/DispatchPublishers.tsx"), "DispatchPublishers"),
+});
+const messagesRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "dispatch/messages",
+  validateSearch: (search: Record<string, unknown>): DispatchMessageSearch =>
+    pick(search, ["topic", "attribute", "q", "from", "to", "state", "send"] as const),
+  component: lazyRouteComponent(() => import("./pages/DispatchMessages.tsx"), "DispatchMessages"),
+});
+const messageRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "dispatch/messages/$id",
+  component: lazyRouteComponent(() => import("./pages/DispatchMessages.tsx"), "DispatchMessage"),
+});
+const deliveriesRoute = createRoute({
+  getParentRoute: () => rootRoute,
+  path: "dispatch/deliveries",
+  validateSearch: (search: Record<string, unknown>): DeliverySearch => pick(search, ["state", "publisher"] as const),
+  component: lazyRouteComponent(() => import("./pages/DispatchDeliveries.tsx"), "DispatchDeliveries"),
+});
+
 const routeTree = rootRoute.addChildren([
   overviewRoute,
   tasksRoute,
@@ -63,6 +102,11 @@ const routeTree = rootRoute.addChildren([
   queuesRoute,
   nodesRoute,
   schedulesRoute,
+  dispatchRoute,
+  publishersRoute,
+  messagesRoute,
+  messageRoute,
+  deliveriesRoute,
 ]);
 
 export const router = createRouter({

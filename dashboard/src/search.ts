@@ -10,3 +10,16 @@ export type TaskSearch = {
 };
 
 export type ScheduleSearch = { edit?: string };
+
+export type DispatchSearch = { edit?: string };
+export type PublisherSearch = { topic?: string; edit?: string };
+export type DispatchMessageSearch = {
+  topic?: string;
+  attribute?: string;
+  q?: string;
+  from?: string;
+  to?: string;
+  state?: string;
+  send?: string;
+};
+export type DeliverySearch = { state?: string; publisher?: string };

@@ -37,7 +37,7 @@ const NAV: NavItem[] = [
     key: "n",
     icon: icon("M5 5h14v5H5zM5 14h14v5H5zM8 7.5h.01M8 16.5h.01"),
   },
-  { to: "/dispatch", label: "Dispatch", key: "d", icon: icon("M4 12h11m0 0-4-4m4 4-4 4M20 5v14"), disabled: true },
+  { to: "/dispatch", label: "Dispatch", key: "d", icon: icon("M4 12h11m0 0-4-4m4 4-4 4M20 5v14") },
 ];
 
 const STATE_LABEL: Record<LiveState, string> = {
@@ -170,6 +170,7 @@ const SHORTCUTS: [string, string][] = [
   ["g q", "Queues"],
   ["g s", "Schedules"],
   ["g n", "Nodes"],
+  ["g d", "Dispatch"],
   ["j / k", "Next / previous row (tasks)"],
   ["Enter", "Open the row (tasks)"],
   ["x", "Select the row (tasks)"],
