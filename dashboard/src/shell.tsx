@@ -59,6 +59,13 @@ export function Shell() {
     const item = NAV.find((n) => (n.to === "/" ? path === "/" : path.startsWith(n.to)));
     document.title = `${item?.label ?? "Conveyor"} · Conveyor${node.data ? ` · ${node.data.name}` : ""}`;
   }, [path, node.data]);
+  // On a phone the nav is a bar that scrolls sideways: the current page's entry is brought into view.
+  useEffect(() => {
+    void path;
+    document
+      .querySelector(".sidebar nav [aria-current='page']")
+      ?.scrollIntoView({ block: "nearest", inline: "nearest" });
+  }, [path]);
 
   return (
     <div className="app">

@@ -108,6 +108,7 @@ describe("the dispatch pages", () => {
     assert.match((await refused.textContent()) ?? "", /name: has already been taken.*\(taken\)/);
     assert.equal((await dispatch.topics()).length, 1);
     expectRefusal(problems, 409);
+    await screenshot(page, "dispatch-topic-refused-desktop-light");
     assert.equal((await dispatch.topic("orders")).originHost, "http://127.0.0.1:9/outbox/");
     await dialog.getByRole("button", { name: "Cancel" }).click();
 
@@ -117,13 +118,17 @@ describe("the dispatch pages", () => {
     await page.getByRole("button", { name: "New publisher" }).click();
     await dialog.getByLabel("Target URL").fill("ftp://127.0.0.1/hook");
     await dialog.getByRole("button", { name: "Create publisher" }).click();
-    await dialog.getByRole("alert").getByText(/target: /).waitFor({ timeout: WAIT_MS });
+    await dialog
+      .getByRole("alert")
+      .getByText(/target: /)
+      .waitFor({ timeout: WAIT_MS });
     assert.deepEqual(await dispatch.publishers(), [], "a refused publisher is not written");
     expectRefusal(problems, 400);
     await dialog.getByLabel("Target URL").fill(receiver.url());
     await dialog.getByLabel("Timeout (seconds)").fill("2");
     await dialog.getByLabel("Max attempts").fill("1");
     await dialog.getByLabel("make a secret").check();
+    await screenshot(page, "dispatch-publisher-editor-desktop-light");
     await dialog.getByRole("button", { name: "Create publisher" }).click();
     const shown = (await dialog.locator("[data-secret]").textContent({ timeout: WAIT_MS })) ?? "";
     const [publisher] = await dispatch.publishers();

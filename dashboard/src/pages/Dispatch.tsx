@@ -31,7 +31,9 @@ const RATE_SERIES = [
   { label: "failed attempts /s", color: "#e03131" },
 ];
 
-const perSecond = (v: number) => (v === 0 ? "0" : v >= 10 ? v.toFixed(0) : v >= 0.1 ? v.toFixed(1) : v.toFixed(2));
+/** Per second; below 0.01 (the axis of an idle chart) nothing but the zero is labelled. */
+const perSecond = (v: number) =>
+  v === 0 ? "0" : v < 0.01 ? "" : v >= 10 ? v.toFixed(0) : v >= 0.1 ? v.toFixed(1) : v.toFixed(2);
 
 type Buckets = Map<number, { delivered: number; failed: number }>;
 
@@ -171,14 +173,14 @@ export function DispatchOverview() {
         <Card
           label="Retrying"
           value={countText(counts.data?.scheduled)}
-          hint="waiting for their next attempt"
+          hint="next attempt due"
           to="/dispatch/deliveries"
           search={{ state: "scheduled" }}
         />
         <Card
           label="Failed"
           value={countText(failedCount)}
-          hint="out of attempts: replay them"
+          hint="out of attempts"
           tone={failedCount !== undefined && failedCount.count > 0 ? "bad" : undefined}
           to="/dispatch/deliveries"
           search={{ state: "failed" }}
@@ -202,33 +204,35 @@ export function DispatchOverview() {
               : "No topic yet. Messages are sent to a topic; its publishers deliver them to their receivers."}
           </Empty>
         ) : (
-          <table className="grid topics-table">
-            <thead>
-              <tr>
-                <th scope="col">Topic</th>
-                <th scope="col">Recovery</th>
-                <th scope="col" className="num">
-                  Publishers
-                </th>
-                <th scope="col" className="col-created">
-                  Created
-                </th>
-                <th scope="col">
-                  <span className="sr-only">Actions</span>
-                </th>
-              </tr>
-            </thead>
-            <tbody>
-              {topicList.map((topic) => (
-                <TopicRow
-                  key={topic.id}
-                  topic={topic}
-                  publishers={byTopic.get(topic.name) ?? []}
-                  canWrite={auth.canWrite}
-                />
-              ))}
-            </tbody>
-          </table>
+          <div className="scroll-x">
+            <table className="grid topics-table">
+              <thead>
+                <tr>
+                  <th scope="col">Topic</th>
+                  <th scope="col">Recovery</th>
+                  <th scope="col" className="num">
+                    Publishers
+                  </th>
+                  <th scope="col" className="col-created">
+                    Created
+                  </th>
+                  <th scope="col">
+                    <span className="sr-only">Actions</span>
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {topicList.map((topic) => (
+                  <TopicRow
+                    key={topic.id}
+                    topic={topic}
+                    publishers={byTopic.get(topic.name) ?? []}
+                    canWrite={auth.canWrite}
+                  />
+                ))}
+              </tbody>
+            </table>
+          </div>
         )}
       </Panel>
       <TopicEditor
@@ -316,7 +320,7 @@ function TopicRow({ topic, publishers, canWrite }: { topic: Topic; publishers: P
             onChange={() => void toggleRecovery()}
             aria-label={`Recovery for ${topic.name}`}
           />
-          <span className="small">{topic.recovery_enabled ? "on" : "off"}</span>
+          <span className="small switch-text">{topic.recovery_enabled ? "on" : "off"}</span>
         </label>
       </td>
       <td className="num">

@@ -99,7 +99,8 @@ export function DispatchPublishers() {
 
 function retryText(p: Publisher): string {
   if (p.retry_mode === "fixed") return `every ${formatDuration(p.seconds_retry * 1000)}, ${p.max_attempts ?? 100}×`;
-  return `schedule, ${p.max_attempts ?? 8} attempts`;
+  const attempts = p.max_attempts ?? 8;
+  return `schedule, ${attempts} attempt${attempts === 1 ? "" : "s"}`;
 }
 
 function PublisherRow({ publisher, canWrite }: { publisher: Publisher; canWrite: boolean }) {
@@ -169,38 +170,61 @@ function PublisherRow({ publisher, canWrite }: { publisher: Publisher; canWrite:
             <span className="muted">{publisher.disabled_reason}</span>
           ) : null}
           {publisher.failing_since ? (
-            <span className="warn-text">
+            <Link
+              to="/dispatch/deliveries"
+              search={{ state: "failed", publisher: String(publisher.id) }}
+              className="warn-text"
+              title="Its failing deliveries"
+            >
               failing since <Time at={publisher.failing_since} />
-            </span>
-          ) : null}
+            </Link>
+          ) : (
+            <Link to="/dispatch/deliveries" search={{ state: "failed", publisher: String(publisher.id) }}>
+              failed deliveries
+            </Link>
+          )}
         </div>
+        <dl className="publisher-facts small">
+          <div>
+            <dt>Timeout</dt>
+            <dd>{publisher.seconds_timeout} s</dd>
+          </div>
+          <div>
+            <dt>Retries</dt>
+            <dd>{retryText(publisher)}</dd>
+          </div>
+          <div>
+            <dt>Signing</dt>
+            <dd data-signing={publisher.signing.secrets}>
+              {publisher.signing.secrets === 0 ? (
+                "unsigned"
+              ) : (
+                <>
+                  {publisher.signing.secrets === 1 ? "1 secret" : `${publisher.signing.secrets} secrets`}
+                  {canWrite ? (
+                    <>
+                      {" · "}
+                      <button
+                        type="button"
+                        className="link"
+                        aria-label={`Show the secret of ${name}`}
+                        onClick={() => void reveal()}
+                      >
+                        show
+                      </button>
+                    </>
+                  ) : null}
+                </>
+              )}
+              {publisher.signing.rotated_until ? (
+                <span className="muted fact-note" title="The old secret signs beside the new one until then">
+                  old one expires <Time at={publisher.signing.rotated_until} />
+                </span>
+              ) : null}
+            </dd>
+          </div>
+        </dl>
       </div>
-      <dl className="publisher-facts small">
-        <div>
-          <dt>Timeout</dt>
-          <dd>{publisher.seconds_timeout} s</dd>
-        </div>
-        <div>
-          <dt>Retries</dt>
-          <dd>{retryText(publisher)}</dd>
-        </div>
-        <div>
-          <dt>Signing</dt>
-          <dd data-signing={publisher.signing.secrets}>
-            {publisher.signing.secrets === 0
-              ? "unsigned"
-              : publisher.signing.secrets === 1
-                ? "1 secret"
-                : `${publisher.signing.secrets} secrets`}
-            {publisher.signing.rotated_until ? (
-              <span className="muted" title="The old secret signs beside the new one until then">
-                {" "}
-                · old until <Time at={publisher.signing.rotated_until} />
-              </span>
-            ) : null}
-          </dd>
-        </div>
-      </dl>
       {canWrite ? (
         <div className="publisher-actions">
           <Button
@@ -223,24 +247,12 @@ function PublisherRow({ publisher, canWrite }: { publisher: Publisher; canWrite:
           >
             Edit
           </Button>
-          {publisher.signing.secrets > 0 ? (
-            <Button small label={`Show the secret of ${name}`} onClick={() => void reveal()}>
-              Secret
-            </Button>
-          ) : null}
           <Button small disabled={busy} label={`Rotate the secret of ${name}`} onClick={() => setDialog("rotate")}>
             Rotate secret
           </Button>
           <Button small label={`Replay a window of ${name}`} onClick={() => setDialog("replay")}>
             Replay…
           </Button>
-          <Link
-            to="/dispatch/deliveries"
-            search={{ state: "failed", publisher: String(publisher.id) }}
-            className="small"
-          >
-            Failing
-          </Link>
           <Button small tone="ghost" label={`Delete ${name}`} onClick={() => setDialog("delete")}>
             Delete
           </Button>
@@ -386,7 +398,7 @@ function PublisherEditor({
         <p className="secret mono" data-secret>
           {made}
         </p>
-        <p className="muted small">It can be shown again from the publisher's Secret button.</p>
+        <p className="muted small">It can be shown again from the publisher's row (Signing · show).</p>
       </Dialog>
     );
   return (
@@ -441,7 +453,7 @@ function PublisherEditor({
         <label className="field">
           <span>Retry mode</span>
           <select value={retryMode} onChange={(e) => setRetryMode(e.target.value as RetryMode)}>
-            <option value="schedule">schedule: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h</option>
+            <option value="schedule">schedule: 5 s, 5 min… 10 h (about a day)</option>
             <option value="fixed">fixed: every N seconds</option>
           </select>
         </label>
