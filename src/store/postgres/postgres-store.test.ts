@@ -324,6 +324,7 @@ if (await postgresSuite("postgres store")) {
             "006_dashboard",
             "007_dispatch",
             "008_sequencer_without_join",
+            "009_running_ids",
           ],
         });
         const events = await store.eventList({ after: 0, limit: 100 });

@@ -72,6 +72,7 @@ describe("sqlite migration 003 (lean writes) on a database written by 001–002"
           "006_dashboard",
           "007_dispatch",
           "008_sequencer_without_join",
+          "009_running_ids",
         ],
       });
       const events = await store.eventList({ after: 0, limit: 100 });

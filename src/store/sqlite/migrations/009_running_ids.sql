@@ -1,0 +1,3 @@
+-- 009_running_ids: PostgreSQL reads the running tasks' ids through a function that scans their index so that dead
+-- entries are marked as it goes. SQLite deletes an index entry when its row leaves the index: nothing changes
+-- here. The file keeps the two drivers' migrations the same, name for name.
