@@ -430,7 +430,9 @@ export function DispatchMessage() {
           <Empty>The topic had no publisher when this message came: it was delivered to no one.</Empty>
         </Panel>
       ) : (
-        deliveries.map((delivery) => <DeliveryPanel key={delivery.id} delivery={delivery} messageId={message.id} />)
+        deliveries.map((delivery) => (
+          <DeliveryPanel key={delivery.id} delivery={delivery} messageId={message.id} topic={message.topic} />
+        ))
       )}
     </div>
   );
@@ -480,7 +482,7 @@ export function DeliveryActions({ delivery, onDone }: { delivery: Delivery; onDo
   );
 }
 
-function DeliveryPanel({ delivery, messageId }: { delivery: Delivery; messageId: number }) {
+function DeliveryPanel({ delivery, messageId, topic }: { delivery: Delivery; messageId: number; topic: string }) {
   const queryClient = useQueryClient();
   const attempts = [...delivery.history].reverse();
   return (
@@ -507,7 +509,9 @@ function DeliveryPanel({ delivery, messageId }: { delivery: Delivery; messageId:
         <div>
           <dt>Publisher</dt>
           <dd>
-            {delivery.publisher.type} #{delivery.publisher.id}
+            <Link to="/dispatch/publishers" search={{ topic }}>
+              {delivery.publisher.type} #{delivery.publisher.id}
+            </Link>
             {delivery.publisher.deleted ? " (deleted)" : delivery.publisher.active ? "" : " (disabled)"}
           </dd>
         </div>
