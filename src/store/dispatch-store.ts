@@ -38,6 +38,18 @@ export const DELIVERY_STATES: readonly DeliveryState[] = [
   "cancelled",
 ];
 
+/** The states counted by deliveryCounts: all but delivered (nearly every delivery, kept out of the partial indexes). */
+export type CountedState = Exclude<DeliveryState, "delivered">;
+
+export const COUNTED_STATES: readonly CountedState[] = DELIVERY_STATES.filter(
+  (state): state is CountedState => state !== "delivered",
+);
+
+/** Deliveries per counted state, each at most the `limit` asked for. */
+export type StateCounts = Record<CountedState, number>;
+
+export type DeliveryCounts = { states: StateCounts; publishers: { publisherId: number; states: StateCounts }[] };
+
 /** The states a replay takes a delivery out of (a discarded one's publisher is deleted: it has nowhere to go). */
 export const REPLAYABLE_STATES: readonly DeliveryState[] = ["failed", "cancelled"];
 
@@ -334,6 +346,18 @@ export interface DispatchStore {
     limit: number;
     now: Date;
   }): Promise<number[]>;
+  /**
+   * Makes a scheduled delivery (waiting for its next attempt, with no task) due at `now`, when its next attempt is
+   * later, for the retry timer to give it a task: no attempt is spent, its place in the retry schedule stays, and its
+   * generation does not change (it has no task to make stale). Null, writing nothing, unless it is scheduled.
+   */
+  deliveryRetryNow(params: { id: number; now: Date }): Promise<Delivery | null>;
+  /**
+   * How many deliveries are in each state but delivered, overall and for each of `publisherIds`, counted up to
+   * `limit` each (a count of `limit` means at least that many): a walk of at most `limit` entries of a partial
+   * index per count, whatever the size of the table.
+   */
+  deliveryCounts(params: { limit: number; publisherIds: number[] }): Promise<DeliveryCounts>;
   /** Cancels a delivery that is not finished (its task, if any, becomes stale). Null when unknown. */
   deliveryCancel(params: { id: number; now: Date }): Promise<Delivery | null>;
 

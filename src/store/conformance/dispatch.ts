@@ -10,6 +10,7 @@ import { ConflictError } from "../../core/errors.ts";
 import type { StoreTest } from "./helpers.ts";
 import { allTasks, at, T0 } from "./helpers.ts";
 import { dispatchEvents, message, publisher, send, TASK, topic } from "./dispatch-helpers.ts";
+import { dispatchCountCases } from "./dispatch-counts.ts";
 import { dispatchDeliveryCases } from "./dispatch-deliveries.ts";
 import { dispatchSearchCases } from "./dispatch-search.ts";
 
@@ -227,5 +228,6 @@ export function dispatchCases(storeTest: StoreTest): void {
 
     dispatchDeliveryCases(storeTest);
     dispatchSearchCases(storeTest);
+    dispatchCountCases(storeTest);
   });
 }

@@ -70,6 +70,10 @@ if (await postgresSuite("postgres dispatch plans")) {
       { name: "deliveryNextDueAt", args: () => [], maxRows: 5 },
       { name: "deliveryReplay", args: () => [null, ids.failedPublisher, NOW, LATER, 100, NOW], maxRows: 600 },
       { name: "deliveryCancel", args: () => [ids.delivery, NOW], maxRows: 20 },
+      { name: "deliveryRetryNow", args: () => [ids.delivery, NOW], maxRows: 20 },
+      // Capped at 50 per state: six walks of deliveries_state, however many failed, waiting or held there are.
+      { name: "deliveryCounts", args: () => [50], maxRows: 6 * 50 },
+      { name: "deliveryCountsByPublisher", args: () => [50, [1, 2, 3]], maxRows: 3 * 6 * 50 },
       { name: "deliveriesRelease", args: () => [ids.publisher, NOW], maxRows: 300 },
       { name: "deliveriesDiscard", args: () => [ids.publisher, NOW], maxRows: 1000 },
       { name: "deliveryById", args: () => [ids.delivery], maxRows: 5 },

@@ -22,6 +22,7 @@ import type {
   Attempt,
   AttemptRecord,
   Delivery,
+  DeliveryCounts,
   DeliveryListParams,
   DeliveryTaskTemplate,
   DeliveryWork,
@@ -37,6 +38,7 @@ import type {
   TopicInput,
 } from "../dispatch-store.ts";
 import { channelEntry } from "../event-log.ts";
+import { countsOf } from "../dispatch-counts.ts";
 import { insertMessages, promoteDue } from "./dispatch-insert.ts";
 import { type PostgresDispatchDeps, type Queryable, DispatchRunner } from "./dispatch-runner.ts";
 
@@ -350,6 +352,19 @@ export class PostgresDispatchStore implements DispatchStore {
       now,
     ]);
     return rows.map((row) => Number(row.id));
+  }
+
+  async deliveryRetryNow({ id, now }: { id: number; now: Date }): Promise<Delivery | null> {
+    const row = await this.#one("deliveryRetryNow", [id, now]);
+    return row === undefined ? null : rowToDelivery(row);
+  }
+
+  async deliveryCounts({ limit, publisherIds }: { limit: number; publisherIds: number[] }): Promise<DeliveryCounts> {
+    const [overall, byPublisher] = await Promise.all([
+      this.#all("deliveryCounts", [limit]),
+      publisherIds.length === 0 ? [] : this.#all("deliveryCountsByPublisher", [limit, publisherIds]),
+    ]);
+    return countsOf(overall, byPublisher, publisherIds);
   }
 
   async deliveryCancel({ id, now }: { id: number; now: Date }): Promise<Delivery | null> {

@@ -22,6 +22,7 @@ import type {
   Attempt,
   AttemptRecord,
   Delivery,
+  DeliveryCounts,
   DeliveryListParams,
   DeliveryTaskTemplate,
   DeliveryWork,
@@ -37,6 +38,7 @@ import type {
   TopicInput,
 } from "../dispatch-store.ts";
 import type { TaskInsert, TaskInsertOutcome } from "../store.ts";
+import { countsOf } from "../dispatch-counts.ts";
 import { insertMessages } from "./dispatch-insert.ts";
 import { promoteDue, replayDeliveries } from "./dispatch-due.ts";
 import { recordAttempts } from "./dispatch-record.ts";
@@ -351,6 +353,25 @@ export class SqliteDispatchStore implements DispatchStore {
     now: Date;
   }): Promise<number[]> {
     return this.#deps.write(() => replayDeliveries(this.#statements, this.#deps, params));
+  }
+
+  async deliveryRetryNow({ id, now }: { id: number; now: Date }): Promise<Delivery | null> {
+    return this.#deps.write(() => {
+      const row = this.#get("deliveryRetryNow", { id, now: now.getTime() });
+      if (row === undefined) return null;
+      const [topic] = this.#all("topicOfDeliveries", { ids: JSON.stringify([id]) });
+      this.#deps.event(changedEvent(String(topic!.topic), [id], "scheduled", "retry now"), now);
+      return rowToDelivery(row);
+    });
+  }
+
+  async deliveryCounts({ limit, publisherIds }: { limit: number; publisherIds: number[] }): Promise<DeliveryCounts> {
+    const overall = this.#all("deliveryCounts", { limit });
+    const byPublisher =
+      publisherIds.length === 0
+        ? []
+        : this.#all("deliveryCountsByPublisher", { limit, ids: JSON.stringify(publisherIds) });
+    return countsOf(overall, byPublisher, publisherIds);
   }
 
   async deliveryCancel({ id, now }: { id: number; now: Date }): Promise<Delivery | null> {

@@ -345,6 +345,39 @@ logged AS (
 )
 SELECT id, state FROM replayed ORDER BY id;
 
+-- name: deliveryRetryNow
+-- Scheduled delivery $1 is due at $2 when its next attempt is later (a person's "retry now"): no attempt spent, the
+-- same step of its schedule, the same generation (a scheduled delivery has no task to make stale).
+WITH moved AS (
+  UPDATE {{schema}}.deliveries SET next_attempt_at = LEAST(next_attempt_at, $2::timestamptz),
+    updated_at = $2::timestamptz
+  WHERE id = $1::bigint AND state = 'scheduled'
+  RETURNING *
+),
+logged AS (
+  INSERT INTO {{schema}}.event_log (count, at, events)
+  SELECT 1, $2::timestamptz, json_build_array(json_build_array('delivery.changed', 0, {{schema}}.topic_channel(t.name),
+    json_build_object('topic', t.name, 'deliveries', json_build_array(d.id), 'state', 'scheduled',
+      'reason', 'retry now', 'publisher', NULL)))
+  FROM moved d JOIN {{schema}}.messages m ON m.id = d.message_id JOIN {{schema}}.topics t ON t.id = m.topic_id
+)
+SELECT * FROM moved;
+
+-- name: deliveryCounts
+-- The deliveries in each state but delivered, $1 at most each: per state, a walk of at most $1 entries of
+-- deliveries_state (never the whole table; `state <> 'delivered'` lets the partial index serve a generic plan).
+SELECT s.state, (SELECT count(*) FROM (SELECT 1 FROM {{schema}}.deliveries d
+    WHERE d.state = s.state AND d.state <> 'delivered' LIMIT $1::integer) x) AS n
+FROM unnest(ARRAY['scheduled', 'pending', 'held', 'failed', 'discarded', 'cancelled']) AS s(state);
+
+-- name: deliveryCountsByPublisher
+-- Like deliveryCounts, for each publisher of $2 (ids): a walk of at most $1 entries of deliveries_publisher per
+-- publisher and state.
+SELECT p.id AS publisher_id, s.state, (SELECT count(*) FROM (SELECT 1 FROM {{schema}}.deliveries d
+    WHERE d.publisher_id = p.id AND d.state = s.state AND d.state <> 'delivered' LIMIT $1::integer) x) AS n
+FROM unnest($2::bigint[]) AS p(id)
+CROSS JOIN unnest(ARRAY['scheduled', 'pending', 'held', 'failed', 'discarded', 'cancelled']) AS s(state);
+
 -- name: deliveryCancel
 -- Cancels delivery $1 at $2 when it is not finished; returns it as it is after either way.
 WITH cancelled AS (

@@ -178,6 +178,27 @@ WHERE deliveries.id = :id AND deliveries.state IN ('failed', 'cancelled') AND p.
   AND p.deleted = 0
 RETURNING deliveries.id, deliveries.state, deliveries.publisher_id;
 
+-- name: deliveryRetryNow
+-- Scheduled delivery :id is due at :now when its next attempt is later (a person's "retry now"): no attempt spent,
+-- the same step of its schedule, the same generation (a scheduled delivery has no task to make stale).
+UPDATE deliveries SET next_attempt_at = min(next_attempt_at, :now), updated_at = :now
+WHERE id = :id AND state = 'scheduled'
+RETURNING *;
+
+-- name: deliveryCounts
+-- The deliveries in each state but delivered, :limit at most each: per state, a walk of at most :limit entries of
+-- deliveries_state (never the whole table; `state <> 'delivered'` is what lets SQLite use the partial index).
+SELECT s.value AS state, (SELECT count(*) FROM (SELECT 1 FROM deliveries d
+    WHERE d.state = s.value AND d.state <> 'delivered' LIMIT :limit)) AS n
+FROM json_each('["scheduled","pending","held","failed","discarded","cancelled"]') s;
+
+-- name: deliveryCountsByPublisher
+-- Like deliveryCounts, for each publisher of :ids (a JSON array): a walk of at most :limit entries of
+-- deliveries_publisher per publisher and state.
+SELECT p.value AS publisher_id, s.value AS state, (SELECT count(*) FROM (SELECT 1 FROM deliveries d
+    WHERE d.publisher_id = p.value AND d.state = s.value AND d.state <> 'delivered' LIMIT :limit)) AS n
+FROM json_each(:ids) p CROSS JOIN json_each('["scheduled","pending","held","failed","discarded","cancelled"]') s;
+
 -- name: deliveryCancel
 UPDATE deliveries SET state = 'cancelled', generation = generation + 1, next_attempt_at = NULL, updated_at = :now,
   finished_at = :now
