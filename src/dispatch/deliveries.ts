@@ -2,15 +2,18 @@
  * Dispatch's deliveries as people steer them: one with its attempts, the failing ones page by page, a replay of one
  * (sent again from the start of its schedule), a cancel, and the replay of a publisher's failures over a window of time
  * (Svix's recover: in batches, at most MAX_REPLAY). A replayed delivery becomes due at once and the retry timer gives
- * it a task.
+ * it a task. "Retry now" brings a retrying delivery's next attempt forward, the same way; and the counts per state
+ * are read capped (COUNT_LIMIT), so that they cost the same on a table of any size.
  */
 import { ConflictError, NotFoundError, ValidationError } from "../core/errors.ts";
-import type { DeliveryState } from "../store/dispatch-store.ts";
+import type { CountedState, DeliveryState } from "../store/dispatch-store.ts";
 import { deliveryCursor, parseDeliveryCursor } from "./cursors.ts";
 import { type DeliveryView, view } from "./messages.ts";
 import type { DispatchParts } from "./parts.ts";
 
 export const MAX_REPLAY = 10_000;
+/** Counts stop here: past it, a count says "at least this many" (`more`). */
+export const COUNT_LIMIT = 10_000;
 const REPLAY_BATCH = 500;
 
 export type DeliveryDetail = DeliveryView;
@@ -60,6 +63,45 @@ export async function replayOne(parts: DispatchParts, id: number): Promise<Deliv
   await parts.conveyor.store.dispatch.deliveryReplay({ ids: [id], limit: 1, now });
   made(parts, now);
   return detail(parts, id);
+}
+
+/**
+ * Sends a retrying (scheduled) delivery now rather than at its next attempt: due at once, for the retry timer to give
+ * it a task. Its attempts and its place in the retry schedule stay; a failure goes on from there.
+ */
+export async function retryNow(parts: DispatchParts, id: number): Promise<DeliveryDetail> {
+  const current = await detail(parts, id);
+  if (current.state !== "scheduled")
+    throw new ConflictError(
+      "invalid_state",
+      `delivery ${id} is ${current.state}; only one waiting for its next attempt (scheduled) is retried now`,
+    );
+  if (!current.publisher.active)
+    throw new ConflictError("invalid_state", `delivery ${id}'s publisher is disabled: enable it to send`);
+  const now = parts.clock.now();
+  // Null: it left scheduled meanwhile (the timer gave it a task): it is on its way all the same.
+  if ((await parts.conveyor.store.dispatch.deliveryRetryNow({ id, now })) !== null) made(parts, now);
+  return detail(parts, id);
+}
+
+export type Count = { count: number; more: boolean };
+export type StateCountView = Record<CountedState, Count>;
+export type CountsView = { states: StateCountView; publishers: { id: number; states: StateCountView }[] };
+
+/** Deliveries per state but delivered, overall and, when asked, per undeleted publisher: each up to COUNT_LIMIT. */
+export async function counts(parts: DispatchParts, { byPublisher }: { byPublisher: boolean }): Promise<CountsView> {
+  await parts.ready();
+  const { dispatch } = parts.conveyor.store;
+  const publisherIds = byPublisher ? (await dispatch.publisherList({})).map((p) => p.id) : [];
+  const read = await dispatch.deliveryCounts({ limit: COUNT_LIMIT + 1, publisherIds });
+  const view = (states: Record<CountedState, number>) =>
+    Object.fromEntries(
+      Object.entries(states).map(([state, n]) => [state, { count: Math.min(n, COUNT_LIMIT), more: n > COUNT_LIMIT }]),
+    ) as StateCountView;
+  return {
+    states: view(read.states),
+    publishers: read.publishers.map((p) => ({ id: p.publisherId, states: view(p.states) })),
+  };
 }
 
 export async function cancel(parts: DispatchParts, id: number): Promise<DeliveryDetail> {

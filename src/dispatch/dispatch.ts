@@ -230,6 +230,16 @@ export class Dispatch {
     return deliveries.replayOne(this.parts, id);
   }
 
+  /** Sends a retrying (scheduled) delivery now instead of at its next attempt; no attempt is spent. */
+  retryDeliveryNow(id: number): Promise<deliveries.DeliveryDetail> {
+    return deliveries.retryNow(this.parts, id);
+  }
+
+  /** Deliveries per state but delivered (each counted up to 10,000), overall and, when asked, per publisher. */
+  deliveryCounts(options: { byPublisher?: boolean } = {}): Promise<deliveries.CountsView> {
+    return deliveries.counts(this.parts, { byPublisher: options.byPublisher ?? false });
+  }
+
   cancelDelivery(id: number): Promise<deliveries.DeliveryDetail> {
     return deliveries.cancel(this.parts, id);
   }

@@ -1,7 +1,7 @@
 /**
  * Conveyor's own dispatch endpoints (what Postoffice lacked), on SQLite and PostgreSQL: topics and publishers read
  * and changed, a secret rotated, messages searched page by page, a message's deliveries and attempts, the failing
- * list, a retry, a cancel, and the replay of a window.
+ * list, a retry, a cancel, and the replay of a window; a retry now, and the deliveries counted per state.
  */
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -158,6 +158,54 @@ for (const store of await testStores("dispatch API")) {
       const cancelled = await call("POST", `/api/deliveries/${heldId}/cancel`);
       assert.equal(cancelled.body.delivery.state, "cancelled");
       assert.equal((await call("POST", "/api/deliveries/999999/cancel")).body.error.code, "delivery_not_found");
+    });
+    test("retry now: a retrying delivery sent at once, no attempt spent; the counts per state and publisher", async (t) => {
+      const server = await dispatchServer(t, store);
+      const { call, dispatch } = server;
+      const { receiver, publisherId } = await withReceiver(t, server);
+      receiver.answer = () => ({ status: 500 });
+      const retrying = nextAttempts(dispatch, 2, (e) => e.outcome === "retry");
+      const ids: number[] = [];
+      for (const n of [1, 2])
+        ids.push((await call("POST", "/api/messages", { body: { topic: "orders", payload: { n } } })).body.id[0]);
+      await retrying;
+      const none = { count: 0, more: false };
+      const zero = { scheduled: none, pending: none, held: none, failed: none, discarded: none, cancelled: none };
+      const counts = await call("GET", "/api/dispatch/counts");
+      assert.equal(counts.status, 200, JSON.stringify(counts.body));
+      assert.deepEqual(
+        [counts.body.limit, counts.body.deliveries, counts.body.publishers],
+        [10_000, { ...zero, scheduled: { count: 2, more: false } }, []],
+      );
+      assert.equal(typeof counts.body.position.offset, "number");
+      const perPublisher = await call("GET", "/api/dispatch/counts?publishers=true");
+      assert.deepEqual(perPublisher.body.publishers, [
+        { id: publisherId, deliveries: { ...zero, scheduled: { count: 2, more: false } } },
+      ]);
+      assert.equal((await call("GET", "/api/dispatch/counts?publishers=maybe")).status, 400);
+
+      receiver.answer = () => ({ status: 200 });
+      const delivered = nextAttempt(dispatch, (e) => e.delivery.id === ids[0] && e.outcome === "delivered");
+      const retried = await call("POST", `/api/deliveries/${ids[0]}/retry`);
+      assert.equal(retried.status, 200, JSON.stringify(retried.body));
+      assert.equal(retried.body.delivery.attempts, 1, "no attempt spent by asking");
+      await delivered;
+      const done = (await call("GET", `/api/deliveries/${ids[0]}`)).body.delivery;
+      assert.deepEqual(
+        [done.state, done.attempts, done.history.map((a: { status: number }) => a.status)],
+        ["delivered", 2, [500, 200]],
+      );
+      const again = await call("POST", `/api/deliveries/${ids[0]}/retry`);
+      assert.deepEqual([again.status, again.body.error.code], [409, "invalid_state"]);
+      assert.equal((await call("POST", "/api/deliveries/999999/retry")).body.error.code, "delivery_not_found");
+      await dispatch.updatePublisher(publisherId, { active: false });
+      const disabled = await call("POST", `/api/deliveries/${ids[1]}/retry`);
+      assert.deepEqual([disabled.status, disabled.body.error.code], [409, "invalid_state"]);
+      assert.equal((await dispatch.delivery(ids[1]!)).attempts, 1, "a refused retry changes nothing");
+      assert.deepEqual((await call("GET", "/api/dispatch/counts")).body.deliveries.scheduled, {
+        count: 1,
+        more: false,
+      });
     });
   });
 }

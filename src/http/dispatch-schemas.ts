@@ -3,7 +3,7 @@
  * checked by Fastify's Ajv as every other Conveyor endpoint is (docs/errors.md: validation_failed). Postoffice's
  * endpoints (routes/postoffice.ts) check their bodies themselves, to answer in the seed's shape.
  */
-import { DELIVERY_STATES } from "../store/dispatch-store.ts";
+import { COUNTED_STATES, DELIVERY_STATES } from "../store/dispatch-store.ts";
 
 const id = (description: string) => ({ type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER, description });
 const limit = { type: "integer", minimum: 1, maximum: 500, description: "Page size (default 50)." } as const;
@@ -97,5 +97,52 @@ export const deliveriesQuery = {
     publisher: id("Only this publisher's."),
     cursor,
     limit,
+  },
+} as const;
+
+export const countsQuery = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    publishers: { type: "string", enum: ["true", "false"], description: "Each undeleted publisher's counts too." },
+  },
+} as const;
+
+const count = {
+  type: "object",
+  required: ["count", "more"],
+  additionalProperties: false,
+  properties: {
+    count: { type: "integer", minimum: 0, description: "Deliveries in the state, up to `limit`." },
+    more: { type: "boolean", description: "There are more than `limit`: say the count as `10,000+`." },
+  },
+} as const;
+
+const stateCounts = {
+  type: "object",
+  required: COUNTED_STATES,
+  additionalProperties: false,
+  properties: Object.fromEntries(COUNTED_STATES.map((state) => [state, count])),
+} as const;
+
+/** GET /api/dispatch/counts's answer. */
+export const countsReply = {
+  type: "object",
+  required: ["limit", "deliveries", "publishers", "position"],
+  additionalProperties: false,
+  properties: {
+    limit: { type: "integer", description: "Where counting stops (10,000)." },
+    deliveries: { ...stateCounts, description: "Deliveries per state, every state but delivered." },
+    publishers: {
+      type: "array",
+      description: "Per undeleted publisher, with `?publishers=true` (else empty).",
+      items: {
+        type: "object",
+        required: ["id", "deliveries"],
+        additionalProperties: false,
+        properties: { id: { type: "integer" }, deliveries: stateCounts },
+      },
+    },
+    position: { $ref: "Position#" },
   },
 } as const;

@@ -1,16 +1,21 @@
 /**
  * What Postoffice's API lacked, in Conveyor's own style (errors `{error: {code, message}}`, docs/errors.md; fields in
  * Postoffice's snake_case): topics and publishers listed, read and changed (enable, disable, retarget, rotate a
- * secret), message search with cursor pages, a message's deliveries and every attempt, failing deliveries, a replay
- * or a cancel of one, and the replay of a publisher's failures over a window. Lists answer the log `position` they
+ * secret), message search with cursor pages, a message's deliveries and every attempt, failing deliveries, a replay,
+ * a retry now or a cancel of one, the replay of a publisher's failures over a window, and the deliveries counted per
+ * state (capped: a count costs the same on a table of any size). Lists answer the log `position` they
  * are consistent with, so that a page can follow `dispatch` / `topic:<name>` from there.
  */
 import type { FastifyInstance } from "fastify";
 import { Dispatch } from "../../dispatch/dispatch.ts";
 import type { Conveyor } from "../../runtime/conveyor.ts";
 import type { DeliveryState } from "../../store/dispatch-store.ts";
+import { COUNT_LIMIT } from "../../dispatch/deliveries.ts";
+import { errorReplies } from "../schemas.ts";
 import { deliveryJson, messageJson, publisherJson, topicJson } from "../dispatch-json.ts";
 import {
+  countsQuery,
+  countsReply,
   deliveriesQuery,
   idParams,
   messagesQuery,
@@ -190,6 +195,41 @@ export function registerDispatchRoutes(app: FastifyInstance, { conveyor }: { con
       },
     },
     async (request) => ({ delivery: deliveryJson(await dispatch.replayDelivery(request.params.id)) }),
+  );
+
+  app.post<IdRoute>(
+    "/api/deliveries/:id/retry",
+    {
+      schema: {
+        summary:
+          "Retry now a delivery waiting for its next attempt (scheduled): sent at once, no attempt spent, its retry schedule kept",
+        tags,
+        params: idParams,
+      },
+    },
+    async (request) => ({ delivery: deliveryJson(await dispatch.retryDeliveryNow(request.params.id)) }),
+  );
+
+  app.get<{ Querystring: { publishers?: string } }>(
+    "/api/dispatch/counts",
+    {
+      schema: {
+        summary: `Deliveries per state (all but delivered), overall and per publisher, each counted up to ${COUNT_LIMIT}`,
+        tags,
+        querystring: countsQuery,
+        response: { 200: countsReply, ...errorReplies },
+      },
+    },
+    async (request) => {
+      const position = await conveyor.live.position();
+      const counts = await dispatch.deliveryCounts({ byPublisher: request.query.publishers === "true" });
+      return {
+        limit: COUNT_LIMIT,
+        deliveries: counts.states,
+        publishers: counts.publishers.map((p) => ({ id: p.id, deliveries: p.states })),
+        position,
+      };
+    },
   );
 
   app.post<IdRoute>(
