@@ -338,7 +338,9 @@ describe("HTTP API", () => {
       "get /api/deliveries",
       "get /api/deliveries/{id}",
       "post /api/deliveries/{id}/replay",
+      "post /api/deliveries/{id}/retry",
       "post /api/deliveries/{id}/cancel",
+      "get /api/dispatch/counts",
     ];
     const operations = Object.entries(
       body.paths as Record<string, Record<string, { summary?: string; tags?: string[] }>>,
