@@ -206,6 +206,11 @@ for (const store of await testStores("dispatch bad input")) {
         ["POST", "/api/deliveries/999999/replay", {}, 404, code("delivery_not_found")],
         ["POST", `/api/deliveries/${held}/replay`, {}, 409, code("invalid_state")],
         ["POST", "/api/deliveries/0/cancel", {}, 400, code("validation_failed")],
+        ["POST", "/api/deliveries/abc/retry", {}, 400, code("validation_failed")],
+        ["POST", "/api/deliveries/999999/retry", {}, 404, code("delivery_not_found")],
+        ["POST", `/api/deliveries/${held}/retry`, {}, 409, code("invalid_state")],
+        ["GET", "/api/dispatch/counts?publishers=1", {}, 400, code("validation_failed")],
+        ["GET", "/api/dispatch/counts?state=failed", {}, 400, code("validation_failed")],
       ];
       const before = await snapshot(server);
       for (const [method, path, init, status, expected] of cases) {
