@@ -6,6 +6,7 @@
  */
 import { ApiError, request } from "./api.ts";
 import { useLatch } from "./data.ts";
+import { formatNumber } from "./format.ts";
 import { type LiveEvent, useLive } from "./live.tsx";
 import type { Position } from "./types.ts";
 
@@ -19,8 +20,9 @@ export const DELIVERY_STATES: DeliveryState[] = [
   "discarded",
   "delivered",
 ];
-/** What a person can replay (docs/dispatch.md: failed or cancelled), and cancel (not finished). */
+/** What a person can replay (docs/dispatch.md: failed or cancelled), retry now (scheduled), and cancel (not finished). */
 export const REPLAYABLE: DeliveryState[] = ["failed", "cancelled"];
+export const RETRYABLE_NOW: DeliveryState[] = ["scheduled"];
 export const CANCELLABLE: DeliveryState[] = ["scheduled", "pending", "held"];
 
 export type Topic = {
@@ -94,6 +96,22 @@ export type Delivery = {
   publisher: { id: number; target: string; type: PublisherType; active: boolean; deleted: boolean };
   history: Attempt[];
 };
+
+/** A count as GET /api/dispatch/counts gives it: up to `limit` (10,000), and whether there are more. */
+export type Count = { count: number; more: boolean };
+export type StateCounts = Record<Exclude<DeliveryState, "delivered">, Count>;
+export type DeliveryCounts = {
+  limit: number;
+  deliveries: StateCounts;
+  publishers: { id: number; deliveries: StateCounts }[];
+  position: Position;
+};
+
+/** "1,234", "10,000+" past the count's limit, "—" while unknown. */
+export function countText(count: Count | undefined): string {
+  if (count === undefined) return "—";
+  return count.more ? `${formatNumber(count.count)}+` : formatNumber(count.count);
+}
 
 export type MessageFilter = {
   topic?: string | undefined;
@@ -193,14 +211,17 @@ export const dispatchApi = {
     ),
   delivery: (delivery: number) => request<{ delivery: Delivery }>("GET", `deliveries/${id(delivery)}`),
   replay: (delivery: number) => request<{ delivery: Delivery }>("POST", `deliveries/${id(delivery)}/replay`),
+  retryNow: (delivery: number) => request<{ delivery: Delivery }>("POST", `deliveries/${id(delivery)}/retry`),
   cancel: (delivery: number) => request<{ delivery: Delivery }>("POST", `deliveries/${id(delivery)}/cancel`),
+  counts: (publishers: boolean) =>
+    request<DeliveryCounts>("GET", `dispatch/counts${publishers ? "?publishers=true" : ""}`),
 };
 
 export const dispatchKeys = {
   all: ["dispatch"] as const,
   topics: ["dispatch", "topics"] as const,
   publishers: (topic?: string) => ["dispatch", "publishers", topic ?? ""] as const,
-  counts: ["dispatch", "counts"] as const,
+  counts: (publishers: boolean) => ["dispatch", "counts", publishers] as const,
   messages: (filter: MessageFilter) => ["dispatch", "messages", filter] as const,
   message: (message: number) => ["dispatch", "message", message] as const,
   deliveries: (state: string, publisher?: number) => ["dispatch", "deliveries", state, publisher ?? 0] as const,

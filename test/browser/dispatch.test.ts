@@ -2,10 +2,11 @@
  * Dispatch's pages end to end in headless Chromium, against one node with dispatch on SQLite (in this process) and a
  * webhook receiver on loopback (allow-listed; a tripwire refuses any other address): a topic and a publisher are
  * created through the forms (a duplicate topic and a bad target are refused inline, nothing written), a message sent
- * from the page fails to reach the receiver (not listening yet) and its page shows the attempt's error; the receiver
- * started, Replay delivers it (state delivered, an HTTP 200 attempt, the request signed). A publisher is disabled,
- * enabled and its secret rotated from its row; a topic's recovery is switched; a publisher's failures over a window
- * are replayed from the failing list. Every page renders with no console error, light and dark, desktop and phone
+ * from the page fails to reach the receiver (not listening yet) and its page shows the attempts' errors as it retries
+ * (the overview counts it retrying); the receiver started, Retry now delivers it at once rather than minutes later
+ * (state delivered, an HTTP 200 attempt, the request signed). A publisher is disabled, enabled and its secret rotated
+ * from its row; a topic's recovery is switched; a publisher's failures over a window are replayed from the failing
+ * list. Every page renders with no console error, light and dark, desktop and phone
  * (screenshots in test-output/screenshots). One browser for the file.
  */
 import assert from "node:assert/strict";
@@ -81,7 +82,7 @@ describe("the dispatch pages", () => {
     assert.deepEqual(dialled, [], "nothing but loopback was dialled");
   });
 
-  test("a topic and a publisher made in the forms; a message fails, its receiver starts, Replay delivers it", async (t) => {
+  test("a topic and a publisher made in the forms; a message fails, its receiver starts, Retry now delivers it", async (t) => {
     const opened = await openPage(t, context, `${node.base}/dispatch`, { viewport: DESKTOP });
     if (opened === null) return;
     const { page, problems } = opened;
@@ -112,7 +113,7 @@ describe("the dispatch pages", () => {
     assert.equal((await dispatch.topic("orders")).originHost, "http://127.0.0.1:9/outbox/");
     await dialog.getByRole("button", { name: "Cancel" }).click();
 
-    // A publisher: an http target on the receiver's port, one attempt, a secret made.
+    // A publisher: an http target on the receiver's port, the default retries, a secret made.
     await page.getByRole("navigation", { name: "Dispatch" }).getByRole("link", { name: "Publishers" }).click();
     await page.getByRole("heading", { level: 1, name: "Publishers" }).waitFor();
     await page.getByRole("button", { name: "New publisher" }).click();
@@ -126,7 +127,6 @@ describe("the dispatch pages", () => {
     expectRefusal(problems, 400);
     await dialog.getByLabel("Target URL").fill(receiver.url());
     await dialog.getByLabel("Timeout (seconds)").fill("2");
-    await dialog.getByLabel("Max attempts").fill("1");
     await dialog.getByLabel("make a secret").check();
     await screenshot(page, "dispatch-publisher-editor-desktop-light");
     await dialog.getByRole("button", { name: "Create publisher" }).click();
@@ -136,13 +136,14 @@ describe("the dispatch pages", () => {
     publisherId = publisher.id;
     assert.deepEqual(
       [publisher.target, publisher.secondsTimeout, publisher.maxAttempts, publisher.active],
-      [receiver.url(), 2, 1, true],
+      [receiver.url(), 2, null, true],
     );
     assert.equal(shown, publisher.secrets[0]!.secret, "the secret made is shown once");
     await dialog.getByRole("button", { name: "Done" }).first().click();
     await page.locator(`section[data-publisher="${publisherId}"]`).getByText("1 secret").waitFor();
 
-    // A message, sent from the messages page: its page opens, and its one attempt fails (nothing listens).
+    // A message, sent from the messages page: its page opens, and its attempts fail (nothing listens). The second
+    // one (5 s after the first) is awaited too: the next is then minutes away, and cannot beat the click below.
     await page.getByRole("navigation", { name: "Dispatch" }).getByRole("link", { name: "Messages" }).click();
     await page.getByRole("button", { name: "Send a message" }).click();
     await dialog.getByLabel("Payload (a JSON object)").fill('{"order": 42, "text": "parcel"}');
@@ -150,21 +151,30 @@ describe("the dispatch pages", () => {
     await page.getByRole("heading", { level: 1, name: /Message #\d+/ }).waitFor({ timeout: WAIT_MS });
     messageId = Number(/\/dispatch\/messages\/(\d+)$/.exec(page.url())?.[1]);
     const delivery = page.locator("section.delivery");
-    const failedAttempt = delivery.locator('.attempt[data-outcome="failed"]');
-    await failedAttempt.waitFor({ timeout: WAIT_MS });
-    await delivery.locator('[data-delivery-state="failed"]').waitFor();
-    assert.match((await failedAttempt.locator(".attempt-error").textContent()) ?? "", /ECONNREFUSED|refused/i);
-    assert.match((await failedAttempt.textContent()) ?? "", /no answer/);
+    const failedAttempt = delivery.locator('.attempt[data-outcome="retry"]');
+    await failedAttempt.nth(1).waitFor({ timeout: WAIT_MS });
+    await delivery.locator('[data-delivery-state="scheduled"]').waitFor();
+    assert.match((await failedAttempt.first().locator(".attempt-error").textContent()) ?? "", /ECONNREFUSED|refused/i);
+    assert.match((await failedAttempt.first().textContent()) ?? "", /no answer/);
     await screenshot(page, "dispatch-message-failed-desktop-light");
 
-    // The receiver starts; Replay sends it again: delivered, an HTTP 200 attempt on top, signed.
+    // The overview counts it retrying (GET /api/dispatch/counts), not a page's length.
+    const messagePage = page.url();
+    await page.goto(`${node.base}/dispatch`);
+    await page.locator(".card", { hasText: "Retrying" }).getByText("1", { exact: true }).waitFor({ timeout: WAIT_MS });
+    await page.goto(messagePage);
+    await delivery.locator('[data-delivery-state="scheduled"]').waitFor({ timeout: WAIT_MS });
+    await waitLive(page);
+
+    // The receiver starts; Retry now sends it at once: delivered, an HTTP 200 attempt on top, signed, the two failed
+    // attempts all that was spent before it.
     await receiver.start();
     const received = receiver.next();
-    await delivery.getByRole("button", { name: /^Replay delivery/ }).click();
+    await delivery.getByRole("button", { name: /^Retry delivery \d+ now$/ }).click();
     await delivery.locator('[data-delivery-state="delivered"]').waitFor({ timeout: WAIT_MS });
     const ok = delivery.locator('.attempt[data-outcome="delivered"]');
     await ok.getByText("HTTP 200").waitFor({ timeout: WAIT_MS });
-    assert.equal(await delivery.locator(".attempt").count(), 2, "both attempts are shown");
+    assert.equal(await delivery.locator(".attempt").count(), 3, "every attempt is shown");
     assert.equal(await delivery.locator(".attempt").first().getAttribute("data-outcome"), "delivered");
     const request = await received;
     assert.equal(JSON.parse(request.body).order, 42);
@@ -219,6 +229,7 @@ describe("the dispatch pages", () => {
 
   test("the failing list: a publisher's failures over a window replayed, the row leaves the list", async (t) => {
     await receiver.stop();
+    await dispatch.updatePublisher(publisherId, { max_attempts: 1 });
     const sent = await fetch(`${node.base}/api/messages`, {
       method: "POST",
       headers: { "content-type": "application/json" },

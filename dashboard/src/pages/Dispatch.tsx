@@ -9,7 +9,14 @@ import { Link, useNavigate, useSearch } from "@tanstack/react-router";
 import { type FormEvent, useMemo, useState } from "react";
 import type uPlot from "uplot";
 import { useLatch } from "../data.ts";
-import { type DispatchEventData, dispatchApi, dispatchKeys, type Publisher, type Topic } from "../dispatch.ts";
+import {
+  countText,
+  type DispatchEventData,
+  dispatchApi,
+  dispatchKeys,
+  type Publisher,
+  type Topic,
+} from "../dispatch.ts";
 import { formatCompact, formatNumber } from "../format.ts";
 import { type LiveEvent, useLive, useThrottle } from "../live.tsx";
 import type { Position } from "../types.ts";
@@ -23,8 +30,6 @@ const WINDOW_S = 900;
 const BUCKET_S = 10;
 /** How far back in the log the chart starts (the server replays up to 10,000 log events). */
 const HISTORY_EVENTS = 5000;
-/** A count read as the first page of a list: this many at most, then "100+". */
-const COUNT_LIMIT = 100;
 
 const RATE_SERIES = [
   { label: "delivered /s", color: "#2f9e44", fill: true },
@@ -45,17 +50,13 @@ export function usePublishers(topic?: string) {
   return useQuery({ queryKey: dispatchKeys.publishers(topic), queryFn: () => dispatchApi.publishers(topic) });
 }
 
-async function readCounts() {
-  const count = async (state: string) => {
-    const page = await dispatchApi.deliveries(state, undefined, undefined, COUNT_LIMIT);
-    return { count: page.deliveries.length, more: page.next_cursor !== null };
-  };
-  const [failed, scheduled, held] = await Promise.all([count("failed"), count("scheduled"), count("held")]);
-  return { failed, scheduled, held };
+/**
+ * Deliveries per state (GET /api/dispatch/counts: each counted up to 10,000, whatever the table's size), and per
+ * publisher when asked. Pages invalidate ["dispatch", "counts"] on the live events, throttled.
+ */
+export function useDeliveryCounts(publishers = false) {
+  return useQuery({ queryKey: dispatchKeys.counts(publishers), queryFn: () => dispatchApi.counts(publishers) });
 }
-
-const countText = (c: { count: number; more: boolean } | undefined) =>
-  c === undefined ? "—" : c.more ? `${COUNT_LIMIT}+` : formatNumber(c.count);
 
 export function DispatchOverview() {
   const queryClient = useQueryClient();
@@ -64,14 +65,17 @@ export function DispatchOverview() {
   const navigate = useNavigate({ from: "/dispatch" });
   const topics = useTopics();
   const publishers = usePublishers();
-  const counts = useQuery({ queryKey: dispatchKeys.counts, queryFn: readCounts });
+  const counts = useDeliveryCounts();
   const [buckets, setBuckets] = useState<Buckets>(new Map());
 
   const refreshLists = useThrottle(() => {
     void queryClient.invalidateQueries({ queryKey: dispatchKeys.topics });
     void queryClient.invalidateQueries({ queryKey: ["dispatch", "publishers"] });
   }, 1000);
-  const refreshCounts = useThrottle(() => void queryClient.invalidateQueries({ queryKey: dispatchKeys.counts }), 1000);
+  const refreshCounts = useThrottle(
+    () => void queryClient.invalidateQueries({ queryKey: ["dispatch", "counts"] }),
+    1000,
+  );
 
   // One subscription: from a little before the topics' snapshot (the chart's recent history), then live; events
   // after the snapshot are the cue to re-read the lists and counts.
@@ -133,7 +137,8 @@ export function DispatchOverview() {
     return map;
   }, [publisherList]);
   const disabled = publisherList.filter((p) => !p.active).length;
-  const failedCount = counts.data?.failed;
+  const failedCount = counts.data?.deliveries.failed;
+  const heldCount = counts.data?.deliveries.held;
   const editing =
     search.edit === undefined ? null : search.edit === "+" ? "new" : topicList.find((t) => t.name === search.edit);
   const closeEditor = () => void navigate({ search: {} });
@@ -158,8 +163,8 @@ export function DispatchOverview() {
           value={formatNumber(publisherList.length)}
           hint={
             disabled > 0
-              ? `${formatNumber(disabled)} disabled · ${countText(counts.data?.held)} held`
-              : `all active · ${countText(counts.data?.held)} held`
+              ? `${formatNumber(disabled)} disabled · ${countText(heldCount)} held`
+              : `all active · ${countText(heldCount)} held`
           }
           to="/dispatch/publishers"
         />
@@ -172,7 +177,7 @@ export function DispatchOverview() {
         />
         <Card
           label="Retrying"
-          value={countText(counts.data?.scheduled)}
+          value={countText(counts.data?.deliveries.scheduled)}
           hint="next attempt due"
           to="/dispatch/deliveries"
           search={{ state: "scheduled" }}

@@ -1,7 +1,8 @@
 /**
  * Failing deliveries (Postoffice's "failing messages", as Svix shows them): deliveries in one state (failed by
- * default; retrying, held, cancelled...), of one publisher or all, newest first, a page at a time; each replayed or
- * cancelled here, and a publisher's failures over a window replayed at once. Re-read as dispatch events come.
+ * default; retrying, held, cancelled...), of one publisher or all, newest first, a page at a time; each replayed,
+ * retried now (a retrying one) or cancelled here, and a publisher's failures over a window replayed at once. Re-read
+ * as dispatch events come.
  */
 import { useInfiniteQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate, useSearch } from "@tanstack/react-router";

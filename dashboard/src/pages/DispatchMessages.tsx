@@ -5,7 +5,8 @@
  *
  * A message's page (`/dispatch/messages/:id`): its payload and attributes, and each delivery with every attempt (time,
  * the request's headers, status, latency, the response's first bytes, the error), following the `dispatch` channel
- * from the message's position; a failed or cancelled delivery is replayed, an unfinished one cancelled, here.
+ * from the message's position; a failed or cancelled delivery is replayed, a retrying one retried now, an unfinished
+ * one cancelled, here.
  */
 import { useInfiniteQuery, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate, useParams, useSearch } from "@tanstack/react-router";
@@ -24,6 +25,7 @@ import {
   localToIso,
   type MessageFilter,
   REPLAYABLE,
+  RETRYABLE_NOW,
   useDispatchCue,
 } from "../dispatch.ts";
 import { formatDuration, formatExact, localTimeZone, pluralize } from "../format.ts";
@@ -466,6 +468,18 @@ export function DeliveryActions({ delivery, onDone }: { delivery: Delivery; onDo
           onClick={() => act(() => dispatchApi.replay(delivery.id), `Delivery ${delivery.id} replayed`)}
         >
           Replay
+        </Button>
+      ) : null}
+      {RETRYABLE_NOW.includes(delivery.state) && delivery.publisher.active ? (
+        <Button
+          small
+          tone="primary"
+          disabled={busy}
+          label={`Retry delivery ${delivery.id} now`}
+          title="Send it now rather than at its next attempt; no attempt is spent, its retry schedule goes on"
+          onClick={() => act(() => dispatchApi.retryNow(delivery.id), `Delivery ${delivery.id} retried now`)}
+        >
+          Retry now
         </Button>
       ) : null}
       {CANCELLABLE.includes(delivery.state) ? (

@@ -2,24 +2,27 @@
  * Publishers (Postoffice's /publishers): each one's topic, target, type, whether it sends, its retry policy and
  * signing; created (POST /api/publishers: an http URL or an AMQP exchange, timeout, retry mode, a signing secret
  * made or given), edited (PATCH: topic and type stay), enabled and disabled, its secret shown or rotated, its failures
- * of a window replayed, deleted (after a confirm). `?topic=` shows one topic's; `?edit=` is the open editor.
+ * of a window replayed, deleted (after a confirm); how many of its deliveries failed, wait for a retry or are held
+ * (GET /api/dispatch/counts, re-read as deliveries change). `?topic=` shows one topic's; `?edit=` is the open editor.
  */
 import { useQueryClient } from "@tanstack/react-query";
 import { Link, useNavigate, useSearch } from "@tanstack/react-router";
 import { type FormEvent, useState } from "react";
 import { useAuth } from "../auth.tsx";
 import {
+  countText,
   dispatchApi,
   type Publisher,
   type PublisherInput,
   type PublisherType,
   type RetryMode,
+  type StateCounts,
   useDispatchCue,
 } from "../dispatch.ts";
 import { formatDuration } from "../format.ts";
 import { useThrottle } from "../live.tsx";
 import { Badge, Button, Dialog, Empty, ErrorNote, Panel, Time, toast, toastError } from "../ui/kit.tsx";
-import { usePublishers, useTopics } from "./Dispatch.tsx";
+import { useDeliveryCounts, usePublishers, useTopics } from "./Dispatch.tsx";
 import { DispatchTabs, FormError, ReplayWindowDialog } from "./dispatch-parts.tsx";
 
 export function DispatchPublishers() {
@@ -29,11 +32,19 @@ export function DispatchPublishers() {
   const navigate = useNavigate({ from: "/dispatch/publishers" });
   const topics = useTopics();
   const publishers = usePublishers(search.topic);
+  const counts = useDeliveryCounts(true);
   const refresh = useThrottle(() => void queryClient.invalidateQueries({ queryKey: ["dispatch", "publishers"] }), 500);
+  const refreshCounts = useThrottle(
+    () => void queryClient.invalidateQueries({ queryKey: ["dispatch", "counts"] }),
+    1000,
+  );
   useDispatchCue(publishers.data?.position, (events) => {
     if (events.length === 0 || events.some((e) => e.name === "publisher.changed" || e.name === "delivery.attempted"))
       refresh();
+    if (events.length === 0 || events.some((e) => e.name.startsWith("delivery.") || e.name === "dispatch.received"))
+      refreshCounts();
   });
+  const countsOf = new Map((counts.data?.publishers ?? []).map((p) => [p.id, p.deliveries]));
   const list = publishers.data?.publishers ?? [];
   const editing =
     search.edit === undefined ? null : search.edit === "+" ? "new" : list.find((p) => String(p.id) === search.edit);
@@ -77,7 +88,12 @@ export function DispatchPublishers() {
       ) : (
         <div className="publisher-list">
           {list.map((publisher) => (
-            <PublisherRow key={publisher.id} publisher={publisher} canWrite={auth.canWrite} />
+            <PublisherRow
+              key={publisher.id}
+              publisher={publisher}
+              counts={countsOf.get(publisher.id)}
+              canWrite={auth.canWrite}
+            />
           ))}
         </div>
       )}
@@ -97,13 +113,49 @@ export function DispatchPublishers() {
   );
 }
 
+/** A publisher's failed deliveries (always, a link to them), and those retrying or held when there are any. */
+function DeliveryCounts({ publisher, counts }: { publisher: number; counts: StateCounts | undefined }) {
+  const shown = [
+    { state: "failed", label: "failed" },
+    { state: "scheduled", label: "retrying" },
+    { state: "held", label: "held" },
+  ] as const;
+  return (
+    <span className="publisher-counts">
+      {shown.map(({ state, label }) => {
+        const count = counts?.[state];
+        if (state !== "failed" && (count === undefined || count.count === 0)) return null;
+        return (
+          <Link
+            key={state}
+            to="/dispatch/deliveries"
+            search={{ state, publisher: String(publisher) }}
+            className={state === "failed" && count !== undefined && count.count > 0 ? "bad-text" : undefined}
+            data-count={state}
+          >
+            {countText(count)} {label}
+          </Link>
+        );
+      })}
+    </span>
+  );
+}
+
 function retryText(p: Publisher): string {
   if (p.retry_mode === "fixed") return `every ${formatDuration(p.seconds_retry * 1000)}, ${p.max_attempts ?? 100}×`;
   const attempts = p.max_attempts ?? 8;
   return `schedule, ${attempts} attempt${attempts === 1 ? "" : "s"}`;
 }
 
-function PublisherRow({ publisher, canWrite }: { publisher: Publisher; canWrite: boolean }) {
+function PublisherRow({
+  publisher,
+  counts,
+  canWrite,
+}: {
+  publisher: Publisher;
+  counts: StateCounts | undefined;
+  canWrite: boolean;
+}) {
   const queryClient = useQueryClient();
   const navigate = useNavigate({ from: "/dispatch/publishers" });
   const [busy, setBusy] = useState(false);
@@ -178,11 +230,8 @@ function PublisherRow({ publisher, canWrite }: { publisher: Publisher; canWrite:
             >
               failing since <Time at={publisher.failing_since} />
             </Link>
-          ) : (
-            <Link to="/dispatch/deliveries" search={{ state: "failed", publisher: String(publisher.id) }}>
-              failed deliveries
-            </Link>
-          )}
+          ) : null}
+          <DeliveryCounts publisher={publisher.id} counts={counts} />
         </div>
         <dl className="publisher-facts small">
           <div>

@@ -35,7 +35,7 @@ export function DispatchTabs() {
 }
 
 const STATE_HINT: Record<DeliveryState, string> = {
-  scheduled: "waiting for its next attempt",
+  scheduled: "waiting for its next attempt: retry now to send it at once",
   pending: "being sent",
   held: "its publisher is disabled: it waits, spending nothing",
   delivered: "the receiver answered 2xx",
