@@ -276,6 +276,18 @@ if (await postgresSuite("postgres plans")) {
           `UPDATE "${schema}".tasks SET state = 'running', node = 'n5' WHERE id IN (SELECT id FROM "${schema}".tasks WHERE state = 'queued' ORDER BY id LIMIT 10000)`,
         );
         await client.query(`UPDATE "${schema}".tasks SET state = 'completed' WHERE node = 'n5'`);
+        // An entry is marked dead only once no snapshot can see its row: wait (bounded) for any transaction of
+        // another session on this server that began before the burst (other suites share the server).
+        const burstEnd = (await client.query("SELECT clock_timestamp() AS at")).rows[0].at as Date;
+        for (let i = 0; i < 100; i++) {
+          const { rows } = await client.query(
+            `SELECT count(*)::int AS n FROM pg_stat_activity
+             WHERE pid <> pg_backend_pid() AND backend_xmin IS NOT NULL AND xact_start < $1`,
+            [burstEnd],
+          );
+          if (rows[0].n === 0) break;
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
         const { text, values } = listStatement({ ...page, states: ["running"] });
         await client.query(`PREPARE list_running_after_burst AS ${text}`);
         /** The most index entries a scan of tasks_running_node returned in the list's plan. */
