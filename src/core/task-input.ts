@@ -82,7 +82,7 @@ export function normalizeTaskInput(
   check(
     isJson(data),
     "data",
-    "must be JSON (objects, arrays, strings without NUL characters, finite numbers, booleans and null) nested at most 64 levels deep",
+    "must be JSON (objects, arrays, strings without NUL characters or lone surrogates, finite numbers, booleans and null) nested at most 64 levels deep",
   );
   if (problems.length > 0) {
     throw new ValidationError(problems.map((p) => `${p.field} ${p.message}`).join("; "), problems);
@@ -116,16 +116,22 @@ function isDuration(value: unknown, min: number): value is number {
 
 /**
  * Whether `value` survives JSON.stringify/parse unchanged (no undefined, functions, NaN, Dates, cycles) and
- * can be stored by every store: no NUL character in a string or key, which PostgreSQL's jsonb refuses.
+ * can be stored by every store: no NUL character and no lone UTF-16 surrogate in a string or key, which
+ * PostgreSQL's jsonb refuses.
  */
 export function isJson(value: unknown, depth = 0): value is Json {
   if (depth > 64) return false;
-  if (typeof value === "string") return !value.includes("\u0000");
+  if (typeof value === "string") return storableText(value);
   if (value === null || typeof value === "boolean") return true;
   if (typeof value === "number") return Number.isFinite(value);
   if (Array.isArray(value)) return value.every((item) => isJson(item, depth + 1));
   if (typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.entries(value).every(([key, item]) => !key.includes("\u0000") && isJson(item, depth + 1));
+    return Object.entries(value).every(([key, item]) => storableText(key) && isJson(item, depth + 1));
   }
   return false;
+}
+
+/** Text every store keeps as it was given: no NUL character, no lone UTF-16 surrogate. */
+export function storableText(text: string): boolean {
+  return !text.includes("\u0000") && text.isWellFormed();
 }

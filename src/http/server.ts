@@ -40,6 +40,7 @@ import { registerFaultRoutes } from "./routes/faults.ts";
 import { registerPostofficeRoutes } from "./routes/postoffice.ts";
 import { registerDispatchRoutes } from "./routes/dispatch.ts";
 import { SHARED_SCHEMAS } from "./schemas.ts";
+import { installStorableText } from "./storable-text.ts";
 import { registerLiveRoutes } from "../realtime/routes.ts";
 
 export type ServerOptions = {
@@ -104,6 +105,7 @@ export const conveyorRoutes: FastifyPluginAsync<ConveyorRoutesOptions> = async (
   installJsonParser(app);
   const tokens = { write: tokenOrNull(options.token), read: tokenOrNull(options.readToken) };
   installAuth(app, tokens);
+  installStorableText(app);
   app.addHook("preValidation", async (request) => coerceTextParts(request));
   const metrics = createMetrics(conveyor);
   installRequestMetrics(app, metrics);
