@@ -31,6 +31,8 @@ Options (each also read from the environment variable in brackets):
   --name <name>           this node's name (default host:pid) [CONVEYOR_NODE_NAME]
   --heartbeat-ms <n>      heartbeat interval (default 1000) [CONVEYOR_HEARTBEAT_INTERVAL_MS]
   --dead-after <n>        heartbeats missed before a node is dead (default 3) [CONVEYOR_DEAD_AFTER_BEATS]
+  --fence-margin-ms <n>   a node cut off from the store stops its tasks this long before the dead time
+                          (default half a heartbeat; docs/cluster.md) [CONVEYOR_FENCE_MARGIN_MS]
   --grace-ms <n>          on SIGTERM, how long running tasks may finish (default 10000) [CONVEYOR_SHUTDOWN_GRACE_MS]
   -h, --help              show this help
 
@@ -54,6 +56,7 @@ const FLAGS: Record<string, keyof NodeConfig> = {
   name: "nodeName",
   "heartbeat-ms": "heartbeatIntervalMs",
   "dead-after": "deadAfterBeats",
+  "fence-margin-ms": "fenceMarginMs",
   "grace-ms": "shutdownGraceMs",
 };
 
@@ -103,6 +106,7 @@ export async function start(args: string[]): Promise<void> {
     pollIntervalMs: config.pollIntervalMs,
     heartbeatIntervalMs: config.heartbeatIntervalMs,
     deadAfterBeats: config.deadAfterBeats,
+    fenceMarginMs: config.fenceMarginMs,
     maxStalls: config.maxStalls,
     shutdownGraceMs: config.shutdownGraceMs,
     liveSecret: config.liveSecret,

@@ -20,6 +20,7 @@ export type NodeConfig = {
   pollIntervalMs?: number;
   heartbeatIntervalMs?: number;
   deadAfterBeats?: number;
+  fenceMarginMs?: number;
   maxStalls?: number;
   shutdownGraceMs?: number;
   logLevel?: string;
@@ -47,6 +48,7 @@ export const ENVIRONMENT: Record<string, { key: keyof NodeConfig; kind: Kind }> 
   CONVEYOR_POLL_INTERVAL_MS: { key: "pollIntervalMs", kind: { type: "integer", min: 10, max: 3_600_000 } },
   CONVEYOR_HEARTBEAT_INTERVAL_MS: { key: "heartbeatIntervalMs", kind: { type: "integer", min: 10, max: 3_600_000 } },
   CONVEYOR_DEAD_AFTER_BEATS: { key: "deadAfterBeats", kind: { type: "integer", min: 2, max: 1000 } },
+  CONVEYOR_FENCE_MARGIN_MS: { key: "fenceMarginMs", kind: { type: "integer", min: 0, max: 3_600_000 } },
   CONVEYOR_MAX_STALLS: { key: "maxStalls", kind: { type: "integer", min: 0, max: 1000 } },
   CONVEYOR_SHUTDOWN_GRACE_MS: { key: "shutdownGraceMs", kind: { type: "integer", min: 0, max: 3_600_000 } },
   CONVEYOR_LOG_LEVEL: {

@@ -88,6 +88,8 @@ export const CHANNEL_EVENT_TYPES = [
   "queue.resumed",
   "queue.configured",
   "task.stopped",
+  "node.fenced",
+  "node.unfenced",
   "stats.bucket",
   "dispatch.received",
   "delivery.attempted",

@@ -1,7 +1,8 @@
 /**
  * The cluster's events in the event log, on the `nodes` channel of the live stream: a node's service crashed,
- * restarted or gave up (written by that node), leadership changed (by the new leader), a node joined or left (by the
- * leader alone, so that each is written once however many nodes watch the store). Best effort: an event that
+ * restarted or gave up, it fenced itself off or rejoined (written by that node), leadership changed (by the new
+ * leader), a node joined or left (by the leader alone, so that each is written once however many nodes watch the
+ * store). Best effort: an event that
  * cannot be written (the store is down) is logged and dropped, since the log it would go to is what is down.
  * A stopped attempt's end on this node (its handler returned or threw after the signal, its thread was terminated
  * or it was abandoned after the grace period) is written here too, as `task.stopped` with the task's id: the last
@@ -43,6 +44,12 @@ export function writeClusterEvents(deps: ClusterLogDeps): () => void {
     "leader:gained": ({ node }: { node: string }) => write("leader.changed", { leader: node }),
     "task:stopped": ({ task, reason, how }: { task: { id: number; attempt: number }; reason: string; how: string }) =>
       write("task.stopped", { node: nodeId, taskId: task.id, attempt: task.attempt, reason, how }),
+    // Written by the node itself: the fenced one is best effort (the store it lost may not take it), the unfenced
+    // one says how long the fence lasted.
+    "node:fenced": ({ silentMs, tasks }: { silentMs: number; tasks: number[] }) =>
+      write("node.fenced", { node: nodeId, silentMs, tasks }),
+    "node:unfenced": ({ fencedMs, released }: { fencedMs: number; released: number[] }) =>
+      write("node.unfenced", { node: nodeId, fencedMs, released }),
     "node:joined": ({ node }: { node: { id: string; name: string; host: string; version: string } }) => {
       if (isLeader()) write("node.joined", { node: node.id, name: node.name, host: node.host, version: node.version });
     },

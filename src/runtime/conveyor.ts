@@ -465,6 +465,14 @@ export class Conveyor {
     return this.#state;
   }
 
+  /**
+   * Whether this node has fenced itself off: its heartbeat has not reached the store for the dead time minus
+   * `fenceMarginMs`, so it claims nothing and has stopped its tasks until the store answers again (docs/cluster.md).
+   */
+  get fenced(): boolean {
+    return this.#services?.fence?.fenced ?? false;
+  }
+
   // ---- lifecycle ---------------------------------------------------------------------------------------
 
   async start(): Promise<void> {
@@ -546,6 +554,7 @@ export class Conveyor {
       }
       await this.#completions.drain();
       await services.services.stop();
+      services.fence?.close();
       this.#stopClusterLog?.();
       await this.store.nodeRemove({ id: this.nodeId });
     }

@@ -1,7 +1,7 @@
 /**
  * One run of one task attempt, inline or in a worker thread, and how it is stopped.
  *
- * A stop (cancel, timeout, shutdown) fires the handler's AbortSignal at once. A handler that has not
+ * A stop (cancel, timeout, shutdown, fence) fires the handler's AbortSignal at once. A handler that has not
  * settled `graceMs` later is ended the only way its isolation allows: a worker thread is terminated; an
  * inline handler is abandoned (it may keep running, but its result is discarded and its slot is freed).
  */
@@ -10,7 +10,8 @@ import type { Definition } from "./definitions.ts";
 import type { TaskContext, Log } from "./handler.ts";
 import { runInThread, type ThreadRun } from "./thread-runner.ts";
 
-export type StopReason = "cancelled" | "timeout" | "shutdown";
+/** Why an attempt was stopped. "fenced": this node lost the store and the leader will hand the task on (fence.ts). */
+export type StopReason = "cancelled" | "timeout" | "shutdown" | "fenced";
 
 export type ExecutionOutcome =
   | { kind: "returned"; value: unknown }
@@ -64,14 +65,17 @@ export class Execution {
     return this.#stopReason;
   }
 
-  /** Ask the handler to stop; after the grace period, end it. Only the first reason counts. */
-  stop(reason: StopReason): void {
+  /**
+   * Ask the handler to stop; after the grace period (the type's, unless `graceMs` cuts it), end it. Only the first
+   * reason counts.
+   */
+  stop(reason: StopReason, graceMs = this.definition.graceMs): void {
     if (this.#stopReason !== null || this.#settled) return;
     this.#stopReason = reason;
     this.#signal();
     this.#controller!.abort(reason);
     this.#thread?.abort(reason);
-    this.#graceTimer = setTimeout(() => void this.#end(), this.definition.graceMs);
+    this.#graceTimer = setTimeout(() => void this.#end(), Math.min(graceMs, this.definition.graceMs));
   }
 
   #signal(): AbortSignal {

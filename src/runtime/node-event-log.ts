@@ -44,6 +44,18 @@ export function logNodeEvents(events: NodeEvents, logger: Logger): void {
   events.on("node:left", ({ node, reason }) =>
     logger.info({ event: "node:left", node: node.id, name: node.name, reason }, `node ${node.name} left (${reason})`),
   );
+  events.on("node:fenced", ({ silentMs, tasks }) =>
+    logger.warn(
+      { event: "node:fenced", silentMs, tasks },
+      `no heartbeat reached the store for ${silentMs} ms: this node fenced itself off (stopped claiming, stopped ${tasks.length} running tasks)`,
+    ),
+  );
+  events.on("node:unfenced", ({ fencedMs, released }) =>
+    logger.info(
+      { event: "node:unfenced", fencedMs, released },
+      `the store is back: this node claims again after ${fencedMs} ms fenced (${released.length} tasks handed back)`,
+    ),
+  );
   events.on("bus:connected", ({ reconnect, downMs }) => {
     if (reconnect) logger.info({ event: "bus:connected", downMs }, `bus reconnected after ${downMs} ms`);
   });

@@ -34,7 +34,7 @@ export type NodeEventMap = {
    * An attempt running on this node was stopped (its signal fired) and has now ended: its handler returned or
    * threw after the signal, or its thread was terminated, or it was abandoned, after the grace period.
    */
-  "task:stopped": [{ task: Task; reason: "cancelled" | "timeout" | "shutdown"; how: StoppedHow }];
+  "task:stopped": [{ task: Task; reason: "cancelled" | "timeout" | "shutdown" | "fenced"; how: StoppedHow }];
   /** A service of this node crashed; its supervisor restarts it after a backoff. */
   "service:crashed": [{ supervisor: string; service: string; error: unknown }];
   "service:restarted": [{ supervisor: string; service: string }];
@@ -46,6 +46,16 @@ export type NodeEventMap = {
   "node:joined": [{ node: NodeRecord }];
   /** A node left the store: it stopped (its row is gone) or went silent for the dead time. */
   "node:left": [{ node: NodeRecord; reason: "stopped" | "silent" }];
+  /**
+   * This node's heartbeat has not reached the store for the dead time minus the fence margin: it stopped claiming
+   * and stopped the attempts it ran (`tasks`, reason "fenced"), which the leader is about to hand to other nodes.
+   */
+  "node:fenced": [{ node: string; silentMs: number; tasks: number[] }];
+  /**
+   * A heartbeat reached the store again and the attempts this node abandoned were handed back (`released`: those
+   * still on it; the others were rescued meanwhile): it claims again, `fencedMs` after it fenced.
+   */
+  "node:unfenced": [{ node: string; fencedMs: number; released: number[] }];
   /** The bus connected (at start) or connected again after a loss. */
   "bus:connected": [{ reconnect: boolean; downMs: number }];
   "bus:lost": [{ error: unknown }];

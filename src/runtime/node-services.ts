@@ -18,6 +18,7 @@ import type { Definitions } from "./definitions.ts";
 import type { EventFeed } from "./event-feed.ts";
 import type { Log } from "./handler.ts";
 import type { FaultPlan } from "./faults.ts";
+import { Fence } from "./fence.ts";
 import { Heartbeat } from "./heartbeat.ts";
 import { LeaderElector } from "./leader.ts";
 import { MembershipWatcher } from "./membership.ts";
@@ -61,6 +62,8 @@ export type NodeServicesDeps = {
 
 export type NodeServices = {
   heartbeat: Heartbeat;
+  /** Null on a one-host store, where a node does not fence. */
+  fence: Fence | null;
   queueSettings: QueueSettings;
   leader: LeaderElector;
   pool: WorkerPool;
@@ -74,7 +77,6 @@ export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
   const onEvent = supervisorEvents(events);
   const deadAfterMs = opts.heartbeatIntervalMs * opts.deadAfterBeats;
   const timing = { intervalMs: opts.heartbeatIntervalMs, deadAfterMs };
-  const heartbeat = new Heartbeat(store, deps.node, timing, deps.info);
   const defaults = (type: string) => definitions.defaultsFor(type);
   const leaderServices = () =>
     new Supervisor({ name: "leader", onEvent, ...BUDGET }, [
@@ -136,9 +138,26 @@ export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
       ),
   );
   const pool = new WorkerPool(store, deps.node.id, workers);
+  // On one host (SQLite) no node can be cut off from the store alone: every process waits on the same file, and a
+  // rescuer whose own beats stalled does not judge. Fencing there would only turn a long lock into stopped tasks.
+  const fence = store.capabilities.multiHost
+    ? new Fence(pool, events, {
+        node: deps.node.id,
+        deadAfterMs,
+        marginMs: opts.fenceMarginMs,
+        // Handed back tasks are of this node's queues: ring them all, for the other nodes to look.
+        onReleased: () =>
+          notifier.queuesReady(
+            workers.map((worker) => worker.options.queue),
+            { logged: true },
+          ),
+      })
+    : null;
+  const heartbeat = new Heartbeat(store, deps.node, { ...timing, fence, logger: log }, deps.info);
   const queueSettings = new QueueSettings(store, pool, opts.heartbeatIntervalMs);
   return {
     heartbeat,
+    fence,
     queueSettings,
     leader,
     pool,

@@ -35,6 +35,13 @@ export type ConveyorOptions = {
   heartbeatIntervalMs?: number;
   /** A node silent for this many heartbeats is dead and its tasks are rescued. Default 3. */
   deadAfterBeats?: number;
+  /**
+   * Self-fencing (docs/cluster.md): a node whose heartbeat has not reached the store for the dead time minus this
+   * margin stops claiming and stops its running tasks (signal reason "fenced"), and ends them by the dead time, when
+   * the leader may hand them to another node. Default half a heartbeat interval; at most the dead time minus one
+   * interval.
+   */
+  fenceMarginMs?: number;
   /** Times a task may be found on a dead node before it fails. Default 3. */
   maxStalls?: number;
   /** On stop, how long running tasks may finish before they are handed back. Default 10 s. */
@@ -60,7 +67,10 @@ export type ConveyorOptions = {
 /** Where the store and bus come from: used once, by the constructor. */
 type ConnectionOptions = "database" | "schema" | "amqp" | "store" | "bus" | "liveSecret";
 
-export type ResolvedOptions = Required<Omit<ConveyorOptions, ConnectionOptions | "logger" | "nodeName" | "queues">> & {
+export type ResolvedOptions = Required<
+  Omit<ConveyorOptions, ConnectionOptions | "logger" | "nodeName" | "queues" | "fenceMarginMs">
+> & {
+  fenceMarginMs: number;
   nodeName: string | undefined;
   queues: Record<string, { concurrency?: number }>;
 };
@@ -104,7 +114,7 @@ const POSITIVE_INTEGERS = [
 ] as const;
 
 export function resolveOptions(options: ConveyorOptions): ResolvedOptions {
-  const resolved: ResolvedOptions = { ...DEFAULT_OPTIONS, queues: {}, nodeName: undefined };
+  const resolved: ResolvedOptions = { ...DEFAULT_OPTIONS, queues: {}, nodeName: undefined, fenceMarginMs: -1 };
   for (const [name, value] of Object.entries(options)) {
     if (value !== undefined && !CONNECTION_OPTIONS.has(name)) (resolved as Record<string, unknown>)[name] = value;
   }
@@ -125,6 +135,7 @@ export function resolveOptions(options: ConveyorOptions): ResolvedOptions {
     if (!Number.isSafeInteger(value) || value < 0)
       throw new ConfigError(`${name} must be an integer >= 0, got ${String(value)}`);
   }
+  checkFenceMargin(resolved, options.fenceMarginMs);
   for (const [queue, settings] of Object.entries(resolved.queues)) {
     if (!NAME_PATTERN.test(queue)) throw new ConfigError(`queue name "${queue}" must match ${NAME_PATTERN.source}`);
     const concurrency = settings.concurrency;
@@ -133,4 +144,25 @@ export function resolveOptions(options: ConveyorOptions): ResolvedOptions {
     }
   }
   return resolved;
+}
+
+/**
+ * The fence margin: by default half a heartbeat interval. A node fences once its heartbeat is older than the dead
+ * time minus the margin, so that must leave it more than one interval: a margin that fenced between two on-time
+ * beats would stop every task all the time.
+ */
+function checkFenceMargin(resolved: ResolvedOptions, given: number | undefined): void {
+  const { heartbeatIntervalMs: interval, deadAfterBeats } = resolved;
+  // One beat: a node would look dead between two on-time beats (the CLI asks for 2 at least, too).
+  if (deadAfterBeats < 2) throw new ConfigError(`deadAfterBeats must be at least 2, got ${deadAfterBeats}`);
+  const deadAfterMs = interval * deadAfterBeats;
+  if (given === undefined) {
+    resolved.fenceMarginMs = Math.min(Math.floor(interval / 2), deadAfterMs - interval - 1);
+    return;
+  }
+  if (!Number.isSafeInteger(given) || given < 0 || deadAfterMs - given <= interval) {
+    throw new ConfigError(
+      `fenceMarginMs must be an integer from 0 to ${deadAfterMs - interval - 1} (the dead time, ${deadAfterMs} ms, minus more than one heartbeat interval), got ${String(given)}`,
+    );
+  }
 }

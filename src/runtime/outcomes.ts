@@ -1,7 +1,7 @@
 /**
  * Records how an attempt ended, one path for every ending: a return completes it (written in batches by the
  * completion buffer), a throw, a timeout or a result that is not JSON fails it (retried after a backoff while
- * attempts are left, failed for good otherwise), and a stop by cancel or shutdown records nothing (the store
+ * attempts are left, failed for good otherwise), and a stop by cancel, shutdown or fence records nothing (the store
  * says so already). The task's last progress is written first, so the stored progress is its latest. Each
  * ending is announced on the node's events and, once written, to the other nodes through the notifier.
  */
@@ -43,7 +43,9 @@ export class OutcomeRecorder {
     else await progress.flush(task.id);
     if (stopReason !== null) events.emit("task:stopped", { task, reason: stopReason, how: howItEnded(outcome) });
     // Cancelled or handed back by the shutdown: the store already says so; what the handler did is discarded.
-    if (stopReason === "cancelled" || stopReason === "shutdown") return;
+    // Fenced: the leader hands the task to another node (or this one hands it back when the store returns), and
+    // this attempt's result must not race that one's.
+    if (stopReason === "cancelled" || stopReason === "shutdown" || stopReason === "fenced") return;
     if (stopReason === "timeout") {
       const how = outcome.kind === "ended" ? `; handler ${outcome.how}` : "";
       return this.#fail(task, timeoutError(task, how));

@@ -5,6 +5,10 @@
  *
  * The claim loop is a supervised service, but running executions belong to this object, not to the loop:
  * if the loop crashes and restarts, tasks in flight carry on.
+ *
+ * Fenced (fence.ts: this node lost the store), the worker claims nothing, stops what it runs, and keeps the ids of
+ * those tasks (and of any a claim or insert in flight gives it meanwhile, which it does not start) until the node
+ * hands them back to the store; only then does it claim again.
  */
 import type { Task } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
@@ -71,6 +75,9 @@ export class QueueWorker implements Service {
   #reserved = 0;
   /** Whether the claim loop runs: only then may enqueues start tasks here directly. */
   #accepting = false;
+  #fenced = false;
+  /** Tasks that are running on this node in the store but that it gave up when it fenced: to hand back. */
+  readonly #abandoned = new Set<number>();
 
   constructor(deps: QueueWorkerDeps, options: QueueWorkerOptions) {
     this.name = `queue:${options.queue}`;
@@ -113,13 +120,15 @@ export class QueueWorker implements Service {
       while (!signal.aborted) {
         // Let every handler that settles in this turn free its slot first: one claim of many, not many of one.
         await new Promise((resolve) => setImmediate(resolve));
-        const limit = Math.min(this.options.concurrency - this.runningCount - this.#reserved, this.options.batchSize);
+        const limit = this.#fenced
+          ? 0
+          : Math.min(this.options.concurrency - this.runningCount - this.#reserved, this.options.batchSize);
         if (limit > 0) this.#backlog = false;
         const claimed = limit > 0 ? await this.#claim(limit) : 0;
         if (limit > 0 && claimed === limit) this.#backlog = true;
         if (signal.aborted) break;
         if (limit > 0 && claimed === limit) continue; // a full batch: there may be more
-        if (Date.now() - lastCheck >= this.options.pollIntervalMs) {
+        if (!this.#fenced && Date.now() - lastCheck >= this.options.pollIntervalMs) {
           lastCheck = Date.now();
           await this.#stopTasksEndedElsewhere();
         }
@@ -138,7 +147,7 @@ export class QueueWorker implements Service {
    * already queued there must not be overtaken. Each reservation ends with adopt() or unreserve().
    */
   reserveSlot(type: string): boolean {
-    if (!this.#accepting || this.#backlog || !this.options.types.includes(type)) return false;
+    if (!this.#accepting || this.#fenced || this.#backlog || !this.options.types.includes(type)) return false;
     if (this.runningCount + this.#reserved >= this.options.concurrency) return false;
     this.#reserved++;
     return true;
@@ -166,6 +175,38 @@ export class QueueWorker implements Service {
   /** Give back a reserved slot the insert did not use (a duplicate key, a paused queue, a failed insert). */
   unreserve(): void {
     this.#reserved--;
+    this.#wakeup.ring();
+  }
+
+  /**
+   * This node lost the store: claim nothing more, and stop every running attempt (its thread ended within `graceMs`
+   * at most) before the leader hands it to another node. Returns the ids stopped.
+   */
+  fence(graceMs: number): number[] {
+    this.#fenced = true;
+    const ids = [...this.#running.keys()];
+    for (const [id, entry] of this.#running) {
+      this.#abandoned.add(id);
+      entry.execution.stop("fenced", graceMs);
+    }
+    return ids;
+  }
+
+  /** The tasks to hand back before this worker may claim again. */
+  abandoned(): number[] {
+    return [...this.#abandoned];
+  }
+
+  /** These tasks were handed back (or had been taken from this node already). */
+  forget(ids: number[]): void {
+    for (const id of ids) this.#abandoned.delete(id);
+  }
+
+  /** Claim again, at once: the node has handed back everything it abandoned. */
+  unfence(): void {
+    if (this.#abandoned.size > 0) throw new Error(`${this.name}: tasks it abandoned are not handed back yet`);
+    this.#fenced = false;
+    this.#backlog = true;
     this.#wakeup.ring();
   }
 
@@ -207,6 +248,12 @@ export class QueueWorker implements Service {
   }
 
   #start(task: Task): void {
+    if (this.#fenced) {
+      // A claim or an insert that was in flight when the node fenced: the store may judge this node dead any
+      // moment and hand the task on, so it must not start here. Handed back with the others.
+      this.#abandoned.add(task.id);
+      return;
+    }
     const { definitions, progress, taskLogger } = this.#deps;
     const defined = definitions.get(task.type);
     if (defined === undefined) throw new Error(`claimed a task of unknown type ${task.type}`);

@@ -65,6 +65,32 @@ export class WorkerPool {
     return left.flat();
   }
 
+  /** Self-fencing (fence.ts): every worker stops claiming and stops its attempts. Returns the ids stopped. */
+  fence(graceMs: number): number[] {
+    return this.workers.flatMap((worker) => worker.fence(graceMs));
+  }
+
+  /**
+   * Hands back to the store the tasks the workers abandoned when the node fenced: those still running on this
+   * node go back to their queue (the attempt not counted, as after a shutdown); those the leader rescued meanwhile
+   * are no longer this node's and stay as they are. Returns the ids handed back. Throws if the store refused.
+   */
+  async releaseAbandoned(now: Date): Promise<number[]> {
+    const released: number[] = [];
+    // Until none is left: a claim in flight may add one while the release runs.
+    for (;;) {
+      const ids = this.workers.flatMap((worker) => worker.abandoned());
+      if (ids.length === 0) return released;
+      released.push(...(await this.#store.taskRelease({ node: this.#nodeId, ids, now })));
+      for (const worker of this.workers) worker.forget(ids);
+    }
+  }
+
+  /** Claim again: call right after releaseAbandoned(), in the same turn. */
+  unfence(): void {
+    for (const worker of this.workers) worker.unfence();
+  }
+
   /** What the node reports about its queues (its heartbeat carries it to /api/nodes). */
   info(): { queue: string; concurrency: number; running: number }[] {
     return this.workers.map((w) => ({

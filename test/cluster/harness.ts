@@ -107,6 +107,10 @@ export type NodeSpec = {
   concurrency: number;
   /** Carry the bus over RabbitMQ. */
   amqp?: boolean;
+  /** Reach PostgreSQL (store and LISTEN/NOTIFY bus) at this URL instead: through a TcpProxy, say. */
+  databaseUrl?: string;
+  /** Reach RabbitMQ at this URL instead (with amqp). */
+  amqpUrl?: string;
   env?: Record<string, string>;
 };
 
@@ -220,6 +224,8 @@ export class Cluster {
   readonly dir: string;
   /** cluster.work appends `<id> <attempt> <node> <nodeId>` here. */
   readonly sideEffects: string;
+  /** cluster.span appends its START and END lines here. */
+  readonly spans: string;
   readonly nodes: NodeProcess[] = [];
   readonly #amqp: boolean;
   readonly #logs: string;
@@ -231,6 +237,7 @@ export class Cluster {
     rmSync(this.#logs, { recursive: true, force: true });
     this.dir = mkdtempSync(join(tmpdir(), `conveyor-cluster-${prefix}-`));
     this.sideEffects = join(this.dir, "side-effects.log");
+    this.spans = join(this.dir, "spans.log");
     this.#amqp = options.amqp ?? false;
     t.after(() => this.close());
   }
@@ -254,7 +261,7 @@ export class Cluster {
     const port = await freePort();
     const args = [
       "--database",
-      postgresUrl(),
+      spec.databaseUrl ?? postgresUrl(),
       "--schema",
       this.schema,
       "--port",
@@ -274,7 +281,7 @@ export class Cluster {
       "--name",
       spec.name,
     ];
-    if (spec.amqp ?? this.#amqp) args.push("--amqp", amqpUrl());
+    if (spec.amqp ?? this.#amqp) args.push("--amqp", spec.amqpUrl ?? amqpUrl());
     const env: Record<string, string> = {};
     // The node reads CONVEYOR_* settings: only ours count.
     for (const [key, value] of Object.entries(process.env))
@@ -283,6 +290,7 @@ export class Cluster {
       CONVEYOR_LOG_LEVEL: "info",
       CLUSTER_NODE_NAME: spec.name,
       CLUSTER_SIDE_EFFECTS: this.sideEffects,
+      CLUSTER_SPANS: this.spans,
       ...spec.env,
     });
     const node = new NodeProcess(args, env, spec.name, port);
@@ -445,6 +453,32 @@ export function sideEffects(path: string): SideEffect[] {
       const [id, attempt, node, nodeId] = line.split(" ");
       return { id: Number(id), attempt: Number(attempt), node: node!, nodeId: nodeId! };
     });
+}
+
+export type Span = { id: number; attempt: number; node: string; start: number; end: number | null; how: string | null };
+
+/** cluster.span's attempts, from its START and END lines; `end` null for one that has not ended. */
+export function spans(path: string): Span[] {
+  if (!existsSync(path)) return [];
+  const byAttempt = new Map<string, Span>();
+  for (const line of readFileSync(path, "utf8").split("\n").filter(Boolean)) {
+    const [word, id, attempt, node, at, how] = line.split(" ");
+    const key = `${id} ${attempt} ${node}`;
+    if (word === "START") {
+      byAttempt.set(key, {
+        id: Number(id),
+        attempt: Number(attempt),
+        node: node!,
+        start: Number(at),
+        end: null,
+        how: null,
+      });
+    } else {
+      const span = byAttempt.get(key);
+      if (span !== undefined) Object.assign(span, { end: Number(at), how: how ?? null });
+    }
+  }
+  return [...byAttempt.values()];
 }
 
 // ---- the servers ---------------------------------------------------------------------------------------

@@ -181,6 +181,10 @@ const TIMELINE_TEXT: Record<string, (d: Record<string, unknown>, name: (id: unkn
   "queue.configured": (d) =>
     `queue ${String(d.queue)}: concurrency ${d.concurrency === null ? "default" : String(d.concurrency)}`,
   "task.stopped": (d, name) => `task #${String(d.taskId)} stopped on ${name(d.node)}: ${String(d.how ?? "")}`,
+  "node.fenced": (d, name) =>
+    `${name(d.node)} lost the store for ${String(d.silentMs)} ms and fenced itself off: stopped ${Array.isArray(d.tasks) ? d.tasks.length : 0} tasks, claims nothing`,
+  "node.unfenced": (d, name) =>
+    `${name(d.node)} reaches the store again and claims again after ${String(d.fencedMs)} ms fenced${Array.isArray(d.released) && d.released.length > 0 ? ` (${d.released.length} tasks handed back)` : ""}`,
 };
 
 const TONE: Record<string, string> = {
@@ -190,6 +194,8 @@ const TONE: Record<string, string> = {
   "service.crashed": "bad",
   "service.gave-up": "bad",
   "service.restarted": "warn",
+  "node.fenced": "bad",
+  "node.unfenced": "ok",
 };
 
 function ClusterTimeline({ nodes }: { nodes: NodeRow[] }) {
