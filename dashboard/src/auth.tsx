@@ -1,7 +1,9 @@
 /**
  * Who the page is to the server. GET /api/whoami says which tokens the server requires and what the session's token
  * grants: with a read token required and none given, the dashboard asks for one before anything else; with only a
- * read token (or none where writes need one), every write action is hidden (and the server would refuse it anyway).
+ * read token (or none where writes need one), every write action is hidden (and the server would refuse it anyway);
+ * where the node has an admin token, the admin actions (failure drills, deleting, changing concurrency) are shown to
+ * it alone.
  * The token is kept in sessionStorage: for this tab's session only.
  */
 import { useQuery, useQueryClient } from "@tanstack/react-query";
@@ -15,6 +17,8 @@ export type Auth = {
   whoami: WhoAmI | null;
   /** Whether write actions are shown. */
   canWrite: boolean;
+  /** Whether admin actions are shown (failure drills, deleting, concurrency): write's, unless an admin token is set. */
+  canAdmin: boolean;
   /** The server needs a token to read and the page has none that works. */
   locked: boolean;
   signIn(): void;
@@ -53,19 +57,24 @@ export function AuthProvider({ children }: { children: (token: string | null) =>
     () =>
       session.onAuthProblem((problem) => {
         if (problem === "unauthorized") setPrompt(true);
-        else toast("This token may only read: write actions are refused", "error");
+        else toast("This token's scope is too small: the server refused the action", "error");
       }),
     [],
   );
   const data = whoami.data ?? null;
   const locked = data?.tokens.read === true && data.scope === "none";
-  const canWrite = data === null ? false : data.tokens.write || data.tokens.read ? data.scope === "write" : true;
+  const canWrite =
+    data === null
+      ? false
+      : data.scope === "admin" || (data.tokens.write || data.tokens.read ? data.scope === "write" : true);
+  const canAdmin = data === null ? false : data.tokens.admin === true ? data.scope === "admin" : canWrite;
 
   const auth = useMemo<Auth>(
     () => ({
       token,
       whoami: data,
       canWrite,
+      canAdmin,
       locked,
       signIn: () => setPrompt(true),
       signOut: () => {
@@ -74,7 +83,7 @@ export function AuthProvider({ children }: { children: (token: string | null) =>
         queryClient.clear();
       },
     }),
-    [token, data, canWrite, locked, queryClient],
+    [token, data, canWrite, canAdmin, locked, queryClient],
   );
 
   const submit = async (value: string) => {

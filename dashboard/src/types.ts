@@ -145,8 +145,8 @@ export type NodeBucket = {
   wait: number[];
 };
 
-export type Scope = "none" | "read" | "write";
-export type WhoAmI = { scope: Scope; tokens: { read: boolean; write: boolean } };
+export type Scope = "none" | "read" | "write" | "admin";
+export type WhoAmI = { scope: Scope; tokens: { read: boolean; write: boolean; admin?: boolean } };
 
 export type BulkAction = "cancel" | "rerun" | "delete";
 export type BulkFilter = {

@@ -8,7 +8,9 @@ import { ENVIRONMENT, parseEnvConfig, parseValue, type NodeConfig } from "../cor
 import { Conveyor } from "../runtime/conveyor.ts";
 import { Dispatch } from "../dispatch/dispatch.ts";
 import { buildServer } from "../http/server.ts";
+import { parseCorsOrigins } from "../http/cors.ts";
 import { HELP_FLAG, parse, UsageError } from "./args.ts";
+import { TOKEN_FILES, tokenFilesFromEnv, tokenFilesFromFlags } from "./token-files.ts";
 
 export const START_HELP = `Usage: conveyor start [options]
 
@@ -26,6 +28,15 @@ Options (each also read from the environment variable in brackets):
   --concurrency <n>       tasks run at once per queue (default 10) [CONVEYOR_CONCURRENCY]
   --token <secret>        require "Authorization: Bearer <secret>" on writes [CONVEYOR_TOKEN]
   --read-token <secret>   a read-only token; when set, reads need it (or --token) [CONVEYOR_READ_TOKEN]
+  --admin-token <secret>  when set, fault injection, deleting and changing concurrency need it, not
+                          --token (which may do them otherwise) [CONVEYOR_ADMIN_TOKEN]
+  --token-file, --read-token-file, --admin-token-file <path>
+                          read that token from a file, trimmed, once at start [CONVEYOR_TOKEN_FILE,
+                          CONVEYOR_READ_TOKEN_FILE, CONVEYOR_ADMIN_TOKEN_FILE]
+  --cors-origins <list>   origins whose pages may call the API, comma-separated, or * (default none)
+                          [CONVEYOR_CORS_ORIGINS]
+  --rate-limit <n>        requests a minute per client address without a valid token, where a token is
+                          set (default 600; 0: no limit) [CONVEYOR_RATE_LIMIT]
   --live-secret <secret>  signs subscription tokens for application channels [CONVEYOR_LIVE_SECRET]
   --allow-fault-injection allow POST /api/faults (demos and drills) [CONVEYOR_ALLOW_FAULT_INJECTION=true]
   --name <name>           this node's name (default host:pid) [CONVEYOR_NODE_NAME]
@@ -52,6 +63,9 @@ const FLAGS: Record<string, keyof NodeConfig> = {
   concurrency: "concurrency",
   token: "token",
   "read-token": "readToken",
+  "admin-token": "adminToken",
+  "cors-origins": "corsOrigins",
+  "rate-limit": "rateLimit",
   "live-secret": "liveSecret",
   name: "nodeName",
   "heartbeat-ms": "heartbeatIntervalMs",
@@ -74,15 +88,16 @@ export async function loadHandlerModules(conveyor: Conveyor, specifiers: string[
   }
 }
 
-/** The environment's settings, overridden by the flags given. */
+/** The environment's settings (tokens from files included), overridden by the flags given. */
 export function startConfig(values: Record<string, unknown>, env: Record<string, string | undefined>): NodeConfig {
-  const config: Record<string, unknown> = { ...parseEnvConfig(env) };
+  const config: Record<string, unknown> = { ...parseEnvConfig(env), ...tokenFilesFromEnv(env) };
   for (const [flag, key] of Object.entries(FLAGS)) {
     const raw = values[flag];
     if (typeof raw !== "string") continue;
     const spec = Object.values(ENVIRONMENT).find((entry) => entry.key === key)!;
     config[key] = parseValue(`--${flag}`, raw, spec.kind);
   }
+  Object.assign(config, tokenFilesFromFlags(values));
   return config as NodeConfig;
 }
 
@@ -92,6 +107,7 @@ export async function start(args: string[]): Promise<void> {
     handlers: { type: "string", multiple: true },
     "allow-fault-injection": { type: "boolean" },
     ...Object.fromEntries(Object.keys(FLAGS).map((flag) => [flag, { type: "string" }])),
+    ...Object.fromEntries(TOKEN_FILES.map(({ flag }) => [`${flag}-file`, { type: "string" }])),
   } as const);
   if (values.help) return void process.stdout.write(START_HELP);
   const config = startConfig(values, process.env);
@@ -124,6 +140,9 @@ export async function start(args: string[]): Promise<void> {
     conveyor,
     token: config.token ?? null,
     readToken: config.readToken ?? null,
+    adminToken: config.adminToken ?? null,
+    corsOrigins: parseCorsOrigins(config.corsOrigins),
+    ...(config.rateLimit === undefined ? {} : { rateLimit: config.rateLimit }),
     logger: false,
   });
   await app.ready();

@@ -13,6 +13,9 @@ export type NodeConfig = {
   amqp?: string;
   token?: string;
   readToken?: string;
+  adminToken?: string;
+  corsOrigins?: string;
+  rateLimit?: number;
   liveSecret?: string;
   allowFaultInjection?: boolean;
   nodeName?: string;
@@ -41,6 +44,9 @@ export const ENVIRONMENT: Record<string, { key: keyof NodeConfig; kind: Kind }> 
   CONVEYOR_AMQP_URL: { key: "amqp", kind: { type: "string" } },
   CONVEYOR_TOKEN: { key: "token", kind: { type: "string" } },
   CONVEYOR_READ_TOKEN: { key: "readToken", kind: { type: "string" } },
+  CONVEYOR_ADMIN_TOKEN: { key: "adminToken", kind: { type: "string" } },
+  CONVEYOR_CORS_ORIGINS: { key: "corsOrigins", kind: { type: "string" } },
+  CONVEYOR_RATE_LIMIT: { key: "rateLimit", kind: { type: "integer", min: 0, max: 1_000_000 } },
   CONVEYOR_LIVE_SECRET: { key: "liveSecret", kind: { type: "string" } },
   CONVEYOR_ALLOW_FAULT_INJECTION: { key: "allowFaultInjection", kind: { type: "boolean" } },
   CONVEYOR_NODE_NAME: { key: "nodeName", kind: { type: "string" } },

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   wait_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  rate_limited: 429,
   internal_error: 500,
   store_unavailable: 503,
   config_invalid: 500,

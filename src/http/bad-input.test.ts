@@ -381,7 +381,7 @@ describe("with a token, writes need it and reads do not", () => {
     const stopped = await f.call("DELETE", `/api/tasks/${ids.held}`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(stopped.body.task.state, "cancelled");
     const doc = (await f.call("GET", "/api/openapi.json")).body;
-    assert.deepEqual(doc.paths["/api/tasks"].post.security, [{ bearer: [] }]);
+    assert.deepEqual(doc.paths["/api/tasks"].post.security, [{ bearer: ["write"] }]);
     assert.equal(doc.paths["/api/tasks"].get.security, undefined);
   });
 });

@@ -295,7 +295,7 @@ for (const [storeName, openStore] of Object.entries(STORES)) {
       if (node === null) return;
       assert.deepEqual((await node.call("GET", "/api/whoami", undefined, READ)).body, {
         scope: "read",
-        tokens: { read: true, write: true },
+        tokens: { read: true, write: true, admin: false },
       });
       assert.equal((await node.call("GET", "/api/whoami", undefined, WRITE)).body.scope, "write");
       assert.equal((await node.call("GET", "/api/whoami", undefined, "")).body.scope, "none");

@@ -570,13 +570,22 @@ export const whoamiReply = {
   type: "object",
   required: ["scope", "tokens"],
   properties: {
-    scope: { type: "string", enum: ["none", "read", "write"], description: "What the token given (if any) allows." },
+    scope: {
+      type: "string",
+      enum: ["none", "read", "write", "admin"],
+      description:
+        "Which token was given: none, read, write or admin. Without an admin token set, write may do admin's things.",
+    },
     tokens: {
       type: "object",
       required: ["read", "write"],
       properties: {
         read: { type: "boolean", description: "Whether reads need a token." },
         write: { type: "boolean", description: "Whether writes need a token." },
+        admin: {
+          type: "boolean",
+          description: "Whether fault injection, deletions and concurrency changes need the admin token.",
+        },
       },
     },
   },

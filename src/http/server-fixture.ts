@@ -15,7 +15,7 @@ import type { FastifyInstance } from "fastify";
 import pino from "pino";
 import type { Json } from "../core/task.ts";
 import { Conveyor } from "../runtime/conveyor.ts";
-import { buildServer } from "./server.ts";
+import { buildServer, type ServerOptions } from "./server.ts";
 
 type Deferred<T> = { promise: Promise<T>; resolve: (value: T) => void };
 
@@ -50,7 +50,9 @@ export type Fixture = {
   close(): Promise<void>;
 };
 
-export async function startFixture(options: { token?: string; start?: boolean } = {}): Promise<Fixture> {
+export async function startFixture(
+  options: { token?: string; start?: boolean; server?: Omit<Partial<ServerOptions>, "conveyor"> } = {},
+): Promise<Fixture> {
   const dir = mkdtempSync(join(tmpdir(), "conveyor-http-"));
   const conveyor = new Conveyor({
     database: join(dir, "conveyor.db"),
@@ -89,7 +91,7 @@ export async function startFixture(options: { token?: string; start?: boolean } 
     return gates(ctx.id).promise;
   });
   if (options.start !== false) await conveyor.start();
-  const app = await buildServer({ conveyor, token: options.token ?? null });
+  const app = await buildServer({ conveyor, token: options.token ?? null, ...options.server });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("the server has no port");

@@ -27,7 +27,11 @@ import Fastify, {
 } from "fastify";
 import swagger from "@fastify/swagger";
 import type { Conveyor } from "../runtime/conveyor.ts";
-import { installAuth } from "./auth.ts";
+import { installAuth, type Tokens } from "./auth.ts";
+import { installCors } from "./cors.ts";
+import { DEFAULT_RATE_LIMIT, installRateLimit } from "./rate-limit.ts";
+import { installSecurityHeaders } from "./security-headers.ts";
+import { redactedLogger } from "./log-redaction.ts";
 import { frameworkErrorHandler, installErrorHandlers } from "./errors.ts";
 import { createMetrics, installRequestMetrics } from "./metrics.ts";
 import { registerNodeRoutes } from "./routes/node.ts";
@@ -49,6 +53,18 @@ export type ServerOptions = {
   token?: string | null;
   /** A read-only token: when set, the API's reads need it (or the write token); it can never write. */
   readToken?: string | null;
+  /**
+   * The admin token: when set, fault injection, deletions and concurrency changes need it (auth.ts, ADMIN_ROUTES);
+   * it may do all the write token may. Unset, the write token may do them.
+   */
+  adminToken?: string | null;
+  /** Origins whose pages may call the API (CORS); default none. `["*"]` for any. */
+  corsOrigins?: readonly string[] | null;
+  /**
+   * Requests a minute per client address that carry no valid token, where the node has a token (default 600; 0: no
+   * limit).
+   */
+  rateLimit?: number;
   /** Fastify's logger option: false (default), true, or pino options (buildServer and createRequestHandler). */
   logger?: boolean | object;
   /** Largest request body in bytes; default 1 MiB. */
@@ -70,7 +86,7 @@ const AJV_OPTIONS = { coerceTypes: false, removeAdditional: false, allowUnionTyp
 /** Fastify's settings for a server that carries Conveyor's routes at its root, or only them. */
 function serverSettings(options: ServerOptions): FastifyServerOptions {
   return {
-    logger: (options.logger ?? false) as FastifyServerOptions["logger"],
+    logger: redactedLogger(options.logger ?? false) as FastifyServerOptions["logger"],
     bodyLimit: options.bodyLimit ?? DEFAULT_BODY_LIMIT,
     // A queue name may be 128 characters; longer params are refused by frameworkErrors as a 400.
     routerOptions: { maxParamLength: 256 },
@@ -103,7 +119,16 @@ export const conveyorRoutes: FastifyPluginAsync<ConveyorRoutesOptions> = async (
         });
   installErrorHandlers(app, dashboard?.fallback);
   installJsonParser(app);
-  const tokens = { write: tokenOrNull(options.token), read: tokenOrNull(options.readToken) };
+  const tokens: Tokens = {
+    admin: tokenOrNull(options.adminToken),
+    write: tokenOrNull(options.token),
+    read: tokenOrNull(options.readToken),
+  };
+  // In this order: headers on every answer (refusals too), CORS (preflights answer before the token check), the
+  // rate limit (so that refused token guesses count), then the token check.
+  installSecurityHeaders(app);
+  await installCors(app, options.corsOrigins);
+  await installRateLimit(app, tokens, options.rateLimit ?? DEFAULT_RATE_LIMIT);
   installAuth(app, tokens);
   installStorableText(app);
   app.addHook("preValidation", async (request) => coerceTextParts(request));

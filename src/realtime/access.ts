@@ -1,7 +1,7 @@
 /**
  * Who may follow or publish to which channel (docs/live-protocol.md):
- * - task and node channels show the system's own data: with an API token set (CONVEYOR_TOKEN, or the read-only
- *   CONVEYOR_READ_TOKEN), only a connection that presented one may follow them;
+ * - task and node channels show the system's own data: with an API token set (CONVEYOR_TOKEN, the read-only
+ *   CONVEYOR_READ_TOKEN or CONVEYOR_ADMIN_TOKEN), only a connection that presented one may follow them;
  * - an application channel is followed with a subscription token that grants it (minted by the application's own
  *   server for its user), or with an API token; it is published to with a grant to publish, or the write token;
  * - with no API token and no live secret configured (a development node), everything is open.
@@ -13,8 +13,8 @@ import { grantAllows, type LiveGrant, type LiveTokenRefusal } from "../core/live
 import type { Refusal } from "./protocol.ts";
 
 export type AccessPolicy = {
-  /** The API's tokens; null where the node has none. */
-  tokens: { write: string | null; read: string | null };
+  /** The API's tokens; null where the node has none. The admin token may do all the write token may. */
+  tokens: { admin: string | null; write: string | null; read: string | null };
   /** Checks a subscription token: null when the node has no live secret. */
   verify: ((token: string) => LiveGrant | LiveTokenRefusal) | null;
 };
@@ -28,16 +28,17 @@ export class Access {
 
   constructor(policy: AccessPolicy) {
     this.#policy = policy;
-    const { write, read } = policy.tokens;
-    this.#api = write === null && read === null;
+    const { admin, write, read } = policy.tokens;
+    this.#api = admin === null && write === null && read === null;
     this.#write = write === null;
   }
 
   /** Takes a token offered for the whole connection: true when it is one of the API's. */
   presentApiToken(token: string | null): boolean {
     if (token === null) return this.#api;
-    const { write, read } = this.#policy.tokens;
-    if (write !== null && tokenMatches(write, token)) this.#api = this.#write = true;
+    const { admin, write, read } = this.#policy.tokens;
+    if (admin !== null && tokenMatches(admin, token)) this.#api = this.#write = true;
+    else if (write !== null && tokenMatches(write, token)) this.#api = this.#write = true;
     else if (read !== null && tokenMatches(read, token)) this.#api = true;
     return this.#api;
   }
@@ -88,8 +89,8 @@ export class Access {
 
   /** No API token and no live secret: a node open to all. */
   get #open(): boolean {
-    const { write, read } = this.#policy.tokens;
-    return write === null && read === null && this.#policy.verify === null;
+    const { admin, write, read } = this.#policy.tokens;
+    return admin === null && write === null && read === null && this.#policy.verify === null;
   }
 
   #check(token: string): LiveGrant | LiveTokenRefusal {

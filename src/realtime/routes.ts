@@ -13,8 +13,8 @@ import { LiveSession, type LiveSessionOptions } from "./websocket.ts";
 
 export type LiveRoutesOptions = {
   node: LiveNode;
-  /** The API's tokens (write: CONVEYOR_TOKEN, read: CONVEYOR_READ_TOKEN); null where the node has none. */
-  tokens: { write: string | null; read: string | null };
+  /** The API's tokens (admin, write: CONVEYOR_TOKEN, read: CONVEYOR_READ_TOKEN); null where the node has none. */
+  tokens: { admin: string | null; write: string | null; read: string | null };
   heartbeatMs?: number;
   maxBufferBytes?: number;
 };

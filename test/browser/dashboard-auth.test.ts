@@ -2,7 +2,8 @@
  * The dashboard with tokens, in headless Chromium: a node that needs a read token for everything asks for one before
  * it shows anything (a wrong one is refused), keeps it for the session (a reload does not ask again), and follows the
  * stream with it; with the read-only token every write action is hidden, and the server refuses a write sent anyway;
- * signing in with the write token brings them back. One browser for the file.
+ * signing in with the write token brings them back, but for the admin ones (concurrency, bulk delete), which the
+ * admin token brings. One browser for the file.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -21,6 +22,7 @@ import {
 
 const WRITE = "write-secret-7f3a";
 const READ = "read-secret-19cd";
+const ADMIN = "admin-secret-c0de";
 
 describe("the dashboard with tokens", () => {
   let browser: Awaited<ReturnType<typeof launchBrowser>>;
@@ -31,7 +33,7 @@ describe("the dashboard with tokens", () => {
     ensureDashboardBuilt();
     browser = await launchBrowser();
     context = browser.context;
-    node = await startNode({ token: WRITE, readToken: READ, nodeName: "guarded" });
+    node = await startNode({ token: WRITE, readToken: READ, adminToken: ADMIN, nodeName: "guarded" });
   });
 
   after(async () => {
@@ -106,6 +108,23 @@ describe("the dashboard with tokens", () => {
       (await node.conveyor.queues()).find((q) => q.queue === "default" && q.paused),
     );
     await node.conveyor.resumeQueue("default");
+    // The write token steers but does not administer: no concurrency to change, no bulk delete.
+    assert.equal(await page.getByRole("button", { name: /Change the concurrency/ }).count(), 0);
+    await page.goto(`${node.base}/tasks`);
+    await page.locator(`tr[data-task="${running.id}"]`).getByRole("checkbox").check({ timeout: WAIT_MS });
+    await page.getByRole("button", { name: "Stop", exact: true }).first().waitFor();
+    assert.equal(await page.getByRole("button", { name: "Delete", exact: true }).count(), 0, "no bulk delete");
+
+    // The admin token brings them.
+    await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("API token").fill(ADMIN);
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { level: 1, name: "Tasks" }).waitFor({ timeout: WAIT_MS });
+    await page.goto(`${node.base}/queues`);
+    await page
+      .locator('section[data-queue="default"]')
+      .getByRole("button", { name: /Change the concurrency/ })
+      .waitFor({ timeout: WAIT_MS });
     await node.conveyor.cancel(running.id);
   });
 });

@@ -76,11 +76,12 @@ export async function startNode(
   options: Partial<ConveyorOptions> & {
     token?: string;
     readToken?: string;
+    adminToken?: string;
     define?: (conveyor: Conveyor) => void;
     demo?: boolean;
   } = {},
 ): Promise<DashNode> {
-  const { token, readToken, define, demo, ...conveyorOptions } = options;
+  const { token, readToken, adminToken, define, demo, ...conveyorOptions } = options;
   const dir = conveyorOptions.database === undefined ? mkdtempSync(join(tmpdir(), "conveyor-dashboard-")) : null;
   const conveyor = new Conveyor({
     logger: pino({ level: "silent" }),
@@ -90,7 +91,12 @@ export async function startNode(
   });
   if (demo !== false) registerDemo(conveyor);
   define?.(conveyor);
-  const app = await buildServer({ conveyor, token: token ?? null, readToken: readToken ?? null });
+  const app = await buildServer({
+    conveyor,
+    token: token ?? null,
+    readToken: readToken ?? null,
+    adminToken: adminToken ?? null,
+  });
   await app.ready();
   await conveyor.start();
   await app.listen({ host: "127.0.0.1", port: 0 });

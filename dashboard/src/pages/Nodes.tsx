@@ -258,7 +258,7 @@ function Drills() {
   const [service, setService] = useState("");
   const [type, setType] = useState("");
   const [count, setCount] = useState("1");
-  if (node.data?.faultInjection !== true || !auth.canWrite) return null;
+  if (node.data?.faultInjection !== true || !auth.canAdmin) return null;
   const crash = async (event: FormEvent) => {
     event.preventDefault();
     const chosen = service || services[0];

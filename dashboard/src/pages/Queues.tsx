@@ -108,7 +108,7 @@ function QueueCard({ queue, nodes }: { queue: QueueStats; nodes: import("../type
       <div className="queue-foot">
         <Concurrency
           queue={queue}
-          canWrite={auth.canWrite}
+          canWrite={auth.canAdmin}
           nodeDefault={perNode.length === 0 ? null : Math.max(...perNode.map((x) => x.q!.concurrency))}
         />
         <div className="per-node">

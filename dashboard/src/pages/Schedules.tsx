@@ -109,6 +109,7 @@ function ScheduleRow({ schedule, canWrite }: { schedule: Schedule; canWrite: boo
   const now = useNow();
   const [busy, setBusy] = useState(false);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const { canAdmin } = useAuth();
   // Recomputed each minute (and when the schedule changes), not each second.
   const minute = Math.floor(now / 60_000);
   const upcoming = useMemo(() => {
@@ -228,9 +229,11 @@ function ScheduleRow({ schedule, canWrite }: { schedule: Schedule; canWrite: boo
           >
             Edit
           </Button>
-          <Button small tone="ghost" onClick={() => setConfirmDelete(true)} label={`Delete ${schedule.name}`}>
-            Delete
-          </Button>
+          {canAdmin ? (
+            <Button small tone="ghost" onClick={() => setConfirmDelete(true)} label={`Delete ${schedule.name}`}>
+              Delete
+            </Button>
+          ) : null}
         </div>
       ) : null}
       <Dialog

@@ -285,11 +285,13 @@ export function Tasks() {
                     Select all matching
                   </button>
                 ) : null}
-                {(["cancel", "rerun", "delete"] as const).map((a) => (
-                  <Button key={a} small tone={a === "rerun" ? "default" : "danger"} onClick={() => setAction(a)}>
-                    {ACTION_LABEL[a].verb}
-                  </Button>
-                ))}
+                {(auth.canAdmin ? (["cancel", "rerun", "delete"] as const) : (["cancel", "rerun"] as const)).map(
+                  (a) => (
+                    <Button key={a} small tone={a === "rerun" ? "default" : "danger"} onClick={() => setAction(a)}>
+                      {ACTION_LABEL[a].verb}
+                    </Button>
+                  ),
+                )}
                 <button
                   type="button"
                   className="link"

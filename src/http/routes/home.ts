@@ -132,7 +132,7 @@ function notBuilt(conveyor: Conveyor, prefix: string): StaticFile {
   return file(
     Buffer.from(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Conveyor · ${escapeHtml(conveyor.nodeName)}</title>
-<style>body{font:15px system-ui,sans-serif;margin:2rem auto;max-width:46rem;padding:0 1rem}</style></head><body>
+</head><body>
 <h1>Conveyor</h1>
 <p>Node <b>${escapeHtml(conveyor.nodeName)}</b> (${escapeHtml(conveyor.nodeId)}), version ${escapeHtml(conveyor.options.version)}.</p>
 <p>The dashboard is not built in this checkout: run <code>npm run build:dashboard</code> (or <code>npm install</code>) and restart the node.

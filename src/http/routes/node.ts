@@ -18,14 +18,14 @@ export function registerNodeRoutes(
     "/api/whoami",
     {
       schema: {
-        summary: "What the token given allows (none, read, write), and which tokens this node requires",
+        summary: "What the token given allows (none, read, write, admin), and which tokens this node requires",
         tags,
         response: { 200: whoamiReply, ...errorReplies },
       },
     },
     async (request) => ({
       scope: scopeOf(tokens, request.headers.authorization),
-      tokens: { read: tokens.read !== null, write: tokens.write !== null },
+      tokens: { read: tokens.read !== null, write: tokens.write !== null, admin: tokens.admin !== null },
     }),
   );
 
