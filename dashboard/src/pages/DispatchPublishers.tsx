@@ -93,6 +93,7 @@ export function DispatchPublishers() {
               publisher={publisher}
               counts={countsOf.get(publisher.id)}
               canWrite={auth.canWrite}
+              canAdmin={auth.canAdmin}
             />
           ))}
         </div>
@@ -151,10 +152,13 @@ function PublisherRow({
   publisher,
   counts,
   canWrite,
+  canAdmin,
 }: {
   publisher: Publisher;
   counts: StateCounts | undefined;
   canWrite: boolean;
+  /** Deleting a publisher takes the admin scope (src/http/auth.ts ADMIN_ROUTES). */
+  canAdmin: boolean;
 }) {
   const queryClient = useQueryClient();
   const navigate = useNavigate({ from: "/dispatch/publishers" });
@@ -302,9 +306,11 @@ function PublisherRow({
           <Button small label={`Replay a window of ${name}`} onClick={() => setDialog("replay")}>
             Replay…
           </Button>
-          <Button small tone="ghost" label={`Delete ${name}`} onClick={() => setDialog("delete")}>
-            Delete
-          </Button>
+          {canAdmin ? (
+            <Button small tone="ghost" label={`Delete ${name}`} onClick={() => setDialog("delete")}>
+              Delete
+            </Button>
+          ) : null}
         </div>
       ) : null}
       <Dialog
