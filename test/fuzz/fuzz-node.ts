@@ -4,8 +4,9 @@
  * publisher, a message), and a webhook receiver on loopback that every generated target points at.
  *
  * It never dials out, three times over: the node is not started (no workers, no scheduler, no deliveries: dispatch is
- * paused, as the store only changes through the requests under test); dispatch's SSRF guard lets only loopback
- * through; and the tripwire of the dispatch tests refuses (and records) any lookup outside loopback.
+ * paused, as the store only changes through the requests under test) unless `start` asks for a running node, whose
+ * deliveries go to the receiver; dispatch's SSRF guard lets only loopback through; and the tripwire of the dispatch
+ * tests refuses (and records) any lookup outside loopback.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -24,6 +25,8 @@ export type FuzzNode = {
   dispatch: Dispatch;
   app: FastifyInstance;
   receiver: Receiver;
+  /** Started: workers, scheduler and deliveries change the store by themselves. */
+  running: boolean;
   /** The last lines of the server's error log. */
   errors: string[];
   /** Lookups outside loopback the tripwire refused: must stay empty. */
@@ -46,7 +49,7 @@ export type FuzzNode = {
 
 export async function fuzzNode(
   store: "sqlite" | "postgres" = "sqlite",
-  options: { listen?: boolean } = {},
+  options: { listen?: boolean; start?: boolean } = {},
 ): Promise<FuzzNode> {
   const dir = mkdtempSync(join(tmpdir(), "conveyor-fuzz-"));
   const schema = store === "postgres" ? freshSchema("fuzz") : null;
@@ -80,9 +83,18 @@ export async function fuzzNode(
 
   // The server's error log (5xx are logged with their error), for the failure message of a case that got one.
   const errors: string[] = [];
-  const stream = { write: (line: string) => void errors.splice(0, errors.length - 4, line.slice(0, 2000)) };
+  const stream = {
+    write: (line: string) => {
+      errors.push(line.slice(0, 2000));
+      if (errors.length > 4) errors.shift();
+    },
+  };
   const app = await buildServer({ conveyor, dashboard: false, logger: { level: "error", stream } });
   await app.ready();
+  if (options.start === true) {
+    await conveyor.start();
+    await dispatch.start();
+  }
   if (options.listen === true) await app.listen({ port: 0, host: "127.0.0.1" });
 
   const cleanups: (() => void)[] = [];
@@ -98,6 +110,7 @@ export async function fuzzNode(
     app,
     receiver,
     dialled,
+    running: options.start === true,
     errors,
     known: {
       taskIds: tasks.map((t) => String(t.id)),

@@ -106,7 +106,9 @@ export const hostileRawBody: fc.Arbitrary<string | Buffer> = fc.oneof(
     .map((size) => `{"type":"echo","data":"${"x".repeat(size)}"}`),
   // Deeper than the call stack goes: anything that walks a body by recursion overflows on these.
   fc.oneof(fc.nat({ max: 20_000 }), fc.constant(200_000)).map((depth) => `${"[".repeat(depth)}${"]".repeat(depth)}`),
-  fc.oneof(fc.nat({ max: 20_000 }), fc.constant(200_000)).map((depth) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`),
+  fc
+    .oneof(fc.nat({ max: 20_000 }), fc.constant(200_000))
+    .map((depth) => `${'{"a":'.repeat(depth)}1${"}".repeat(depth)}`),
 );
 
 /** A content type for a body: JSON in its spellings, or anything else. */

@@ -236,7 +236,8 @@ function isPostoffice(request: HttpRequest): boolean {
 
 /** Checks one answer: no 5xx, and a 4xx in the API's error shape that changed nothing. */
 export async function checkRequest(node: FuzzNode, request: HttpRequest): Promise<void> {
-  const before = await node.snapshot();
+  const before = node.running ? "" : await node.snapshot();
+  node.errors.length = 0;
   const reply = await node.app.inject(request as any);
   const what = `${request.method} ${request.url.slice(0, 200)} → ${reply.statusCode} ${reply.body.slice(0, 300)}`;
   // The node under fuzz is not started (fuzz-node.ts): its health check rightly says it is not ready.
@@ -265,7 +266,8 @@ export async function checkRequest(node: FuzzNode, request: HttpRequest): Promis
       );
     }
   }
-  assert.equal(await node.snapshot(), before, `a refused request changed the store: ${what}`);
+  // On a running node, workers and deliveries change the store meanwhile: the not-started pass checks this.
+  if (!node.running) assert.equal(await node.snapshot(), before, `a refused request changed the store: ${what}`);
 }
 
 const taskInput = fc.record(

@@ -2,7 +2,7 @@
  * `npm run fuzz`: every surface, 10,000 cases each by default, with progress as it goes and a report at the end
  * (cases, failures with their seed and counterexample, time). Exit code 1 when anything failed.
  *
- *   npm run fuzz                       # http, live, cli, and http on PostgreSQL when it answers
+ *   npm run fuzz                       # http (not started, then running), live, cli, http on PostgreSQL
  *   npm run fuzz -- --runs 2000 --seed 42 --surface http
  *
  * A failing seed is replayed with `--seed <seed>` (or FUZZ_SEED=<seed> on the test file), then written down as a
@@ -16,7 +16,7 @@ import { runSurface, type SurfaceReport, withCrashWatch } from "./harness.ts";
 import { httpProperties } from "./http-surface.ts";
 import { liveProperties } from "./live-surface.ts";
 
-const SURFACES = ["http", "live", "cli", "http-postgres"] as const;
+const SURFACES = ["http", "http-running", "live", "cli", "http-postgres"] as const;
 
 const { values } = parseArgs({
   options: {
@@ -40,14 +40,19 @@ const started = performance.now();
 
 await withCrashWatch(async () => {
   for (const surface of chosen) {
-    if (surface === "http" || surface === "http-postgres") {
+    if (surface === "http" || surface === "http-postgres" || surface === "http-running") {
       if (surface === "http-postgres" && !(await postgresAvailable())) {
         log("http-postgres: skipped, PostgreSQL does not answer");
         continue;
       }
-      const node = await fuzzNode(surface === "http" ? "sqlite" : "postgres");
+      const node = await fuzzNode(surface === "http-postgres" ? "postgres" : "sqlite", {
+        start: surface === "http-running",
+      });
       try {
         reports.push(...(await runSurface(surface, await httpProperties(node), { runs, seed, log })));
+        log(
+          `${surface}: the loopback receiver got ${node.receiver.requests.length} requests; dialled outside loopback: ${node.dialled.length === 0 ? "nothing" : node.dialled.join(", ")}`,
+        );
       } finally {
         await node.close();
       }
