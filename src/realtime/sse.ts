@@ -62,7 +62,19 @@ export async function serveSse(
   let queue: LogEvent[] | null = [];
   let ended = () => {};
   const endedPromise = new Promise<void>((resolve) => (ended = resolve));
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
+  const end = () => {
+    if (closed) return;
+    closed = true;
+    ended();
+    clearInterval(heartbeat);
+    handle?.close();
+    res.end();
+  };
+  // Heard from here on: a client gone while the epoch is read must not leave a heartbeat and a subscription behind.
+  res.on("close", end);
   const epoch = await node.epoch().catch(() => "");
+  if (closed) return;
   const cutOff = () => {
     res.write(`event: close\ndata: ${JSON.stringify({ code: "slow_consumer" })}\n\n`);
     end();
@@ -80,19 +92,10 @@ export async function serveSse(
     return `id: ${epoch}:${event.offset}\nevent: ${event.type}\ndata: ${JSON.stringify(body)}\n\n`;
   };
   const sendEvent = (event: LogEvent) => write(eventText(event));
-  const heartbeat = setInterval(() => {
+  heartbeat = setInterval(() => {
     const offset = handle === null ? node.cursor : handle.offset;
     write(`id: ${epoch}:${offset}\nevent: ping\ndata: ${JSON.stringify({ offset })}\n\n`);
   }, options.heartbeatMs);
-  const end = () => {
-    if (closed) return;
-    closed = true;
-    ended();
-    clearInterval(heartbeat);
-    handle?.close();
-    res.end();
-  };
-  request.raw.on("close", end);
   try {
     handle = await node.subscribe(names, { since }, (event) => (queue !== null ? queue.push(event) : sendEvent(event)));
   } catch (error) {
