@@ -217,6 +217,7 @@ export async function liveProperties(node: FuzzNode): Promise<FuzzProperty[]> {
       property: fc.asyncProperty(fc.array(frame, { minLength: 1, maxLength: 5 }), async (frames) => {
         const connection = await connect(wsUrl);
         const context = JSON.stringify(frames).slice(0, 500);
+        const before = await node.conveyor.live.position();
         try {
           for (const f of frames) connection.socket.send("text" in f ? f.text : f.binary, { binary: "binary" in f });
           const tooLarge = frames.some(
@@ -233,6 +234,10 @@ export async function liveProperties(node: FuzzNode): Promise<FuzzProperty[]> {
             assert.ok(tooLarge && outcome === 1009, `the server closed with ${outcome} (${context})`);
           }
           for (const f of connection.frames) checkServerFrame(f, context);
+          // Only a publish writes; frames that are not one change nothing in the log.
+          const publishes = frames.filter((f) => "text" in f && /"type":"publish"/.test(f.text)).length;
+          if (publishes === 0)
+            assert.deepEqual(await node.conveyor.live.position(), before, `the log moved (${context})`);
           await bystanderAnswers();
           assert.deepEqual(node.dialled, []);
         } finally {
