@@ -25,11 +25,18 @@ const TIMING = { heartbeatIntervalMs: 50, deadAfterBeats: 4, fenceMarginMs: 60 }
 const DEAD_AFTER_MS = 200;
 const THRESHOLD_MS = 140;
 
-type Cut = { store: Store; cut(): void; heal(): void };
+type Cut = {
+  store: Store;
+  cut(): void;
+  heal(): void;
+  /** Calls that went through to the store, by method. */
+  calls: Map<PropertyKey, number>;
+};
 
 /** `store` behind a cut; `multiHost` is what it claims to be. */
 function cuttable(store: Store, multiHost = true): Cut {
   let cut: PromiseWithResolvers<void> | null = null;
+  const calls = new Map<PropertyKey, number>();
   const passThrough = new Set<PropertyKey>(["close", "watchForeignWrites", "dispatch"]);
   const proxy = new Proxy(store, {
     get(target, property) {
@@ -39,7 +46,10 @@ function cuttable(store: Store, multiHost = true): Cut {
       if (passThrough.has(property)) return (value as (...a: unknown[]) => unknown).bind(target);
       return (...args: unknown[]) => {
         const wall = cut;
-        if (wall === null) return (value as (...a: unknown[]) => unknown).apply(target, args);
+        if (wall === null) {
+          calls.set(property, (calls.get(property) ?? 0) + 1);
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        }
         return wall.promise.then(() => {
           throw new Error("connection reset: the link was cut");
         });
@@ -47,6 +57,7 @@ function cuttable(store: Store, multiHost = true): Cut {
     },
   });
   return {
+    calls,
     store: proxy,
     cut: () => (cut ??= Promise.withResolvers<void>()),
     heal: () => {
@@ -201,10 +212,12 @@ test("a stale completion is harmless: an attempt that returned just before the f
     now: new Date(),
   });
   const unfenced = conveyor.events.next("node:unfenced", () => true, 5000);
+  assert.equal(link.calls.get("taskComplete"), undefined, "the completion has not reached the store while cut");
   link.heal();
   await unfenced;
   // The buffered completion of attempt 1 is retried until the store takes it or refuses it as stale.
-  await new Promise((resolve) => setTimeout(resolve, 500));
+  await eventually(() => link.calls.has("taskComplete"), 5000, "the completion to reach the store");
+  await new Promise((resolve) => setTimeout(resolve, 20));
   const done = (await raw.taskGet({ id: task.id }))!;
   assert.deepEqual(
     { state: done.state, attempt: done.attempt, result: done.result },

@@ -15,8 +15,10 @@ import {
   allTasks,
   Cluster,
   countBy,
+  DEAD_AFTER_BEATS,
   distribution,
   eventually,
+  HEARTBEAT_MS,
   pause,
   queueCounts,
   sideEffects,
@@ -144,16 +146,19 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
   assert.equal(events.filter((e) => e.type === "task.failed").length, 0, "no task.failed event");
 
   // Rescues: only of tasks on killed nodes, each after its node's kill and within the target. A task.rescued event
-  // that says `released` is a hand-back by a node stopping gracefully, not a rescue; nothing stops gracefully here,
-  // so there must be none.
+  // that says `released` is a hand-back, not a rescue: by a node stopping gracefully (none does here), or by a node
+  // that fenced itself off, its heartbeat late by the dead time minus the margin on this loaded machine
+  // (docs/cluster.md), and rejoined; such a node names the tasks it handed back.
   const released = events.filter((e) => e.type === "task.rescued" && (e.data as { released?: boolean }).released);
+  const unfenced = cluster.nodes.flatMap((node) => node.events("node:unfenced"));
+  const handedBack = new Set(unfenced.flatMap((line) => line.json.released as number[]));
   assert.deepEqual(
-    released.map((e) => e.taskId),
+    released.filter((e) => !handedBack.has(e.taskId)).map((e) => e.taskId),
     [],
-    "no task was handed back (no node stops gracefully in this test)",
+    "no task was handed back but by a node that had fenced itself off (no node stops gracefully in this test)",
   );
   const killOf = new Map(kills.map((kill) => [kill.nodeId, kill]));
-  const rescued = events.filter((e) => e.type === "task.rescued");
+  const rescued = events.filter((e) => e.type === "task.rescued" && !(e.data as { released?: boolean }).released);
   const rescueDelays: number[] = [];
   const wrongful: typeof rescued = [];
   for (const event of rescued) {
@@ -194,7 +199,8 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
     list.push(effect);
     byTask.set(effect.id, list);
   }
-  const rescuedIds = new Set(rescued.map((e) => e.taskId));
+  // A fenced attempt that had done its work just before its signal fired ran again after its hand-back.
+  const rescuedIds = new Set([...rescued, ...released].map((e) => e.taskId));
   const missingWork: number[] = [];
   const unexplained: number[] = [];
   let duplicates = 0;
@@ -228,6 +234,9 @@ test("chaos: 10,000 tasks on 3 nodes, one kill -9ed and restarted every 2-3 s: e
     `chaos: side effects ${effects.length} for ${TOTAL} tasks: ${duplicates} duplicate runs (all of rescued attempts)`,
   );
   t.diagnostic(`chaos rescue time after kill: ${distribution(rescueDelays)}`);
+  t.diagnostic(
+    `chaos: ${unfenced.length} fences of live nodes (heartbeat late by ${HEARTBEAT_MS * DEAD_AFTER_BEATS - HEARTBEAT_MS / 2} ms), ${handedBack.size} tasks handed back by them`,
+  );
   const lags = cluster.nodes.flatMap((node) => node.words("LAG").map(({ words }) => +words[1]!));
   t.diagnostic(`chaos: node event-loop stalls over 200 ms: ${distribution(lags)}`);
 });
