@@ -61,6 +61,22 @@ for (const store of await testStores("fuzz regressions")) {
       }
     });
 
+    test("a refused field named like an Object method is said in Postoffice's shape, not a 500", async () => {
+      const node = await fuzzNode(store);
+      try {
+        for (const key of ["constructor", "toString", "hasOwnProperty"]) {
+          const payload = { topic: "orders", target: node.receiver.url(), type: "http", [key]: "a\u0000b" };
+          const reply = await node.app.inject({ method: "POST", url: "/api/publishers", payload });
+          assert.equal(reply.statusCode, 400, reply.body);
+          assert.deepEqual(reply.json(), {
+            data: { errors: { [key]: ["must not contain NUL characters or lone surrogates"] } },
+          });
+        }
+      } finally {
+        await node.close();
+      }
+    });
+
     test("task data with a lone surrogate is refused by the library too", async () => {
       const node = await fuzzNode(store);
       try {

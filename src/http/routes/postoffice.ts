@@ -153,7 +153,8 @@ function problem(field: string, message: string): Problem {
 
 /** Ecto's error body: every message of a field under its name. */
 function fieldErrors(problems: Problem[]): { data: { errors: Record<string, string[]> } } {
-  const errors: Record<string, string[]> = {};
+  // No prototype: a field may be named by the client (`constructor`, `toString`), and must not find Object's.
+  const errors: Record<string, string[]> = Object.create(null);
   for (const { field, message } of problems) {
     const name = field.split(".")[0]!;
     errors[name] = [...(errors[name] ?? []), message];
