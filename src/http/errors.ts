@@ -1,15 +1,20 @@
 /**
  * One shape for every error the API returns: `{ error: { code, message, details? } }` with a code from
  * ERROR_CODES (docs/errors.md). ConveyorErrors carry their own code and status; Fastify's errors (bad JSON,
- * schema validation, body limits, content types, bad URLs) are translated; anything else is a 500 that
- * says nothing about the server's insides, and is logged.
+ * schema validation, body limits, content types, bad URLs) are translated; a store that is down, unreachable or
+ * locked is a 503 `store_unavailable` with a Retry-After; anything else is a 500 that says nothing about the
+ * server's insides, and is logged.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ConveyorError, ERROR_CODES, type ErrorCode } from "../core/errors.ts";
+import { isStoreUnavailable } from "../core/store-unavailable.ts";
 
 export type ErrorBody = { error: { code: ErrorCode; message: string; details?: unknown } };
 
 export type HttpError = { status: number; body: ErrorBody };
+
+/** Seconds a client is asked to wait before trying again when the store is unavailable. */
+export const STORE_RETRY_AFTER_S = 2;
 
 /** Fastify's error codes that are the client's doing, and what we call them. */
 const FASTIFY_CODES: Record<string, { code: ErrorCode; message?: string }> = {
@@ -29,6 +34,11 @@ type AjvIssue = { instancePath: string; keyword: string; params: Record<string, 
 
 /** Translate any thrown value into a status and our error body. */
 export function toHttpError(error: unknown): HttpError {
+  // Before ConveyorError: a store's own StoreUnavailableError is one, and its message says what the store saw.
+  if (isStoreUnavailable(error)) {
+    const message = error instanceof ConveyorError ? error.message : "the store does not answer; try again shortly";
+    return reply(503, "store_unavailable", message);
+  }
   if (error instanceof ConveyorError) {
     return reply(error.status, error.code, error.message, error.details);
   }
@@ -92,7 +102,11 @@ export function installErrorHandlers(
 ): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, response: FastifyReply) => {
     const { status, body } = toHttpError(error);
-    if (status >= 500) request.log.error({ err: error }, "request failed");
+    if (body.error.code === "store_unavailable") {
+      // Expected while the store is away, and every request says so: a warning, not a stack trace each.
+      request.log.warn({ err: error instanceof Error ? error.message : String(error) }, "store unavailable");
+      void response.header("retry-after", String(STORE_RETRY_AFTER_S));
+    } else if (status >= 500) request.log.error({ err: error }, "request failed");
     return response.code(status).send(body);
   });
   app.setNotFoundHandler((request: FastifyRequest, response: FastifyReply) => {

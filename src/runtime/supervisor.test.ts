@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
+import { StoreUnavailableError } from "../core/store-unavailable.ts";
 import type { Service } from "./service.ts";
 import { Supervisor } from "./supervisor.ts";
 import type { SupervisorEvent, SupervisorOptions } from "./supervisor.ts";
@@ -110,6 +111,35 @@ describe("Supervisor", () => {
 
     await sup.stop();
     assert.equal(worker.starts, 3);
+  });
+
+  it("does not count crashes because the store is away against the budget, and keeps restarting them", async () => {
+    // Every service that touches the store crashes for as long as the store is down, unreachable or locked: that
+    // is no crash loop, and a node whose supervisor gave up then would stay failed after the store came back.
+    const rec = recorder();
+    let away = true;
+    const service = {
+      name: "store-user",
+      starts: 0,
+      async run(signal: AbortSignal): Promise<void> {
+        service.starts++;
+        await sleep(1);
+        if (away) throw new StoreUnavailableError("the store does not answer");
+        await untilAborted(signal);
+      },
+    };
+    const doomed = flaky("doomed", 1);
+    const sup = new Supervisor({ name: "node", ...fast, maxRestarts: 2, onEvent: rec.onEvent }, [service, doomed]);
+    sup.start();
+    await rec.waitFor(rec.is("restarted", "store-user"), 6);
+    assert.equal(sup.tree().state, "running", "six restarts for the store's sake, over a budget of two");
+    away = false;
+    // The run launched with the 6th restart finds the store back, and stays up.
+    await sleep(50);
+    assert.equal(sup.tree().state, "running");
+    assert.equal(sup.tree().children[0]?.state, "running");
+    assert.equal(rec.events.filter(rec.is("giveup")).length, 0);
+    await sup.stop();
   });
 
   it("gives up past the restart budget: stops the others, fails, and run() rejects with the last crash", async () => {

@@ -2,6 +2,7 @@
  * An OTP-style supervisor for a node's background services (DESIGN §1, principle 3): crashed services restart
  * with a backoff, a restart budget stops a crash loop, and a Supervisor is itself a Service so trees nest.
  */
+import { isStoreUnavailable } from "../core/store-unavailable.ts";
 import type { Service } from "./service.ts";
 
 export type { Service } from "./service.ts";
@@ -12,7 +13,10 @@ export type SupervisorOptions = {
   name: string;
   /** one_for_one restarts the crashed child alone; one_for_all stops the others and restarts them all. */
   strategy?: RestartStrategy;
-  /** More than this many restarts within `periodMs` and the supervisor gives up. Default 5. */
+  /**
+   * More than this many restarts within `periodMs` and the supervisor gives up. Default 5. Crashes because the store
+   * is unavailable (isStoreUnavailable) are restarted but not counted.
+   */
   maxRestarts?: number;
   /** The budget's sliding window, and how long a child must run for its backoff to reset. Default 10 000. */
   periodMs?: number;
@@ -223,7 +227,11 @@ export class Supervisor implements Service {
     const now = child.lastErrorAt;
     if (child.startedAt !== null && now - child.startedAt >= this.periodMs) child.consecutive = 0;
     this.restartTimes = this.restartTimes.filter((time) => now - time < this.periodMs);
-    this.restartTimes.push(now);
+    // A crash because the store is away (down, unreachable, locked) is no crash loop of the service's own: every
+    // service that touches the store crashes with it for as long as it is away, which may be minutes. Counted, they
+    // would spend the budget in seconds and leave the node failed for good after the store came back; uncounted,
+    // they are still restarted with the backoff, so a long outage costs a restart every maxMs per service.
+    if (!isStoreUnavailable(error)) this.restartTimes.push(now);
     if (this.restartTimes.length > this.maxRestarts) {
       this.state = "failed";
       this.stopping = this.close({ failed: child, cause: error }).finally(() => {

@@ -142,7 +142,10 @@ export interface Store {
   migrate(): Promise<{ applied: string[] }>;
   /** Migrations known to the driver, and whether each is applied. */
   migrationStatus(): Promise<{ name: string; applied: boolean }[]>;
-  /** Check the store answers a real query. */
+  /**
+   * Check the store answers a real query and could take a write, within about a second whatever else the store is
+   * doing (the health check's answer); rejects with StoreUnavailableError otherwise.
+   */
   ping(): Promise<void>;
   close(): Promise<void>;
 

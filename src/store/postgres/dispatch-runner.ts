@@ -7,6 +7,7 @@
 import type pg from "pg";
 import { readNamedStatements } from "../sql-file.ts";
 import type { Row } from "./row-mapping.ts";
+import { inTransaction } from "./transaction.ts";
 import { quoteSchema, withSchema } from "./statements.ts";
 
 /** A pool, or one client inside a transaction. */
@@ -53,18 +54,6 @@ export class DispatchRunner {
   }
 
   async transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#deps.pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query("BEGIN");
-      const result = await work(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return inTransaction(this.#deps.pool, work);
   }
 }

@@ -15,6 +15,12 @@ const MIGRATIONS_DIR = new URL("./migrations/", import.meta.url);
 
 export type Migration = { name: string; sql: string };
 
+/** node-postgres takes a per-query `query_timeout` over the pool's; its types do not list it. */
+type UntimedQuery = pg.QueryConfig & { query_timeout: number };
+
+/** A statement of a migration, or the wait for another node's: an hour (the pool's deadline is seconds). */
+const MIGRATION_TIMEOUT_MS = 3_600_000;
+
 /** The driver's migrations, in the order they apply. */
 export function migrations(): Migration[] {
   return readdirSync(MIGRATIONS_DIR)
@@ -34,14 +40,24 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<string[]> 
     let broken: Error | undefined;
     try {
       await client.query("BEGIN");
-      await client.query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", [`conveyor:migrate:${schema}`]);
+      // Waiting for another node's migration, and a migration itself (an index on a large table), may take far
+      // longer than the pool's deadlines: the server's (statement_timeout) and the client's (query_timeout).
+      await client.query("SET LOCAL statement_timeout = 0");
+      await client.query({
+        text: "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        values: [`conveyor:migrate:${schema}`],
+        query_timeout: MIGRATION_TIMEOUT_MS,
+      } as UntimedQuery);
       await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted}`);
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${quoted}.migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL)`,
       );
       const done = await client.query(`SELECT 1 FROM ${quoted}.migrations WHERE name = $1`, [migration.name]);
       if (done.rowCount === 0) {
-        await client.query(withSchema(migration.sql, schema));
+        await client.query({
+          text: withSchema(migration.sql, schema),
+          query_timeout: MIGRATION_TIMEOUT_MS,
+        } as UntimedQuery);
         await client.query(`INSERT INTO ${quoted}.migrations (name, applied_at) VALUES ($1, $2)`, [
           migration.name,
           new Date(),

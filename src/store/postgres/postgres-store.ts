@@ -18,6 +18,7 @@
  */
 import pg from "pg";
 import { ConfigError, ConflictError, type ErrorRecord } from "../../core/errors.ts";
+import { isStoreUnavailable, StoreUnavailableError } from "../../core/store-unavailable.ts";
 import { type TaskState, TRANSITIONS } from "../../core/states.ts";
 import {
   type ChannelEventType,
@@ -62,6 +63,11 @@ import {
   type Row,
 } from "./row-mapping.ts";
 import { loadStatements, quoteSchema, SESSION_SETTINGS, statementPrefix } from "./statements.ts";
+import { inTransaction } from "./transaction.ts";
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 export type PostgresStoreOptions = {
   /** A libpq-style URL: postgres://user:password@host:port/database. */
@@ -70,12 +76,30 @@ export type PostgresStoreOptions = {
   schema?: string;
   /** Connections in the pool. Default 10. */
   poolSize?: number;
+  /**
+   * How long a statement may go without an answer before it fails (store_unavailable) and its connection is
+   * destroyed: what bounds a request when the server's connections hang, as in a partition. Default 5000 ms.
+   * Migrations are exempt (an index on a large table may take longer).
+   */
+  queryTimeoutMs?: number;
 };
 
 /** A pool, or one client inside a transaction. */
 type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
 
-const CONNECT_TIMEOUT_MS = 10_000;
+/**
+ * How long to wait for a connection: a free one from the pool, or a new one to the server. Opening one takes
+ * milliseconds on a healthy network; past this the server is taken to be unreachable.
+ */
+const CONNECT_TIMEOUT_MS = 3000;
+
+const QUERY_TIMEOUT_MS = 5000;
+
+/**
+ * The health check's deadline, for its connection and its query alike: load balancers and orchestrators poll it and
+ * want an answer, good or bad, within a second or two.
+ */
+const PING_TIMEOUT_MS = 1000;
 
 /** Tasks the pruner looks at per statement. */
 const PRUNE_WINDOW = 1000;
@@ -90,6 +114,11 @@ export class PostgresStore implements Store {
   readonly schema: string;
   readonly dispatch: DispatchStore;
   readonly #pool: pg.Pool;
+  readonly #connectionString: string;
+  /** The health check's own connection (opened on the first ping), so that it never queues behind a busy pool. */
+  #pingClient: Promise<pg.Client> | null = null;
+  /** The ping under way, which concurrent health checks share rather than each opening a connection. */
+  #pinging: Promise<void> | null = null;
   readonly #statements: Map<string, string>;
   readonly #prefix: string;
   #closed: Promise<void> | null = null;
@@ -101,6 +130,10 @@ export class PostgresStore implements Store {
     const poolSize = options.poolSize ?? 10;
     if (!Number.isInteger(poolSize) || poolSize < 1)
       throw new ConfigError(`PostgresStore: poolSize must be a positive integer, got ${poolSize}`);
+    const queryTimeoutMs = options.queryTimeoutMs ?? QUERY_TIMEOUT_MS;
+    if (!Number.isInteger(queryTimeoutMs) || queryTimeoutMs < 1)
+      throw new ConfigError(`PostgresStore: queryTimeoutMs must be a positive integer, got ${queryTimeoutMs}`);
+    this.#connectionString = options.connectionString;
     this.schema = options.schema ?? "conveyor";
     quoteSchema(this.schema);
     this.#statements = loadStatements(this.schema);
@@ -109,11 +142,15 @@ export class PostgresStore implements Store {
       connectionString: options.connectionString,
       max: poolSize,
       types: int8AsNumber(),
-      // Fail an operation (and the health check) when the server cannot be reached, rather than hang on it.
+      // Fail an operation when the server cannot be reached or stops answering, rather than hang on it: a query
+      // past its deadline fails and its connection is destroyed (pool.query releases it with the error;
+      // inTransaction does the same), so a partition does not leave the pool full of hung connections.
       connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+      query_timeout: queryTimeoutMs,
       keepAlive: true,
       application_name: `conveyor-store-${this.schema}`.slice(0, 63),
-      options: SESSION_SETTINGS,
+      // The server gives up on a statement when the client does, rather than finish work nobody waits for.
+      options: `${SESSION_SETTINGS} -c statement_timeout=${queryTimeoutMs}`,
     });
     // An idle connection that dies (server restart, terminated backend) is dropped by the pool; the next query
     // opens a new one. Without a listener the pool's 'error' event would crash the process.
@@ -136,19 +173,7 @@ export class PostgresStore implements Store {
   }
 
   async #transaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let broken: Error | undefined;
-    try {
-      await client.query("BEGIN");
-      const result = await work(client);
-      await client.query("COMMIT");
-      return result;
-    } catch (error) {
-      await client.query("ROLLBACK").catch((rollbackError: Error) => (broken = rollbackError));
-      throw error;
-    } finally {
-      client.release(broken);
-    }
+    return inTransaction(this.#pool, work);
   }
 
   // ---- migrations --------------------------------------------------------------------------------------
@@ -161,12 +186,67 @@ export class PostgresStore implements Store {
     return migrationStatus(this.#pool, this.schema);
   }
 
+  /**
+   * `SELECT 1` on a connection of its own, within PING_TIMEOUT_MS whatever the pool is doing: a pool saturated by
+   * hung connections would otherwise hold the health check for its whole connection timeout. A failed ping drops
+   * its connection; the next one opens another.
+   */
   async ping(): Promise<void> {
-    await this.#pool.query("SELECT 1");
+    if (this.#closed !== null) throw new Error("Cannot use a pool after calling end on the pool");
+    this.#pinging ??= this.#pingOnce().finally(() => (this.#pinging = null));
+    return this.#pinging;
+  }
+
+  async #pingOnce(): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(
+        () => reject(new StoreUnavailableError(`PostgreSQL did not answer within ${PING_TIMEOUT_MS} ms`)),
+        PING_TIMEOUT_MS,
+      );
+    });
+    try {
+      await Promise.race([(async () => (await this.#pingConnection()).query("SELECT 1"))(), deadline]);
+    } catch (error) {
+      this.#dropPingConnection();
+      throw isStoreUnavailable(error) ? error : new StoreUnavailableError(describe(error), error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #pingConnection(): Promise<pg.Client> {
+    this.#pingClient ??= (async () => {
+      const client = new pg.Client({
+        connectionString: this.#connectionString,
+        connectionTimeoutMillis: PING_TIMEOUT_MS,
+        query_timeout: PING_TIMEOUT_MS,
+        application_name: `conveyor-health-${this.schema}`.slice(0, 63),
+      });
+      // A connection that dies while idle is noticed by the next ping; without a listener it would crash the process.
+      client.on("error", () => {});
+      await client.connect();
+      return client;
+    })();
+    return this.#pingClient;
+  }
+
+  #dropPingConnection(): void {
+    const client = this.#pingClient;
+    this.#pingClient = null;
+    // end() waits for the server's goodbye, which a hung connection never sends: the socket is destroyed instead.
+    void client?.then(
+      (c) => (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(),
+      () => {},
+    );
   }
 
   async close(): Promise<void> {
-    this.#closed ??= this.#pool.end();
+    this.#closed ??= (async () => {
+      const ping = this.#pingClient;
+      this.#pingClient = null;
+      await Promise.all([this.#pool.end(), ping?.then((c) => c.end()).catch(() => {})]);
+    })();
     return this.#closed;
   }
 

@@ -47,7 +47,7 @@ import { DispatchStatements } from "./dispatch-statements.ts";
 export type SqliteDispatchDeps = {
   db: DatabaseSync;
   /** The store's write transaction (BEGIN IMMEDIATE … COMMIT, with the journal flushed before COMMIT). */
-  write: <T>(work: () => T) => T;
+  write: <T>(work: () => T) => Promise<T>;
   /** Inserts tasks inside the current write transaction (insert.ts). */
   insertTasks: (tasks: TaskInsert[], now: Date) => TaskInsertOutcome[];
   /** Records an event of the current write transaction (the journal). */

@@ -15,6 +15,7 @@ import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { DatabaseSync, type SQLInputValue, type SQLOutputValue } from "node:sqlite";
 import { ConflictError, type ErrorRecord } from "../../core/errors.ts";
+import { isStoreUnavailable, StoreUnavailableError } from "../../core/store-unavailable.ts";
 import { canTransition, TASK_STATES, type TaskState, TRANSITIONS } from "../../core/states.ts";
 import type { ChannelEventType, Json, LogEvent, Task, TaskProgress } from "../../core/task.ts";
 import { eventsAfter, type LogEntry } from "../event-log.ts";
@@ -61,9 +62,23 @@ const PRUNE_WINDOW = 1000;
 export type SqliteStoreOptions = {
   /** Path of the database file (created with its folder), or ":memory:". */
   path: string;
-  /** How long to wait for another process's write lock before failing, in ms. */
+  /**
+   * How long a write waits for another process's write lock before failing with store_unavailable, in ms. Default
+   * 5000. The wait does not block the event loop.
+   */
   busyTimeoutMs?: number;
 };
+
+/**
+ * How long a read may block the event loop waiting on a lock. In WAL mode readers wait only in rare moments (another
+ * connection recovering the WAL after a crash), briefly; writes wait in #write, without blocking.
+ */
+const READ_BUSY_MS = 100;
+
+/** The health check's wait for the write lock: an answer within a second or two. */
+const PING_WAIT_MS = 1000;
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 export class SqliteStore implements Store {
   readonly capabilities: StoreCapabilities = { driver: "sqlite", multiHost: false, notifications: false };
@@ -72,6 +87,7 @@ export class SqliteStore implements Store {
   readonly #db: DatabaseSync;
   readonly #statements: PreparedStatements;
   readonly #journal: TransactionJournal;
+  readonly #busyTimeoutMs: number;
 
   readonly #watchers = new Set<() => void>();
 
@@ -79,10 +95,14 @@ export class SqliteStore implements Store {
     this.path = options.path;
     if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
     this.#db = new DatabaseSync(options.path);
-    this.#db.exec(`PRAGMA busy_timeout = ${Math.floor(options.busyTimeoutMs ?? 5000)}`);
+    this.#busyTimeoutMs = Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000));
+    // Opening waits as SQLite does (another process may be creating the file); from then on reads wait at most
+    // READ_BUSY_MS, writes in #write and migrations in migrate.
+    this.#db.exec(`PRAGMA busy_timeout = ${this.#busyTimeoutMs}`);
     this.#db.exec("PRAGMA journal_mode = WAL");
     this.#db.exec("PRAGMA synchronous = NORMAL");
     createLedger(this.#db);
+    this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_MS}`);
     this.#statements = new PreparedStatements(this.#db);
     this.#journal = new TransactionJournal(this.#statements);
     this.dispatch = new SqliteDispatchStore({
@@ -98,9 +118,54 @@ export class SqliteStore implements Store {
   /**
    * Runs `work` in one write transaction (BEGIN IMMEDIATE takes the write lock up front: no upgrade deadlock). The
    * events and count changes `work` records in the journal are written just before COMMIT.
+   *
+   * When the lock is free (the usual case) all of it runs now, synchronously. When another process holds it, this
+   * waits without blocking the event loop (SQLite's own busy handler would sleep in it, freezing every request,
+   * timer and heartbeat of the node for as long as the lock is held), and after `waitMs` fails with
+   * StoreUnavailableError.
    */
-  #write<T>(work: () => T): T {
-    this.#db.exec("BEGIN IMMEDIATE");
+  #write<T>(work: () => T, waitMs = this.#busyTimeoutMs): Promise<T> {
+    const deadline = Date.now() + waitMs;
+    try {
+      if (this.#tryBegin()) return Promise.resolve(this.#commit(work));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#writeWhenUnlocked(work, deadline);
+  }
+
+  /**
+   * Probes for the lock, backing off from 2 to 50 ms as SQLite's own busy handler does, until `deadline`. A probe
+   * does not wait (busy_timeout 0), so waiting writes cost the event loop microseconds however many there are, and
+   * each gives up at its own deadline (the health check's is a second).
+   */
+  async #writeWhenUnlocked<T>(work: () => T, deadline: number): Promise<T> {
+    for (let pause = 2; ; pause = Math.min(pause * 2, 50)) {
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new StoreUnavailableError("the SQLite database is locked by another process; try again shortly");
+      }
+      await sleep(Math.min(pause, left));
+      if (this.#tryBegin()) return this.#commit(work);
+    }
+  }
+
+  /** BEGIN IMMEDIATE without waiting: false when another connection holds the write lock. */
+  #tryBegin(): boolean {
+    this.#db.exec("PRAGMA busy_timeout = 0");
+    try {
+      this.#db.exec("BEGIN IMMEDIATE");
+      return true;
+    } catch (error) {
+      if (isStoreUnavailable(error)) return false;
+      throw error;
+    } finally {
+      this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_MS}`);
+    }
+  }
+
+  /** Runs `work` inside the transaction #tryBegin opened, and commits it (or rolls it back and throws). */
+  #commit<T>(work: () => T): T {
     try {
       const result = work();
       this.#journal.flush();
@@ -116,15 +181,27 @@ export class SqliteStore implements Store {
   // ---- migrations --------------------------------------------------------------------------------------
 
   async migrate(): Promise<{ applied: string[] }> {
-    return { applied: migrate(this.#db) };
+    // Another process migrating at the same moment holds the lock for as long as its migration takes: migrations
+    // run once, at start, and wait for it as SQLite does.
+    this.#db.exec(`PRAGMA busy_timeout = ${this.#busyTimeoutMs}`);
+    try {
+      return { applied: migrate(this.#db) };
+    } finally {
+      this.#db.exec(`PRAGMA busy_timeout = ${READ_BUSY_MS}`);
+    }
   }
 
   async migrationStatus(): Promise<{ name: string; applied: boolean }[]> {
     return migrationStatus(this.#db);
   }
 
+  /**
+   * A read, and the write lock taken and let go at once (an empty transaction writes nothing): a node whose file
+   * another process keeps locked cannot heartbeat, claim or complete, and says so within PING_WAIT_MS.
+   */
   async ping(): Promise<void> {
     this.#db.prepare("SELECT count(*) FROM migrations").get();
+    await this.#write(() => {}, PING_WAIT_MS);
   }
 
   async close(): Promise<void> {
@@ -539,7 +616,7 @@ export class SqliteStore implements Store {
     let after = 0;
     let walking = true;
     while (walking && deleted < limit) {
-      deleted += this.#write(() => {
+      deleted += await this.#write(() => {
         const window = this.#statements.get("taskPruneWindow").all({ after, size: PRUNE_WINDOW });
         walking = window.length === PRUNE_WINDOW;
         const ids: number[] = [];
@@ -582,7 +659,7 @@ export class SqliteStore implements Store {
   }
 
   async queueSetPaused({ queue, paused, now }: { queue: string; paused: boolean; now: Date }): Promise<void> {
-    this.#write(() =>
+    await this.#write(() =>
       this.#statements.get("queueSetPaused").run({ name: queue, paused: paused ? 1 : 0, now: now.getTime() }),
     );
   }
@@ -596,14 +673,14 @@ export class SqliteStore implements Store {
     concurrency: number | null;
     now: Date;
   }): Promise<void> {
-    this.#write(() =>
+    await this.#write(() =>
       this.#statements.get("queueSetConcurrency").run({ name: queue, concurrency, now: now.getTime() }),
     );
   }
 
   async statsAppend({ bucket }: { bucket: TaskStatsBucket }): Promise<void> {
     const { at, node, completed, failed, retried, run, wait } = bucket;
-    this.#write(() =>
+    await this.#write(() =>
       this.#statements.get("statsAppend").run({
         at: at.getTime(),
         node,
@@ -683,7 +760,7 @@ export class SqliteStore implements Store {
     now: Date;
   }): Promise<void> {
     if (events.length === 0) return;
-    this.#write(() => {
+    await this.#write(() => {
       for (const { type, channel, data } of events) this.#journal.event(type, 0, channel, data, now);
     });
   }
@@ -717,7 +794,7 @@ export class SqliteStore implements Store {
   }
 
   async leaseRelease({ name, node }: { name: string; node: string }): Promise<void> {
-    this.#write(() => this.#statements.get("leaseRelease").run({ name, node }));
+    await this.#write(() => this.#statements.get("leaseRelease").run({ name, node }));
   }
 
   async leaseGet({ name }: { name: string }): Promise<Lease | null> {
@@ -775,7 +852,7 @@ export class SqliteStore implements Store {
   // ---- nodes -------------------------------------------------------------------------------------------
 
   async nodeHeartbeat({ node, now }: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void> {
-    this.#write(() =>
+    await this.#write(() =>
       this.#statements.get("nodeHeartbeat").run({
         id: node.id,
         name: node.name,
@@ -795,7 +872,7 @@ export class SqliteStore implements Store {
   }
 
   async nodeRemove({ id }: { id: string }): Promise<void> {
-    this.#write(() => this.#statements.get("nodeRemove").run({ id }));
+    await this.#write(() => this.#statements.get("nodeRemove").run({ id }));
   }
 
   async nodePrune({ before }: { before: Date }): Promise<number> {
