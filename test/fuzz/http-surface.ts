@@ -271,7 +271,17 @@ export async function checkRequest(node: FuzzNode, request: HttpRequest): Promis
     }
   }
   // On a running node, workers and deliveries change the store meanwhile: the not-started pass checks this.
-  if (!node.running) assert.equal(await node.snapshot(), before, `a refused request changed the store: ${what}`);
+  if (!node.running) {
+    const after = await node.snapshot();
+    if (after !== before) {
+      let at = 0;
+      while (before[at] === after[at]) at++;
+      const around = (text: string) => text.slice(Math.max(0, at - 300), at + 300);
+      assert.fail(
+        `a refused request changed the store: ${what}\nbefore: …${around(before)}…\nafter:  …${around(after)}…`,
+      );
+    }
+  }
 }
 
 const taskInput = fc.record(
