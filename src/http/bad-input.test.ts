@@ -280,6 +280,17 @@ describe("bad requests change nothing", () => {
     }
   });
 
+  it("headers over Node's 16 KiB limit get a 431 in the API's shape, before any route runs", async () => {
+    const before = await snapshot(f);
+    const reply = await f.call("POST", "/api/tasks", {
+      body: { type: "echo" },
+      headers: { "content-type": "application/json", "x-padding": "x".repeat(20_000) },
+    });
+    assert.equal(reply.status, 431);
+    assert.equal(reply.body?.error?.code, "headers_too_large");
+    assert.equal(await snapshot(f), before);
+  });
+
   it("a 409 duplicate_key carries the task that holds the key", async () => {
     const reply = await f.call("POST", "/api/tasks", { body: { type: "echo", key: "held-key" } });
     assert.equal(reply.status, 409);

@@ -5,6 +5,7 @@
  * locked is a 503 `store_unavailable` with a Retry-After; anything else is a 500 that says nothing about the
  * server's insides, and is logged.
  */
+import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ConveyorError, ERROR_CODES, type ErrorCode } from "../core/errors.ts";
 import { isStoreUnavailable } from "../core/store-unavailable.ts";
@@ -18,7 +19,11 @@ export const STORE_RETRY_AFTER_S = 2;
 
 /** Fastify's error codes that are the client's doing, and what we call them. */
 const FASTIFY_CODES: Record<string, { code: ErrorCode; message?: string }> = {
-  FST_ERR_CTP_INVALID_JSON_BODY: { code: "invalid_json", message: "the body is not valid JSON" },
+  // Fastify's parser refuses prototype keys with the same error as broken JSON, and does not say which it was.
+  FST_ERR_CTP_INVALID_JSON_BODY: {
+    code: "invalid_json",
+    message: "the body is not valid JSON, or has a __proto__ or constructor.prototype key",
+  },
   FST_ERR_CTP_EMPTY_JSON_BODY: { code: "invalid_json", message: "the body is empty" },
   FST_ERR_CTP_BODY_TOO_LARGE: { code: "payload_too_large" },
   FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: "unsupported_media_type", message: "the body must be application/json" },
@@ -117,6 +122,25 @@ export function installErrorHandlers(
 }
 
 /** For Fastify's `frameworkErrors` option: errors raised before routing (bad URL encoding, over-long params). */
+/**
+ * What Node's HTTP parser refuses before Fastify sees a request (headers over 16 KiB, a malformed request line),
+ * answered in our shape rather than Fastify's default body. The connection closes after it, as Node requires.
+ */
+export function clientErrorHandler(error: Error & { code?: string }, socket: Duplex): void {
+  if (!socket.writable) return void socket.destroy();
+  const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
+  const body = JSON.stringify(
+    tooLarge
+      ? { error: { code: "headers_too_large", message: "the URL and headers are over 16 KiB" } }
+      : { error: { code: "validation_failed", message: "the request is malformed" } },
+  );
+  socket.end(
+    `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\n` +
+      "Content-Type: application/json; charset=utf-8\r\n" +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, response: FastifyReply): void {
   const { status, body } = toHttpError(error);
   void response.code(status).header("content-type", "application/json; charset=utf-8").send(JSON.stringify(body));

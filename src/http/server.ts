@@ -32,7 +32,7 @@ import { installCors } from "./cors.ts";
 import { DEFAULT_RATE_LIMIT, installRateLimit } from "./rate-limit.ts";
 import { installSecurityHeaders } from "./security-headers.ts";
 import { redactedLogger } from "./log-redaction.ts";
-import { frameworkErrorHandler, installErrorHandlers } from "./errors.ts";
+import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from "./errors.ts";
 import { createMetrics, installRequestMetrics } from "./metrics.ts";
 import { registerNodeRoutes } from "./routes/node.ts";
 import { registerDashboardRoutes } from "./routes/home.ts";
@@ -91,6 +91,7 @@ function serverSettings(options: ServerOptions): FastifyServerOptions {
     // A queue name may be 128 characters; longer params are refused by frameworkErrors as a 400.
     routerOptions: { maxParamLength: 256 },
     frameworkErrors: frameworkErrorHandler,
+    clientErrorHandler,
     ajv: { customOptions: AJV_OPTIONS },
   };
 }
