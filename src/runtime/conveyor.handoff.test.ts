@@ -5,6 +5,7 @@
  */
 import { after, describe, test, type TestContext } from "node:test";
 import assert from "node:assert/strict";
+import { StoreUnavailableError } from "../core/store-unavailable.ts";
 import type { Task } from "../core/task.ts";
 import type { Conveyor } from "./conveyor.ts";
 import type { ConveyorOptions } from "./options.ts";
@@ -148,6 +149,31 @@ for (const store of await testStores("handoff")) {
       assert.equal((await enqueued).state, "running", "the insert started it: its slot was reserved before the stop");
       assert.equal(stored!.state, "queued", "handed back to the queue");
       assert.equal(runs, 0);
+    });
+
+    test("a stop while the store is unavailable still stops the node, its tasks signalled and its resources closed", async (t) => {
+      const conveyor = node(t);
+      const started = deferred();
+      let reason: unknown = null;
+      conveyor.define("waits", (_data, ctx) => {
+        started.resolve();
+        return new Promise<void>((resolve) =>
+          ctx.signal.addEventListener("abort", () => {
+            reason = ctx.signal.reason;
+            resolve();
+          }),
+        );
+      });
+      await startIdle(conveyor);
+      await conveyor.enqueue("waits");
+      await started.promise;
+      const { store } = conveyor;
+      const gone = () => Promise.reject(new StoreUnavailableError("the store does not answer"));
+      store.taskRelease = gone;
+      store.nodeRemove = gone;
+      await conveyor.stop();
+      assert.equal(reason, "shutdown");
+      assert.equal(conveyor.state, "stopped");
     });
   });
 }

@@ -12,6 +12,7 @@ import { hostname } from "node:os";
 import { randomUUID } from "node:crypto";
 import pino, { type Logger } from "pino";
 import { ConfigError, ConveyorError, NotFoundError, ValidationError } from "../core/errors.ts";
+import { isStoreUnavailable } from "../core/store-unavailable.ts";
 import { normalizeTaskInput } from "../core/task-input.ts";
 import type { Json, LogEvent, Task, TaskEvent, TaskInput } from "../core/task.ts";
 import type { Bus } from "../bus/bus.ts";
@@ -545,18 +546,24 @@ export class Conveyor {
       const unfinished = await services.pool.settle(Date.now() + this.options.shutdownGraceMs);
       if (unfinished.length > 0) {
         const ids = unfinished.map((execution) => execution.task.id);
-        await this.store.taskRelease({ node: this.nodeId, ids, now: new Date() });
-        // Other nodes take them at once, not at their next poll.
-        this.#notifier.queuesReady(new Set(unfinished.map((execution) => execution.task.queue)), { logged: true });
+        const now = new Date();
+        if (
+          await this.#unlessStoreUnavailable("hand back unfinished tasks", () =>
+            this.store.taskRelease({ node: this.nodeId, ids, now }),
+          )
+        ) {
+          // Other nodes take them at once, not at their next poll.
+          this.#notifier.queuesReady(new Set(unfinished.map((execution) => execution.task.queue)), { logged: true });
+          this.logger.info({ ids }, "handed unfinished tasks back to the queue");
+        }
         for (const execution of unfinished) execution.stop("shutdown");
-        this.logger.info({ ids }, "handed unfinished tasks back to the queue");
         await Promise.all(unfinished.map((execution) => execution.outcome));
       }
-      await this.#completions.drain();
+      await this.#unlessStoreUnavailable("write buffered outcomes", () => this.#completions.drain());
       await services.services.stop();
       services.fence?.close();
       this.#stopClusterLog?.();
-      await this.store.nodeRemove({ id: this.nodeId });
+      await this.#unlessStoreUnavailable("leave the cluster", () => this.store.nodeRemove({ id: this.nodeId }));
     }
     if (this.#ownsBus) await this.bus.close();
     if (this.#ownsStore) await this.store.close();
@@ -564,6 +571,22 @@ export class Conveyor {
   }
 
   // ---- internals ---------------------------------------------------------------------------------------
+
+  /**
+   * A step of a stop that needs the store. A stop goes on when the store is unavailable (a node stopped during an
+   * outage must still exit): what the step would have written, the cluster recovers without it (the leader rescues
+   * this node's tasks at its dead time; a completion not written runs its task again, at least once as always).
+   */
+  async #unlessStoreUnavailable(step: string, work: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await work();
+      return true;
+    } catch (error) {
+      if (!isStoreUnavailable(error)) throw error;
+      this.logger.warn({ err: error }, `stopping: could not ${step}, the store is unavailable; the cluster recovers`);
+      return false;
+    }
+  }
 
   /**
    * Before any operation: the store migrated, and the bus started, so that a node that only enqueues (never
