@@ -69,6 +69,20 @@ if (process.argv.includes("--dispatch")) {
   process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--dispatch")));
 }
 
+// `--load`: 1,000 clients adding tasks and 200 listing them, against one node and two (bench/load/).
+if (process.argv.includes("--load")) {
+  const load = new URL("./load/run.ts", import.meta.url);
+  const { main } = (await import(load.href)) as { main: (argv: string[]) => Promise<number> };
+  process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--load")));
+}
+
+// `--soak`: one node under steady work for 30 minutes, its memory, handles and event-loop delay sampled (bench/soak/).
+if (process.argv.includes("--soak")) {
+  const soak = new URL("./soak/run.ts", import.meta.url);
+  const { main } = (await import(soak.href)) as { main: (argv: string[]) => Promise<number> };
+  process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--soak")));
+}
+
 const args = parseArgs(process.argv.slice(2));
 if (args.help) {
   process.stdout.write(USAGE);

@@ -280,6 +280,15 @@ describe("HTTP API", () => {
       assert.match(one.body, /^conveyor_queue_paused\{queue="default"\} 0$/m);
       assert.match(one.body, /^conveyor_http_requests_total\{method="POST",route="\/api\/tasks",status="201"\} \d+$/m);
       assert.match(one.body, /^process_cpu_user_seconds_total /m);
+      // What the soak (bench/soak/) samples every 10 s to see that a node stays flat over hours.
+      for (const name of [
+        "process_resident_memory_bytes",
+        "nodejs_heap_size_used_bytes",
+        "nodejs_active_handles_total",
+        "nodejs_active_resources_total",
+        "nodejs_eventloop_lag_p99_seconds",
+      ])
+        assert.match(one.body, new RegExp(`^${name} [0-9.e+-]+$`, "m"), name);
       assert.match(two.body, /^conveyor_tasks\{/m);
     } finally {
       await second.close();

@@ -1,0 +1,18 @@
+/**
+ * The task type of the soak, for `conveyor start --handlers`: a handler that reports progress twice and waits a
+ * little between (40 ms in all), so that tasks overlap, progress is written and streamed, and timers come and go.
+ */
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Conveyor } from "../../src/index.ts";
+
+export const SOAK_TASK_TYPE = "bench.soak";
+
+export default function register(conveyor: Conveyor): void {
+  conveyor.define(SOAK_TASK_TYPE, async (_data, ctx) => {
+    ctx.progress(25, { step: "first half" });
+    await sleep(20, undefined, { signal: ctx.signal });
+    ctx.progress(75, { step: "second half" });
+    await sleep(20, undefined, { signal: ctx.signal });
+    return { ok: true };
+  });
+}
