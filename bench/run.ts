@@ -69,6 +69,13 @@ if (process.argv.includes("--dispatch")) {
   process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--dispatch")));
 }
 
+// `--failover`: kill -9 → running elsewhere at the default timing, false rescues of a busy node, heartbeat load.
+if (process.argv.includes("--failover")) {
+  const failover = new URL("./failover/run.ts", import.meta.url);
+  const { main } = (await import(failover.href)) as { main: (argv: string[]) => Promise<number> };
+  process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--failover")));
+}
+
 // `--load`: 1,000 clients adding tasks and 200 listing them, against one node and two (bench/load/).
 if (process.argv.includes("--load")) {
   const load = new URL("./load/run.ts", import.meta.url);

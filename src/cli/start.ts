@@ -40,8 +40,8 @@ Options (each also read from the environment variable in brackets):
   --live-secret <secret>  signs subscription tokens for application channels [CONVEYOR_LIVE_SECRET]
   --allow-fault-injection allow POST /api/faults (demos and drills) [CONVEYOR_ALLOW_FAULT_INJECTION=true]
   --name <name>           this node's name (default host:pid) [CONVEYOR_NODE_NAME]
-  --heartbeat-ms <n>      heartbeat interval (default 1000) [CONVEYOR_HEARTBEAT_INTERVAL_MS]
-  --dead-after <n>        heartbeats missed before a node is dead (default 3) [CONVEYOR_DEAD_AFTER_BEATS]
+  --heartbeat-ms <n>      heartbeat interval (default 500) [CONVEYOR_HEARTBEAT_INTERVAL_MS]
+  --dead-after <n>        heartbeats missed before a node is dead (default 3: 1.5 s) [CONVEYOR_DEAD_AFTER_BEATS]
   --fence-margin-ms <n>   a node cut off from the store stops its tasks this long before the dead time
                           (default half a heartbeat; docs/cluster.md) [CONVEYOR_FENCE_MARGIN_MS]
   --grace-ms <n>          on SIGTERM, how long running tasks may finish (default 10000) [CONVEYOR_SHUTDOWN_GRACE_MS]

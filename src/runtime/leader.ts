@@ -52,8 +52,8 @@ export class LeaderElector implements Service {
   async run(signal: AbortSignal): Promise<void> {
     try {
       while (!signal.aborted) {
-        await this.#attempt();
-        await sleep(this.#options.intervalMs, signal);
+        const waitMs = await this.#attempt();
+        await sleep(waitMs, signal);
       }
     } finally {
       await this.#stepDown();
@@ -62,7 +62,8 @@ export class LeaderElector implements Service {
     }
   }
 
-  async #attempt(): Promise<void> {
+  /** Takes or renews the lease; returns how long to wait before the next attempt. */
+  async #attempt(): Promise<number> {
     const started = Date.now();
     let held = false;
     try {
@@ -87,9 +88,24 @@ export class LeaderElector implements Service {
         this.#supervisor.start();
         this.#events.emit("leader:gained", { node: this.#options.node });
       }
-    } else {
-      await this.#stepDown();
+      return this.#options.intervalMs;
     }
+    await this.#stepDown();
+    return this.#untilExpiry();
+  }
+
+  /**
+   * A follower tries again when the holder's lease runs out, if that comes before the next interval: a killed
+   * leader is replaced at its lease's end rather than up to an interval later, which would add to the failover
+   * time of the tasks it ran (its rescuer died with it). The lease is the holder's clock, as its expiry always is.
+   */
+  async #untilExpiry(): Promise<number> {
+    const interval = this.#options.intervalMs;
+    const lease = await this.#store.leaseGet({ name: LEADER_LEASE }).catch(() => null);
+    if (lease === null || lease.node === this.#options.node) return interval;
+    // A few ms past the end, so that the attempt finds it expired (the store compares expires_at <= now); never a
+    // busy loop, whatever the clocks say.
+    return Math.min(interval, Math.max(10, lease.expiresAt.getTime() - Date.now() + 5));
   }
 
   async #stepDown(): Promise<void> {

@@ -71,6 +71,11 @@ export type NodeServices = {
   queues: Supervisor;
 };
 
+/** The rescuer's period: a quarter of a heartbeat interval (125 ms at the default 500 ms), at least 10 ms. */
+export function rescuePassMs(heartbeatIntervalMs: number): number {
+  return Math.max(10, Math.floor(heartbeatIntervalMs / 4));
+}
+
 export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
   const { store, bus, notifier, events, options: opts, definitions, logger } = deps;
   const log = logOf(logger);
@@ -83,7 +88,14 @@ export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
       new Rescuer(
         store,
         notifier,
-        { node: deps.node.id, canJudge: () => heartbeat.trustworthy, ...timing, maxStalls: opts.maxStalls },
+        {
+          node: deps.node.id,
+          canJudge: () => heartbeat.trustworthy,
+          // A pass is one cheap statement on the leader alone; a quarter interval keeps it a small part of failover.
+          intervalMs: rescuePassMs(opts.heartbeatIntervalMs),
+          deadAfterMs,
+          maxStalls: opts.maxStalls,
+        },
         events,
       ),
       new CronScheduler(store, notifier, { pollIntervalMs: opts.pollIntervalMs, defaults }, log),

@@ -32,8 +32,9 @@ export type ConveyorOptions = {
   batchSize?: number;
   /** Backstop poll for work, stops and events. Default 1000 ms. */
   pollIntervalMs?: number;
+  /** How often a node writes its heartbeat. Default 500 ms (docs/cluster.md: failover within 2 s). */
   heartbeatIntervalMs?: number;
-  /** A node silent for this many heartbeats is dead and its tasks are rescued. Default 3. */
+  /** A node silent for this many heartbeats is dead and its tasks are rescued. Default 3 (1.5 s at the default interval). */
   deadAfterBeats?: number;
   /**
    * Self-fencing (docs/cluster.md): a node whose heartbeat has not reached the store for the dead time minus this
@@ -88,7 +89,9 @@ export const DEFAULT_OPTIONS = {
   concurrency: 10,
   batchSize: 50,
   pollIntervalMs: 1000,
-  heartbeatIntervalMs: 1000,
+  // Failover within 2 s of a kill -9 (docs/cluster.md, "Failover time"): the dead time (1.5 s) plus a rescuer pass
+  // (h / 4) plus the claim. A shorter dead time would fence a node whose event loop a handler blocks for ~1 s.
+  heartbeatIntervalMs: 500,
   deadAfterBeats: 3,
   maxStalls: 3,
   shutdownGraceMs: 10_000,

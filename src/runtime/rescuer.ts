@@ -14,6 +14,10 @@ export type RescuerOptions = {
   node: string;
   /** False while this node's own heartbeats are late; then it does not judge others (see Heartbeat). */
   canJudge: () => boolean;
+  /**
+   * Time between two passes. A pass finds a dead node's tasks at most this long after its dead time, so it is a
+   * part of the failover time: a quarter of a heartbeat interval (node-services.ts), not a whole one.
+   */
   intervalMs: number;
   /** A node silent for this long is dead. */
   deadAfterMs: number;

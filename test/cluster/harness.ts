@@ -112,6 +112,8 @@ export type NodeSpec = {
   /** Reach RabbitMQ at this URL instead (with amqp). */
   amqpUrl?: string;
   env?: Record<string, string>;
+  /** Run at the product's default timing (heartbeat, dead time, grace): no timing flags, not the harness's. */
+  defaultTiming?: boolean;
 };
 
 export class NodeProcess extends WatchedProcess {
@@ -270,12 +272,16 @@ export class Cluster {
       "127.0.0.1",
       "--handlers",
       HANDLERS,
-      "--heartbeat-ms",
-      String(HEARTBEAT_MS),
-      "--dead-after",
-      String(DEAD_AFTER_BEATS),
-      "--grace-ms",
-      String(GRACE_MS),
+      ...(spec.defaultTiming
+        ? []
+        : [
+            "--heartbeat-ms",
+            String(HEARTBEAT_MS),
+            "--dead-after",
+            String(DEAD_AFTER_BEATS),
+            "--grace-ms",
+            String(GRACE_MS),
+          ]),
       "--concurrency",
       String(spec.concurrency),
       "--name",
