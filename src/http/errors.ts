@@ -7,6 +7,7 @@
  */
 import type { Duplex } from "node:stream";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import type { Logger } from "pino";
 import { ConveyorError, ERROR_CODES, type ErrorCode } from "../core/errors.ts";
 import { isStoreUnavailable } from "../core/store-unavailable.ts";
 
@@ -103,15 +104,18 @@ function describeIssue(part: string, issue: AjvIssue): ValidationProblem {
  */
 export function installErrorHandlers(
   app: FastifyInstance,
+  /** The node's own logger: a server built without request logging (the CLI's) still records its 500s. */
+  log: Pick<Logger, "warn" | "error">,
   fallback?: (request: FastifyRequest, response: FastifyReply) => boolean,
 ): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, response: FastifyReply) => {
     const { status, body } = toHttpError(error);
+    const where = { method: request.method, url: request.url.split("?")[0] };
     if (body.error.code === "store_unavailable") {
       // Expected while the store is away, and every request says so: a warning, not a stack trace each.
-      request.log.warn({ err: error instanceof Error ? error.message : String(error) }, "store unavailable");
+      log.warn({ ...where, err: error instanceof Error ? error.message : String(error) }, "store unavailable");
       void response.header("retry-after", String(STORE_RETRY_AFTER_S));
-    } else if (status >= 500) request.log.error({ err: error }, "request failed");
+    } else if (status >= 500) log.error({ ...where, err: error }, "request failed");
     return response.code(status).send(body);
   });
   app.setNotFoundHandler((request: FastifyRequest, response: FastifyReply) => {
@@ -121,7 +125,6 @@ export function installErrorHandlers(
   });
 }
 
-/** For Fastify's `frameworkErrors` option: errors raised before routing (bad URL encoding, over-long params). */
 /**
  * What Node's HTTP parser refuses before Fastify sees a request (headers over 16 KiB, a malformed request line),
  * answered in our shape rather than Fastify's default body. The connection closes after it, as Node requires.
@@ -141,6 +144,7 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Dup
   );
 }
 
+/** For Fastify's `frameworkErrors` option: errors raised before routing (bad URL encoding, over-long params). */
 export function frameworkErrorHandler(error: FastifyError, _request: FastifyRequest, response: FastifyReply): void {
   const { status, body } = toHttpError(error);
   void response.code(status).header("content-type", "application/json; charset=utf-8").send(JSON.stringify(body));

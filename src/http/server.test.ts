@@ -3,8 +3,13 @@
  * Waiting tests wait on the response or on the handler starting, never on a sleep.
  */
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import pino from "pino";
 import { TASK_STATES } from "../core/states.ts";
+import { Conveyor } from "../runtime/conveyor.ts";
 import { buildServer } from "./server.ts";
 import { startFixture, type Fixture } from "./server-fixture.ts";
 
@@ -401,6 +406,30 @@ describe("HTTP API closing", () => {
       await f.conveyor.cancel(body.task.id);
     } finally {
       await f.close();
+    }
+  });
+});
+
+describe("a request that fails on the server", () => {
+  it("is logged by the node's own logger, even from a server built without request logging (as the CLI's)", async () => {
+    const lines: { msg?: string; url?: string; err?: { message?: string } }[] = [];
+    const logger = pino({ level: "warn" }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const directory = mkdtempSync(join(tmpdir(), "conveyor-500-"));
+    const conveyor = new Conveyor({ database: join(directory, "db.sqlite"), logger });
+    const app = await buildServer({ conveyor, logger: false });
+    try {
+      conveyor.store.queueStats = () => Promise.reject(new Error("the disk said no"));
+      const reply = await app.inject({ method: "GET", url: "/api/queues?x=1" });
+      assert.equal(reply.statusCode, 500);
+      assert.equal(reply.json().error.code, "internal_error");
+      assert.doesNotMatch(reply.body, /disk said no/, "the answer says nothing of the server's insides");
+      const logged = lines.find((line) => line.msg === "request failed");
+      assert.equal(logged?.url, "/api/queues");
+      assert.equal(logged?.err?.message, "the disk said no");
+    } finally {
+      await app.close();
+      await conveyor.stop();
+      rmSync(directory, { recursive: true, force: true });
     }
   });
 });

@@ -118,7 +118,7 @@ export const conveyorRoutes: FastifyPluginAsync<ConveyorRoutesOptions> = async (
           conveyor,
           ...(typeof options.dashboard === "string" ? { root: options.dashboard } : {}),
         });
-  installErrorHandlers(app, dashboard?.fallback);
+  installErrorHandlers(app, conveyor.logger, dashboard?.fallback);
   installJsonParser(app);
   const tokens: Tokens = {
     admin: tokenOrNull(options.adminToken),
