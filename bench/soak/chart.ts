@@ -11,7 +11,7 @@ import type { Sample } from "./node-metrics.ts";
 type Line = { label: string; color: string; values: number[]; bound?: number };
 type Panel = { title: string; unit: string; lines: Line[] };
 
-const WIDTH = 1200;
+const WIDTH = 1240;
 const HEIGHT = 850;
 const PANEL_W = 520;
 const PANEL_H = 330;

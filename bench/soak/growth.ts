@@ -10,10 +10,19 @@
  *
  * | series | bound on the end |
  * |---|---|
- * | RSS | ≤ baseline × 1.15 + 16 MB |
+ * | RSS | ≤ baseline × 1.25 + 16 MB |
  * | heap used (floor) | ≤ baseline × 1.25 + 8 MB |
  * | active resources (process.getActiveResourcesInfo()) | ≤ baseline × 1.2 + 10 |
  * | event-loop delay p99 | ≤ baseline × 2 + 20 ms |
+ *
+ * RSS gets a quarter: in a 60 s run it is still climbing to its plateau (reached after a minute and a half at this
+ * load; seen +14 % between the thirds of a healthy 60 s run), and over 30 minutes a quarter of ~330 MB still catches a
+ * leak of 4 MB a minute.
+ *
+ * The heap is judged only when what is measured after warm-up spans 10 minutes or more: at the soak's load V8's
+ * major collections come a minute or two apart (the 30-minute run's chart), so the floor of a shorter window is
+ * wherever the sawtooth happened to be (a 60 s run failed on it: no major collection in its last 10 s). Short runs
+ * (CI's 60 s) rely on RSS, which ratchets up when the heap outgrows its high-water mark, and on active resources.
  *
  * The slope of RSS and heap over the samples after warm-up (least squares, MB a minute) is reported beside, not
  * judged: over 60 s it is mostly noise, over 30 minutes a person reads it off the chart.
@@ -23,11 +32,14 @@ import type { Sample } from "./node-metrics.ts";
 export type Series = "rssMB" | "heapUsedMB" | "resources" | "eventLoopP99Ms";
 
 export const BOUNDS: Record<Series, { label: string; factor: number; slack: number; unit: string }> = {
-  rssMB: { label: "RSS", factor: 1.15, slack: 16, unit: "MB" },
+  rssMB: { label: "RSS", factor: 1.25, slack: 16, unit: "MB" },
   heapUsedMB: { label: "heap used (floor)", factor: 1.25, slack: 8, unit: "MB" },
   resources: { label: "active resources", factor: 1.2, slack: 10, unit: "" },
   eventLoopP99Ms: { label: "event-loop delay p99", factor: 2, slack: 20, unit: "ms" },
 };
+
+/** How long the measured part must be for the heap's floor to be judged (see above). */
+export const HEAP_JUDGED_AFTER_SECONDS = 600;
 
 export type Verdict = {
   series: Series;
@@ -36,6 +48,8 @@ export type Verdict = {
   end: number;
   bound: number;
   ok: boolean;
+  /** False when the run is too short for this series to say anything (the heap under 10 minutes). */
+  judged: boolean;
   /** Least-squares slope after warm-up, per minute (RSS and heap only). */
   slopePerMinute?: number;
 };
@@ -49,13 +63,23 @@ export function judge(samples: Sample[]): { verdicts: Verdict[]; warmupSamples: 
   const measured = samples.slice(warmupSamples);
   if (measured.length < 3) throw new Error(`too few samples to judge (${samples.length}); run longer`);
   const third = Math.max(1, Math.floor(measured.length / 3));
+  const measuredSpan = measured.at(-1)!.t - measured[0]!.t;
   const verdicts = (Object.keys(BOUNDS) as Series[]).map((series) => {
     const { label, factor, slack } = BOUNDS[series];
     const summary = series === "heapUsedMB" ? (values: number[]) => Math.min(...values) : median;
     const baseline = summary(measured.slice(0, third).map((s) => s[series]));
     const end = summary(measured.slice(-third).map((s) => s[series]));
     const bound = round(baseline * factor + slack);
-    const verdict: Verdict = { series, label, baseline: round(baseline), end: round(end), bound, ok: end <= bound };
+    const judged = series !== "heapUsedMB" || measuredSpan >= HEAP_JUDGED_AFTER_SECONDS;
+    const verdict: Verdict = {
+      series,
+      label,
+      baseline: round(baseline),
+      end: round(end),
+      bound,
+      ok: !judged || end <= bound,
+      judged,
+    };
     if (series === "rssMB" || series === "heapUsedMB")
       verdict.slopePerMinute = round(slope(measured.map((s) => [s.t / 60, s[series]])));
     return verdict;

@@ -330,7 +330,7 @@ function report(
     "|---|---:|---:|---:|---|---:|",
     ...verdicts.map(
       (v) =>
-        `| ${v.label} | ${v.baseline} | ${v.end} | ${v.bound} | ${v.ok ? "yes" : "**no**"} | ${v.slopePerMinute === undefined ? "" : `${v.slopePerMinute} MB/min`} |`,
+        `| ${v.label} | ${v.baseline} | ${v.end} | ${v.bound} | ${v.judged ? (v.ok ? "yes" : "**no**") : "not judged (under 10 min measured)"} | ${v.slopePerMinute === undefined ? "" : `${v.slopePerMinute} MB/min`} |`,
     ),
   ];
   if (first !== undefined && lastSample !== undefined)
