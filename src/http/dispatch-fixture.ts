@@ -7,7 +7,7 @@ import type { TestContext } from "node:test";
 import { type DispatchNode, dispatchNode } from "../dispatch/fixtures/dispatch-node.ts";
 import type { DispatchOptions } from "../dispatch/options.ts";
 import type { StoreKind } from "../runtime/fixtures/test-node.ts";
-import type { CallInit, Reply } from "./server-fixture.ts";
+import { type CallInit, httpCaller, type Reply } from "./server-fixture.ts";
 import { buildServer } from "./server.ts";
 
 export type DispatchServer = DispatchNode & {
@@ -27,17 +27,5 @@ export async function dispatchServer(
   const address = app.server.address();
   if (address === null || typeof address === "string") throw new Error("the server has no port");
   const base = `http://127.0.0.1:${address.port}`;
-  const call = async (method: string, path: string, init: CallInit = {}): Promise<Reply> => {
-    const headers: Record<string, string> = { ...init.headers };
-    let body: string | undefined = init.raw;
-    if (init.body !== undefined) {
-      body = JSON.stringify(init.body);
-      headers["content-type"] ??= "application/json";
-    }
-    const response = await fetch(base + path, { method, headers, body });
-    const text = await response.text();
-    const json = (response.headers.get("content-type") ?? "").includes("application/json");
-    return { status: response.status, body: json && text !== "" ? JSON.parse(text) : text, headers: response.headers };
-  };
-  return { ...node, base, call };
+  return { ...node, base, call: httpCaller(base) };
 }

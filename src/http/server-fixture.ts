@@ -37,6 +37,22 @@ function deferredMap<T>() {
 
 export type Reply = { status: number; body: any; headers: Headers };
 
+/** Requests to a listening server at `base`, with the answer's body parsed when it is JSON. */
+export function httpCaller(base: string): (method: string, path: string, init?: CallInit) => Promise<Reply> {
+  return async (method, path, init = {}) => {
+    const headers: Record<string, string> = { ...init.headers };
+    let body: string | undefined = init.raw;
+    if (init.body !== undefined) {
+      body = JSON.stringify(init.body);
+      headers["content-type"] ??= "application/json";
+    }
+    const response = await fetch(base + path, { method, headers, body });
+    const text = await response.text();
+    const json = (response.headers.get("content-type") ?? "").includes("application/json");
+    return { status: response.status, body: json && text !== "" ? JSON.parse(text) : text, headers: response.headers };
+  };
+}
+
 export type CallInit = { body?: unknown; raw?: string; headers?: Record<string, string> };
 
 export type Fixture = {
@@ -97,18 +113,7 @@ export async function startFixture(
   if (address === null || typeof address === "string") throw new Error("the server has no port");
   const base = `http://127.0.0.1:${address.port}`;
 
-  const call = async (method: string, path: string, init: CallInit = {}): Promise<Reply> => {
-    const headers: Record<string, string> = { ...init.headers };
-    let body: string | undefined = init.raw;
-    if (init.body !== undefined) {
-      body = JSON.stringify(init.body);
-      headers["content-type"] ??= "application/json";
-    }
-    const response = await fetch(base + path, { method, headers, body });
-    const text = await response.text();
-    const json = (response.headers.get("content-type") ?? "").includes("application/json");
-    return { status: response.status, body: json && text !== "" ? JSON.parse(text) : text, headers: response.headers };
-  };
+  const call = httpCaller(base);
 
   return {
     conveyor,

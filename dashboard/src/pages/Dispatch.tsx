@@ -22,7 +22,7 @@ import { type LiveEvent, useLive, useThrottle } from "../live.tsx";
 import type { Position } from "../types.ts";
 import { TimeChart } from "../ui/chart.tsx";
 import { useNow } from "../ui/clock.ts";
-import { Badge, Button, Dialog, Empty, ErrorNote, Panel, Time, toast, toastError } from "../ui/kit.tsx";
+import { Badge, Button, Dialog, Empty, ErrorNote, Panel, Time, toast, toastError, StatCard } from "../ui/kit.tsx";
 import { useAuth } from "../auth.tsx";
 import { DispatchTabs, FormError } from "./dispatch-parts.tsx";
 
@@ -157,8 +157,8 @@ export function DispatchOverview() {
         ) : null}
       </header>
       <div className="cards">
-        <Card label="Topics" value={formatNumber(topicList.length)} />
-        <Card
+        <StatCard label="Topics" value={formatNumber(topicList.length)} />
+        <StatCard
           label="Publishers"
           value={formatNumber(publisherList.length)}
           hint={
@@ -168,21 +168,21 @@ export function DispatchOverview() {
           }
           to="/dispatch/publishers"
         />
-        <Card
+        <StatCard
           label="Delivered, last 15 min"
           value={formatCompact(rate.delivered)}
           hint="from the live stream"
           to="/dispatch/messages"
           search={{ state: "delivered" }}
         />
-        <Card
+        <StatCard
           label="Retrying"
           value={countText(counts.data?.deliveries.scheduled)}
           hint="next attempt due"
           to="/dispatch/deliveries"
           search={{ state: "scheduled" }}
         />
-        <Card
+        <StatCard
           label="Failed"
           value={countText(failedCount)}
           hint="out of attempts"
@@ -255,37 +255,6 @@ export function DispatchOverview() {
 }
 
 const pluralTopics = (n: number) => (n === 1 ? "1 topic" : `${formatNumber(n)} topics`);
-
-function Card({
-  label,
-  value,
-  hint,
-  tone,
-  to,
-  search,
-}: {
-  label: string;
-  value: string;
-  hint?: string;
-  tone?: "bad";
-  to?: "/dispatch/publishers" | "/dispatch/deliveries" | "/dispatch/messages";
-  search?: { state: string };
-}) {
-  const body = (
-    <>
-      <span className="card-label">{label}</span>
-      <span className={`card-value num${tone === "bad" ? " bad" : ""}`}>{value}</span>
-      <span className="card-hint muted small">{hint ?? " "}</span>
-    </>
-  );
-  return to === undefined ? (
-    <div className="card">{body}</div>
-  ) : (
-    <Link className="card card-link" to={to} search={search ?? {}}>
-      {body}
-    </Link>
-  );
-}
 
 function TopicRow({ topic, publishers, canWrite }: { topic: Topic; publishers: Publisher[]; canWrite: boolean }) {
   const queryClient = useQueryClient();

@@ -14,7 +14,7 @@ import { formatCompact, formatNumber } from "../format.ts";
 import { type LiveEvent, useLive, useThrottle } from "../live.tsx";
 import { type Counts, type NodeBucket, type Percentiles, type StatsBucket, TASK_STATES } from "../types.ts";
 import { TimeChart } from "../ui/chart.tsx";
-import { Badge, Empty, ErrorNote, Panel, StateBadge, Time } from "../ui/kit.tsx";
+import { Badge, Empty, ErrorNote, Panel, StateBadge, Time, StatCard } from "../ui/kit.tsx";
 
 const WINDOW_S = 900;
 const BUCKET_S = 5;
@@ -205,27 +205,30 @@ export function Overview() {
         <h1>Overview</h1>
       </header>
       <div className="cards">
-        <Card label="Running" value={formatCompact(totals.running)} to="/tasks" search={{ state: "running" }} />
-        <Card
+        <StatCard label="Running" value={formatCompact(totals.running)} to="/tasks" search={{ state: "running" }} />
+        <StatCard
           label="Waiting"
           value={formatCompact(totals.queued + totals.scheduled)}
           hint={`${formatNumber(totals.queued)} queued · ${formatNumber(totals.scheduled)} scheduled`}
           to="/tasks"
           search={{ state: "queued,scheduled" }}
         />
-        <Card
+        <StatCard
           label="Completed, last minute"
           value={formatCompact(throughput.minute.completed)}
           hint={`${perSecond(throughput.minute.completed / 60)} /s`}
         />
-        <Card
+        <StatCard
           label="Failed, last minute"
           value={formatCompact(throughput.minute.failed)}
           tone={throughput.minute.failed > 0 ? "bad" : undefined}
           to="/tasks"
           search={{ state: "failed" }}
         />
-        <Card label="Run time p95, last minute" value={throughput.minute.p95 > 0 ? ms(throughput.minute.p95) : "—"} />
+        <StatCard
+          label="Run time p95, last minute"
+          value={throughput.minute.p95 > 0 ? ms(throughput.minute.p95) : "—"}
+        />
       </div>
       <div className="two-col charts">
         <Panel title="Throughput" actions={<span className="muted small">last 15 min · per second</span>}>
@@ -256,37 +259,6 @@ export function Overview() {
       </div>
       <LatestFailures />
     </div>
-  );
-}
-
-function Card({
-  label,
-  value,
-  hint,
-  tone,
-  to,
-  search,
-}: {
-  label: string;
-  value: string;
-  hint?: string;
-  tone?: "bad";
-  to?: "/tasks";
-  search?: { state: string };
-}) {
-  const body = (
-    <>
-      <span className="card-label">{label}</span>
-      <span className={`card-value num${tone === "bad" ? " bad" : ""}`}>{value}</span>
-      <span className="card-hint muted small">{hint ?? " "}</span>
-    </>
-  );
-  return to === undefined ? (
-    <div className="card">{body}</div>
-  ) : (
-    <Link className="card card-link" to={to} search={search}>
-      {body}
-    </Link>
   );
 }
 

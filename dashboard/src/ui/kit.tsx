@@ -1,4 +1,5 @@
 /** The dashboard's small parts: times, states, progress, JSON, dialogs, buttons, toasts. */
+import { Link, type LinkProps } from "@tanstack/react-router";
 import { type ReactNode, useEffect, useId, useRef, useState, useSyncExternalStore } from "react";
 import { formatDuration, formatExact, formatRelative, formatUtc } from "../format.ts";
 import type { TaskState } from "../types.ts";
@@ -255,4 +256,36 @@ export function Toasts() {
 
 export function Duration({ ms }: { ms: number | null | undefined }) {
   return <span className="num">{formatDuration(ms)}</span>;
+}
+
+/** A figure with its label and a hint under it; a link to where its items are listed when `to` is given. */
+export function StatCard({
+  label,
+  value,
+  hint,
+  tone,
+  to,
+  search,
+}: {
+  label: string;
+  value: string;
+  hint?: string;
+  tone?: "bad";
+  to?: LinkProps["to"];
+  search?: Record<string, string>;
+}) {
+  const body = (
+    <>
+      <span className="card-label">{label}</span>
+      <span className={`card-value num${tone === "bad" ? " bad" : ""}`}>{value}</span>
+      <span className="card-hint muted small">{hint ?? " "}</span>
+    </>
+  );
+  return to === undefined ? (
+    <div className="card">{body}</div>
+  ) : (
+    <Link className="card card-link" to={to} search={search ?? {}}>
+      {body}
+    </Link>
+  );
 }
