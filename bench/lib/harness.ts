@@ -46,7 +46,7 @@ async function withProgress<T>(label: string, total: number, done: () => number,
 }
 
 /** Resolves when `condition()` holds, checking every `everyMs`; rejects with `describe()` after `timeoutMs`. */
-async function until(
+export async function until(
   condition: () => boolean | Promise<boolean>,
   everyMs: number,
   timeoutMs: number,
@@ -243,7 +243,7 @@ export async function runSystem(system: BenchSystem, job: ChildJob): Promise<Sys
 }
 
 /** Adds N tasks in batches of `batch`, one call after another. */
-async function addInBatches(
+export async function addInBatches(
   job: ChildJob,
   add: (count: number) => Promise<void>,
   added: (done: number) => void = () => {},

@@ -149,6 +149,11 @@ export type ChildJob = {
   workloads: Workload[];
   /** Unique per run: schema names, queue names and key prefixes carry it. */
   runId: string;
+  /**
+   * Join the store another process made for this runId (the scale bench's worker processes 2..K): do not make it
+   * fresh in setup(), do not drop it in teardown().
+   */
+  attach?: boolean;
   /** When set, each workload runs under the CPU profiler and its .cpuprofile is written here. */
   profileDir?: string;
 };

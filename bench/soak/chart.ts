@@ -4,7 +4,7 @@
  * SVG and photographed to PNG by headless Chromium (Debian's /usr/bin/chromium through playwright-core, the
  * product's dev dependency that the browser tests use; CHROMIUM to override). Without Chromium, the SVG alone.
  */
-import { existsSync, writeFileSync } from "node:fs";
+import { escapeXml, niceCeiling, writeSvgAndPng } from "../lib/svg-png.ts";
 import { BOUNDS, type Series, type Verdict } from "./growth.ts";
 import type { Sample } from "./node-metrics.ts";
 
@@ -118,36 +118,10 @@ function drawPanel(panel: Panel, times: number[], x0: number, y0: number, warmup
 }
 
 /** Writes `<base>.svg`, and `<base>.png` when Chromium is there; returns the PNG's path, or the SVG's. */
-export async function writeChart(svg: string, base: string): Promise<string> {
-  writeFileSync(`${base}.svg`, svg);
-  const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
-  if (!existsSync(chromium)) return `${base}.svg`;
-  const { chromium: launcher } = await import("playwright-core");
-  const browser = await launcher.launch({
-    executablePath: chromium,
-    headless: true,
-    args: ["--no-sandbox", "--disable-gpu"],
-  });
-  try {
-    const page = await browser.newPage({ viewport: { width: WIDTH, height: HEIGHT } });
-    await page.setContent(`<html><body style="margin:0">${svg}</body></html>`);
-    await page.screenshot({ path: `${base}.png`, clip: { x: 0, y: 0, width: WIDTH, height: HEIGHT } });
-  } finally {
-    await browser.close();
-  }
-  return `${base}.png`;
-}
-
-function niceCeiling(v: number): number {
-  const magnitude = 10 ** Math.floor(Math.log10(v));
-  for (const step of [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10]) if (step * magnitude >= v) return step * magnitude;
-  return 10 * magnitude;
+export function writeChart(svg: string, base: string): Promise<string> {
+  return writeSvgAndPng(svg, base, WIDTH, HEIGHT);
 }
 
 function format(v: number): string {
   return v >= 100 ? String(Math.round(v)) : String(Math.round(v * 10) / 10);
-}
-
-function escapeXml(text: string): string {
-  return text.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
 }

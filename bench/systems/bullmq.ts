@@ -72,7 +72,8 @@ export function create(job: ChildJob): BenchSystem {
       try {
         await worker?.close();
         await producer?.close();
-        await queue?.obliterate({ force: true });
+        // Attached, the keys belong to the process that made them.
+        if (job.attach !== true) await queue?.obliterate({ force: true });
         await queue?.close();
       } catch (error) {
         process.stderr.write(`  bullmq teardown: ${String(error)}\n`);

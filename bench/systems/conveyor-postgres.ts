@@ -21,12 +21,14 @@ export function create(job: ChildJob) {
     },
     job,
     async () => {
-      const admin = new pg.Client({ connectionString: PG_URL });
-      await admin.connect();
-      try {
-        await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-      } finally {
-        await admin.end();
+      if (job.attach !== true) {
+        const admin = new pg.Client({ connectionString: PG_URL });
+        await admin.connect();
+        try {
+          await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+        } finally {
+          await admin.end();
+        }
       }
       const options = { database: PG_URL, schema };
       return {
@@ -34,6 +36,7 @@ export function create(job: ChildJob) {
         options,
         producer: async () => ({ options, close: async () => {} }),
         cleanup: async () => {
+          if (job.attach === true) return; // the process that made the schema drops it
           const client = new pg.Client({ connectionString: PG_URL });
           await client.connect();
           await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).finally(() => client.end());

@@ -30,7 +30,14 @@ function batch(count: number) {
   return Array.from({ length: count }, () => ({ type: TYPE, data: null }));
 }
 
-export function conveyorSystem(info: SystemInfo, job: ChildJob, prepare: () => Promise<ConveyorSetup>): BenchSystem {
+/** A Conveyor system; `storeOptions` says where its store is once set up (the scale bench fills it by SQL). */
+export type ConveyorBenchSystem = BenchSystem & { storeOptions(): ConveyorOptions };
+
+export function conveyorSystem(
+  info: SystemInfo,
+  job: ChildJob,
+  prepare: () => Promise<ConveyorSetup>,
+): ConveyorBenchSystem {
   let conveyor: Conveyor | null = null;
   let setup: ConveyorSetup | null = null;
   let producer: Conveyor | null = null;
@@ -43,6 +50,9 @@ export function conveyorSystem(info: SystemInfo, job: ChildJob, prepare: () => P
       conveyor = new Conveyor({ ...setup.options, concurrency: job.concurrency });
       conveyor.define(TYPE, (data: { t?: number } | null, ctx) => started(ctx.id, data?.t));
       await conveyor.queues(); // migrate now, outside the timed workloads
+    },
+    storeOptions() {
+      return setup!.options;
     },
     async enqueueBatch(count) {
       await conveyor!.enqueueMany(batch(count));

@@ -47,7 +47,7 @@ export function create(job: ChildJob): BenchSystem {
     async setup() {
       client = new pg.Client({ connectionString: PG_URL });
       await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      if (job.attach !== true) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await runMigrations({ connectionString: PG_URL, schema, logger: quiet });
       utils = await makeWorkerUtils({ connectionString: PG_URL, schema, logger: quiet });
       workerPool = new pg.Pool({ connectionString: PG_URL, max: MAX_POOL_SIZE });
@@ -96,7 +96,7 @@ export function create(job: ChildJob): BenchSystem {
         process.stderr.write(`  graphile-worker stop: ${String(error)}\n`);
       }
       if (client !== null) {
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+        if (job.attach !== true) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
         await client.end().catch(() => {});
       }
     },

@@ -39,11 +39,12 @@ export function create(job: ChildJob): BenchSystem {
     async setup() {
       client = new pg.Client({ connectionString: PG_URL });
       await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      if (job.attach !== true) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       boss = new PgBoss({ connectionString: PG_URL, schema, useListenNotify: true });
       boss.on("error", (error) => process.stderr.write(`  pg-boss error: ${String(error)}\n`));
       await boss.start();
-      await boss.createQueue(name, { notify: true });
+      // Attached, the queue is there already (creating it again fails).
+      if (job.attach !== true) await boss.createQueue(name, { notify: true });
     },
     async enqueueBatch(count) {
       await boss!.insert(name, batch(count));
@@ -86,7 +87,7 @@ export function create(job: ChildJob): BenchSystem {
         process.stderr.write(`  pg-boss stop: ${String(error)}\n`);
       }
       if (client !== null) {
-        await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+        if (job.attach !== true) await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
         await client.end().catch(() => {});
       }
     },

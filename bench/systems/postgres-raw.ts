@@ -29,6 +29,7 @@ export function create(job: ChildJob): BenchSystem {
     async setup() {
       admin = new pg.Client({ connectionString: PG_URL });
       await admin.connect();
+      if (job.attach === true) return; // the table is there: another process made it
       await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
       await admin.query(`CREATE SCHEMA ${schema}`);
       await admin.query(`
@@ -104,7 +105,7 @@ export function create(job: ChildJob): BenchSystem {
     },
     async teardown() {
       if (admin === null) return;
-      await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
+      if (job.attach !== true) await admin.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`).catch(() => {});
       await admin.end().catch(() => {});
     },
   };
