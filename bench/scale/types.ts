@@ -9,6 +9,11 @@ export type ScaleSettings = {
   smoke: boolean;
   /** A progress line on stderr, e.g. `nodes conveyor-postgres ×2 12000/20000…`. */
   progress: (line: string) => void;
+  /**
+   * The task count of a section's runs, instead of its own (`--n`: a medium run while developing); a section whose
+   * measure has no such count ignores it.
+   */
+  n?: number;
 };
 
 export type CurvePoint = { x: number; y: number };
