@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url";
 import { type CliNode, startCliNode } from "../lib/cli-node.ts";
 import type { EndpointStats } from "../load/latency.ts";
 import { LOAD_TASK_TYPE } from "../load/handlers.ts";
+import { type CpuSpent, cpuSince, markCpu } from "./http-cpu.ts";
 import { driveProducers } from "./http-drive.ts";
 import { STORE_LABEL, type StoreKind, taskCounts, totalOf, waitForCounts, withFreshStore } from "./http-store.ts";
 import type { Curve, ScaleSection, ScaleSettings } from "./types.ts";
@@ -31,6 +32,8 @@ export type HttpProducersResult = {
   completed: number;
   /** From the producers' stop until the store said every task answered 201 was completed. */
   drainSeconds: number;
+  /** CPU seconds while the producers ran (servers: PostgreSQL and Redis, null off Linux). */
+  cpu: CpuSpent;
   problems: string[];
 };
 
@@ -51,6 +54,7 @@ export async function measureHttpProducers(settings: ScaleSettings): Promise<Sca
         stored: 0,
         completed: 0,
         drainSeconds: 0,
+        cpu: { nodes: 0, servers: null, producers: 0 },
         problems: [message],
       });
     }
@@ -78,6 +82,8 @@ async function runSetup(
       // One after another: the first migrates the schema, the second finds it ready.
       for (let i = 0; i < count; i++)
         nodes.push(await startCliNode({ name: `scale-http-${store}-${i + 1}`, ...place, handlers: HANDLERS }));
+      const pids = nodes.map((node) => node.process.pid!);
+      const cpuBefore = markCpu(pids);
       const { recorder, seconds: measured } = await driveProducers({
         nodes,
         producers: PRODUCERS,
@@ -86,6 +92,7 @@ async function runSetup(
         tick: (elapsed, answered) =>
           settings.progress(`http-producers ${label} ${elapsed}/${seconds} s, ${answered} added…`),
       });
+      const cpu = cpuSince(cpuBefore, pids);
       const adds = recorder.stats(measured);
       const stored = totalOf(await taskCounts(nodes[0]!.url));
       const drainStarted = performance.now();
@@ -106,7 +113,7 @@ async function runSetup(
       settings.progress(
         `http-producers ${label}: ${Math.round(adds.perSecond)} tasks/s, p99 ${adds.p99Ms} ms; ${completed}/${adds.ok} completed`,
       );
-      return { store, nodes: count, seconds: measured, adds, stored, completed, drainSeconds, problems };
+      return { store, nodes: count, seconds: measured, adds, stored, completed, drainSeconds, cpu, problems };
     } finally {
       await Promise.all(nodes.map((node) => node.stop()));
     }
@@ -135,6 +142,22 @@ function report(results: HttpProducersResult[], seconds: number): string {
     const errors = Object.entries(r.adds.errors).map(([k, v]) => `${v} × ${k}`);
     lines.push(
       `| ${STORE_LABEL[r.store]} | ${r.nodes} | ${n(r.adds.perSecond)} | ${n(r.adds.p50Ms)} | ${n(r.adds.p99Ms)} | ${n(r.adds.maxMs)} | ${errors.join(", ") || "0"} | ${n(r.stored)} / ${n(r.adds.ok)} | ${n(r.completed)} | ${r.drainSeconds} |`,
+    );
+  }
+  lines.push(
+    "",
+    "CPU while the producers ran, per task added (ms): the nodes' processes, PostgreSQL's (every backend on the machine, so another user's queries count too) and the producers' process; and all three together in cores busy.",
+    "",
+    "| store | nodes | nodes ms/task | PostgreSQL ms/task | producers ms/task | cores busy |",
+    "|---|---:|---:|---:|---:|---:|",
+  );
+  for (const r of results) {
+    if (r.adds.ok === 0) continue;
+    const perTask = (cpuSeconds: number) => ((cpuSeconds * 1000) / r.adds.ok).toFixed(2);
+    const servers = r.store === "postgres" ? r.cpu.servers : 0;
+    const busy = (r.cpu.nodes + (servers ?? 0) + r.cpu.producers) / r.seconds;
+    lines.push(
+      `| ${STORE_LABEL[r.store]} | ${r.nodes} | ${perTask(r.cpu.nodes)} | ${r.store === "postgres" && servers !== null ? perTask(servers) : "—"} | ${perTask(r.cpu.producers)} | ${busy.toFixed(2)} |`,
     );
   }
   return lines.join("\n");
