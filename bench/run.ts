@@ -83,6 +83,10 @@ if (process.argv.includes("--load")) {
   process.exit(await main(process.argv.slice(2).filter((arg) => arg !== "--load")));
 }
 
+// `--scale`: drain by 1, 2, 3 worker processes, a table of finished tasks, HTTP producers, memory per task (bench/scale/).
+if (process.argv.includes("--scale"))
+  process.exit(await runScale(process.argv.slice(2).filter((arg) => arg !== "--scale")));
+
 // `--soak`: one node under steady work for 30 minutes, its memory, handles and event-loop delay sampled (bench/soak/).
 if (process.argv.includes("--soak")) {
   const soak = new URL("./soak/run.ts", import.meta.url);
@@ -180,7 +184,11 @@ if (complete) {
   writeResultsMarkdown(report.markdown, `results/${stamp}.json`);
   process.stderr.write(`wrote ${fileURLToPath(new URL("./RESULTS.md", BENCH_DIR))}\n`);
 }
-process.exit(results.some((r) => r.status === "failed") ? 1 : 0);
+const failed = results.some((r) => r.status === "failed");
+// The whole bench, full or smoke, goes on with the scale bench (its smoke keeps CI exercising it): one command for all.
+const whole = args.only === null && args.workloads.length === WORKLOADS.length && args.cpuProf.length === 0;
+const scaleStatus = whole ? await runScale(args.smoke ? ["--smoke"] : []) : 0;
+process.exit(failed || scaleStatus !== 0 ? 1 : 0);
 
 // ---- helpers --------------------------------------------------------------------------------------------
 
@@ -278,6 +286,13 @@ function runChild(job: ChildJob): Promise<SystemResult> {
       resolve(result ?? failed(`process exited (${signal ?? `code ${code}`}) without a result`));
     });
   });
+}
+
+/** The scale bench (bench/scale/run.ts), imported by computed path as the other benches of their own are. */
+async function runScale(argv: string[]): Promise<number> {
+  const scale = new URL("./scale/run.ts", import.meta.url);
+  const { main } = (await import(scale.href)) as { main: (argv: string[]) => Promise<number> };
+  return main(argv);
 }
 
 /** Drops this run's schemas that a crashed or killed system left behind. */

@@ -7,9 +7,17 @@ import { existsSync, writeFileSync } from "node:fs";
 
 /** Writes `<base>.svg`, and `<base>.png` when Chromium is there; returns the PNG's path, or the SVG's. */
 export async function writeSvgAndPng(svg: string, base: string, width: number, height: number): Promise<string> {
-  writeFileSync(`${base}.svg`, svg);
+  const [file] = await writeSvgsAndPngs([{ svg, base, width, height }]);
+  return file!;
+}
+
+export type SvgImage = { svg: string; base: string; width: number; height: number };
+
+/** The same for several images, with one browser for them all (a launch takes a second or two here). */
+export async function writeSvgsAndPngs(images: SvgImage[]): Promise<string[]> {
+  for (const { svg, base } of images) writeFileSync(`${base}.svg`, svg);
   const chromium = process.env.CHROMIUM ?? "/usr/bin/chromium";
-  if (!existsSync(chromium)) return `${base}.svg`;
+  if (!existsSync(chromium) || images.length === 0) return images.map(({ base }) => `${base}.svg`);
   const { chromium: launcher } = await import("playwright-core");
   const browser = await launcher.launch({
     executablePath: chromium,
@@ -17,13 +25,16 @@ export async function writeSvgAndPng(svg: string, base: string, width: number, h
     args: ["--no-sandbox", "--disable-gpu"],
   });
   try {
-    const page = await browser.newPage({ viewport: { width, height } });
-    await page.setContent(`<html><body style="margin:0">${svg}</body></html>`);
-    await page.screenshot({ path: `${base}.png`, clip: { x: 0, y: 0, width, height } });
+    for (const { svg, base, width, height } of images) {
+      const page = await browser.newPage({ viewport: { width, height } });
+      await page.setContent(`<html><body style="margin:0">${svg}</body></html>`);
+      await page.screenshot({ path: `${base}.png`, clip: { x: 0, y: 0, width, height } });
+      await page.close();
+    }
   } finally {
     await browser.close();
   }
-  return `${base}.png`;
+  return images.map(({ base }) => `${base}.png`);
 }
 
 /** The smallest round value (1, 1.2, 1.5, 2, 2.5, … × 10^k) at or above v: the top of an axis. */

@@ -4,7 +4,7 @@
  * x values are spaced by rank and labelled with their values (0, 100k, 1M would otherwise crowd 0 and 100k
  * together). Drawn as an SVG; the PNG is taken by headless Chromium as for the soak's chart (lib/svg-png.ts).
  */
-import { escapeXml, niceCeiling, writeSvgAndPng } from "../lib/svg-png.ts";
+import { escapeXml, niceCeiling, writeSvgsAndPngs } from "../lib/svg-png.ts";
 import type { ScaleChart } from "./types.ts";
 
 const WIDTH = 960;
@@ -64,9 +64,11 @@ ${out.join("\n")}
 </svg>`;
 }
 
-/** Writes `<base>.svg` and `<base>.png`; returns the PNG's path (the SVG's without Chromium). */
-export function writeLineChart(chart: ScaleChart, base: string): Promise<string> {
-  return writeSvgAndPng(lineChartSvg(chart), base, WIDTH, HEIGHT);
+/** Writes each chart's `<base>.svg` and `<base>.png`; returns the PNGs' paths (the SVGs' without Chromium). */
+export function writeLineCharts(charts: { chart: ScaleChart; base: string }[]): Promise<string[]> {
+  return writeSvgsAndPngs(
+    charts.map(({ chart, base }) => ({ svg: lineChartSvg(chart), base, width: WIDTH, height: HEIGHT })),
+  );
 }
 
 /** 950, 1.2k, 100k, 1M, 0.25: short enough for an axis. */

@@ -18,6 +18,8 @@ import type { WorkerCommand, WorkerMessage } from "./nodes-worker.ts";
 const RAW = "postgres-raw";
 const SYSTEMS = [RAW, "conveyor-postgres", "graphile-worker", "pg-boss", "bullmq"];
 const PROCESSES = [1, 2, 3];
+/** The smoke stops at 2: enough to see the processes attach and share a store, and it keeps CI's scale run short. */
+const SMOKE_PROCESSES = [1, 2];
 const WORKER = fileURLToPath(new URL("./nodes-worker.ts", import.meta.url));
 
 export type NodesRun = {
@@ -40,9 +42,10 @@ export type NodesRun = {
 export async function measureNodes(settings: ScaleSettings): Promise<ScaleSection> {
   const n = settings.n ?? (settings.smoke ? 600 : 20_000);
   const runId = `s${Date.now().toString(36)}`;
+  const counts = settings.smoke ? SMOKE_PROCESSES : PROCESSES;
   const runs: NodesRun[] = [];
   for (const system of SYSTEMS) {
-    for (const processes of PROCESSES) {
+    for (const processes of counts) {
       const run = await drainWith(system, processes, n, `${runId}k${processes}`, settings);
       runs.push(run);
       const outcome = run.status === "ok" ? `${fmtRate(run.perSecond!)}/s` : `${run.status}: ${run.reason}`;
@@ -53,11 +56,11 @@ export async function measureNodes(settings: ScaleSettings): Promise<ScaleSectio
   return {
     id: "nodes",
     title: "Drain with 1, 2 and 3 worker processes on one store",
-    markdown: report(runs, n),
+    markdown: report(runs, n, counts),
     charts: [
       {
         id: "nodes",
-        title: `Drain of ${n.toLocaleString("en")} tasks by 1, 2 and 3 worker processes on one store`,
+        title: `Drain of ${n.toLocaleString("en")} tasks by ${counts.join(", ")} worker processes on one store`,
         xLabel: "worker processes (concurrency 50 each)",
         yLabel: "tasks/s",
         curves: SYSTEMS.map(
@@ -70,7 +73,7 @@ export async function measureNodes(settings: ScaleSettings): Promise<ScaleSectio
         ).filter((c) => c.points.length > 0),
       },
     ],
-    data: { n, systems: SYSTEMS, processes: PROCESSES, runs },
+    data: { n, systems: SYSTEMS, processes: counts, runs },
     failures: runs
       .filter((r) => r.status === "failed")
       .map((r) => `nodes ${r.system} ×${r.processes}: ${r.reason ?? "failed"}`),
@@ -259,33 +262,34 @@ function startWorker(job: ChildJob): Worker {
   return worker;
 }
 
-function report(runs: NodesRun[], n: number): string {
+function report(runs: NodesRun[], n: number, counts: number[]): string {
+  const most = counts.at(-1)!;
   const at = (system: string, processes: number) =>
     runs.find((r) => r.system === system && r.processes === processes && r.status === "ok");
   const lines = [
     `${n.toLocaleString("en")} tasks added first, then K worker processes started at once on the same store (each with connections of its own, concurrency 50; for postgres-raw, K processes each running the claim loop with 4 clients); the clock runs from the start signal until the store says all are completed. In brackets: the rate against the same system with 1 process. Share of raw: against postgres-raw with as many processes (for BullMQ, a Redis store, only a yardstick).`,
     "",
-    "| system | 1 process | 2 processes | 3 processes | share of postgres-raw (1 / 2 / 3) | tasks per process (3) |",
-    "|---|---|---|---|---|---|",
+    `| system | ${counts.map((k) => `${k} process${k === 1 ? "" : "es"}`).join(" | ")} | share of postgres-raw (${counts.join(" / ")}) | tasks per process (${most}) |`,
+    `|---|${counts.map(() => "---|").join("")}---|---|`,
   ];
   for (const system of SYSTEMS) {
     const mine = runs.filter((r) => r.system === system);
     if (mine.length === 0) continue;
     const one = at(system, 1);
-    const cells = PROCESSES.map((k) => {
+    const cells = counts.map((k) => {
       const run = mine.find((r) => r.processes === k);
       if (run === undefined) return "—";
       if (run.status !== "ok") return `${run.status}: ${run.reason ?? ""}`;
       const ratio = k === 1 || one === undefined ? "" : ` (×${(run.perSecond! / one.perSecond!).toFixed(2)})`;
       return `${fmtRate(run.perSecond!)}/s${ratio}`;
     });
-    const shares = PROCESSES.map((k) => {
+    const shares = counts.map((k) => {
       const run = at(system, k);
       const raw = at(RAW, k);
       return run === undefined || raw === undefined ? "—" : `${Math.round((100 * run.perSecond!) / raw.perSecond!)} %`;
     });
     const spread =
-      at(system, 3)
+      at(system, most)
         ?.perProcess?.map((c) => c.toLocaleString("en"))
         .join(" / ") ?? "—";
     lines.push(`| ${system} | ${cells.join(" | ")} | ${shares.join(" / ")} | ${spread} |`);
