@@ -107,7 +107,7 @@ export async function measureTables(settings: ScaleSettings): Promise<ScaleSecti
 /** One store at one size, in a child process; a crash, a hang or a silent exit becomes a failed point. */
 function runPoint(job: TablesJob): Promise<TablesRun> {
   const child = fork(CHILD, [JSON.stringify(job)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
-  // Filling takes about 20 s a million rows here; the workloads as long as the main bench gives them.
+  // Filling a million rows takes a few seconds here; the workloads get as long as the main bench gives them.
   const timeoutMs = 120_000 + job.n * 20 + job.size / 10;
   const failed = (reason: string): TablesRun => ({
     system: job.system,
