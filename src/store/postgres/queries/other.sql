@@ -105,8 +105,12 @@ ON CONFLICT (name) DO UPDATE SET paused = excluded.paused, updated_at = excluded
 
 -- name: nodeHeartbeat
 -- Inserts or refreshes node $1's row (name, host, pid, version, roles, started_at, heartbeat at $8, info).
+-- Committed without waiting for the WAL flush (set_config in the row's source): a beat lost in a server crash is
+-- only an older heartbeat, refreshed by the next beat one interval later.
 INSERT INTO {{schema}}.nodes (id, name, host, pid, version, roles, started_at, heartbeat_at, info)
-VALUES ($1::text, $2::text, $3::text, $4::integer, $5::text, $6::text[], $7::timestamptz, $8::timestamptz, $9::jsonb)
+SELECT $1::text, $2::text, $3::text, $4::integer, $5::text, $6::text[], $7::timestamptz, $8::timestamptz, $9::jsonb
+FROM (SELECT set_config('synchronous_commit', 'off', true) AS async_commit) AS settings
+WHERE settings.async_commit = 'off'
 ON CONFLICT (id) DO UPDATE SET name = excluded.name, host = excluded.host, pid = excluded.pid, version = excluded.version,
   roles = excluded.roles, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at, info = excluded.info;
 

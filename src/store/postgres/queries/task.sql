@@ -212,8 +212,12 @@ SELECT id, created_at FROM {{schema}}.tasks WHERE id >= $1::bigint ORDER BY id L
 -- The CTE reads the tasks_claim index in order and locks what it takes, skipping rows another claimer holds
 -- (SKIP LOCKED), so concurrent claimers never wait for each other nor take a task twice; the UPDATE then finds
 -- those rows by id.
+-- The claim commits without waiting for its WAL flush (SET LOCAL synchronous_commit = off, as set_config in the
+-- CTE every claimed row reads): a claim lost in a server crash puts its tasks back to queued, to run again as
+-- after a node crash (execution is at least once already), and any later synchronous commit (a completion, the
+-- sequencer numbering the claim's events before a reader can see them) flushes it first. docs/durability.md.
 WITH ref AS MATERIALIZED (
-  SELECT nextval('{{schema}}.event_log_ids') AS id
+  SELECT nextval('{{schema}}.event_log_ids') AS id, set_config('synchronous_commit', 'off', true) AS async_commit
 ),
 picked AS MATERIALIZED (
   SELECT id FROM {{schema}}.tasks
@@ -416,9 +420,12 @@ SELECT 'before' AS version, * FROM found;
 
 -- name: taskProgress
 -- Records progress $3 of running attempt $2 of task $1 at $4; a stale attempt matches no row. The event goes to the log but not to the task's event_refs (a long task reports thousands); the log row takes its id from the column default.
+-- Committed without waiting for the WAL flush (set_config in the row's filter): progress lost in a server crash
+-- is only an older figure, overwritten by the next report.
 WITH updated AS (
   UPDATE {{schema}}.tasks SET progress = $3::jsonb
   WHERE id = $1::bigint AND attempt = $2::integer AND state = 'running'
+    AND set_config('synchronous_commit', 'off', true) = 'off'
   RETURNING id, queue, attempt
 ),
 logged AS (
