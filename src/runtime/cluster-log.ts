@@ -7,6 +7,10 @@
  * A stopped attempt's end on this node (its handler returned or threw after the signal, its thread was terminated
  * or it was abandoned after the grace period) is written here too, as `task.stopped` with the task's id: the last
  * step of a stop's lifecycle, which only the node that ran the attempt knows.
+ *
+ * Events emitted while an append is under way go out together in the next one: a stop of 10,000 running tasks is
+ * ten appends, not 10,000 at once (each wanting one of the pool's connections: that flood kept the heartbeat from
+ * the store until the node fenced itself, and half the events were lost waiting for a connection).
  */
 import type { ChannelEventType, Json } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
@@ -23,9 +27,32 @@ export type ClusterLogDeps = {
   logger: Log;
 };
 
-export function writeClusterEvents(deps: ClusterLogDeps): () => void {
+/** Events per append: one log row each, and a bounded statement. */
+const MAX_EVENTS_PER_APPEND = 1000;
+
+type NodesEvent = { type: ChannelEventType; channel: "nodes"; data: Json };
+
+/**
+ * Writes the node's cluster events from its events; the function returned stops listening and resolves once every
+ * event emitted before has been written (or given up on).
+ */
+export function writeClusterEvents(deps: ClusterLogDeps): () => Promise<void> {
   const { events, nodeId, isLeader } = deps;
-  const write = (type: ChannelEventType, data: Record<string, Json>) => void appendNodesEvent(deps, type, data);
+  const pending: NodesEvent[] = [];
+  let writing: Promise<void> | null = null;
+  const writeAll = async () => {
+    // One turn later, so that a burst emitted in one turn (a stop's task.stopped events) goes out as one append.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (pending.length > 0) {
+      const batch = pending.splice(0, MAX_EVENTS_PER_APPEND);
+      await appendEvents(deps, batch);
+    }
+    writing = null;
+  };
+  const write = (type: ChannelEventType, data: Record<string, Json>) => {
+    pending.push({ type, channel: "nodes", data });
+    writing ??= writeAll();
+  };
   const describe = (error: unknown): string => (error instanceof Error ? error.message : String(error));
   const listeners = {
     "service:crashed": ({ supervisor, service, error }: { supervisor: string; service: string; error: unknown }) =>
@@ -58,21 +85,31 @@ export function writeClusterEvents(deps: ClusterLogDeps): () => void {
     },
   };
   for (const [name, listener] of Object.entries(listeners)) events.on(name as never, listener as never);
-  return () => {
+  return async () => {
     for (const [name, listener] of Object.entries(listeners)) events.off(name as never, listener as never);
+    await writing;
   };
 }
 
 /** Appends one event to the `nodes` channel; never throws. */
-export async function appendNodesEvent(
+export function appendNodesEvent(
   deps: Pick<ClusterLogDeps, "store" | "notifier" | "logger">,
   type: ChannelEventType,
   data: Record<string, Json>,
 ): Promise<void> {
+  return appendEvents(deps, [{ type, channel: "nodes", data }]);
+}
+
+async function appendEvents(
+  deps: Pick<ClusterLogDeps, "store" | "notifier" | "logger">,
+  events: NodesEvent[],
+): Promise<void> {
   try {
-    await deps.store.eventAppend({ events: [{ type, channel: "nodes", data }], now: new Date() });
+    await deps.store.eventAppend({ events, now: new Date() });
     deps.notifier.eventsWritten();
   } catch (error) {
-    deps.logger.warn(`the ${type} event could not be written to the log`, { err: error });
+    const types = [...new Set(events.map((event) => event.type))].join(", ");
+    const what = events.length === 1 ? `the ${types} event` : `${events.length} events (${types})`;
+    deps.logger.warn(`${what} could not be written to the log`, { err: error });
   }
 }

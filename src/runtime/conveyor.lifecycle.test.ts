@@ -154,6 +154,44 @@ for (const store of await testStores("lifecycle")) {
       assert.equal((await second.get(stuck.id))?.node, second.nodeId);
     });
 
+    test("graceful stop of 1,000 running tasks: a task.stopped event for each, in a few appends, before the node leaves", {
+      timeout: 20_000,
+    }, async (t) => {
+      const RUNNING = 1000;
+      const first = node(t, { concurrency: RUNNING, shutdownGraceMs: 0 });
+      let started = 0;
+      const allStarted = deferred();
+      first.define("held", async (_data, ctx) => {
+        if (++started === RUNNING) allStarted.resolve();
+        await new Promise((resolve) => ctx.signal.addEventListener("abort", resolve, { once: true }));
+      });
+      await first.start();
+      await first.enqueueMany(Array.from({ length: RUNNING }, () => ({ type: "held", data: null })));
+      await allStarted.promise;
+      // Each append of the store counted: one per event, all at once, starved a PostgreSQL node's heartbeat of
+      // connections until it fenced itself, and lost half the events waiting for a connection.
+      const appends: number[] = [];
+      const append = first.store.eventAppend.bind(first.store);
+      first.store.eventAppend = (params) => (appends.push(params.events.length), append(params));
+      await first.stop();
+
+      const stopped = appends.reduce((sum, n) => sum + n, 0);
+      assert.ok(stopped >= RUNNING, `${stopped} events appended for ${RUNNING} stopped tasks`);
+      assert.ok(appends.length <= 5, `${appends.length} appends for ${RUNNING} stopped tasks: ${appends.join(", ")}`);
+      const reader = node(t);
+      const events: LogEvent[] = [];
+      for (let page: LogEvent[] = []; events.length === 0 || page.length === 1000; ) {
+        page = await reader.store.eventList({ after: events.at(-1)?.offset ?? 0, limit: 1000 });
+        events.push(...page);
+      }
+      const stoppedIds = new Set(
+        events
+          .filter((event) => event.type === "task.stopped")
+          .map((event) => (event.data as { taskId: number }).taskId),
+      );
+      assert.equal(stoppedIds.size, RUNNING, "every stopped task has its task.stopped event in the log");
+    });
+
     test("graceful stop: a handed-back attempt does not use up the task's retries", { timeout: 10_000 }, async (t) => {
       const first = node(t, { shutdownGraceMs: 50 });
       const started = deferred();

@@ -95,7 +95,7 @@ export class Conveyor {
   #services: NodeServices | null = null;
   #migrated: Promise<unknown> | null = null;
   #busStarting: Promise<void> | null = null;
-  #stopClusterLog: (() => void) | null = null;
+  #stopClusterLog: (() => Promise<void>) | null = null;
   #stopWatchingStore: (() => void) | null = null;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
   /** Aborted when stop() begins, to end every wait at once. */
@@ -562,7 +562,7 @@ export class Conveyor {
       await this.#unlessStoreUnavailable("write buffered outcomes", () => this.#completions.drain());
       await services.services.stop();
       services.fence?.close();
-      this.#stopClusterLog?.();
+      await this.#stopClusterLog?.();
       await this.#unlessStoreUnavailable("leave the cluster", () => this.store.nodeRemove({ id: this.nodeId }));
     }
     if (this.#ownsBus) await this.bus.close();
