@@ -71,6 +71,37 @@ if (await postgresSuite("postgres store")) {
       }
     });
 
+    test("a heartbeat lands while every pooled connection waits: it has a connection of its own", async () => {
+      const store = openStore("beat", { poolSize: 1 });
+      const locker = new pg.Client({ connectionString });
+      try {
+        await store.migrate();
+        await locker.connect();
+        await locker.query("BEGIN");
+        await locker.query(`LOCK TABLE ${quoteSchema(store.schema)}.tasks IN ACCESS EXCLUSIVE MODE`);
+        // The pool's one connection waits on the lock until the locker lets go.
+        let readDone = false;
+        const read = store.taskGet({ id: 1 }).finally(() => (readDone = true));
+        const waiting = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`;
+        while ((await locker.query(waiting, [`%${store.schema}%`])).rows[0].n === 0)
+          await new Promise((resolve) => setImmediate(resolve));
+        const node = { id: "n1", name: "n1", host: "h", pid: 1, version: "0", roles: ["worker"], info: {} };
+        const now = new Date("2030-01-01T00:00:00.000Z");
+        await store.nodeHeartbeat({ node: { ...node, startedAt: now }, now });
+        assert.equal(readDone, false, "the pooled read was still waiting when the beat landed");
+        const { rows } = await locker.query(`SELECT heartbeat_at FROM ${quoteSchema(store.schema)}.nodes`);
+        assert.deepEqual(
+          rows.map((row) => row.heartbeat_at.toISOString()),
+          [now.toISOString()],
+        );
+        await locker.query("ROLLBACK");
+        assert.equal(await read, null);
+      } finally {
+        await locker.end();
+        await store.close();
+      }
+    });
+
     test("refuses a schema name that is not a plain lower-case identifier, and other bad options", () => {
       for (const schema of [
         "",

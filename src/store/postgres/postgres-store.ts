@@ -115,8 +115,12 @@ export class PostgresStore implements Store {
   readonly dispatch: DispatchStore;
   readonly #pool: pg.Pool;
   readonly #connectionString: string;
-  /** The health check's own connection (opened on the first ping), so that it never queues behind a busy pool. */
-  #pingClient: Promise<pg.Client> | null = null;
+  /**
+   * The liveness connection: the health check's and the heartbeat's own (opened on first use), so that neither
+   * queues behind a busy pool. A node whose pool is saturated by its own requests is alive; a beat that waited for a
+   * pooled connection made such a node fence itself (1,000 HTTP clients against one node did).
+   */
+  #livenessClient: Promise<pg.Client> | null = null;
   /** The ping under way, which concurrent health checks share rather than each opening a connection. */
   #pinging: Promise<void> | null = null;
   readonly #statements: Map<string, string>;
@@ -206,34 +210,43 @@ export class PostgresStore implements Store {
       );
     });
     try {
-      await Promise.race([(async () => (await this.#pingConnection()).query("SELECT 1"))(), deadline]);
+      await Promise.race([(async () => (await this.#livenessConnection()).query("SELECT 1"))(), deadline]);
     } catch (error) {
-      this.#dropPingConnection();
+      this.#dropLivenessConnection();
       throw isStoreUnavailable(error) ? error : new StoreUnavailableError(describe(error), error);
     } finally {
       clearTimeout(timer);
     }
   }
 
-  #pingConnection(): Promise<pg.Client> {
-    this.#pingClient ??= (async () => {
-      const client = new pg.Client({
-        connectionString: this.#connectionString,
-        connectionTimeoutMillis: PING_TIMEOUT_MS,
-        query_timeout: PING_TIMEOUT_MS,
-        application_name: `conveyor-health-${this.schema}`.slice(0, 63),
+  #livenessConnection(): Promise<pg.Client> {
+    if (this.#livenessClient === null) {
+      const opening = (async () => {
+        const client = new pg.Client({
+          connectionString: this.#connectionString,
+          connectionTimeoutMillis: PING_TIMEOUT_MS,
+          query_timeout: PING_TIMEOUT_MS,
+          // The heartbeat's statement runs here too, planned as on the pool's connections.
+          options: SESSION_SETTINGS,
+          application_name: `conveyor-health-${this.schema}`.slice(0, 63),
+        });
+        // A connection that dies while idle is noticed by its next use; without a listener it would crash the process.
+        client.on("error", () => {});
+        await client.connect();
+        return client;
+      })();
+      this.#livenessClient = opening;
+      // A connection that could not be opened is not kept: the next use tries again.
+      opening.catch(() => {
+        if (this.#livenessClient === opening) this.#livenessClient = null;
       });
-      // A connection that dies while idle is noticed by the next ping; without a listener it would crash the process.
-      client.on("error", () => {});
-      await client.connect();
-      return client;
-    })();
-    return this.#pingClient;
+    }
+    return this.#livenessClient;
   }
 
-  #dropPingConnection(): void {
-    const client = this.#pingClient;
-    this.#pingClient = null;
+  #dropLivenessConnection(): void {
+    const client = this.#livenessClient;
+    this.#livenessClient = null;
     // end() waits for the server's goodbye, which a hung connection never sends: the socket is destroyed instead.
     void client?.then(
       (c) => (c as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy(),
@@ -243,8 +256,8 @@ export class PostgresStore implements Store {
 
   async close(): Promise<void> {
     this.#closed ??= (async () => {
-      const ping = this.#pingClient;
-      this.#pingClient = null;
+      const ping = this.#livenessClient;
+      this.#livenessClient = null;
       await Promise.all([this.#pool.end(), ping?.then((c) => c.end()).catch(() => {})]);
     })();
     return this.#closed;
@@ -662,8 +675,9 @@ export class PostgresStore implements Store {
 
   // ---- nodes -------------------------------------------------------------------------------------------
 
+  /** On the liveness connection, never behind the pool (see #livenessClient); a failed beat drops that connection. */
   async nodeHeartbeat({ node, now }: { node: Omit<NodeRecord, "heartbeatAt">; now: Date }): Promise<void> {
-    await this.#run("nodeHeartbeat", [
+    const values = [
       node.id,
       node.name,
       node.host,
@@ -673,7 +687,13 @@ export class PostgresStore implements Store {
       node.startedAt,
       now,
       jsonParam(node.info),
-    ]);
+    ];
+    try {
+      await this.#run("nodeHeartbeat", values, await this.#livenessConnection());
+    } catch (error) {
+      this.#dropLivenessConnection();
+      throw error;
+    }
   }
 
   async nodeList(): Promise<NodeRecord[]> {
