@@ -231,7 +231,7 @@ test("a stale completion is harmless: an attempt that returned just before the f
   assert.equal(events.filter((type) => type === "task.completed").length, 1, `completed once: ${events.join(", ")}`);
 });
 
-test("the store back before the dead time: the node hands its abandoned task back and runs it again", {
+test("the store back before the dead time: the node hands its abandoned task back, counting a stall, and runs it again", {
   timeout: 15_000,
 }, async (t) => {
   const { conveyor, raw, link } = await node(t);
@@ -248,19 +248,40 @@ test("the store back before the dead time: the node hands its abandoned task bac
   const { released, fencedMs } = await unfenced;
   assert.deepEqual(released, [task.id]);
   assert.ok(fencedMs >= 0);
-  // Handed back, then claimed again here: attempt 2 runs (attempt 1 was not counted against it).
+  // Handed back with a stall counted, as the leader's rescue would have, then claimed again here: attempt 2 runs.
   await eventually(() => hold.attempts() === 2, 5000, "the task to run again");
   const again = (await raw.taskGet({ id: task.id }))!;
   assert.deepEqual(
-    { state: again.state, attempt: again.attempt, node: again.node, maxAttempts: again.maxAttempts },
-    {
-      state: "running",
-      attempt: 2,
-      node: conveyor.nodeId,
-      maxAttempts: 4,
-    },
+    { state: again.state, attempt: again.attempt, node: again.node, stalls: again.stalls, error: again.error?.name },
+    { state: "running", attempt: 2, node: conveyor.nodeId, stalls: 1, error: "StalledError" },
   );
   assert.deepEqual(hold.reasons, ["fenced"]);
+});
+
+test("a task stopped by one fence after another fails past maxStalls, instead of being handed back for ever", {
+  timeout: 15_000,
+}, async (t) => {
+  // As a handler that blocks the event loop past the fence's threshold on every run would: each run ends in a fence.
+  const { conveyor, raw, link } = await node(t, { maxStalls: 1 });
+  const hold = holding();
+  conveyor.define("hold", hold.handler, { queue: "q", maxAttempts: 5 });
+  await conveyor.start();
+  const task = await conveyor.enqueue("hold");
+  for (const run of [1, 2]) {
+    await eventually(() => hold.attempts() === run, 5000, `run ${run} to start`);
+    link.cut();
+    await conveyor.events.next("node:fenced", () => true, 5000);
+    const unfenced = conveyor.events.next("node:unfenced", () => true, 5000);
+    link.heal();
+    assert.deepEqual((await unfenced).released, [task.id]);
+  }
+  const failed = (await raw.taskGet({ id: task.id }))!;
+  assert.deepEqual(
+    { state: failed.state, attempt: failed.attempt, stalls: failed.stalls, error: failed.error?.name },
+    { state: "failed", attempt: 2, stalls: 2, error: "StalledError" },
+    "the second stall is past maxStalls 1: failed, with 3 attempts left",
+  );
+  assert.deepEqual(hold.reasons, ["fenced", "fenced"]);
 });
 
 test("a thread task that ignores its signal is terminated within the fence margin, not after its own grace", {

@@ -149,7 +149,7 @@ export function buildNodeServices(deps: NodeServicesDeps): NodeServices {
         },
       ),
   );
-  const pool = new WorkerPool(store, deps.node.id, workers);
+  const pool = new WorkerPool(store, deps.node.id, workers, opts.maxStalls);
   // On one host (SQLite) no node can be cut off from the store alone: every process waits on the same file, and a
   // rescuer whose own beats stalled does not judge. Fencing there would only turn a long lock into stopped tasks.
   const fence = store.capabilities.multiHost

@@ -17,10 +17,13 @@ export class WorkerPool {
   readonly #byQueue: Map<string, QueueWorker>;
   readonly #store: Store;
   readonly #nodeId: string;
+  /** Stalls a task may count before it fails (the rescuer's rule, for the tasks a fence stopped too). */
+  readonly #maxStalls: number;
 
-  constructor(store: Store, nodeId: string, workers: QueueWorker[]) {
+  constructor(store: Store, nodeId: string, workers: QueueWorker[], maxStalls: number) {
     this.#store = store;
     this.#nodeId = nodeId;
+    this.#maxStalls = maxStalls;
     this.workers = workers;
     this.#byQueue = new Map(workers.map((worker) => [worker.options.queue, worker]));
   }
@@ -72,8 +75,10 @@ export class WorkerPool {
 
   /**
    * Hands back to the store the tasks the workers abandoned when the node fenced: those still running on this
-   * node go back to their queue (the attempt not counted, as after a shutdown); those the leader rescued meanwhile
-   * are no longer this node's and stay as they are. Returns the ids handed back. Throws if the store refused.
+   * node go back to their queue counting a stall, as the leader's rescue would have (a task past its stalls or
+   * attempts fails: one whose run blocks the node's event loop past the fence's threshold would otherwise be
+   * stopped and handed back for ever); those the leader rescued meanwhile are no longer this node's and stay as
+   * they are. Returns the ids handed back. Throws if the store refused.
    */
   async releaseAbandoned(now: Date): Promise<number[]> {
     const released: number[] = [];
@@ -81,7 +86,14 @@ export class WorkerPool {
     for (;;) {
       const ids = this.workers.flatMap((worker) => worker.abandoned());
       if (ids.length === 0) return released;
-      released.push(...(await this.#store.taskRelease({ node: this.#nodeId, ids, now })));
+      const outcomes = await this.#store.taskRescue({
+        rescuer: this.#nodeId,
+        deadBefore: now,
+        maxStalls: this.#maxStalls,
+        now,
+        abandoned: ids,
+      });
+      released.push(...outcomes.map(({ task }) => task.id));
       for (const worker of this.workers) worker.forget(ids);
     }
   }

@@ -196,8 +196,19 @@ export interface Store {
    * Put tasks running on nodes silent since `deadBefore` (or without a node row) back to `queued` at once,
    * counting a stall; a task out of attempts or past `maxStalls` stalls fails instead. Returns each outcome.
    * The `rescuer` node's own tasks are never touched: it is alive, whatever its row says.
+   *
+   * With `abandoned`: the rescuer's own running tasks among these ids instead (`deadBefore` unused), those it stopped
+   * when it fenced itself (runtime/fence.ts), with the same stall counted: a task whose run keeps its node from the
+   * store (an event loop blocked past the fence's threshold) then fails after `maxStalls`, as one that keeps killing
+   * its node does, rather than run again for ever.
    */
-  taskRescue(params: { rescuer: string; deadBefore: Date; maxStalls: number; now: Date }): Promise<RescueOutcome[]>;
+  taskRescue(params: {
+    rescuer: string;
+    deadBefore: Date;
+    maxStalls: number;
+    now: Date;
+    abandoned?: number[];
+  }): Promise<RescueOutcome[]>;
   /** Hand a node's running tasks back to `queued` at once (graceful shutdown); the attempt is not counted. */
   taskRelease(params: { node: string; ids?: number[]; now: Date }): Promise<number[]>;
   /**

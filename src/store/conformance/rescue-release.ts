@@ -110,6 +110,50 @@ export function rescueReleaseCases(storeTest: StoreTest): void {
       );
       assert.equal((await mustGet(store, task.id)).state, "failed");
     });
+
+    storeTest(
+      "with abandoned: only the rescuer's own running tasks among the ids, each counting a stall",
+      async (store) => {
+        const a = await running(store, { queue: "a", maxAttempts: 5 }, "n1");
+        const b = await running(store, { queue: "b", maxAttempts: 5 }, "n1");
+        const unlisted = await running(store, { queue: "c" }, "n1");
+        const elsewhere = await running(store, { queue: "d" }, "n2");
+        const queued = await insert(store, { queue: "e" });
+        const abandoned = [a.id, b.id, elsewhere.id, queued.id];
+        const outcomes = await store.taskRescue({
+          rescuer: "n1",
+          deadBefore: at(0),
+          maxStalls: 1,
+          now: at(10),
+          abandoned,
+        });
+        assert.deepEqual(sortedIds(outcomes.map((o) => o.task)), sortedIds([a, b]));
+        for (const outcome of outcomes) {
+          assert.deepEqual(
+            [outcome.outcome, outcome.task.state, outcome.task.stalls, outcome.task.error?.name],
+            ["retried", "queued", 1, "StalledError"],
+          );
+          assert.deepEqual(await mustGet(store, outcome.task.id), outcome.task);
+        }
+        assert.deepEqual(await mustGet(store, unlisted.id), unlisted, "a task not listed stays running");
+        assert.deepEqual(await mustGet(store, elsewhere.id), elsewhere, "another node's task is never the rescuer's");
+        assert.deepEqual(await mustGet(store, queued.id), queued);
+
+        // Abandoned again: the second stall is past maxStalls 1.
+        const [again] = await store.taskClaim({ queue: "a", types: ["t"], node: "n1", limit: 1, now: at(11) });
+        const second = await store.taskRescue({
+          rescuer: "n1",
+          deadBefore: at(0),
+          maxStalls: 1,
+          now: at(12),
+          abandoned: [again!.id],
+        });
+        assert.deepEqual(
+          second.map((o) => [o.task.id, o.outcome, o.task.state, o.task.stalls]),
+          [[a.id, "failed", "failed", 2]],
+        );
+      },
+    );
   });
 
   describe("taskRelease", () => {

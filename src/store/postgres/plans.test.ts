@@ -160,7 +160,13 @@ if (await postgresSuite("postgres plans")) {
         { name: "taskPromote", args: () => [LATER, 100], maxRows: 300 },
         { name: "taskNextRunAt", args: () => [], maxRows: 10 },
         { name: "taskStates", args: () => [running.slice(0, 5).map((r) => r.id)], maxRows: 10 },
-        { name: "taskRescue", args: () => ["n9", LATER, 3, NOW, NOW.toISOString(), 10], maxRows: 4 * RUNNING },
+        { name: "taskRescue", args: () => ["n9", LATER, 3, NOW, NOW.toISOString(), 10, null], maxRows: 4 * RUNNING },
+        // A fenced node's abandoned tasks: each found by its id, then its row (no look at the nodes' running tasks).
+        {
+          name: "taskRescue",
+          args: () => ["n1", LATER, 3, NOW, NOW.toISOString(), 10, running.map((r) => r.id)],
+          maxRows: 2 * RUNNING,
+        },
         { name: "taskRelease", args: () => ["n1", null, NOW], maxRows: 4 * RUNNING },
         { name: "taskPrune", args: () => [FAR, 0, 1000, 100], maxRows: 2500 },
         { name: "taskGet", args: () => [queuedId], maxRows: 5 },
@@ -202,7 +208,8 @@ if (await postgresSuite("postgres plans")) {
         for (const table of ["tasks", "event_log"])
           await client.query(`ALTER TABLE "${schema}".${table} SET (autovacuum_enabled = false)`);
         await prepare(store, client, schema);
-        for (const { name } of cases) await client.query(`PREPARE ${name} AS ${statements.get(name)!}`);
+        for (const name of new Set(cases.map((c) => c.name)))
+          await client.query(`PREPARE ${name} AS ${statements.get(name)!}`);
         for (const { name, params } of lists) await client.query(`PREPARE ${name} AS ${listStatement(params()).text}`);
         // The first run of each, on empty tables, makes its generic plan; the sequencer's inner statements too.
         for (const { name, args } of cases) {

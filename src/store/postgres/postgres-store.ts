@@ -415,11 +415,13 @@ export class PostgresStore implements Store {
     deadBefore,
     maxStalls,
     now,
+    abandoned,
   }: {
     rescuer: string;
     deadBefore: Date;
     maxStalls: number;
     now: Date;
+    abandoned?: number[];
   }): Promise<RescueOutcome[]> {
     const { rows } = await this.#run("taskRescue", [
       rescuer,
@@ -428,6 +430,7 @@ export class PostgresStore implements Store {
       now,
       now.toISOString(),
       MAX_ERROR_HISTORY,
+      abandoned ?? null,
     ]);
     return rows.map((row) => {
       const task = rowToTask(row);

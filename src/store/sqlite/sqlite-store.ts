@@ -519,18 +519,21 @@ export class SqliteStore implements Store {
     deadBefore,
     maxStalls,
     now,
+    abandoned,
   }: {
     rescuer: string;
     deadBefore: Date;
     maxStalls: number;
     now: Date;
+    abandoned?: number[];
   }): Promise<RescueOutcome[]> {
     return this.#write(() => {
       const journal = this.#journal;
       const outcomes: RescueOutcome[] = [];
-      const stalled = this.#statements
-        .get("taskRunningOnDeadNodes")
-        .all({ rescuer, dead_before: deadBefore.getTime() });
+      const stalled =
+        abandoned === undefined
+          ? this.#statements.get("taskRunningOnDeadNodes").all({ rescuer, dead_before: deadBefore.getTime() })
+          : this.#statements.get("taskRunningAmong").all({ node: rescuer, ids: JSON.stringify(abandoned) });
       for (const current of stalled) {
         const before = rowToTask(current);
         const final = before.stalls + 1 > maxStalls || before.attempt >= before.maxAttempts;

@@ -483,13 +483,19 @@ SELECT id, state, attempt, type FROM {{schema}}.tasks WHERE id = ANY($1::bigint[
 
 -- name: taskRescue
 -- Puts running tasks of nodes silent since $2 (or without a node row), never rescuer $1's own, back to queued at $4 counting a stall, or fails them past $3 stalls or out of attempts ($5: $4 as ISO text; history bounded to $6).
+-- With $7 (ids) not null: rescuer $1's own running tasks among $7 instead, which it stopped when it fenced itself.
 WITH ref AS MATERIALIZED (
   SELECT nextval('{{schema}}.event_log_ids') AS id
 ),
 stalled AS MATERIALIZED (
   SELECT t.id FROM {{schema}}.tasks t
-  WHERE t.state = 'running' AND t.node <> $1::text
+  WHERE $7::bigint[] IS NULL AND t.state = 'running' AND t.node <> $1::text
     AND NOT EXISTS (SELECT 1 FROM {{schema}}.nodes n WHERE n.id = t.node AND n.heartbeat_at >= $2::timestamptz)
+  FOR UPDATE OF t SKIP LOCKED
+),
+abandoned AS MATERIALIZED (
+  SELECT t.id FROM {{schema}}.tasks t
+  WHERE t.id = ANY ($7::bigint[]) AND t.state = 'running' AND t.node = $1::text
   FOR UPDATE OF t SKIP LOCKED
 ),
 rescued AS (
@@ -510,7 +516,7 @@ rescued AS (
                'at', $5::text) AS rec
     ) r
   ), event_refs = t.event_refs || (SELECT id FROM ref)
-  WHERE t.id = ANY (ARRAY(SELECT id FROM stalled))
+  WHERE t.id = ANY (ARRAY(SELECT id FROM stalled UNION ALL SELECT id FROM abandoned))
   RETURNING {{t.task_columns}}
 ),
 counted AS (

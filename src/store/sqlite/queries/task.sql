@@ -128,6 +128,11 @@ SELECT * FROM tasks t
 WHERE t.state = 'running' AND t.node <> :rescuer
   AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.id = t.node AND n.heartbeat_at >= :dead_before);
 
+-- name: taskRunningAmong
+-- The node's own running tasks among :ids (a JSON array), which it stopped when it fenced itself.
+SELECT * FROM tasks
+WHERE id IN (SELECT value FROM json_each(:ids)) AND state = 'running' AND node = :node;
+
 -- name: taskRescueRetry
 UPDATE tasks SET state = 'queued', stalls = stalls + 1, run_at = :now, error = :error, errors = :errors,
   event_refs = event_refs || :ref
