@@ -170,7 +170,9 @@ if (await postgresSuite("downloads cluster on PostgreSQL")) {
           "progress never goes back",
         );
         assert.ok(
-          mine.every((f) => f.data.node !== "n2" || f.at <= killedAt + 50),
+          // A push n2 committed just before it died may still be on its way (the doorbell, a read of the log):
+          // 250 ms is room for that on a loaded machine, and far less than the takeover takes.
+          mine.every((f) => f.data.node !== "n2" || f.at <= killedAt + 250),
           "nothing from the dead node after its death",
         );
       }

@@ -40,9 +40,9 @@ export function writeClusterEvents(deps: ClusterLogDeps): () => Promise<void> {
   const { events, nodeId, isLeader } = deps;
   const pending: NodesEvent[] = [];
   let writing: Promise<void> | null = null;
+  // The first event goes out at once (on SQLite, before the code that emitted it goes on); what is emitted while it
+  // is being written goes out in the next append.
   const writeAll = async () => {
-    // One turn later, so that a burst emitted in one turn (a stop's task.stopped events) goes out as one append.
-    await new Promise((resolve) => setImmediate(resolve));
     while (pending.length > 0) {
       const batch = pending.splice(0, MAX_EVENTS_PER_APPEND);
       await appendEvents(deps, batch);
