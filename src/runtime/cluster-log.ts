@@ -9,8 +9,8 @@
  * step of a stop's lifecycle, which only the node that ran the attempt knows.
  *
  * Events emitted while an append is under way go out together in the next one: a stop of 10,000 running tasks is
- * ten appends, not 10,000 at once (each wanting one of the pool's connections: that flood kept the heartbeat from
- * the store until the node fenced itself, and half the events were lost waiting for a connection).
+ * a dozen appends, not 10,000 at once (each wanting one of the pool's connections: that flood kept the heartbeat
+ * from the store until the node fenced itself, and half the events were lost waiting for a connection).
  */
 import type { ChannelEventType, Json } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
