@@ -501,8 +501,9 @@ export function postgresVersion(): string {
 }
 
 /**
- * Sessions on the PostgreSQL server that are not this cluster's (not its store, not a bus): other test files
- * running at the same time. A server restart would break them, so the restart waits (bounded) until there are none.
+ * Sessions on the PostgreSQL server that are not this cluster's (not its store, its liveness connections or a bus):
+ * other test files running at the same time. A server restart would break them, so the restart waits (bounded) until
+ * there are none.
  */
 export async function foreignSessions(schema: string): Promise<number> {
   const client = new pg.Client({ connectionString: postgresUrl(), connectionTimeoutMillis: 3000 });
@@ -512,8 +513,9 @@ export async function foreignSessions(schema: string): Promise<number> {
     const { rows } = await client.query<{ n: string }>(
       `SELECT count(*) AS n FROM pg_stat_activity
         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
-          AND application_name <> $1 AND application_name NOT LIKE 'conveyor-bus-%'`,
-      [`conveyor-store-${schema}`.slice(0, 63)],
+          AND application_name NOT IN ($1, $2) AND application_name NOT LIKE 'conveyor-bus-%'`,
+      // The nodes' pools, and their liveness connections (health checks and heartbeats).
+      [`conveyor-store-${schema}`.slice(0, 63), `conveyor-health-${schema}`.slice(0, 63)],
     );
     return Number(rows[0]!.n);
   } finally {
