@@ -10,6 +10,7 @@
  */
 import { ValidationError } from "../core/errors.ts";
 import type { Json } from "../core/task.ts";
+import { isJson, storableText } from "../core/task-input.ts";
 import type { PublisherType, RetryMode, TopicInput } from "../store/dispatch-store.ts";
 import { isValidSecret } from "./signing.ts";
 
@@ -50,7 +51,8 @@ export class Checker {
     const value = this.value(field);
     if (value === undefined || value === null || (typeof value === "string" && value.trim() === ""))
       return this.fail(field, BLANK) ?? "";
-    if (typeof value !== "string" || value.length > max) return this.fail(field, INVALID) ?? "";
+    // Text no store keeps as given (a NUL, a lone surrogate: PostgreSQL refuses them) is refused here, not by the store.
+    if (typeof value !== "string" || value.length > max || !storableText(value)) return this.fail(field, INVALID) ?? "";
     return value;
   }
 
@@ -77,7 +79,7 @@ export class Checker {
   object(field: string, required: boolean): { [key: string]: Json } {
     const value = this.value(field);
     if (value === undefined || value === null) return required ? (this.fail(field, BLANK) ?? {}) : {};
-    if (typeof value !== "object" || Array.isArray(value)) return this.fail(field, INVALID) ?? {};
+    if (typeof value !== "object" || Array.isArray(value) || !isJson(value)) return this.fail(field, INVALID) ?? {};
     return value as { [key: string]: Json };
   }
 

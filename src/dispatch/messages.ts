@@ -5,6 +5,7 @@
  */
 import { ConflictError, NotFoundError, ValidationError } from "../core/errors.ts";
 import type { Json } from "../core/task.ts";
+import { storableText } from "../core/task-input.ts";
 import type {
   Attempt,
   Delivery,
@@ -41,6 +42,10 @@ export async function send(
   if (inputs.length > parts.options.maxBulkMessages)
     throw new ValidationError(`at most ${parts.options.maxBulkMessages} messages at once`);
   const key = options.idempotencyKey ?? null;
+  if (key !== null && (typeof key !== "string" || !storableText(key)))
+    throw new ValidationError("the idempotency key must be text without NUL characters or lone surrogates", [
+      { in: "options", field: "idempotencyKey", message: INVALID },
+    ]);
   const messages: MessageInput[] = inputs.map((input, n) => ({
     ...checkMessage(input),
     idempotencyKey: key === null ? null : inputs.length === 1 ? key : `${key}:${n}`,

@@ -5,7 +5,7 @@
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { Publisher, PublisherChanges, Topic } from "../store/dispatch-store.ts";
 import { type DispatchParts, RECOVER_TASK, RECOVERY_SCHEDULE } from "./parts.ts";
-import { checkPublisher, checkPublisherPatch, checkTopic, INVALID } from "./inputs.ts";
+import { Checker, checkPublisher, checkPublisherPatch, checkTopic, INVALID } from "./inputs.ts";
 import { generateSecret, isValidSecret, rotate } from "./signing.ts";
 
 export async function createTopic(parts: DispatchParts, input: Record<string, unknown>): Promise<Topic> {
@@ -37,6 +37,9 @@ export async function updateTopic(
   id: number,
   changes: { originHost?: string; recoveryEnabled?: boolean },
 ): Promise<Topic> {
+  const c = new Checker(changes);
+  if (changes.originHost !== undefined) c.requiredText("origin_host", 2048);
+  c.done("bad topic change");
   await parts.ready();
   const updated = await parts.conveyor.store.dispatch.topicUpdate({ id, changes, now: parts.clock.now() });
   if (updated === null) throw new NotFoundError("topic_not_found", `no topic ${id}`);

@@ -224,5 +224,38 @@ for (const store of await testStores("dispatch bad input")) {
       }
       assert.equal(await snapshot(server), before, "nothing was written");
     });
+
+    test("library calls with text no store keeps (a NUL, a lone surrogate) get a ValidationError and write nothing", async (t) => {
+      const server = await dispatchServer(t, store);
+      const { dispatch } = server;
+      const topic = await dispatch.createTopic({ name: "orders", originHost: "http://origin.test/" });
+      await dispatch.createPublisher({ topic: "orders", target: "http://a.test/", type: "http" });
+      const before = await snapshot(server);
+      const calls: [string, () => Promise<unknown>][] = [
+        ["topic name", () => dispatch.createTopic({ name: "a\u0000b", originHost: "http://o.test/" })],
+        ["origin host", () => dispatch.createTopic({ name: "x", originHost: "http://o.test/\ud800" })],
+        ["topic change", () => dispatch.updateTopic(topic.id, { originHost: "http://o.test/\u0000" })],
+        [
+          "publisher topic",
+          () => dispatch.createPublisher({ topic: "or\u0000ders", target: "http://a.test/", type: "http" }),
+        ],
+        [
+          "publisher target",
+          () => dispatch.createPublisher({ topic: "orders", target: "http://a.test/\u0000", type: "http" }),
+        ],
+        ["payload", () => dispatch.send("orders", [{ payload: { text: "a\u0000b" } }])],
+        ["payload key", () => dispatch.send("orders", [{ payload: { "\ud800": 1 } }])],
+        ["attributes", () => dispatch.send("orders", [{ payload: {}, attributes: { a: "\u0000" } }])],
+        ["send's topic", () => dispatch.send("ord\u0000ers", [{ payload: {} }])],
+        ["idempotency key", () => dispatch.send("orders", [{ payload: {} }], { idempotencyKey: "k\u0000" })],
+      ];
+      for (const [what, call] of calls)
+        await assert.rejects(call, (error: Error) => error.name === "ValidationError", `${what}: a ValidationError`);
+      await assert.rejects(
+        () => dispatch.topic("a\u0000b"),
+        (error: Error) => error.name === "NotFoundError",
+      );
+      assert.equal(await snapshot(server), before, "nothing was written");
+    });
   });
 }

@@ -5,6 +5,7 @@
  * (deliveryWork to read, deliveryRecord to write, events included); a message and its deliveries, and their tasks,
  * commit in one transaction of a few statements (postgres/dispatch-insert.ts).
  */
+import { storableText } from "../../core/task-input.ts";
 import { ConflictError } from "../../core/errors.ts";
 import type { Task } from "../../core/task.ts";
 import { changedEvent, type DispatchEvent, publisherEvent } from "../dispatch-events.ts";
@@ -93,6 +94,8 @@ export class PostgresDispatchStore implements DispatchStore {
   }
 
   async topicGet({ id, name }: { id?: number; name?: string }): Promise<Topic | null> {
+    // No topic has a name PostgreSQL could not take as a parameter (creation refuses it): not found, not an error.
+    if (name !== undefined && !storableText(name)) return null;
     const row = id !== undefined ? await this.#one("topicById", [id]) : await this.#one("topicByName", [name ?? ""]);
     return row === undefined ? null : rowToTopic(row);
   }
