@@ -3,7 +3,7 @@
  * kept with the time they came, its HTTP API, a kill -9.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { freePort } from "../lib/cli-node.ts";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 
@@ -117,15 +117,4 @@ export class BenchNode {
     await gone;
     return at;
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

@@ -41,6 +41,17 @@ function serverSeconds(): number {
   return ticks / TICKS_PER_SECOND;
 }
 
+/** User + system CPU seconds of one process so far (0 when it is gone, or not on Linux). */
+export function processCpuSeconds(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
 /** CPU seconds used by everything else between two samples, given the system's own CPU seconds. */
 export function otherCpuSeconds(before: CpuSample, after: CpuSample, ownSeconds: number): number | null {
   if (before === null || after === null) return null;

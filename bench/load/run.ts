@@ -15,7 +15,7 @@
  * run (60 s or more, 1,000 + 200 clients, the three set-ups), its section of bench/RESULTS.md. Exit status 1 on any
  * error or a count that does not match.
  */
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,6 +24,7 @@ import { Pool } from "undici";
 import { type CliNode, startCliNode } from "../lib/cli-node.ts";
 import { PG_URL, schemaName } from "../lib/env.ts";
 import { machineInfo } from "../lib/machine.ts";
+import { processCpuSeconds } from "../lib/quiet.ts";
 import { writeResults } from "../lib/results-section.ts";
 import { LOAD_TASK_TYPE } from "./handlers.ts";
 import { EndpointRecorder, type EndpointStats } from "./latency.ts";
@@ -251,17 +252,6 @@ async function storedTasks(node: CliNode): Promise<number> {
   const response = await fetch(`${node.url}/api/queues`);
   const body = (await response.json()) as { queues: { counts: Record<string, number> }[] };
   return body.queues.reduce((sum, q) => sum + Object.values(q.counts).reduce((a, b) => a + b, 0), 0);
-}
-
-/** User + system CPU seconds of a process so far, from /proc (Linux); 0 elsewhere. */
-function processCpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return 0;
-  }
 }
 
 async function dropSchema(schema: string): Promise<void> {

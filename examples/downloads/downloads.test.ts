@@ -6,7 +6,6 @@
  * The cluster (PostgreSQL, kill -9) is cluster.test.ts; the page in Chromium is page.test.ts.
  */
 import assert from "node:assert/strict";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { WatchedProcess } from "../../test/support/watched-process.ts";
@@ -14,6 +13,7 @@ import { configFromEnv, ConfigurationError, majorOf } from "./config.ts";
 import { downloadPdf } from "./pdf.ts";
 import { COOKIE_NAME, ID_PATTERN, signSession, verifySession } from "./session.ts";
 import { type DownloadsNode, Nodes, SECRET, type SseFrame, User } from "./harness-fixture.ts";
+import { freePort } from "../../test/support/free-port.ts";
 
 const START = 300;
 const PROCESS = 300;
@@ -50,18 +50,6 @@ function assertError(reply: { status: number; json: any }, status: number, code:
   assert.equal(reply.status, status, JSON.stringify(reply.json));
   assert.equal(reply.json?.error?.code, code, JSON.stringify(reply.json));
   assert.equal(typeof reply.json.error.message, "string");
-}
-
-/** A port nothing listens on (taken, then given back). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 function updates(frames: SseFrame[], id: string): string[] {

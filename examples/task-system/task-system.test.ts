@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { EventEmitter } from "node:events";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, it } from "node:test";
@@ -17,6 +16,7 @@ import type { Json } from "../../src/index.ts";
 import { MAX_BODY_BYTES, startTaskSystem, type RunningTaskSystem, type StartOptions } from "./app.ts";
 import { configFromEnv, ConfigurationError, DEFAULT_CONFIG } from "./config.ts";
 import { QUEUE, WorkerSlots, type TaskSystemEvents } from "./tasks.ts";
+import { freePort } from "../../test/support/free-port.ts";
 
 const CONTENT_TYPE = "application/json; charset=utf-8";
 const NOT_FOUND = '{"message":"Not Found!","status":404}';
@@ -486,14 +486,6 @@ describe("durability and POOL_SIZE", () => {
 });
 
 // ---- the real entry point -----------------------------------------------------------------------------
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 const SERVER = new URL("./server.ts", import.meta.url).pathname;
 

@@ -11,7 +11,6 @@
  */
 import { execFile } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { TestContext } from "node:test";
@@ -23,8 +22,9 @@ import type { Task, LogEvent } from "../../src/index.ts";
 import { amqpAvailable, amqpUrl, postgresAvailable, postgresUrl, requireService } from "../support/services.ts";
 import { dropSchema, freshSchema } from "../support/postgres.ts";
 import { WatchedProcess, withTimeout, type Line } from "../support/watched-process.ts";
+import { freePort } from "../support/free-port.ts";
 
-export { withTimeout, type Line };
+export { freePort, withTimeout, type Line };
 
 const REPO = new URL("../../", import.meta.url).pathname;
 const MAIN = join(REPO, "src/cli/main.ts");
@@ -68,17 +68,6 @@ export async function eventually<T>(
       throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `; last error: ${last}` : ""}`);
     await pause(everyMs);
   }
-}
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export function percentile(values: number[], p: number): number {

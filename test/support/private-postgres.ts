@@ -7,10 +7,10 @@
  */
 import { execFile } from "node:child_process";
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
-import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { freePort } from "./free-port.ts";
 
 const run = promisify(execFile);
 const PACKAGE_BINARIES = "/usr/lib/postgresql";
@@ -22,17 +22,6 @@ export function postgresBinaries(): string | null {
     .filter((name) => existsSync(join(PACKAGE_BINARIES, name, "bin", "pg_ctl")))
     .sort((a, b) => Number(b) - Number(a));
   return majors[0] === undefined ? null : join(PACKAGE_BINARIES, majors[0], "bin");
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export class PrivatePostgres {
