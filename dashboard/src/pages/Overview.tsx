@@ -176,7 +176,9 @@ const perSecond = (v: number) =>
         : v >= 0.1
           ? v.toFixed(1)
           : v.toFixed(2);
-const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(v >= 10_000 ? 0 : 1)} s` : `${Math.round(v)} ms`);
+/** Tenths under 10 ms: no-op tasks run in a fraction of a millisecond, and a scale from 0 to 1 ms needs its 0.5. */
+const ms = (v: number) =>
+  v >= 1000 ? `${(v / 1000).toFixed(v >= 10_000 ? 0 : 1)} s` : `${v < 10 ? Number(v.toFixed(1)) : Math.round(v)} ms`;
 
 const THROUGHPUT_SERIES = [
   { label: "completed /s", color: "#2f9e44", fill: true },

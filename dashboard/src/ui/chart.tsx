@@ -56,7 +56,8 @@ export function TimeChart({
       height,
       legend: { show: true, live: true },
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
-      scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(stacked ? 1 : 0.001, max, min)] } },
+      // With nothing but zeros the scale is 0 to 1: a scale of 0 to a sliver labelled every tick "0.00" alike.
+      scales: { x: { time: true }, y: { range: (_u, min, max) => [0, Math.max(stacked ? 1 : 0, max, min) || 1] } },
       axes: [
         { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid, width: 1 }, font: "11px system-ui" },
         {
