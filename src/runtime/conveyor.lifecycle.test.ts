@@ -154,6 +154,18 @@ for (const store of await testStores("lifecycle")) {
       assert.equal((await second.get(stuck.id))?.node, second.nodeId);
     });
 
+    test("start waits for a first heartbeat slower than an interval (opening the store's connection, say)", async (t) => {
+      const conveyor = node(t, { heartbeatIntervalMs: 50 });
+      const beat = conveyor.store.nodeHeartbeat.bind(conveyor.store);
+      let beats = 0;
+      conveyor.store.nodeHeartbeat = async (params) => {
+        if (beats++ === 0) await new Promise((resolve) => setTimeout(resolve, 300));
+        return beat(params);
+      };
+      await conveyor.start();
+      assert.equal(conveyor.state, "running");
+    });
+
     test("graceful stop of 1,000 running tasks: a task.stopped event for each, in a few appends, before the node leaves", {
       timeout: 20_000,
     }, async (t) => {

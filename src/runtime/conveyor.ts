@@ -514,7 +514,7 @@ export class Conveyor {
       isLeader: () => services.leader.isLeader,
     });
     // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
-    await services.heartbeat.beat();
+    await services.heartbeat.first();
     this.#watchBus(services);
     // Other processes on a store that cannot ring us (SQLite): look when it changes, not at the next poll.
     const queues = services.pool.workers.map((worker) => worker.options.queue);

@@ -74,6 +74,14 @@ export class Heartbeat implements Service {
     }
   }
 
+  /**
+   * The node's first heartbeat, waited for until it lands or fails: it may open the store's liveness connection, which
+   * takes longer than an interval on a loaded machine (the store's own timeouts bound it).
+   */
+  first(): Promise<void> {
+    return this.#write();
+  }
+
   /** Writes one heartbeat; rejects if it failed or has not landed within an interval (it may land later). */
   async beat(): Promise<void> {
     const write = this.#inFlight < MAX_WRITES_IN_FLIGHT || this.#latest === null ? this.#write() : this.#latest;
