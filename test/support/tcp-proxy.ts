@@ -87,7 +87,7 @@ export class TcpProxy {
 
   #accept(client: Socket): void {
     if (this.#mode === "dropped") {
-      client.resetAndDestroy();
+      resetSocket(client);
       return;
     }
     const pair: { client: Socket; upstream: Socket | null } = { client, upstream: null };
@@ -116,7 +116,18 @@ export class TcpProxy {
 
   #close(pair: { client: Socket; upstream: Socket | null }): void {
     if (!this.#pairs.delete(pair)) return;
-    pair.client.resetAndDestroy();
-    pair.upstream?.resetAndDestroy();
+    resetSocket(pair.client);
+    if (pair.upstream !== null) resetSocket(pair.upstream);
   }
+}
+
+/**
+ * Resets a connection (an RST, as a dead link's peer sees it), or closes it when its write side has already ended.
+ * Node's resetAndDestroy() fails with EINVAL while a shutdown is in flight (the socket auto-ends when its peer
+ * sends FIN) and leaves the handle neither open nor closed: the process then spins at 100 % CPU at exit, for ever
+ * (Node 24.21; it held test/store-outage.test.ts for 30 minutes after its tests had passed).
+ */
+export function resetSocket(socket: Socket): void {
+  if (socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
 }
