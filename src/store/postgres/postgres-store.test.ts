@@ -102,6 +102,40 @@ if (await postgresSuite("postgres store")) {
       }
     });
 
+    test("health pings and heartbeats take turns on the liveness connection: never two queries on it at once", async () => {
+      // pg deprecates a query sent while one runs on the same client (and pg@9 removes it).
+      const store = openStore("turns");
+      const query = pg.Client.prototype.query;
+      const running = new Map<object, number>();
+      let most = 0;
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        const liveness = (
+          this as unknown as { connectionParameters: { application_name?: string } }
+        ).connectionParameters.application_name?.startsWith("conveyor-health-");
+        const result = (query as (...a: unknown[]) => unknown).apply(this, args);
+        if (liveness && result instanceof Promise) {
+          running.set(this, (running.get(this) ?? 0) + 1);
+          most = Math.max(most, running.get(this) ?? 0);
+          void result.finally(() => running.set(this, (running.get(this) ?? 1) - 1)).catch(() => {});
+        }
+        return result;
+      } as typeof query;
+      try {
+        await store.migrate();
+        const node = { id: "n1", name: "n1", host: "h", pid: 1, version: "0", roles: ["worker"], info: {} };
+        const now = new Date("2030-01-01T00:00:00.000Z");
+        const uses: Promise<void>[] = [];
+        for (let i = 0; i < 10; i++) {
+          uses.push(store.nodeHeartbeat({ node: { ...node, startedAt: now }, now }), store.ping());
+        }
+        await Promise.all(uses);
+        assert.equal(most, 1, "queries at once on the liveness connection");
+      } finally {
+        pg.Client.prototype.query = query;
+        await store.close();
+      }
+    });
+
     test("refuses a schema name that is not a plain lower-case identifier, and other bad options", () => {
       for (const schema of [
         "",

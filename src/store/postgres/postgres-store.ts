@@ -121,6 +121,8 @@ export class PostgresStore implements Store {
    * pooled connection made such a node fence itself (1,000 HTTP clients against one node did).
    */
   #livenessClient: Promise<pg.Client> | null = null;
+  /** The last use of the liveness connection: uses take turns, as pg deprecates a query sent while one runs. */
+  #livenessTurn: Promise<unknown> = Promise.resolve();
   /** The ping under way, which concurrent health checks share rather than each opening a connection. */
   #pinging: Promise<void> | null = null;
   readonly #statements: Map<string, string>;
@@ -210,7 +212,7 @@ export class PostgresStore implements Store {
       );
     });
     try {
-      await Promise.race([(async () => (await this.#livenessConnection()).query("SELECT 1"))(), deadline]);
+      await Promise.race([this.#onLivenessConnection((client) => client.query("SELECT 1")), deadline]);
     } catch (error) {
       this.#dropLivenessConnection();
       throw isStoreUnavailable(error) ? error : new StoreUnavailableError(describe(error), error);
@@ -219,7 +221,16 @@ export class PostgresStore implements Store {
     }
   }
 
+  /** Runs `use` on the liveness connection once the use before it has settled. */
+  #onLivenessConnection<T>(use: (client: pg.Client) => Promise<T>): Promise<T> {
+    const turn = this.#livenessTurn.then(async () => use(await this.#livenessConnection()));
+    this.#livenessTurn = turn.catch(() => {});
+    return turn;
+  }
+
   #livenessConnection(): Promise<pg.Client> {
+    // A turn queued before close() must not open a connection that nothing would close.
+    if (this.#closed !== null) return Promise.reject(new Error("Cannot use a pool after calling end on the pool"));
     if (this.#livenessClient === null) {
       const opening = (async () => {
         const client = new pg.Client({
@@ -692,7 +703,7 @@ export class PostgresStore implements Store {
       jsonParam(node.info),
     ];
     try {
-      await this.#run("nodeHeartbeat", values, await this.#livenessConnection());
+      await this.#onLivenessConnection((client) => this.#run("nodeHeartbeat", values, client));
     } catch (error) {
       this.#dropLivenessConnection();
       throw error;
