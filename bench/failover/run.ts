@@ -60,7 +60,9 @@ export async function main(argv: string[]): Promise<number> {
     const table = render(run);
     process.stdout.write(`${table}\n`);
     mkdirSync(RESULTS_DIR, { recursive: true });
-    const file = new URL(`failover-${startedAt.replace(/:/g, "-").slice(0, 19)}.json`, RESULTS_DIR);
+    // Only full runs are kept (and committed); a smoke run leaves its JSON under a git-ignored name.
+    const name = smoke ? "failover-smoke-latest.json" : `failover-${startedAt.replace(/:/g, "-").slice(0, 19)}.json`;
+    const file = new URL(name, RESULTS_DIR);
     writeFileSync(file, `${JSON.stringify(run, null, 2)}\n`);
     process.stdout.write(`wrote ${file.pathname}\n`);
     if (!smoke) writeSection(table);
