@@ -6,10 +6,11 @@
  */
 import amqp from "amqplib";
 import type { Channel, ChannelModel } from "amqplib";
+import { withDefaultHeartbeat } from "./amqp-heartbeat.ts";
 import { RemoteBus, type BusLogger } from "./remote-bus.ts";
 
 export type AmqpBusOptions = {
-  /** e.g. amqp://guest:guest@127.0.0.1:5672 (add ?heartbeat=N to notice a silent broker sooner). */
+  /** e.g. amqp://guest:guest@127.0.0.1:5672; without a `heartbeat` in it, 5 s (a silent broker is lost in ~10 s). */
   url: string;
   /** The fanout exchange; nodes on different exchanges do not hear each other. Default "conveyor.bus". */
   exchange?: string;
@@ -38,7 +39,7 @@ export class AmqpBus extends RemoteBus {
     }
     if (typeof options.url !== "string" || options.url === "") throw new TypeError("AmqpBus: url is required");
     this.exchange = exchange;
-    this.#url = options.url;
+    this.#url = withDefaultHeartbeat(options.url);
   }
 
   /** The server-named queue of the current connection (a new one after every reconnect); null while down. */

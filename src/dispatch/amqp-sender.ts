@@ -10,6 +10,7 @@
  */
 import amqp from "amqplib";
 import type { ChannelModel, ConfirmChannel, Message } from "amqplib";
+import { withDefaultHeartbeat } from "../bus/amqp-heartbeat.ts";
 import type { SendResult } from "./http-sender.ts";
 
 const CONNECT_TIMEOUT_MS = 5000;
@@ -34,7 +35,7 @@ export class AmqpSender {
 
   /** `url`: the broker (null: none configured; every attempt fails saying so). */
   constructor(url: string | null) {
-    this.#url = url;
+    this.#url = url === null ? null : withDefaultHeartbeat(url);
   }
 
   async send(request: AmqpSendRequest): Promise<SendResult> {

@@ -8,8 +8,9 @@
  *   side-effect log of cluster.span has every attempt's start and end), none is lost or completed twice, and A
  *   claims again by itself once the link heals.
  * - A cut off from RabbitMQ only (the bus): A degrades to polling, not to silence — it still claims (its backstop
- *   poll), a stop made on B still reaches it (the store's backstop), it does not fence (its store is fine) — and
- *   takes the bus back when the link heals.
+ *   poll), a stop made on B still reaches it (the store's backstop), it does not fence (its store is fine) — notices
+ *   the silent broker by the AMQP heartbeat (src/bus/amqp-heartbeat.ts: 5 s unless the URL says otherwise, so
+ *   within 10 to 15 s), and takes the bus back when the link heals.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -162,7 +163,7 @@ test("a node cut off from PostgreSQL fences before its tasks are rescued, runs n
   );
 });
 
-test("a node cut off from RabbitMQ only degrades to polling: it still claims, a stop still reaches it, it does not fence, and it takes the bus back", {
+test("a node cut off from RabbitMQ only degrades to polling: it still claims, a stop still reaches it, it does not fence, it notices the silent broker, and it takes the bus back", {
   timeout: 60_000,
 }, async (t) => {
   const cluster = await Cluster.open(t, "partition_bus", { amqp: true });
@@ -175,6 +176,7 @@ test("a node cut off from RabbitMQ only degrades to polling: it still claims, a 
   const a = await cluster.start({ name: "a", concurrency: 4, amqpUrl: proxy.rewrite(amqpUrl()) });
   await cluster.settled();
 
+  const mark = a.lines.length;
   proxy.freeze();
   const cutAt = Date.now();
   // B rings a wake-up A cannot hear: A finds the tasks by its backstop poll.
@@ -196,6 +198,11 @@ test("a node cut off from RabbitMQ only degrades to polling: it still claims, a 
   const stopMs = stopped.end! - stopAt;
   assert.ok(stopMs < POLL_MS * 3, `the stop reached A by its backstop in ${stopMs} ms`);
 
+  // The frozen connection stays open: only the heartbeat (two silent 5 s intervals) tells A its bus is gone.
+  const lost = await a.waitEvent("bus:lost", 20_000, mark);
+  const lostMs = lost.at - cutAt;
+  assert.ok(lostMs >= 9_000 && lostMs < 17_000, `A noticed the silent broker ${lostMs} ms after the cut`);
+
   const healAt = Date.now();
   proxy.heal();
   const reconnected = await a.waitEvent("bus:connected", 15_000, 0, (e) => typeof e.downMs === "number");
@@ -208,6 +215,7 @@ test("a node cut off from RabbitMQ only degrades to polling: it still claims, a 
   assert.deepEqual(a.events("service:gave-up"), [], "no supervisor gave up");
   t.diagnostic(
     `bus cut: A claimed ${claimed.start - cutAt} ms after the cut (poll ${POLL_MS} ms); a stop through B reached A in ${stopMs} ms; ` +
+      `A noticed the silent broker after ${lostMs} ms; ` +
       `heal → bus back on A in ${reconnected.at - healAt} ms`,
   );
 });
