@@ -24,6 +24,8 @@ export type ClusterLogDeps = {
   events: NodeEvents;
   nodeId: string;
   isLeader: () => boolean;
+  /** Whether the node is stopping: then one failed append ends the writing (see writeClusterEvents). */
+  isStopping: () => boolean;
   logger: Log;
 };
 
@@ -34,22 +36,37 @@ type NodesEvent = { type: ChannelEventType; channel: "nodes"; data: Json };
 
 /**
  * Writes the node's cluster events from its events; the function returned stops listening and resolves once every
- * event emitted before has been written (or given up on).
+ * event emitted before has been written or given up on: true if none was given up on during the stop.
+ *
+ * Once the node is stopping, the first append that fails ends the writing: what is pending and what comes after
+ * is dropped (and counted in a warning). A node stopped during an outage must still exit, and each append would
+ * wait out the store's timeout: against a frozen PostgreSQL, services crashing on their way down kept the stop
+ * writing one 3-second append after another.
  */
-export function writeClusterEvents(deps: ClusterLogDeps): () => Promise<void> {
-  const { events, nodeId, isLeader } = deps;
+export function writeClusterEvents(deps: ClusterLogDeps): () => Promise<boolean> {
+  const { events, nodeId, isLeader, isStopping } = deps;
   const pending: NodesEvent[] = [];
   let writing: Promise<void> | null = null;
+  let dropped = 0;
+  let gaveUp = false;
   // The first event goes out at once (on SQLite, before the code that emitted it goes on); what is emitted while it
   // is being written goes out in the next append.
   const writeAll = async () => {
     while (pending.length > 0) {
       const batch = pending.splice(0, MAX_EVENTS_PER_APPEND);
-      await appendEvents(deps, batch);
+      if (!(await appendEvents(deps, batch)) && isStopping()) {
+        gaveUp = true;
+        dropped += pending.length;
+        pending.length = 0;
+      }
     }
     writing = null;
   };
   const write = (type: ChannelEventType, data: Record<string, Json>) => {
+    if (gaveUp) {
+      dropped++;
+      return;
+    }
     pending.push({ type, channel: "nodes", data });
     writing ??= writeAll();
   };
@@ -88,28 +105,33 @@ export function writeClusterEvents(deps: ClusterLogDeps): () => Promise<void> {
   return async () => {
     for (const [name, listener] of Object.entries(listeners)) events.off(name as never, listener as never);
     await writing;
+    if (dropped > 0) deps.logger.warn(`stopping: ${dropped} cluster events not written, the store is unavailable`);
+    return !gaveUp;
   };
 }
 
 /** Appends one event to the `nodes` channel; never throws. */
-export function appendNodesEvent(
+export async function appendNodesEvent(
   deps: Pick<ClusterLogDeps, "store" | "notifier" | "logger">,
   type: ChannelEventType,
   data: Record<string, Json>,
 ): Promise<void> {
-  return appendEvents(deps, [{ type, channel: "nodes", data }]);
+  await appendEvents(deps, [{ type, channel: "nodes", data }]);
 }
 
+/** Appends the events in one statement; false (and a warning) if the store would not take them. Never throws. */
 async function appendEvents(
   deps: Pick<ClusterLogDeps, "store" | "notifier" | "logger">,
   events: NodesEvent[],
-): Promise<void> {
+): Promise<boolean> {
   try {
     await deps.store.eventAppend({ events, now: new Date() });
     deps.notifier.eventsWritten();
+    return true;
   } catch (error) {
     const types = [...new Set(events.map((event) => event.type))].join(", ");
     const what = events.length === 1 ? `the ${types} event` : `${events.length} events (${types})`;
     deps.logger.warn(`${what} could not be written to the log`, { err: error });
+    return false;
   }
 }

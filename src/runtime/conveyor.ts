@@ -95,7 +95,7 @@ export class Conveyor {
   #services: NodeServices | null = null;
   #migrated: Promise<unknown> | null = null;
   #busStarting: Promise<void> | null = null;
-  #stopClusterLog: (() => Promise<void>) | null = null;
+  #stopClusterLog: (() => Promise<boolean>) | null = null;
   #stopWatchingStore: (() => void) | null = null;
   #state: "idle" | "starting" | "running" | "stopping" | "stopped" = "idle";
   /** Aborted when stop() begins, to end every wait at once. */
@@ -512,6 +512,7 @@ export class Conveyor {
       events: this.events,
       nodeId: this.nodeId,
       isLeader: () => services.leader.isLeader,
+      isStopping: () => this.#state === "stopping",
     });
     // The first heartbeat lands before any claim, so no rescuer can mistake this node's tasks for orphans.
     await services.heartbeat.first();
@@ -562,8 +563,13 @@ export class Conveyor {
       await this.#unlessStoreUnavailable("write buffered outcomes", () => this.#completions.drain());
       await services.services.stop();
       services.fence?.close();
-      await this.#stopClusterLog?.();
-      await this.#unlessStoreUnavailable("leave the cluster", () => this.store.nodeRemove({ id: this.nodeId }));
+      // The log just found the store unavailable: leaving would wait out the same timeout, and the leader removes a
+      // silent node at its dead time anyway.
+      if ((await this.#stopClusterLog?.()) === false) {
+        this.logger.warn("stopping: could not leave the cluster, the store is unavailable; the cluster recovers");
+      } else {
+        await this.#unlessStoreUnavailable("leave the cluster", () => this.store.nodeRemove({ id: this.nodeId }));
+      }
     }
     if (this.#ownsBus) await this.bus.close();
     if (this.#ownsStore) await this.store.close();
