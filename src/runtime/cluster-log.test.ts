@@ -11,14 +11,14 @@ import { writeClusterEvents } from "./cluster-log.ts";
 import { NodeEvents } from "./node-events.ts";
 import type { Notifier } from "./notifier.ts";
 
-function failingLog(stopping: () => boolean) {
+function failingLog(stopping: () => boolean, error: Error = new StoreUnavailableError("PostgreSQL did not answer")) {
   const appends: number[] = [];
   const warnings: string[] = [];
   const store = {
     async eventAppend({ events }: { events: unknown[] }) {
       appends.push(events.length);
       await new Promise((resolve) => setTimeout(resolve, 20));
-      throw new StoreUnavailableError("PostgreSQL did not answer");
+      throw error;
     },
   } as unknown as Store;
   const events = new NodeEvents(() => {});
@@ -59,4 +59,12 @@ test("once the node is stopping, the first failed append drops what is pending a
     "the service.crashed event could not be written to the log",
     "stopping: 2 cluster events not written, the store is unavailable",
   ]);
+});
+
+test("stopping, an append that fails for another reason than the store's absence does not end the writing", async () => {
+  const log = failingLog(() => true, new Error("value too long"));
+  log.crash("a");
+  log.crash("b");
+  assert.equal(await log.stop(), true);
+  assert.deepEqual(log.appends, [1, 1]);
 });

@@ -12,6 +12,7 @@
  * a dozen appends, not 10,000 at once (each wanting one of the pool's connections: that flood kept the heartbeat
  * from the store until the node fenced itself, and half the events were lost waiting for a connection).
  */
+import { isStoreUnavailable } from "../core/store-unavailable.ts";
 import type { ChannelEventType, Json } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
 import type { Log } from "./handler.ts";
@@ -38,10 +39,10 @@ type NodesEvent = { type: ChannelEventType; channel: "nodes"; data: Json };
  * Writes the node's cluster events from its events; the function returned stops listening and resolves once every
  * event emitted before has been written or given up on: true if none was given up on during the stop.
  *
- * Once the node is stopping, the first append that fails ends the writing: what is pending and what comes after
- * is dropped (and counted in a warning). A node stopped during an outage must still exit, and each append would
- * wait out the store's timeout: against a frozen PostgreSQL, services crashing on their way down kept the stop
- * writing one 3-second append after another.
+ * Once the node is stopping, the first append that finds the store unavailable ends the writing: what is pending
+ * and what comes after is dropped (and counted in a warning). A node stopped during an outage must still exit, and
+ * each append would wait out the store's timeout: against a frozen PostgreSQL, services crashing on their way down
+ * kept the stop writing one 3-second append after another.
  */
 export function writeClusterEvents(deps: ClusterLogDeps): () => Promise<boolean> {
   const { events, nodeId, isLeader, isStopping } = deps;
@@ -54,7 +55,7 @@ export function writeClusterEvents(deps: ClusterLogDeps): () => Promise<boolean>
   const writeAll = async () => {
     while (pending.length > 0) {
       const batch = pending.splice(0, MAX_EVENTS_PER_APPEND);
-      if (!(await appendEvents(deps, batch)) && isStopping()) {
+      if ((await appendEvents(deps, batch)) === "unavailable" && isStopping()) {
         gaveUp = true;
         dropped += pending.length;
         pending.length = 0;
@@ -119,19 +120,19 @@ export async function appendNodesEvent(
   await appendEvents(deps, [{ type, channel: "nodes", data }]);
 }
 
-/** Appends the events in one statement; false (and a warning) if the store would not take them. Never throws. */
+/** Appends the events in one statement; a failure is logged, and said: the store unavailable or another. */
 async function appendEvents(
   deps: Pick<ClusterLogDeps, "store" | "notifier" | "logger">,
   events: NodesEvent[],
-): Promise<boolean> {
+): Promise<"written" | "unavailable" | "failed"> {
   try {
     await deps.store.eventAppend({ events, now: new Date() });
     deps.notifier.eventsWritten();
-    return true;
+    return "written";
   } catch (error) {
     const types = [...new Set(events.map((event) => event.type))].join(", ");
     const what = events.length === 1 ? `the ${types} event` : `${events.length} events (${types})`;
     deps.logger.warn(`${what} could not be written to the log`, { err: error });
-    return false;
+    return isStoreUnavailable(error) ? "unavailable" : "failed";
   }
 }
