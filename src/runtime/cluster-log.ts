@@ -25,7 +25,7 @@ export type ClusterLogDeps = {
   events: NodeEvents;
   nodeId: string;
   isLeader: () => boolean;
-  /** Whether the node is stopping: then one failed append ends the writing (see writeClusterEvents). */
+  /** Whether the node is stopping: then an append that finds the store unavailable ends the writing. */
   isStopping: () => boolean;
   logger: Log;
 };
