@@ -129,6 +129,50 @@ for (const store of await testStores("scheduling")) {
       assert.equal(fast.max, 3);
     });
 
+    test("tasks enqueued while a poll's claim is in flight take no slot the claim fills: never more than the concurrency", {
+      timeout: 10_000,
+    }, async (t) => {
+      const gate = new Gate();
+      t.after(() => gate.releaseAll()); // before the node's stop hook: hooks run in order
+      const conveyor = node(t, { concurrency: 3, pollIntervalMs: 50 });
+      let open = false;
+      conveyor.define("block", async (data: { i: number }) => {
+        await gate.enter((g) => open && g.releaseOne());
+        return data.i;
+      });
+      // The next claim of the queue waits, once it has asked for its slots, until the enqueue below has returned.
+      const claim = conveyor.store.taskClaim.bind(conveyor.store);
+      let hold: Deferred<void> | null = null;
+      const held = deferred();
+      const heldClaimDone = deferred();
+      conveyor.store.taskClaim = async (params) => {
+        const waiting = hold;
+        if (waiting === null || params.queue !== "default") return claim(params);
+        hold = null;
+        held.resolve();
+        await waiting.promise;
+        const claimed = await claim(params);
+        heldClaimDone.resolve();
+        return claimed;
+      };
+      await conveyor.start();
+      const release = deferred();
+      hold = release;
+      await held.promise; // a poll's claim, for 3 slots, is in flight
+      const outcomes = await conveyor.enqueueMany([0, 1, 2, 3, 4, 5].map((i) => ({ type: "block", data: { i } })));
+      release.resolve();
+      await heldClaimDone.promise;
+      await new Promise((resolve) => setImmediate(resolve)); // the claimed tasks' handlers enter the gate
+      assert.equal(gate.max, 3, `${gate.max} tasks ran at once at concurrency 3`);
+      open = true;
+      gate.releaseAll();
+      assert.deepEqual(
+        await Promise.all(outcomes.map((o) => conveyor.result(o.task.id, { timeoutMs: 5000 }))),
+        [0, 1, 2, 3, 4, 5],
+      );
+      assert.equal(gate.max, 3);
+    });
+
     test("priorities: higher priority first, then enqueue order (FIFO) within a priority", {
       timeout: 10_000,
     }, async (t) => {

@@ -73,6 +73,11 @@ export class QueueWorker implements Service {
   #backlog = true;
   /** Slots promised to tasks being enqueued on this node to start at once (see reserveSlot). */
   #reserved = 0;
+  /**
+   * The slots the claim in flight may fill: an insert must not reserve them meanwhile. Without this, a task enqueued
+   * during a poll's claim started in a slot that the claim then filled too (5 tasks at once at concurrency 3).
+   */
+  #claiming = 0;
   /** Whether the claim loop runs: only then may enqueues start tasks here directly. */
   #accepting = false;
   #fenced = false;
@@ -148,7 +153,7 @@ export class QueueWorker implements Service {
    */
   reserveSlot(type: string): boolean {
     if (!this.#accepting || this.#fenced || this.#backlog || !this.options.types.includes(type)) return false;
-    if (this.runningCount + this.#reserved >= this.options.concurrency) return false;
+    if (this.runningCount + this.#reserved + this.#claiming >= this.options.concurrency) return false;
     this.#reserved++;
     return true;
   }
@@ -235,13 +240,19 @@ export class QueueWorker implements Service {
 
   async #claim(limit: number): Promise<number> {
     const { store, nodeId } = this.#deps;
-    const tasks = await store.taskClaim({
-      queue: this.options.queue,
-      types: this.options.types,
-      node: nodeId,
-      limit,
-      now: new Date(),
-    });
+    this.#claiming = limit;
+    let tasks: Task[];
+    try {
+      tasks = await store.taskClaim({
+        queue: this.options.queue,
+        types: this.options.types,
+        node: nodeId,
+        limit,
+        now: new Date(),
+      });
+    } finally {
+      this.#claiming = 0;
+    }
     for (const task of tasks) this.#start(task);
     if (tasks.length > 0) this.#deps.notifier.eventsWritten();
     return tasks.length;
