@@ -99,6 +99,41 @@ for (const store of await testStores("lifecycle")) {
       );
     });
 
+    test("progress: the final report lands after a timed write still under way when the handler returns", {
+      timeout: 10_000,
+    }, async (t) => {
+      const conveyor = node(t, { progressIntervalMs: 100 });
+      // The timed write of 10 % waits until the handler has returned and the final report's write has been asked for.
+      const firstHeld = deferred();
+      const releaseFirst = deferred();
+      const write = conveyor.store.taskProgress.bind(conveyor.store);
+      conveyor.store.taskProgress = async (params) => {
+        if (params.progress.percent === 10) {
+          firstHeld.resolve();
+          await releaseFirst.promise;
+        }
+        return write(params);
+      };
+      conveyor.define("quick", async (_data, ctx) => {
+        ctx.progress(10);
+        await firstHeld.promise;
+        ctx.progress(100);
+        setImmediate(() => setImmediate(() => releaseFirst.resolve()));
+        return "done";
+      });
+      await conveyor.start();
+      const task = await conveyor.enqueue("quick");
+      assert.equal(await conveyor.result(task.id, { timeoutMs: 5000 }), "done");
+      const progress = (await conveyor.store.eventList({ after: 0, limit: 1000 })).filter(
+        (e) => e.taskId === task.id && e.type === "task.progress",
+      );
+      assert.deepEqual(
+        progress.map((e) => (e.data as { percent: number }).percent),
+        [10, 100],
+      );
+      assert.equal((await conveyor.get(task.id))?.progress?.percent, 100);
+    });
+
     test("graceful stop: a task finishing within shutdownGraceMs completes; one that does not is handed back and runs on the next node", {
       timeout: 10_000,
     }, async (t) => {

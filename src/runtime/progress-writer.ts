@@ -6,7 +6,14 @@ import type { Task, TaskProgress } from "../core/task.ts";
 import type { Store } from "../store/store.ts";
 import type { Log } from "./handler.ts";
 
-type Slot = { attempt: number; latest: TaskProgress | null; lastWriteAt: number; timer: NodeJS.Timeout | null };
+type Slot = {
+  attempt: number;
+  latest: TaskProgress | null;
+  lastWriteAt: number;
+  timer: NodeJS.Timeout | null;
+  /** The timed write under way, which carries an older report than any made since. */
+  writing: Promise<void> | null;
+};
 
 export class ProgressWriter {
   readonly #store: Store;
@@ -25,7 +32,7 @@ export class ProgressWriter {
   report(task: Task, progress: TaskProgress): void {
     let slot = this.#slots.get(task.id);
     if (slot === undefined) {
-      slot = { attempt: task.attempt, latest: null, lastWriteAt: 0, timer: null };
+      slot = { attempt: task.attempt, latest: null, lastWriteAt: 0, timer: null, writing: null };
       this.#slots.set(task.id, slot);
     }
     slot.latest = progress;
@@ -37,6 +44,8 @@ export class ProgressWriter {
     const slot = this.#slots.get(taskId);
     if (slot === undefined) return;
     this.forget(taskId);
+    // After the timed write under way, if any: on another connection, the older report could land last.
+    await slot.writing;
     await this.#send(taskId, slot);
   }
 
@@ -55,7 +64,9 @@ export class ProgressWriter {
   }
 
   async #write(taskId: number, slot: Slot): Promise<void> {
-    await this.#send(taskId, slot);
+    slot.writing = this.#send(taskId, slot);
+    await slot.writing;
+    slot.writing = null;
     slot.timer = null;
     // A report that came in during the write goes out one interval later (if the task still runs).
     if (this.#slots.get(taskId) === slot) this.#schedule(taskId, slot);
