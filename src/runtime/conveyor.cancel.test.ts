@@ -71,10 +71,13 @@ for (const store of await testStores("cancel")) {
         return data.name;
       });
       await conveyor.start();
-      const victim = await conveyor.enqueue("job", { name: "victim" }, { delay: 100 });
+      // Due in a second: the cancel must come while it is still scheduled (at 100 ms, a CI run's stall let it start
+      // first, and the cancel stopped it running, which is another test's case).
+      const victim = await conveyor.enqueue("job", { name: "victim" }, { delay: 1000 });
       assert.equal(victim.state, "scheduled");
       assert.equal((await conveyor.cancel(victim.id)).state, "cancelled");
-      const later = await conveyor.enqueue("job", { name: "later" }, { delay: 200 });
+      // Due after the victim: once it has run, the victim's time has come and gone.
+      const later = await conveyor.enqueue("job", { name: "later" }, { delay: 1100 });
       assert.equal(await conveyor.result(later.id, { timeoutMs: 5000 }), "later");
       assert.deepEqual(ran, ["later"]);
       assert.equal((await conveyor.get(victim.id))?.state, "cancelled");
