@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { openSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../../test/support/free-port.ts";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,17 +23,8 @@ export type CliNode = { name: string; url: string; process: ChildProcess; log: s
 
 const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
-/** A port free on loopback now (the node binds it a moment later: a race this machine does not lose in practice). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+/** A port free on loopback now: the tests' own (the node binds it a moment later). */
+export { freePort };
 
 export async function startCliNode(options: CliNodeOptions): Promise<CliNode> {
   const port = await freePort();
