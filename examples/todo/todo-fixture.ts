@@ -21,6 +21,8 @@ import { type RunningTodo, type StartOptions, startTodo } from "./app.ts";
 
 const run = promisify(execFile);
 export const WAIT_MS = 10_000;
+/** How long an instance may take to reach RabbitMQ (its link retries every 3 s at most). */
+const UP_MS = 30_000;
 
 let ctlProbe: Promise<boolean> | null = null;
 
@@ -62,9 +64,20 @@ export async function makeVhost(): Promise<Vhost> {
   const name = `ztd-test-${process.pid}-${randomBytes(4).toString("hex")}`;
   const base = new URL(amqpUrl());
   base.pathname = `/${encodeURIComponent(name)}`;
+  const user = decodeURIComponent(base.username) || "guest";
+  // Right after a delete_vhost, add_vhost can be refused while the broker still tears the old one down: try again.
   const up = async () => {
-    await rabbitmqctl("add_vhost", name);
-    await rabbitmqctl("set_permissions", "-p", name, decodeURIComponent(base.username) || "guest", ".*", ".*", ".*");
+    for (let attempt = 1; ; attempt++) {
+      try {
+        // add_vhost of a vhost that exists succeeds: an attempt that made it and failed at the permissions is fine.
+        await rabbitmqctl("add_vhost", name);
+        await rabbitmqctl("set_permissions", "-p", name, user, ".*", ".*", ".*");
+        return;
+      } catch (error) {
+        if (attempt === 5) throw new Error(`rabbitmqctl could not make vhost ${name}: ${(error as Error).message}`);
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
   };
   const down = () => rabbitmqctl("delete_vhost", name).catch(() => {});
   await up();
@@ -121,8 +134,21 @@ export async function instance(
     log: (level, message) => logs.push({ level, message }),
     ...options,
   });
-  if (todo.engine !== null) await todo.engine.whenAmqpUp();
-  if (todo.worker !== null) await todo.worker.whenUp();
+  // Bounded: a broker that never lets the instance in fails the test, with the instance's log, rather than hang it.
+  const up = todo.engine !== null ? todo.engine.whenAmqpUp() : todo.worker!.whenUp();
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`the ${options.mode} did not reach RabbitMQ within ${UP_MS} ms`)), UP_MS);
+  });
+  try {
+    await Promise.race([up, late]);
+  } catch (error) {
+    await todo.stop();
+    const log = logs.map((entry) => `  ${entry.level}: ${entry.message}`).join("\n");
+    throw new Error(`${(error as Error).message}; its log:\n${log}`);
+  } finally {
+    clearTimeout(timer);
+  }
   return Object.assign(todo, { logs });
 }
 
