@@ -16,8 +16,9 @@
 import { after } from "node:test";
 import { isMainThread } from "node:worker_threads";
 
-const AFTER_LAST_TEST_MS = 20_000;
-const FILE_LIMIT_MS = 10 * 60_000;
+/** Overridable for the watchdog's own test only. */
+const AFTER_LAST_TEST_MS = Number(process.env.EXIT_WATCHDOG_AFTER_MS ?? 20_000);
+const FILE_LIMIT_MS = Number(process.env.EXIT_WATCHDOG_LIMIT_MS ?? 10 * 60_000);
 
 type UvHandle = {
   type: string;
@@ -56,10 +57,10 @@ function leave(why: string, code: number): void {
 }
 
 if (isMainThread && process.env.NODE_TEST_CONTEXT !== undefined) {
-  setTimeout(() => leave(`still running after ${FILE_LIMIT_MS / 60_000} minutes`, 1), FILE_LIMIT_MS).unref();
+  setTimeout(() => leave(`still running after ${FILE_LIMIT_MS / 1000} s`, 1), FILE_LIMIT_MS).unref();
   after(() => {
     setTimeout(
-      () => leave(`its tests ended ${AFTER_LAST_TEST_MS / 1000} s ago and the process is still up`, 0),
+      () => leave(`its tests ended ${AFTER_LAST_TEST_MS / 1000} s ago and its process is still up`, 0),
       AFTER_LAST_TEST_MS,
     ).unref();
   });

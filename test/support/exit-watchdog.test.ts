@@ -1,0 +1,84 @@
+/**
+ * The exit watchdog, run as npm test runs it (`node --import ./test/support/exit-watchdog.ts --test FILE`) on test
+ * files made for it, with its delays shortened: a file whose process outlives its tests is ended and says what held
+ * it, its tests' results unchanged; a file that never finishes fails at the limit.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { once } from "node:events";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, test } from "node:test";
+
+const WATCHDOG = new URL("./exit-watchdog.ts", import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), "exit-watchdog-"));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function runFile(name: string, source: string): Promise<{ code: number | null; out: string; ms: number }> {
+  const file = join(dir, name);
+  writeFileSync(file, source);
+  // The runner under test is a top-level one: without the context this file's own runner gave its process.
+  const { NODE_TEST_CONTEXT: _, ...env } = process.env;
+  const started = performance.now();
+  const child = spawn(process.execPath, ["--import", WATCHDOG, "--test", file], {
+    env: { ...env, EXIT_WATCHDOG_AFTER_MS: "300", EXIT_WATCHDOG_LIMIT_MS: "3000" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
+  const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
+  const [code] = (await once(child, "exit")) as [number | null];
+  clearTimeout(deadline);
+  return { code, out, ms: performance.now() - started };
+}
+
+test("a file whose process outlives its passing tests is ended, says what held it, and still passes", async () => {
+  const { code, out } = await runFile(
+    "leaks.test.mjs",
+    `import { test } from "node:test";
+     import net from "node:net";
+     test("leaves a server listening", async () => {
+       const server = net.createServer().listen(0, "127.0.0.1");
+       await new Promise((resolve) => server.once("listening", resolve));
+     });`,
+  );
+  assert.equal(code, 0, out);
+  assert.match(out, /\[exit-watchdog\] .*leaks\.test\.mjs: its tests ended 0\.3 s ago and its process is still up/);
+  assert.match(out, /\[exit-watchdog\] {3}tcp \S+:\d+ -> \?/);
+  assert.match(out, /ℹ pass 1/);
+});
+
+test("a failing test stays failed when the watchdog ends its process", async () => {
+  const { code, out } = await runFile(
+    "fails.test.mjs",
+    `import { test } from "node:test";
+     test("fails and leaves a timer", () => { setInterval(() => {}, 1000); throw new Error("boom"); });`,
+  );
+  assert.match(out, /\[exit-watchdog\]/);
+  assert.match(out, /ℹ fail 1/);
+  assert.equal(code, 1, out);
+});
+
+test("a file that never finishes fails at the limit", async () => {
+  const { code, out, ms } = await runFile(
+    "hangs.test.mjs",
+    `import { test } from "node:test";
+     test("waits for ever", () => new Promise(() => setInterval(() => {}, 1000)));`,
+  );
+  assert.match(out, /\[exit-watchdog\] .*hangs\.test\.mjs: still running after 3 s/);
+  assert.match(out, /timer|Timeout/);
+  assert.equal(code, 1, out);
+  assert.ok(ms < 15_000, `ended after ${ms} ms`);
+});
+
+test("a file that exits by itself is left alone", async () => {
+  const { code, out } = await runFile(
+    "clean.test.mjs",
+    `import { test } from "node:test";
+     test("passes", () => {});`,
+  );
+  assert.equal(code, 0, out);
+  assert.doesNotMatch(out, /exit-watchdog/);
+});
