@@ -1,7 +1,8 @@
 /**
  * The exit watchdog, run as npm test runs it (`node --import ./test/support/exit-watchdog.ts --test FILE`) on test
  * files made for it, with its delays shortened: a file whose process outlives its tests is ended and says what held
- * it, its tests' results unchanged; a file that never finishes fails at the limit.
+ * it, its tests' results unchanged; a file that never finishes fails at the limit; a file whose process would spin
+ * in Node's teardown exits.
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
@@ -71,6 +72,36 @@ test("a file that never finishes fails at the limit", async () => {
   assert.match(out, /timer|Timeout/);
   assert.equal(code, 1, out);
   assert.ok(ms < 15_000, `ended after ${ms} ms`);
+});
+
+test("a file whose process would spin in Node's teardown exits", async () => {
+  // A socket ended and reset in the same tick: Node 24.21 strands its handle, and teardown waits for it for ever.
+  const { code, out } = await runFile(
+    "strands.test.mjs",
+    `import { test } from "node:test";
+     import { connect, createServer } from "node:net";
+     test("strands a handle", async () => {
+       await new Promise((resolve) => {
+         const server = createServer((socket) => {
+           socket.on("error", () => {});
+           socket.on("close", resolve);
+           socket.end("bye");
+           socket.resetAndDestroy();
+           server.close();
+         });
+         server.listen(0, "127.0.0.1", () => {
+           const client = connect({ port: server.address().port, host: "127.0.0.1", allowHalfOpen: true });
+           client.on("error", () => {});
+           client.resume();
+           setTimeout(() => { client.destroy(); resolve(); }, 100);
+         });
+       });
+     });
+     process.on("exit", () => console.log("the file's own exit listener ran"));`,
+  );
+  assert.equal(code, 0, out);
+  assert.match(out, /ℹ pass 1/);
+  assert.match(out, /the file's own exit listener ran/);
 });
 
 test("a file that exits by itself is left alone", async () => {

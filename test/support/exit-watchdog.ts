@@ -8,6 +8,11 @@
  * - A file still running after 10 minutes (a wait that never ends, in a test or a hook) prints the same and exits
  *   with 1, which fails the file.
  *
+ * - Once a file's tests have ended, its process leaves through process.exit() from its last 'exit' listener, not
+ *   through Node's own teardown. That teardown waits for every handle to finish closing, and a handle libuv never
+ *   closes makes it spin for ever with no JavaScript left to run: Node 24.21's resetAndDestroy() during a shutdown in
+ *   flight did that, and held test/store-outage.test.ts for 30 minutes after its tests had passed.
+ *
  * Both timers are unref'd: a process that is ending anyway is never kept up by them. The runner itself has no
  * such bound (its `timeout` fails a test but leaves its file's process running). Only a test file's own main
  * thread arms them: not the runner's process (which `--import` loads it into too, and which has no
@@ -59,6 +64,8 @@ function leave(why: string, code: number): void {
 if (isMainThread && process.env.NODE_TEST_CONTEXT !== undefined) {
   setTimeout(() => leave(`still running after ${FILE_LIMIT_MS / 1000} s`, 1), FILE_LIMIT_MS).unref();
   after(() => {
+    // Registered after everything the file registered, so its own 'exit' listeners still run first.
+    process.on("exit", (code) => process.exit(code));
     setTimeout(
       () => leave(`its tests ended ${AFTER_LAST_TEST_MS / 1000} s ago and its process is still up`, 0),
       AFTER_LAST_TEST_MS,
