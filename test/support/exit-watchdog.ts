@@ -7,7 +7,6 @@
  *   nothing they said; the leak is shown, not hidden.
  * - A file still running after 10 minutes (a wait that never ends, in a test or a hook) prints the same and exits
  *   with 1, which fails the file.
- *
  * - Once a file's tests have ended, its process leaves through process.exit() from its last 'exit' listener, not
  *   through Node's own teardown. That teardown waits for every handle to finish closing, and a handle libuv never
  *   closes makes it spin for ever with no JavaScript left to run: Node 24.21's resetAndDestroy() during a shutdown in
