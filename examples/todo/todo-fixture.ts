@@ -65,7 +65,8 @@ export async function makeVhost(): Promise<Vhost> {
   const base = new URL(amqpUrl());
   base.pathname = `/${encodeURIComponent(name)}`;
   const user = decodeURIComponent(base.username) || "guest";
-  // Right after a delete_vhost, add_vhost can be refused while the broker still tears the old one down: try again.
+  // A rabbitmqctl call can fail or pass its 20 s limit on a loaded machine, and a vhost not made again after a
+  // restart would leave the file's later suites with none: try again.
   const up = async () => {
     for (let attempt = 1; ; attempt++) {
       try {
