@@ -17,6 +17,7 @@ import type { TestContext } from "node:test";
 import { promisify } from "node:util";
 import { WebSocket } from "ws";
 import { amqpAvailable, amqpUrl, requireService } from "../../test/support/services.ts";
+import { withTimeout } from "../../test/support/watched-process.ts";
 import { type RunningTodo, type StartOptions, startTodo } from "./app.ts";
 
 const run = promisify(execFile);
@@ -137,18 +138,12 @@ export async function instance(
   });
   // Bounded: a broker that never lets the instance in fails the test, with the instance's log, rather than hang it.
   const up = todo.engine !== null ? todo.engine.whenAmqpUp() : todo.worker!.whenUp();
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`the ${options.mode} did not reach RabbitMQ within ${UP_MS} ms`)), UP_MS);
-  });
   try {
-    await Promise.race([up, late]);
+    await withTimeout(up, UP_MS, `the ${options.mode} to reach RabbitMQ`);
   } catch (error) {
     await todo.stop();
     const log = logs.map((entry) => `  ${entry.level}: ${entry.message}`).join("\n");
     throw new Error(`${(error as Error).message}; its log:\n${log}`);
-  } finally {
-    clearTimeout(timer);
   }
   return Object.assign(todo, { logs });
 }
