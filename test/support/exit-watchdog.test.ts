@@ -2,36 +2,39 @@
  * The exit watchdog, run as npm test runs it (`node --import ./test/support/exit-watchdog.ts --test FILE`) on test
  * files made for it, with its delays shortened: a file whose process outlives its tests is ended and says what held
  * it, its tests' results unchanged; a file that never finishes fails at the limit; a file whose process would spin
- * in Node's teardown exits.
+ * in Node's teardown exits; a bad delay is refused by name.
  */
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
 import { once } from "node:events";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
+import { WatchedProcess, withTimeout } from "./watched-process.ts";
 
 const WATCHDOG = new URL("./exit-watchdog.ts", import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), "exit-watchdog-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function runFile(name: string, source: string): Promise<{ code: number | null; out: string; ms: number }> {
+/** Runs a test file as npm test would; its output is stdout's lines, then stderr. Killed if not done in 20 s. */
+async function runFile(
+  name: string,
+  source: string,
+  delays: Record<string, string> = { EXIT_WATCHDOG_AFTER_MS: "300", EXIT_WATCHDOG_LIMIT_MS: "3000" },
+): Promise<{ code: number | null; out: string; ms: number }> {
   const file = join(dir, name);
   writeFileSync(file, source);
   // The runner under test is a top-level one: without the context this file's own runner gave its process.
   const { NODE_TEST_CONTEXT: _, ...env } = process.env;
   const started = performance.now();
-  const child = spawn(process.execPath, ["--import", WATCHDOG, "--test", file], {
-    env: { ...env, EXIT_WATCHDOG_AFTER_MS: "300", EXIT_WATCHDOG_LIMIT_MS: "3000" },
-    stdio: ["ignore", "pipe", "pipe"],
+  const child = new WatchedProcess(name, ["--import", WATCHDOG, "--test", file], { env: { ...env, ...delays } });
+  // 'close' comes once the output has all been read, which 'exit' does not wait for.
+  const closed = once(child.process, "close") as Promise<[number | null]>;
+  const [code] = await withTimeout(closed, 20_000, `${name} to exit`).catch(async (error) => {
+    await child.kill9();
+    throw error;
   });
-  let out = "";
-  child.stdout.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-  child.stderr.setEncoding("utf8").on("data", (chunk: string) => (out += chunk));
-  const deadline = setTimeout(() => child.kill("SIGKILL"), 20_000);
-  const [code] = (await once(child, "exit")) as [number | null];
-  clearTimeout(deadline);
+  const out = `${child.lines.map((line) => line.text).join("\n")}\n${child.stderr}`;
   return { code, out, ms: performance.now() - started };
 }
 
@@ -102,6 +105,19 @@ test("a file whose process would spin in Node's teardown exits", async () => {
   assert.equal(code, 0, out);
   assert.match(out, /ℹ pass 1/);
   assert.match(out, /the file's own exit listener ran/);
+});
+
+test("a delay that is not a whole number of milliseconds stops the file with its name", async () => {
+  const { code, out } = await runFile(
+    "bad-delay.test.mjs",
+    `import { test } from "node:test"; test("passes", () => {});`,
+    {
+      EXIT_WATCHDOG_AFTER_MS: "300",
+      EXIT_WATCHDOG_LIMIT_MS: "ten minutes",
+    },
+  );
+  assert.match(out, /EXIT_WATCHDOG_LIMIT_MS must be a whole number of milliseconds, not "ten minutes"/);
+  assert.notEqual(code, 0, out);
 });
 
 test("a file that exits by itself is left alone", async () => {

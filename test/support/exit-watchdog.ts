@@ -20,9 +20,17 @@
 import { after } from "node:test";
 import { isMainThread } from "node:worker_threads";
 
-/** Overridable for the watchdog's own test only. */
-const AFTER_LAST_TEST_MS = Number(process.env.EXIT_WATCHDOG_AFTER_MS ?? 20_000);
-const FILE_LIMIT_MS = Number(process.env.EXIT_WATCHDOG_LIMIT_MS ?? 10 * 60_000);
+/** A delay overridable for the watchdog's own test; a value that is not a whole number of ms stops the file. */
+function delayMs(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined) return fallback;
+  if (!/^[1-9]\d*$/.test(raw))
+    throw new Error(`${name} must be a whole number of milliseconds, not ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
+const AFTER_LAST_TEST_MS = delayMs("EXIT_WATCHDOG_AFTER_MS", 20_000);
+const FILE_LIMIT_MS = delayMs("EXIT_WATCHDOG_LIMIT_MS", 10 * 60_000);
 
 type UvHandle = {
   type: string;
@@ -39,7 +47,7 @@ function endpoint(value: UvHandle["localEndpoint"]): string {
 }
 
 /** What keeps the process up: every referenced, active libuv handle, with its addresses where it has them. */
-export function whatKeepsItUp(): string[] {
+function whatKeepsItUp(): string[] {
   const report = process.report.getReport() as unknown as { libuv?: UvHandle[] };
   const lines = (report.libuv ?? [])
     .filter((handle) => handle.is_active === true && handle.is_referenced === true)
