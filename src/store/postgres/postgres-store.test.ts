@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import { after, describe, test } from "node:test";
 import pg from "pg";
+import { TcpProxy } from "../../../test/support/tcp-proxy.ts";
 import { ConfigError } from "../../core/errors.ts";
 import { describeStoreConformance } from "../conformance/index.ts";
 import type { TaskInsert } from "../store.ts";
@@ -99,6 +100,45 @@ if (await postgresSuite("postgres store")) {
       } finally {
         await locker.end();
         await store.close();
+      }
+    });
+
+    test("a connection reset while checked out for a transaction fails that transaction, not the process", async () => {
+      // pg-pool listens for errors on idle connections only: a checked-out one whose socket fails emits 'error' with
+      // no listener, which crashed a node cut off from PostgreSQL (a CI run of the partition test).
+      const proxy = await TcpProxy.start(
+        new URL(connectionString).hostname,
+        Number(new URL(connectionString).port || 5432),
+      );
+      const store = openStore("checked_out", { poolSize: 1, connectionString: proxy.rewrite(connectionString) });
+      const locker = new pg.Client({ connectionString });
+      try {
+        await store.migrate();
+        await locker.connect();
+        await locker.query("BEGIN");
+        await locker.query(`LOCK TABLE ${quoteSchema(store.schema)}.schedules IN ACCESS EXCLUSIVE MODE`);
+        const now = new Date("2030-01-01T00:00:00.000Z");
+        const task = { type: "t", queue: "default", data: null, priority: 0, maxAttempts: 1, runAt: now };
+        // The transaction's connection waits on the lock, checked out of the pool, until the proxy resets it.
+        const fire = store.scheduleFire({ name: "s", tick: now, task: task as never, now });
+        const waiting = `SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE $1`;
+        for (const deadline = Date.now() + 4000; ; ) {
+          // Inside a transaction the statistics are a snapshot taken at their first read: clear it for each look.
+          await locker.query("SELECT pg_stat_clear_snapshot()");
+          if ((await locker.query(waiting, [`%${store.schema}%`])).rows[0].n > 0) break;
+          assert.ok(Date.now() < deadline, "the transaction never waited on the lock");
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        proxy.drop();
+        await assert.rejects(fire, /ECONNRESET/);
+        proxy.heal();
+        await locker.query("ROLLBACK");
+        // The dead connection left the pool: the next statement runs on a new one.
+        assert.equal(await store.taskGet({ id: 1 }), null);
+      } finally {
+        await locker.end();
+        await store.close();
+        await proxy.close();
       }
     });
 

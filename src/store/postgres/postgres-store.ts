@@ -161,6 +161,10 @@ export class PostgresStore implements Store {
     // An idle connection that dies (server restart, terminated backend) is dropped by the pool; the next query
     // opens a new one. Without a listener the pool's 'error' event would crash the process.
     this.#pool.on("error", () => {});
+    // The pool listens only while a connection is idle. One checked out for a transaction whose socket fails (a
+    // reset, a partition) would emit 'error' with no listener and crash the process; the statement in flight fails
+    // with the error anyway, and the transaction then destroys the connection.
+    this.#pool.on("connect", (client) => client.on("error", () => {}));
     this.dispatch = new PostgresDispatchStore({
       pool: this.#pool,
       schema: this.schema,
